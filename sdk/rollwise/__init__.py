@@ -1,0 +1,70 @@
+"""rollwise: roll out ML model versions safely.
+
+Application code evaluates flags in-process with ``Client``; see ``docs/sdk.md``.
+"""
+
+from rollwise._version import __version__
+from rollwise.assignment import Assignment, ErrorCode, Reason
+from rollwise.client import Client, RulesSource
+from rollwise.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    EventsDroppedWarning,
+    Problem,
+    RollwiseDeprecationWarning,
+    RollwiseError,
+    RollwiseWarning,
+    RulesError,
+    RulesParseError,
+    ServerUnavailableError,
+    SpoolError,
+    TransportError,
+    UnsupportedSchemaError,
+)
+from rollwise.events import Exposure, Outcome
+from rollwise.rules import (
+    Condition,
+    Flag,
+    Rule,
+    RulesDocument,
+    Schedule,
+    Segment,
+    SegmentRef,
+    Serve,
+    SplitArm,
+    Variant,
+)
+
+__all__ = [
+    "Assignment",
+    "AuthenticationError",
+    "Client",
+    "Condition",
+    "ConfigurationError",
+    "ErrorCode",
+    "EventsDroppedWarning",
+    "Exposure",
+    "Flag",
+    "Outcome",
+    "Problem",
+    "Reason",
+    "RollwiseDeprecationWarning",
+    "RollwiseError",
+    "RollwiseWarning",
+    "Rule",
+    "RulesDocument",
+    "RulesError",
+    "RulesParseError",
+    "RulesSource",
+    "Schedule",
+    "Segment",
+    "SegmentRef",
+    "Serve",
+    "ServerUnavailableError",
+    "SplitArm",
+    "SpoolError",
+    "TransportError",
+    "UnsupportedSchemaError",
+    "Variant",
+    "__version__",
+]

@@ -1,0 +1,431 @@
+"""Validation of rules JSON into ``rollwise.rules`` values, reporting every problem by JSON path.
+
+Each ``_read_*`` function appends problems to a list and returns a value or ``None``; the public
+``parse_*`` functions raise one ``RulesParseError`` with all problems, so an admin sees everything
+that is wrong in one round trip. Nothing here evaluates; that is ``compiler.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from rollwise.context import parse_datetime
+from rollwise.errors import Problem, RulesParseError, UnsupportedSchemaError
+from rollwise.operators import OPERATORS
+from rollwise.rules import (
+    SCHEMA_VERSION,
+    Condition,
+    Flag,
+    Rule,
+    RulesDocument,
+    Schedule,
+    Segment,
+    SegmentRef,
+    Serve,
+    SplitArm,
+    Variant,
+)
+
+__all__ = ["KEY_PATTERN", "load_json", "parse_document", "parse_flag", "parse_segment"]
+
+KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+"""Flag, segment, variant and rule identifiers: 1-128 characters, no spaces or slashes."""
+
+MAX_WEIGHT_TOTAL = 2**32
+
+_DOCUMENT_KEYS = {"schema_version", "environment", "revision", "segments", "flags"}
+_FLAG_KEYS = {
+    "key", "version", "enabled", "salt", "variants", "off_variant", "default_variant",
+    "cohort_attributes", "schedule", "rules", "description",
+}  # fmt: skip
+_RULE_KEYS = {"id", "conditions", "serve"}
+_SERVE_KEYS = {"variant", "split", "bucket_by"}
+_CONDITION_KEYS = {"attribute", "operator", "value", "values", "negate", "case_insensitive"}
+
+Problems = list[Problem]
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def load_json(text: str | bytes) -> Any:
+    """Decode JSON text, turning a decoding error into a ``RulesParseError``."""
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RulesParseError([Problem("", f"not valid JSON: {exc}")]) from None
+
+
+def _unknown_keys(
+    data: Mapping[str, Any], known: Collection[str], path: str, out: Problems
+) -> None:
+    for key in data:
+        if key not in known:
+            out.append(Problem(_join(path, str(key)), "unknown field"))
+
+
+def _object(data: Any, path: str, out: Problems) -> Mapping[str, Any] | None:
+    if not isinstance(data, Mapping):
+        out.append(Problem(path, "must be an object"))
+        return None
+    return data
+
+
+def _key(value: Any, path: str, out: Problems, what: str = "key") -> str | None:
+    if not isinstance(value, str) or KEY_PATTERN.fullmatch(value) is None:
+        out.append(Problem(path, f"must be a {what} of 1-128 letters, digits, '_', '.' or '-'"))
+        return None
+    return value
+
+
+def _text(value: Any, path: str, out: Problems, *, allow_empty: bool = False) -> str | None:
+    if not isinstance(value, str) or (not value and not allow_empty):
+        out.append(
+            Problem(path, "must be a string" if allow_empty else "must be a non-empty string")
+        )
+        return None
+    return value
+
+
+def _boolean(data: Mapping[str, Any], key: str, path: str, out: Problems, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        out.append(Problem(_join(path, key), "must be true or false"))
+        return default
+    return value
+
+
+def _integer(value: Any, path: str, out: Problems, minimum: int) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        noun = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
+        out.append(Problem(path, f"must be {noun}"))
+        return None
+    return value
+
+
+def _list(data: Mapping[str, Any], key: str, path: str, out: Problems) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        out.append(Problem(_join(path, key), "must be a list"))
+        return []
+    return value
+
+
+def _read_condition(
+    data: Any, path: str, out: Problems, segments: Collection[str] | None, strict: bool
+) -> Condition | SegmentRef | None:
+    obj = _object(data, path, out)
+    if obj is None:
+        return None
+    negate = _boolean(obj, "negate", path, out, False)
+    if "segment" in obj:
+        if strict:
+            _unknown_keys(obj, {"segment", "negate"}, path, out)
+        name = _key(obj["segment"], _join(path, "segment"), out, "segment key")
+        if name is None:
+            return None
+        if segments is None:
+            out.append(Problem(_join(path, "segment"), "segment references are not allowed here"))
+            return None
+        if name not in segments:
+            out.append(Problem(_join(path, "segment"), f"unknown segment {name!r}"))
+            return None
+        return SegmentRef(name, negate)
+    if strict:
+        _unknown_keys(obj, _CONDITION_KEYS, path, out)
+    start = len(out)
+    attribute = _text(obj.get("attribute"), _join(path, "attribute"), out)
+    operator = _text(obj.get("operator"), _join(path, "operator"), out)
+    case_insensitive = _boolean(obj, "case_insensitive", path, out, False)
+    spec = OPERATORS.get(operator) if operator is not None else None
+    if spec is not None:
+        field = {"values": "values", "range": "values", "value": "value", "none": None}[spec.shape]
+        for other in ("value", "values"):
+            if other != field and obj.get(other) is not None:
+                out.append(Problem(_join(path, other), f"not used by operator {operator!r}"))
+        if field is not None:
+            if obj.get(field) is None:
+                out.append(Problem(_join(path, field), f"is required by operator {operator!r}"))
+            else:
+                try:
+                    spec.normalize(obj[field])
+                except ValueError as exc:
+                    out.append(Problem(_join(path, field), str(exc)))
+    if len(out) > start or attribute is None or operator is None:
+        return None
+    return Condition(
+        attribute=attribute,
+        operator=operator,
+        value=obj.get("value"),
+        values=obj.get("values"),
+        negate=negate,
+        case_insensitive=case_insensitive,
+    )
+
+
+def _read_conditions(
+    data: Mapping[str, Any],
+    path: str,
+    out: Problems,
+    segments: Collection[str] | None,
+    strict: bool,
+) -> list[Any]:
+    items = _list(data, "conditions", path, out)
+    base = _join(path, "conditions")
+    return [_read_condition(c, f"{base}[{i}]", out, segments, strict) for i, c in enumerate(items)]
+
+
+def _read_serve(
+    data: Any, path: str, out: Problems, variants: Collection[str], strict: bool
+) -> Serve | None:
+    obj = _object(data, path, out)
+    if obj is None:
+        return None
+    if strict:
+        _unknown_keys(obj, _SERVE_KEYS, path, out)
+    has_variant, has_split = obj.get("variant") is not None, obj.get("split") is not None
+    if has_variant == has_split:
+        out.append(Problem(path, "must have exactly one of 'variant' or 'split'"))
+        return None
+    if has_variant:
+        name = obj["variant"]
+        if not isinstance(name, str) or name not in variants:
+            out.append(Problem(_join(path, "variant"), f"unknown variant {name!r}"))
+            return None
+        return Serve(variant=name)
+    start = len(out)
+    bucket_by = _text(obj.get("bucket_by", "user_id"), _join(path, "bucket_by"), out)
+    arms = obj["split"]
+    if not isinstance(arms, list) or not arms:
+        out.append(Problem(_join(path, "split"), "must be a non-empty list"))
+        return None
+    seen: set[str] = set()
+    parsed: list[SplitArm] = []
+    for i, arm in enumerate(arms):
+        arm_path = f"{_join(path, 'split')}[{i}]"
+        arm_obj = _object(arm, arm_path, out)
+        if arm_obj is None:
+            continue
+        if strict:
+            _unknown_keys(arm_obj, {"variant", "weight"}, arm_path, out)
+        name = arm_obj.get("variant")
+        if not isinstance(name, str) or name not in variants:
+            out.append(Problem(_join(arm_path, "variant"), f"unknown variant {name!r}"))
+        elif name in seen:
+            out.append(Problem(_join(arm_path, "variant"), f"variant {name!r} appears twice"))
+        weight = arm_obj.get("weight")
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
+            out.append(Problem(_join(arm_path, "weight"), "must be a non-negative integer"))
+        elif isinstance(name, str):
+            seen.add(name)
+            parsed.append(SplitArm(name, weight))
+    if len(out) > start:
+        return None
+    total = sum(a.weight for a in parsed)
+    if not 1 <= total <= MAX_WEIGHT_TOTAL:
+        out.append(
+            Problem(_join(path, "split"), f"weights must sum to between 1 and 2**32, not {total}")
+        )
+        return None
+    return Serve(split=tuple(parsed), bucket_by=bucket_by or "user_id")
+
+
+def _read_schedule(data: Any, path: str, out: Problems, strict: bool) -> Schedule | None:
+    if data is None:
+        return None
+    obj = _object(data, path, out)
+    if obj is None:
+        return None
+    if strict:
+        _unknown_keys(obj, {"start", "end"}, path, out)
+    ends = []
+    for name in ("start", "end"):
+        raw = obj.get(name)
+        moment = None if raw is None else parse_datetime(raw) if isinstance(raw, str) else None
+        if raw is not None and moment is None:
+            out.append(Problem(_join(path, name), "must be an ISO 8601 date-time or null"))
+        ends.append(moment)
+    start, end = ends
+    if start is not None and end is not None and not start < end:
+        out.append(Problem(_join(path, "end"), "must be later than start"))
+    return Schedule(start, end)
+
+
+def _collect(
+    build: Callable[[Problems], Any],
+) -> Any:
+    out: Problems = []
+    value = build(out)
+    if out:
+        raise RulesParseError(out)
+    return value
+
+
+def _flag(
+    data: Any, key: str | None, path: str, out: Problems, segments: Collection[str] | None,
+    strict: bool,
+) -> Flag | None:  # fmt: skip
+    obj = _object(data, path, out)
+    if obj is None:
+        return None
+    start = len(out)
+    if strict:
+        _unknown_keys(obj, _FLAG_KEYS, path, out)
+    if key is None:
+        key = _key(obj.get("key"), _join(path, "key"), out, "flag key")
+    elif "key" in obj and obj["key"] != key:
+        out.append(Problem(_join(path, "key"), f"does not match the flag's key {key!r}"))
+    version = _integer(obj.get("version"), _join(path, "version"), out, 1)
+    enabled = _boolean(obj, "enabled", path, out, True)
+    salt = _text(obj.get("salt", key or ""), _join(path, "salt"), out)
+    description = _text(
+        obj.get("description", ""), _join(path, "description"), out, allow_empty=True
+    )
+
+    variants: dict[str, Variant] = {}
+    raw_variants = _object(obj.get("variants"), _join(path, "variants"), out)
+    if raw_variants is not None:
+        if not raw_variants:
+            out.append(Problem(_join(path, "variants"), "must name at least one variant"))
+        for name, body in raw_variants.items():
+            vpath = _join(_join(path, "variants"), str(name))
+            if _key(name, vpath, out, "variant key") is None:
+                continue
+            vobj = _object(body, vpath, out)
+            if vobj is None:
+                continue
+            if strict:
+                _unknown_keys(vobj, {"payload"}, vpath, out)
+            variants[name] = Variant(name, vobj.get("payload"))
+    for field in ("off_variant", "default_variant"):
+        if obj.get(field) not in variants and raw_variants:
+            out.append(Problem(_join(path, field), f"unknown variant {obj.get(field)!r}"))
+
+    cohorts: list[str] = []
+    for i, name in enumerate(_list(obj, "cohort_attributes", path, out)):
+        cpath = f"{_join(path, 'cohort_attributes')}[{i}]"
+        if _text(name, cpath, out) is not None:
+            if name in cohorts:
+                out.append(Problem(cpath, f"attribute {name!r} appears twice"))
+            cohorts.append(name)
+
+    schedule = _read_schedule(obj.get("schedule"), _join(path, "schedule"), out, strict)
+
+    rules: list[Rule] = []
+    rule_ids: set[str] = set()
+    for i, raw_rule in enumerate(_list(obj, "rules", path, out)):
+        rpath = f"{_join(path, 'rules')}[{i}]"
+        robj = _object(raw_rule, rpath, out)
+        if robj is None:
+            continue
+        if strict:
+            _unknown_keys(robj, _RULE_KEYS, rpath, out)
+        rule_id = _key(robj.get("id"), _join(rpath, "id"), out, "rule id")
+        if rule_id is not None:
+            if rule_id in rule_ids:
+                out.append(Problem(_join(rpath, "id"), f"duplicate rule id {rule_id!r}"))
+            rule_ids.add(rule_id)
+        conditions = _read_conditions(robj, rpath, out, segments, strict)
+        serve = _read_serve(robj.get("serve"), _join(rpath, "serve"), out, variants, strict)
+        if rule_id is not None and serve is not None and None not in conditions:
+            rules.append(Rule(rule_id, tuple(conditions), serve))
+
+    if len(out) > start or key is None or version is None or salt is None:
+        return None
+    return Flag(
+        key=key,
+        version=version,
+        variants=variants,
+        off_variant=obj["off_variant"],
+        default_variant=obj["default_variant"],
+        enabled=enabled,
+        salt=salt,
+        rules=tuple(rules),
+        cohort_attributes=tuple(cohorts),
+        schedule=schedule,
+        description=description or "",
+    )
+
+
+def _segment(data: Any, key: str | None, path: str, out: Problems, strict: bool) -> Segment | None:
+    obj = _object(data, path, out)
+    if obj is None:
+        return None
+    start = len(out)
+    if strict:
+        _unknown_keys(obj, {"key", "conditions", "description"}, path, out)
+    if key is None:
+        key = _key(obj.get("key"), _join(path, "key"), out, "segment key")
+    elif "key" in obj and obj["key"] != key:
+        out.append(Problem(_join(path, "key"), f"does not match the segment's key {key!r}"))
+    description = _text(
+        obj.get("description", ""), _join(path, "description"), out, allow_empty=True
+    )
+    conditions = _read_conditions(obj, path, out, None, strict)
+    if len(out) > start or key is None:
+        return None
+    return Segment(key, tuple(conditions), description or "")
+
+
+def parse_flag(
+    data: Any, *, key: str | None = None, segments: Collection[str] | None = None,
+    strict: bool = False,
+) -> Flag:  # fmt: skip
+    """One flag, as in the admin API; ``segments`` are the segment keys it may reference."""
+    return _collect(lambda out: _flag(data, key, "", out, segments, strict))  # type: ignore[no-any-return]
+
+
+def parse_segment(data: Any, *, key: str | None = None, strict: bool = False) -> Segment:
+    """One segment, as in the admin API."""
+    return _collect(lambda out: _segment(data, key, "", out, strict))  # type: ignore[no-any-return]
+
+
+def parse_document(data: Any, *, strict: bool = False) -> RulesDocument:
+    """A whole rules document."""
+    out: Problems = []
+    obj = _object(data, "", out)
+    if obj is None:
+        raise RulesParseError(out)
+    schema_version = obj.get("schema_version")
+    if type(schema_version) is int and schema_version > SCHEMA_VERSION:
+        raise UnsupportedSchemaError(
+            f"schema_version {schema_version} is newer than this SDK supports "
+            f"({SCHEMA_VERSION}); upgrade rollwise"
+        )
+    _integer(schema_version, "schema_version", out, SCHEMA_VERSION)
+    if strict:
+        _unknown_keys(obj, _DOCUMENT_KEYS, "", out)
+    environment = _key(obj.get("environment"), "environment", out, "environment key")
+    revision = _integer(obj.get("revision"), "revision", out, 0)
+
+    segments: dict[str, Segment] = {}
+    raw_segments = _object(obj.get("segments", {}), "segments", out) or {}
+    for name, body in raw_segments.items():
+        spath = _join("segments", str(name))
+        if _key(name, spath, out, "segment key") is not None:
+            segment = _segment(body, name, spath, out, strict)
+            if segment is not None:
+                segments[name] = segment
+
+    flags: dict[str, Flag] = {}
+    raw_flags = _object(obj.get("flags", {}), "flags", out) or {}
+    for name, body in raw_flags.items():
+        fpath = _join("flags", str(name))
+        if _key(name, fpath, out, "flag key") is not None:
+            flag = _flag(body, name, fpath, out, raw_segments.keys(), strict)
+            if flag is not None:
+                flags[name] = flag
+
+    if out or environment is None or revision is None:
+        raise RulesParseError(out)
+    return RulesDocument(
+        environment=environment,
+        revision=revision,
+        flags=flags,
+        segments=segments,
+        schema_version=SCHEMA_VERSION,
+    )

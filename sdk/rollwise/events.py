@@ -1,0 +1,87 @@
+"""Exposure and outcome events and their JSON encoding (``docs/spec/events.md``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from rollwise._freeze import freeze, thaw
+
+__all__ = ["Exposure", "Outcome", "format_ts", "json_attrs"]
+
+
+def format_ts(ts: float) -> str:
+    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-25T18:07:57.123Z``."""
+    moment = datetime.fromtimestamp(ts, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _json_scalar(value: Any) -> Any:
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return str(value)
+
+
+def json_attrs(context: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The named context attributes as JSON scalars (other values become their ``str``)."""
+    return {name: _json_scalar(context.get(name)) for name in names}
+
+
+@attrs.frozen
+class Exposure:
+    """A unit was assigned a variant by a split; ``id`` makes ingestion idempotent."""
+
+    id: str
+    ts: float
+    flag: str
+    flag_version: int
+    variant: str
+    rule: str | None
+    unit_type: str
+    unit: str
+    attrs: Mapping[str, Any] = attrs.field(factory=dict, converter=freeze)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ts": format_ts(self.ts),
+            "flag": self.flag,
+            "flag_version": self.flag_version,
+            "variant": self.variant,
+            "rule": self.rule,
+            "unit_type": self.unit_type,
+            "unit": self.unit,
+            "attrs": thaw(self.attrs),
+        }
+
+
+@attrs.frozen
+class Outcome:
+    """A measured result for a unit (a metric value), from ``client.track``."""
+
+    id: str
+    ts: float
+    metric: str
+    unit_type: str
+    unit: str
+    value: float
+    attrs: Mapping[str, Any] = attrs.field(factory=dict, converter=freeze)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ts": format_ts(self.ts),
+            "metric": self.metric,
+            "unit_type": self.unit_type,
+            "unit": self.unit,
+            "value": self.value,
+            "attrs": thaw(self.attrs),
+        }

@@ -1,0 +1,306 @@
+"""Condition operators: how each one reads its operand and how it tests a context.
+
+Each operator has a *normalizer*, run when a document is parsed (a bad operand is a problem
+with a JSON path), and a *factory*, run when a document is compiled, that returns a predicate
+over the whole evaluation context. Predicates never raise on any attribute value and a missing
+attribute (absent or ``None``) makes every positive operator false. ``not_in`` and ``neq`` are the
+exact negations of ``in`` and ``eq``. The semantics are specified in ``docs/spec/rules.md``.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+import attrs
+
+from rollwise.context import as_datetime, as_number, as_string, parse_datetime, parse_semver
+from rollwise.rules import Condition
+
+__all__ = [
+    "MAX_PATTERN_LENGTH",
+    "MAX_REGEX_INPUT_LENGTH",
+    "OPERATORS",
+    "OperatorSpec",
+    "Predicate",
+    "UnknownOperatorError",
+    "condition_predicate",
+]
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+Shape = Literal["values", "range", "value", "none"]
+
+MAX_PATTERN_LENGTH = 256
+MAX_REGEX_INPUT_LENGTH = 4096
+
+
+@attrs.frozen
+class OperatorSpec:
+    """An operator: the shape of its operand, its normalizer and its predicate factory."""
+
+    name: str
+    shape: Shape
+    normalize: Callable[[Any], Any]
+    factory: Callable[[str, Any, bool], Predicate]
+    negated: bool = False
+
+    def predicate(self, attribute: str, operand: Any, case_insensitive: bool) -> Predicate:
+        """The compiled test of this operator for one condition."""
+        positive = self.factory(attribute, operand, case_insensitive)
+        if not self.negated:
+            return positive
+        return lambda ctx: not positive(ctx)
+
+
+# --- operand normalizers: return the operand in compiled form or raise ValueError(message) ---
+
+
+def _string_like(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("must be a string or an integer")
+    return str(value)
+
+
+def _string_list(values: Any) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        raise ValueError("must be a list of strings or integers")
+    out = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError("must be a list of strings or integers")
+        out.append(str(value))
+    return tuple(out)
+
+
+def _scalar(value: Any) -> str | int | float:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("must be a string or a number")
+    if isinstance(value, float) and as_number(value) is None:
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _number(value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or as_number(value) is None:
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _range(values: Any) -> tuple[int | float, int | float]:
+    if not isinstance(values, list) or len(values) != 2:
+        raise ValueError("must be a list [lo, hi] of two finite numbers")
+    lo, hi = (_number(v) for v in values)
+    if lo > hi:
+        raise ValueError("lo must not be greater than hi")
+    return (lo, hi)
+
+
+def _pattern(value: Any) -> re.Pattern[str]:
+    if not isinstance(value, str):
+        raise ValueError("must be a regular expression string")
+    if len(value) > MAX_PATTERN_LENGTH:
+        raise ValueError(f"must be at most {MAX_PATTERN_LENGTH} characters")
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+
+
+def _semver(value: Any) -> tuple[Any, ...]:
+    key = parse_semver(value)
+    if key is None:
+        raise ValueError("must be a semantic version MAJOR.MINOR.PATCH")
+    return key
+
+
+def _datetime(value: Any) -> datetime:
+    parsed = parse_datetime(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise ValueError("must be an ISO 8601 date-time string")
+    return parsed
+
+
+def _nothing(value: Any) -> None:
+    return None
+
+
+# --- predicate factories ---
+
+
+def _in(attribute: str, values: tuple[str, ...], case_insensitive: bool) -> Predicate:
+    if case_insensitive:
+        folded = frozenset(v.casefold() for v in values)
+
+        def in_folded(ctx: Mapping[str, Any]) -> bool:
+            text = as_string(ctx.get(attribute))
+            return text is not None and text.casefold() in folded
+
+        return in_folded
+    members = frozenset(values)
+
+    def in_(ctx: Mapping[str, Any]) -> bool:
+        text = as_string(ctx.get(attribute))
+        return text is not None and text in members
+
+    return in_
+
+
+def _eq(attribute: str, operand: str | int | float, case_insensitive: bool) -> Predicate:
+    number = as_number(operand)
+    if number is not None:
+
+        def eq_number(ctx: Mapping[str, Any]) -> bool:
+            value = as_number(ctx.get(attribute))
+            return value is not None and value == number
+
+        return eq_number
+    return _string_test(attribute, str(operand), case_insensitive, str.__eq__)
+
+
+def _string_test(
+    attribute: str, operand: str, case_insensitive: bool, test: Callable[[str, str], bool]
+) -> Predicate:
+    if case_insensitive:
+        operand = operand.casefold()
+
+        def test_folded(ctx: Mapping[str, Any]) -> bool:
+            text = as_string(ctx.get(attribute))
+            return text is not None and test(text.casefold(), operand)
+
+        return test_folded
+
+    def test_exact(ctx: Mapping[str, Any]) -> bool:
+        text = as_string(ctx.get(attribute))
+        return text is not None and test(text, operand)
+
+    return test_exact
+
+
+def _string_factory(test: Callable[[str, str], bool]) -> Callable[[str, Any, bool], Predicate]:
+    def factory(attribute: str, operand: str, case_insensitive: bool) -> Predicate:
+        return _string_test(attribute, operand, case_insensitive, test)
+
+    return factory
+
+
+def _matches(attribute: str, pattern: re.Pattern[str], case_insensitive: bool) -> Predicate:
+    if case_insensitive:
+        pattern = re.compile(pattern.pattern, pattern.flags | re.IGNORECASE)
+    search = pattern.search
+
+    def matches(ctx: Mapping[str, Any]) -> bool:
+        text = as_string(ctx.get(attribute))
+        return text is not None and len(text) <= MAX_REGEX_INPUT_LENGTH and search(text) is not None
+
+    return matches
+
+
+def _ordering(test: Callable[[Any, Any], bool]) -> Callable[[str, Any, bool], Predicate]:
+    def factory(attribute: str, bound: float, case_insensitive: bool) -> Predicate:
+        def compare(ctx: Mapping[str, Any]) -> bool:
+            value = as_number(ctx.get(attribute))
+            return value is not None and test(value, bound)
+
+        return compare
+
+    return factory
+
+
+def _between(attribute: str, bounds: tuple[float, float], case_insensitive: bool) -> Predicate:
+    lo, hi = bounds
+
+    def between(ctx: Mapping[str, Any]) -> bool:
+        value = as_number(ctx.get(attribute))
+        return value is not None and lo <= value < hi
+
+    return between
+
+
+def _semver_factory(test: Callable[[Any, Any], bool]) -> Callable[[str, Any, bool], Predicate]:
+    def factory(attribute: str, operand: Any, case_insensitive: bool) -> Predicate:
+        def semver(ctx: Mapping[str, Any]) -> bool:
+            key = parse_semver(ctx.get(attribute))
+            return key is not None and test(key, operand)
+
+        return semver
+
+    return factory
+
+
+def _date_factory(test: Callable[[Any, Any], bool]) -> Callable[[str, Any, bool], Predicate]:
+    def factory(attribute: str, operand: datetime, case_insensitive: bool) -> Predicate:
+        def date_test(ctx: Mapping[str, Any]) -> bool:
+            moment = as_datetime(ctx.get(attribute))
+            return moment is not None and test(moment, operand)
+
+        return date_test
+
+    return factory
+
+
+def _exists(attribute: str, operand: None, case_insensitive: bool) -> Predicate:
+    return lambda ctx: ctx.get(attribute) is not None
+
+
+def _spec(
+    name: str,
+    shape: Shape,
+    normalize: Callable[[Any], Any],
+    factory: Callable[[str, Any, bool], Predicate],
+    negated: bool = False,
+) -> tuple[str, OperatorSpec]:
+    return name, OperatorSpec(name, shape, normalize, factory, negated)
+
+
+OPERATORS: Mapping[str, OperatorSpec] = dict(
+    [
+        _spec("in", "values", _string_list, _in),
+        _spec("not_in", "values", _string_list, _in, negated=True),
+        _spec("eq", "value", _scalar, _eq),
+        _spec("neq", "value", _scalar, _eq, negated=True),
+        _spec("lt", "value", _number, _ordering(operator.lt)),
+        _spec("lte", "value", _number, _ordering(operator.le)),
+        _spec("gt", "value", _number, _ordering(operator.gt)),
+        _spec("gte", "value", _number, _ordering(operator.ge)),
+        _spec("between", "range", _range, _between),
+        _spec("starts_with", "value", _string_like, _string_factory(str.startswith)),
+        _spec("ends_with", "value", _string_like, _string_factory(str.endswith)),
+        _spec("contains", "value", _string_like, _string_factory(str.__contains__)),
+        _spec("matches", "value", _pattern, _matches),
+        _spec("semver_eq", "value", _semver, _semver_factory(lambda a, b: a == b)),
+        _spec("semver_lt", "value", _semver, _semver_factory(lambda a, b: a < b)),
+        _spec("semver_lte", "value", _semver, _semver_factory(lambda a, b: a <= b)),
+        _spec("semver_gt", "value", _semver, _semver_factory(lambda a, b: a > b)),
+        _spec("semver_gte", "value", _semver, _semver_factory(lambda a, b: a >= b)),
+        _spec("before", "value", _datetime, _date_factory(lambda a, b: a < b)),
+        _spec("after", "value", _datetime, _date_factory(lambda a, b: a > b)),
+        _spec("exists", "none", _nothing, _exists),
+    ]
+)
+"""Every operator this SDK knows, by name."""
+
+
+class UnknownOperatorError(Exception):
+    """A condition uses an operator this SDK does not know."""
+
+    def __init__(self, operator: str) -> None:
+        self.operator = operator
+
+
+def condition_predicate(condition: Condition, *, ignore_negate: bool = True) -> Predicate:
+    """The operator's test for one condition; with ``ignore_negate=False`` also its ``negate``.
+
+    Raises ``UnknownOperatorError`` for an operator this SDK does not know.
+    """
+    spec = OPERATORS.get(condition.operator)
+    if spec is None:
+        raise UnknownOperatorError(condition.operator)
+    raw = condition.values if spec.shape in ("values", "range") else condition.value
+    operand = spec.normalize(list(raw) if isinstance(raw, tuple) else raw)
+    test = spec.predicate(condition.attribute, operand, condition.case_insensitive)
+    if condition.negate and not ignore_negate:
+        return lambda ctx: not test(ctx)
+    return test
