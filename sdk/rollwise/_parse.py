@@ -155,6 +155,9 @@ def _read_condition(
                     spec.normalize(obj[field])
                 except ValueError as exc:
                     out.append(Problem(_join(path, field), str(exc)))
+    elif obj.get("values") is not None and not isinstance(obj["values"], list):
+        # an operator this SDK does not know: its operand is kept, but `values` is always a list
+        out.append(Problem(_join(path, "values"), "must be a list"))
     if len(out) > start or attribute is None or operator is None:
         return None
     return Condition(

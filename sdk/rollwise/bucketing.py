@@ -21,8 +21,12 @@ BUCKET_SPACE = 2**32
 
 
 def hash_unit(salt: str, unit: str) -> int:
-    """The unsigned 32-bit MurmurHash3 (x86, seed 0) of ``"{salt}:{unit}"`` in UTF-8."""
-    return mmh3.hash(f"{salt}:{unit}", 0, False)
+    """The unsigned 32-bit MurmurHash3 (x86, seed 0) of ``"{salt}:{unit}"`` in UTF-8.
+
+    A string with no UTF-8 encoding (a lone surrogate) raises ``UnicodeEncodeError``: it is
+    encoded here because ``mmh3.hash`` crashes the interpreter on such a ``str``.
+    """
+    return mmh3.hash(f"{salt}:{unit}".encode(), 0, False)
 
 
 def boundaries(weights: Sequence[int]) -> tuple[int, ...]:

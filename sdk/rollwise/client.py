@@ -24,7 +24,7 @@ from rollwise.exposures import ExposureListener, ExposureLog
 from rollwise.rules import RulesDocument
 from rollwise.store import RulesStore
 
-__all__ = ["Client", "RulesSource"]
+__all__ = ["Client", "RulesSource", "load_document"]
 
 logger = logging.getLogger("rollwise")
 

@@ -63,8 +63,9 @@ def _condition_test(src: _Source, condition: Condition) -> tuple[str | None, str
     key = src.const(condition.attribute)
     load = f"v = ctx.get({key})"
     if not condition.case_insensitive and spec.name in ("in", "not_in"):
-        positive = OPERATORS["in"].predicate(condition.attribute, condition.values, False)
-        members = src.const(frozenset(str(v) for v in condition.values or ()))
+        operand = OPERATORS["in"].normalize(list(condition.values or ()))
+        positive = OPERATORS["in"].predicate(condition.attribute, operand, False)
+        members = src.const(frozenset(operand))
         fallback = src.const(positive)
         test = f"(v in {members} if v.__class__ is str else v is not None and {fallback}(ctx))"
         if spec.negated:

@@ -54,7 +54,10 @@ def as_string(value: Any) -> str | None:
     if isinstance(value, str):
         return str(value)
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(int(value))
+        try:
+            return str(int(value))
+        except ValueError:  # more digits than sys.get_int_max_str_digits() allows
+            return None
     return None
 
 
@@ -75,10 +78,15 @@ def parse_semver(value: Any) -> SemVer | None:
     if match is None:
         return None
     major, minor, patch, pre = match.groups()
-    if pre is None:
-        return (int(major), int(minor), int(patch), 1, ())
-    identifiers = tuple((0, int(part)) if part.isdigit() else (1, part) for part in pre.split("."))
-    return (int(major), int(minor), int(patch), 0, identifiers)
+    try:  # int() refuses more digits than sys.get_int_max_str_digits() allows
+        if pre is None:
+            return (int(major), int(minor), int(patch), 1, ())
+        identifiers = tuple(
+            (0, int(part)) if part.isdigit() else (1, part) for part in pre.split(".")
+        )
+        return (int(major), int(minor), int(patch), 0, identifiers)
+    except ValueError:
+        return None
 
 
 def parse_datetime(value: str) -> datetime | None:
@@ -87,11 +95,11 @@ def parse_datetime(value: str) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: the offset leaves years 1-9999
         return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def as_datetime(value: Any) -> datetime | None:

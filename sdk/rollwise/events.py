@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 
-from rollwise._freeze import freeze, thaw
+from rollwise._freeze import thaw
 
 __all__ = ["Exposure", "Outcome", "format_ts", "json_attrs"]
 
@@ -35,6 +36,11 @@ def json_attrs(context: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, 
     return {name: _json_scalar(context.get(name)) for name in names}
 
 
+def _read_only(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Event attributes are JSON scalars (``json_attrs``), so a shallow read-only copy is enough."""
+    return MappingProxyType(dict(value))
+
+
 @attrs.frozen
 class Exposure:
     """A unit was assigned a variant by a split; ``id`` makes ingestion idempotent."""
@@ -47,7 +53,7 @@ class Exposure:
     rule: str | None
     unit_type: str
     unit: str
-    attrs: Mapping[str, Any] = attrs.field(factory=dict, converter=freeze)
+    attrs: Mapping[str, Any] = attrs.field(factory=dict, converter=_read_only)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,7 +79,7 @@ class Outcome:
     unit_type: str
     unit: str
     value: float
-    attrs: Mapping[str, Any] = attrs.field(factory=dict, converter=freeze)
+    attrs: Mapping[str, Any] = attrs.field(factory=dict, converter=_read_only)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -69,7 +69,7 @@ class ExposureLog:
 
     def remove_listener(self, listener: ExposureListener) -> None:
         with self._lock:
-            self._listeners = tuple(x for x in self._listeners if x is not listener)
+            self._listeners = tuple(x for x in self._listeners if x != listener)
 
     def recorder(self, flag: Flag) -> Recorder:
         """The hook the compiler calls on each split assignment of ``flag``."""

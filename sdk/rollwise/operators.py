@@ -105,7 +105,7 @@ def _pattern(value: Any) -> re.Pattern[str]:
         raise ValueError(f"must be at most {MAX_PATTERN_LENGTH} characters")
     try:
         return re.compile(value)
-    except re.error as exc:
+    except (re.error, OverflowError) as exc:  # OverflowError: a repeat count above 2**32 - 1
         raise ValueError(f"invalid regular expression: {exc}") from None
 
 
