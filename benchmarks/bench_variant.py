@@ -218,7 +218,7 @@ def main() -> None:
         peer_candidates = None
     if peer_candidates is not None:
         for name, make in peer_candidates(REFERENCE):
-            rows.append(measure(name, make, ctxs, overhead))
+            rows.append(measure(name, make, ctxs, overhead, n))
     meta = {
         "python": sys.version.split()[0],
         "machine": platform.machine(),

@@ -165,7 +165,9 @@ def _function(
             src.emit(depth + 1, "u = _unit(u)")
             src.emit(depth, "if u:")
             prefix = src.const(flag.salt + ":")
-            hashed = f"_hash({prefix} + u, 0, False)"
+            # encode() first: mmh3 crashes the process on a lone surrogate; encoding raises
+            # instead, and the reference evaluator then treats the unit as missing
+            hashed = f"_hash(({prefix} + u).encode(), 0, False)"
             if len(bounds) == 2:  # the common canary: one comparison instead of a bisection
                 src.emit(depth + 1, f"i = 0 if {hashed} < {src.const(bounds[0])} else 1")
             else:

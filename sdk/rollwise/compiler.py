@@ -137,7 +137,11 @@ def _serve_split(
         unit = as_string(ctx.get(bucket_by))
         if not unit:
             return None
-        result = arms[bisect_right(bounds, _hash(prefix + unit, 0, False))]
+        try:
+            key = (prefix + unit).encode()
+        except UnicodeEncodeError:  # a lone surrogate is no unit (and would crash mmh3)
+            return None
+        result = arms[bisect_right(bounds, _hash(key, 0, False))]
         if record is not None:
             record(result, bucket_by, unit, ctx)
         return result

@@ -1,4 +1,4 @@
-"""``import rollwise`` pulls in no server or analysis dependency (the ruff ban, checked at run time)."""
+"""``import rollwise`` imports no server or analysis dependency (the ruff ban, at run time)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ FORBIDDEN = [
 
 def imported_after(statement: str) -> list[str]:
     code = f"import sys; {statement}; print(sorted(set({FORBIDDEN!r}) & set(sys.modules)))"
-    output = subprocess.run(
+    output = subprocess.run(  # noqa: S603 - our own interpreter and code
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     return eval(output)  # noqa: S307 - our own subprocess printing a list literal
