@@ -44,4 +44,4 @@ def test_evaluating_loads_no_heavy_dependency() -> None:
 
 def test_the_check_itself_can_fail() -> None:
     assert imported_after("import json, sqlite3; import unittest.mock") == []
-    assert imported_after("import scipy") == ["scipy"]
+    assert "scipy" in imported_after("import scipy")

@@ -1,0 +1,95 @@
+"""API errors, rendered as ``application/problem+json`` (RFC 9457).
+
+RollwiseError
+└── ApiError            status, code, detail, extra members
+    ├── BadRequest      400
+    ├── Unauthorized    401
+    ├── Forbidden       403
+    ├── NotFound        404
+    ├── Conflict        409 (a stale version: ``current_version`` says the latest)
+    ├── PayloadTooLarge 413
+    └── Invalid         422 (``problems``: the JSON path and message of each)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from rollwise.errors import Problem, RollwiseError
+
+__all__ = [
+    "ApiError",
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "Invalid",
+    "NotFound",
+    "PayloadTooLarge",
+    "Unauthorized",
+]
+
+
+class ApiError(RollwiseError):
+    """An error with an HTTP status; ``extra`` members are added to the problem document."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal Server Error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    def to_problem(self) -> dict[str, Any]:
+        return {
+            "type": f"https://rollwise.dev/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+            **self.extra,
+        }
+
+
+class BadRequest(ApiError):
+    status, code, title = 400, "bad_request", "Bad Request"
+
+
+class Unauthorized(ApiError):
+    status, code, title = 401, "unauthorized", "Unauthorized"
+
+
+class Forbidden(ApiError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(ApiError):
+    status, code, title = 404, "not_found", "Not Found"
+
+
+class Conflict(ApiError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status, code, title = 413, "payload_too_large", "Payload Too Large"
+
+
+class Invalid(ApiError):
+    status, code, title = 422, "invalid", "Unprocessable Content"
+
+    @classmethod
+    def from_problems(cls, problems: Iterable[Problem], prefix: str = "") -> Invalid:
+        items = [
+            {
+                "path": f"{prefix}.{p.path}" if prefix and p.path else (p.path or prefix),
+                "message": p.message,
+            }
+            for p in problems
+        ]
+        summary = "; ".join(
+            f"{i['path']}: {i['message']}" if i["path"] else i["message"] for i in items
+        )
+        return cls(f"invalid request body: {summary}", problems=items)
