@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -215,7 +215,7 @@ class Flag:
         data: Any,
         *,
         key: str | None = None,
-        segments: Mapping[str, Any] | None = None,
+        segments: Collection[str] | None = None,
         strict: bool = False,
     ) -> Flag:
         """Validate and build a flag; segment references are checked against ``segments``."""

@@ -8,6 +8,7 @@ RollwiseError
     ├── NotFound        404
     ├── Conflict        409 (a stale version: ``current_version`` says the latest)
     ├── PayloadTooLarge 413
+    ├── PreconditionRequired 428 (a write that does not name the version it edits)
     └── Invalid         422 (``problems``: the JSON path and message of each)
 """
 
@@ -26,6 +27,7 @@ __all__ = [
     "Invalid",
     "NotFound",
     "PayloadTooLarge",
+    "PreconditionRequired",
     "Unauthorized",
 ]
 
@@ -71,6 +73,10 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     status, code, title = 409, "conflict", "Conflict"
+
+
+class PreconditionRequired(ApiError):
+    status, code, title = 428, "precondition_required", "Precondition Required"
 
 
 class PayloadTooLarge(ApiError):

@@ -1,0 +1,5 @@
+"""``python -m rollwise_server`` runs the ``rollwise`` command."""
+
+from rollwise_server.cli import main
+
+main()

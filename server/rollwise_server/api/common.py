@@ -1,0 +1,113 @@
+"""Helpers shared by the API endpoints: auth, bodies, versions, responses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from rollwise_server.auth import Permission, Principal, require
+from rollwise_server.errors import BadRequest, PayloadTooLarge, PreconditionRequired
+from rollwise_server.state import ServerState
+
+__all__ = [
+    "authorize",
+    "expected_version",
+    "json_response",
+    "read_json",
+    "read_raw",
+    "state",
+    "threaded",
+]
+
+T = TypeVar("T")
+
+
+def state(request: Request) -> ServerState:
+    server: ServerState = request.app.state.rollwise
+    return server
+
+
+async def threaded(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking store call in the worker thread pool."""
+    return await run_in_threadpool(func, *args, **kwargs)
+
+
+async def authorize(request: Request, permission: Permission, env: str | None = None) -> Principal:
+    """The caller's principal, if allowed ``permission`` (in ``env``); else 401/403."""
+    server = state(request)
+    header = request.headers.get("authorization")
+    principal = server.auth.cached(header)
+    if principal is None:
+        principal = await threaded(server.auth.lookup, header)
+    request.state.principal = principal
+    return require(principal, permission, env)
+
+
+async def read_raw(request: Request) -> bytes:
+    """The request body, refusing more than ``max_body_bytes`` (413)."""
+    limit = state(request).settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, *, required: bool = True) -> dict[str, Any]:
+    """A JSON object body (an empty body is ``{}`` unless ``required``)."""
+    raw = await read_raw(request)
+    if not raw.strip():
+        if required:
+            raise BadRequest("a JSON object body is required")
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def expected_version(request: Request, body: dict[str, Any], *, required: bool) -> int | None:
+    """The version a write edits: ``If-Match`` or the body's ``version`` (428 if required)."""
+    header = request.headers.get("if-match")
+    if header:
+        tag = header.strip().removeprefix("W/").strip('"')
+        if not tag.isdigit():
+            raise BadRequest('If-Match must be the version being edited, e.g. If-Match: "3"')
+        return int(tag)
+    value = body.get("version")
+    if value is None:
+        if required:
+            raise PreconditionRequired(
+                'name the version you edit, with If-Match or "version" in the body'
+            )
+        return None
+    if type(value) is not int or value < 1:
+        raise BadRequest("version: must be the integer version being edited")
+    return value
+
+
+def reason_of(request: Request, body: dict[str, Any]) -> str | None:
+    reason = body.get("reason", request.query_params.get("reason"))
+    if reason is not None and not isinstance(reason, str):
+        raise BadRequest("reason: must be a string")
+    if reason is not None and len(reason) > 2000:
+        raise BadRequest("reason: must be at most 2000 characters")
+    return reason
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(data, status_code=status, headers=headers)

@@ -1,0 +1,30 @@
+"""Liveness, readiness and metrics for operators."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from rollwise._version import __version__
+from rollwise_server.api.common import state, threaded
+
+__all__ = ["healthz", "metrics", "readyz"]
+
+
+async def healthz(request: Request) -> Response:
+    """The process is up (no dependency checked)."""
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+async def readyz(request: Request) -> Response:
+    """The database answers: ready to serve."""
+    try:
+        ok = await threaded(state(request).store.ping)
+    except Exception as exc:  # noqa: BLE001 - any database failure means not ready
+        return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+    return JSONResponse({"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503)
+
+
+async def metrics(request: Request) -> Response:
+    return Response(state(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,185 @@
+"""Flags and segments: list, get, create, replace, archive and history (one code path, two kinds).
+
+A flag in the API has the rules document's shape plus its ``key``; the server adds
+``archived``, ``updated_at`` and ``updated_by`` when it answers and ignores them when it reads.
+Every write is validated with the SDK's own parser (``strict=True``: unknown fields are errors)
+inside the store's transaction, against the environment's current segments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonpatch
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rollwise._parse import KEY_PATTERN
+from rollwise.errors import Problem, RulesParseError
+from rollwise.rules import Flag, Segment
+from rollwise_server.api.common import (
+    authorize,
+    expected_version,
+    json_response,
+    read_json,
+    reason_of,
+    state,
+    threaded,
+)
+from rollwise_server.errors import Invalid
+from rollwise_server.storage.base import Kind, Resource, ResourceVersion
+
+__all__ = ["validator", "write"]
+
+_META = ("key", "archived", "updated_at", "updated_by", "reason")
+
+
+def render(resource: Resource) -> dict[str, Any]:
+    return {
+        "key": resource.key,
+        **resource.body,
+        "archived": resource.archived,
+        "updated_at": resource.updated_at,
+        "updated_by": resource.updated_by,
+    }
+
+
+def validator(kind: Kind, key: str) -> Any:
+    """Validate a body with the SDK's parser; return the canonical JSON the store keeps."""
+
+    def validate(body: dict[str, Any], segments: frozenset[str]) -> dict[str, Any]:
+        data = {k: v for k, v in body.items() if k not in _META}
+        try:
+            if kind == "flag":
+                return Flag.from_json(data, key=key, segments=segments, strict=True).to_json()
+            data.pop("version", None)
+            segment = Segment.from_json(data, key=key, strict=True).to_json()
+            return {**segment, "version": body["version"]}
+        except RulesParseError as exc:
+            raise Invalid.from_problems(exc.problems) from None
+
+    return validate
+
+
+def kind_of(request: Request) -> Kind:
+    return "flag" if request.url.path.split("/")[5] == "flags" else "segment"
+
+
+async def write(
+    request: Request,
+    env: str,
+    kind: Kind,
+    key: str,
+    body: dict[str, Any] | None,
+    *,
+    expected: int | None,
+    action: str,
+    reason: str | None,
+    details: dict[str, Any] | None = None,
+) -> Resource:
+    server = state(request)
+    actor = request.state.principal.actor
+    resource = await threaded(
+        server.store.write_resource,
+        env,
+        kind,
+        key,
+        body,
+        expected_version=expected,
+        action=action,
+        actor=actor,
+        reason=reason,
+        validate=validator(kind, key),
+        details=details,
+    )
+    revision = await threaded(server.store.revision, env)
+    server.publish(env, revision)
+    return resource
+
+
+async def list_resources(request: Request) -> Response:
+    env, kind = request.path_params["env"], kind_of(request)
+    await authorize(request, "read")
+    archived = request.query_params.get("archived", "false").lower() in ("1", "true", "yes")
+    items = await threaded(state(request).store.list_resources, env, kind, archived=archived)
+    return json_response({f"{kind}s": [render(r) for r in items]})
+
+
+async def get_resource(request: Request) -> Response:
+    env, key, kind = request.path_params["env"], request.path_params["key"], kind_of(request)
+    await authorize(request, "read")
+    resource = await threaded(state(request).store.get_resource, env, kind, key)
+    return json_response(render(resource), headers={"ETag": f'"{resource.version}"'})
+
+
+async def create_resource(request: Request) -> Response:
+    env, kind = request.path_params["env"], kind_of(request)
+    await authorize(request, "write")
+    body = await read_json(request)
+    key = body.get("key")
+    if not isinstance(key, str):
+        raise Invalid.from_problems([_problem("key", f"is required: the {kind} key")])
+    if KEY_PATTERN.fullmatch(key) is None:
+        raise Invalid.from_problems(
+            [_problem("key", "must be 1-128 letters, digits, '_', '.' or '-'")]
+        )
+    resource = await write(
+        request, env, kind, key, body, expected=None, action=f"{kind}.create",
+        reason=reason_of(request, body),
+    )  # fmt: skip
+    return json_response(render(resource), 201, {"ETag": f'"{resource.version}"'})
+
+
+async def replace_resource(request: Request) -> Response:
+    env, key, kind = request.path_params["env"], request.path_params["key"], kind_of(request)
+    await authorize(request, "write")
+    body = await read_json(request)
+    expected = expected_version(request, body, required=True)
+    resource = await write(
+        request, env, kind, key, body, expected=expected, action=f"{kind}.update",
+        reason=reason_of(request, body),
+    )  # fmt: skip
+    return json_response(render(resource), headers={"ETag": f'"{resource.version}"'})
+
+
+async def archive_resource(request: Request) -> Response:
+    env, key, kind = request.path_params["env"], request.path_params["key"], kind_of(request)
+    await authorize(request, "write")
+    body = await read_json(request, required=False)
+    expected = expected_version(request, body, required=False)
+    if expected is None:
+        expected = (await threaded(state(request).store.get_resource, env, kind, key)).version
+    resource = await write(
+        request, env, kind, key, None, expected=expected, action=f"{kind}.archive",
+        reason=reason_of(request, body),
+    )  # fmt: skip
+    return json_response(render(resource))
+
+
+def _history_entry(previous: ResourceVersion | None, entry: ResourceVersion) -> dict[str, Any]:
+    before = {} if previous is None else dict(previous.body)
+    after = dict(entry.body)
+    for side in (before, after):
+        side.pop("version", None)
+    return {
+        "version": entry.version,
+        "action": entry.action,
+        "actor": entry.actor,
+        "reason": entry.reason,
+        "ts": entry.ts,
+        "archived": entry.archived,
+        "diff": jsonpatch.make_patch(before, after).patch,
+        "body": dict(entry.body),
+    }
+
+
+async def history(request: Request) -> Response:
+    env, key, kind = request.path_params["env"], request.path_params["key"], kind_of(request)
+    await authorize(request, "read")
+    versions = await threaded(state(request).store.history, env, kind, key)
+    entries = [_history_entry(versions[i - 1] if i else None, v) for i, v in enumerate(versions)]
+    return json_response({"key": key, "versions": entries})
+
+
+def _problem(path: str, message: str) -> Problem:
+    return Problem(path, message)

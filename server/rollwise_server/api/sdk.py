@@ -1,0 +1,113 @@
+"""The SDK endpoints: the rules document (ETag, 304, gzip), the change stream, event ingestion."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rollwise_server.api.common import authorize, json_response, read_raw, state, threaded
+from rollwise_server.documents import RenderedDocument, etag_matches
+from rollwise_server.errors import BadRequest
+from rollwise_server.ingest import EventKind, decode_body, validate_batch
+from rollwise_server.storage.sqlite import now_iso
+
+__all__ = ["ingest_events", "ingest_exposures", "rules", "stream"]
+
+
+async def _document(request: Request, env: str) -> RenderedDocument:
+    server = state(request)
+    revision = server.broadcaster.revisions.get(env)
+    cached = server.documents.peek(env, revision) if revision is not None else None
+    if cached is None:
+        cached = await threaded(server.documents.render, env)
+        server.publish(env, cached.revision)
+    return cached
+
+
+async def rules(request: Request) -> Response:
+    principal = await authorize(request, "sdk")
+    env = principal.env or ""
+    server = state(request)
+    revision = server.broadcaster.revisions.get(env)
+    if revision is not None and etag_matches(request.headers.get("if-none-match"), revision):
+        return Response(
+            status_code=304, headers={"ETag": f'"{revision}"', "Vary": "Accept-Encoding"}
+        )
+    document = await _document(request, env)
+    headers = {"ETag": document.etag, "Vary": "Accept-Encoding", "Cache-Control": "no-cache"}
+    if etag_matches(request.headers.get("if-none-match"), document.revision):
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(document.gzipped, media_type="application/json", headers=headers)
+    return Response(document.body, media_type="application/json", headers=headers)
+
+
+def _event(document: RenderedDocument) -> ServerSentEvent:
+    data = f'{{"revision":{document.revision},"document":{document.body.decode()}}}'
+    return ServerSentEvent(data=data, event="rules", id=str(document.revision))
+
+
+async def stream(request: Request) -> Response:
+    """Server-sent events: ``rules`` events carrying each new revision and its document."""
+    principal = await authorize(request, "sdk")
+    env = principal.env or ""
+    server = state(request)
+    last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    try:
+        last_seen = int(last) if last else None
+    except ValueError:
+        raise BadRequest("Last-Event-ID must be a revision number") from None
+    subscription = server.broadcaster.subscribe(env)
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        with subscription:
+            document = await _document(request, env)
+            if last_seen is None or last_seen != document.revision:
+                yield _event(document)
+            seen = document.revision
+            while True:
+                revision = await subscription.wait()
+                if revision is None or revision <= seen:
+                    continue
+                document = await _document(request, env)
+                if document.revision > seen:
+                    seen = document.revision
+                    yield _event(document)
+
+    return EventSourceResponse(
+        events(), ping=server.settings.heartbeat_seconds, headers={"Cache-Control": "no-cache"}
+    )
+
+
+async def _ingest(request: Request, kind: EventKind) -> Response:
+    principal = await authorize(request, "sdk")
+    server = state(request)
+    raw = await read_raw(request)
+    body = decode_body(raw, request.headers.get("content-encoding"), server.settings.max_body_bytes)
+    rows, errors = validate_batch(
+        kind, body, principal.env or "", now_iso(), server.settings.max_batch_events
+    )
+    counts = await threaded(server.store.ingest, kind, rows)
+    server.metrics.events.labels(kind).inc(counts.accepted)
+    server.metrics.duplicates.labels(kind).inc(counts.duplicates)
+    server.metrics.rejected.labels(kind).inc(len(errors))
+    return json_response(
+        {
+            "accepted": counts.accepted,
+            "duplicates": counts.duplicates,
+            "rejected": len(errors),
+            "errors": errors[:100],
+        }
+    )
+
+
+async def ingest_exposures(request: Request) -> Response:
+    return await _ingest(request, "exposures")
+
+
+async def ingest_events(request: Request) -> Response:
+    return await _ingest(request, "outcomes")

@@ -1,0 +1,190 @@
+"""``create_app(settings)``: the Starlette application of the flag server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rollwise_server.api import admin, flags, health, resources, sdk
+from rollwise_server.api.common import threaded
+from rollwise_server.auth import TokenAuth
+from rollwise_server.documents import DocumentCache
+from rollwise_server.errors import ApiError
+from rollwise_server.metrics import Metrics
+from rollwise_server.notify import Broadcaster
+from rollwise_server.openapi import openapi_document
+from rollwise_server.settings import Settings
+from rollwise_server.state import ServerState
+from rollwise_server.storage import open_store
+
+__all__ = ["ROUTES", "create_app"]
+
+logger = logging.getLogger("rollwise.server")
+
+ENV = "/api/v1/envs/{env}"
+ROUTES: list[Route] = [
+    Route("/healthz", health.healthz, methods=["GET"]),
+    Route("/readyz", health.readyz, methods=["GET"]),
+    Route("/metrics", health.metrics, methods=["GET"]),
+    Route("/api/v1/openapi.json", lambda r: JSONResponse(openapi_document()), methods=["GET"]),
+    Route("/api/v1/envs", admin.list_environments, methods=["GET"]),
+    Route("/api/v1/envs", admin.create_environment, methods=["POST"]),
+    Route(f"{ENV}/flags", resources.list_resources, methods=["GET"]),
+    Route(f"{ENV}/flags", resources.create_resource, methods=["POST"]),
+    Route(f"{ENV}/flags/{{key}}", resources.get_resource, methods=["GET"]),
+    Route(f"{ENV}/flags/{{key}}", resources.replace_resource, methods=["PUT"]),
+    Route(f"{ENV}/flags/{{key}}", resources.archive_resource, methods=["DELETE"]),
+    Route(f"{ENV}/flags/{{key}}/history", resources.history, methods=["GET"]),
+    Route(f"{ENV}/flags/{{key}}/kill", flags.kill, methods=["POST"]),
+    Route(f"{ENV}/flags/{{key}}/revert", flags.revert, methods=["POST"]),
+    Route(f"{ENV}/flags/{{key}}/promote", flags.promote, methods=["POST"]),
+    Route(f"{ENV}/segments", resources.list_resources, methods=["GET"]),
+    Route(f"{ENV}/segments", resources.create_resource, methods=["POST"]),
+    Route(f"{ENV}/segments/{{key}}", resources.get_resource, methods=["GET"]),
+    Route(f"{ENV}/segments/{{key}}", resources.replace_resource, methods=["PUT"]),
+    Route(f"{ENV}/segments/{{key}}", resources.archive_resource, methods=["DELETE"]),
+    Route(f"{ENV}/segments/{{key}}/history", resources.history, methods=["GET"]),
+    Route("/api/v1/tokens", admin.list_tokens, methods=["GET"]),
+    Route("/api/v1/tokens", admin.create_token, methods=["POST"]),
+    Route("/api/v1/tokens/{token_id}", admin.revoke_token, methods=["DELETE"]),
+    Route("/api/v1/audit", admin.list_audit, methods=["GET"]),
+    Route("/api/v1/sdk/rules", sdk.rules, methods=["GET"]),
+    Route("/api/v1/sdk/stream", sdk.stream, methods=["GET"]),
+    Route("/api/v1/sdk/exposures", sdk.ingest_exposures, methods=["POST"]),
+    Route("/api/v1/sdk/events", sdk.ingest_events, methods=["POST"]),
+]
+
+
+def _problem(error: ApiError) -> Response:
+    return JSONResponse(
+        error.to_problem(), status_code=error.status, media_type="application/problem+json"
+    )
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)  # noqa: S101 - registered for ApiError only
+    return _problem(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = int(getattr(exc, "status_code", 500))
+    detail = str(getattr(exc, "detail", "error"))
+    body = {
+        "type": "about:blank",
+        "title": detail,
+        "status": status,
+        "code": "http",
+        "detail": detail,
+    }
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.exception("rollwise: unhandled error on %s %s", request.method, request.url.path)
+    body = {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "code": "internal",
+        "detail": "an unexpected error; the server log has the details",
+    }
+    return JSONResponse(body, status_code=500, media_type="application/problem+json")
+
+
+class MetricsMiddleware:
+    """Counts requests by route template, method and status, and times them (pure ASGI)."""
+
+    def __init__(self, app: ASGIApp, templates: dict[Callable[..., Any], str], metrics: Metrics):
+        self.app = app
+        self.templates = templates
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            route = self.templates.get(scope.get("endpoint"), "unmatched")  # type: ignore[arg-type]
+            if route != "/api/v1/sdk/stream":
+                self.metrics.latency.labels(route).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+
+
+async def _poll_revisions(server: ServerState) -> None:
+    """Re-read revisions now and then, so changes made by another process reach the streams."""
+    while True:
+        await asyncio.sleep(server.settings.revision_poll_seconds)
+        try:
+            environments = await threaded(server.store.environments)
+        except Exception:
+            logger.warning("rollwise: reading revisions failed", exc_info=True)
+            continue
+        for env in environments:
+            server.publish(env["key"], env["revision"])
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The flag server as an ASGI application; the store opens in the lifespan."""
+    settings = settings or Settings.from_env()
+    broadcaster = Broadcaster()
+    metrics = Metrics(broadcaster.connected)
+    holder: dict[str, ServerState] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = await threaded(open_store, settings.db)
+        server = ServerState(
+            settings=settings,
+            store=store,
+            auth=TokenAuth(store, settings.token_cache_seconds),
+            documents=DocumentCache(store),
+            broadcaster=broadcaster,
+            metrics=metrics,
+        )
+        for env in await threaded(store.environments):
+            server.publish(env["key"], env["revision"])
+        app.state.rollwise = server
+        holder["server"] = server
+        poller = asyncio.create_task(_poll_revisions(server))
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            await threaded(store.close)
+
+    app = Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: _api_error,
+            404: _http_error,
+            405: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    templates = {route.endpoint: route.path for route in ROUTES}
+    app.add_middleware(MetricsMiddleware, templates=templates, metrics=metrics)
+    return app

@@ -1,0 +1,74 @@
+"""The per-environment rules document, rendered once per revision.
+
+SDKs poll ``GET /api/v1/sdk/rules`` with ``If-None-Match`` and follow the SSE stream; both
+serve the same bytes, rendered (and gzip-compressed) once for each revision and reused until
+the next one. The revision is the ETag.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from typing import Any
+
+import attrs
+
+from rollwise_server.storage.base import Store
+
+__all__ = ["DocumentCache", "RenderedDocument", "etag_matches"]
+
+
+@attrs.frozen
+class RenderedDocument:
+    env: str
+    revision: int
+    body: bytes
+    gzipped: bytes
+    document: dict[str, Any]
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.revision}"'
+
+
+def etag_matches(if_none_match: str | None, revision: int) -> bool:
+    """Whether an ``If-None-Match`` header names ``revision`` (weak or strong, or ``*``)."""
+    if not if_none_match:
+        return False
+    for tag in if_none_match.split(","):
+        tag = tag.strip()
+        if tag == "*":
+            return True
+        tag = tag.removeprefix("W/").strip('"')
+        if tag == str(revision):
+            return True
+    return False
+
+
+class DocumentCache:
+    """Holds the latest rendered document of each environment."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._documents: dict[str, RenderedDocument] = {}
+
+    def peek(self, env: str, revision: int) -> RenderedDocument | None:
+        """The cached document if it is at ``revision`` (no database access)."""
+        cached = self._documents.get(env)
+        return cached if cached is not None and cached.revision == revision else None
+
+    def render(self, env: str) -> RenderedDocument:
+        """Read and render the environment's current document (runs in a worker thread)."""
+        revision, document = self._store.rules_document(env)
+        cached = self._documents.get(env)
+        if cached is not None and cached.revision >= revision:
+            return cached
+        body = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+        rendered = RenderedDocument(env, revision, body, gzip.compress(body, 6), document)
+        with self._lock:
+            current = self._documents.get(env)
+            if current is None or current.revision < revision:
+                self._documents[env] = rendered
+        return rendered

@@ -1,0 +1,174 @@
+"""Ingestion of exposure and outcome batches: decode, validate each event, store idempotently.
+
+A batch is ``{"events": [...]}`` (a bare JSON array is accepted too), optionally gzip'd
+(``Content-Encoding: gzip``), of at most ``max_batch_events`` events. Each event is validated on
+its own: valid ones are stored, invalid ones are counted and reported with their index and the
+path of each problem, so one bad event does not cost the batch. Storage is idempotent on the
+event ``id`` (``INSERT OR IGNORE``): a redelivered batch adds nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+import zlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from rollwise._parse import KEY_PATTERN
+from rollwise_server.errors import BadRequest, PayloadTooLarge
+from rollwise_server.storage.base import EventRow
+
+__all__ = ["EventKind", "decode_body", "validate_batch"]
+
+EventKind = Literal["exposures", "outcomes"]
+MAX_UNIT_LENGTH = 256
+MAX_ATTRS = 32
+_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+)
+_key = KEY_PATTERN.fullmatch
+
+
+def decode_body(raw: bytes, encoding: str | None, max_bytes: int) -> Any:
+    """The JSON of a request body, gunzipped if needed, never larger than ``max_bytes``."""
+    if encoding and encoding.strip().lower() == "gzip":
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            raw = inflater.decompress(raw, max_bytes + 1)
+        except zlib.error as exc:
+            raise BadRequest(f"the body is not valid gzip: {exc}") from None
+        if len(raw) > max_bytes or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"the decompressed body exceeds {max_bytes} bytes")
+    elif encoding and encoding.strip().lower() not in ("identity", ""):
+        raise BadRequest(f"unsupported Content-Encoding {encoding!r} (use gzip or none)")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def _ts(value: Any) -> str | None:
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    except (OverflowError, ValueError):
+        return None
+
+
+def _attrs(value: Any, problems: list[dict[str, str]]) -> str:
+    if value is None:
+        return "{}"
+    if not isinstance(value, Mapping) or len(value) > MAX_ATTRS:
+        problems.append(
+            {"path": "attrs", "message": f"must be an object of at most {MAX_ATTRS} members"}
+        )
+        return "{}"
+    for name, item in value.items():
+        if item is not None and not isinstance(item, str | int | float | bool):
+            problems.append(
+                {"path": f"attrs.{name}", "message": "must be a string, number, boolean or null"}
+            )
+        elif isinstance(item, float) and not math.isfinite(item):
+            problems.append({"path": f"attrs.{name}", "message": "must be a finite number"})
+        elif isinstance(item, str) and len(item) > MAX_UNIT_LENGTH:
+            problems.append(
+                {
+                    "path": f"attrs.{name}",
+                    "message": f"must be at most {MAX_UNIT_LENGTH} characters",
+                }
+            )
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _common(event: Mapping[str, Any], problems: list[dict[str, str]]) -> tuple[str, str, str, str]:
+    raw_id = event.get("id")
+    event_id = ""
+    if not isinstance(raw_id, str) or _UUID.fullmatch(raw_id) is None:
+        problems.append({"path": "id", "message": "must be a UUID string"})
+    else:
+        event_id = str(uuid.UUID(raw_id))
+    ts = _ts(event.get("ts"))
+    if ts is None:
+        problems.append({"path": "ts", "message": "must be an RFC 3339 date-time"})
+    unit_type, unit = event.get("unit_type"), event.get("unit")
+    if not isinstance(unit_type, str) or not 0 < len(unit_type) <= 64:
+        problems.append({"path": "unit_type", "message": "must be a string of 1-64 characters"})
+    if not isinstance(unit, str) or not 0 < len(unit) <= MAX_UNIT_LENGTH:
+        problems.append(
+            {"path": "unit", "message": f"must be a string of 1-{MAX_UNIT_LENGTH} characters"}
+        )
+    return event_id, ts or "", str(unit_type), str(unit)
+
+
+def _exposure(
+    event: Mapping[str, Any], env: str, now: str, problems: list[dict[str, str]]
+) -> EventRow:
+    event_id, ts, unit_type, unit = _common(event, problems)
+    flag, variant, rule = event.get("flag"), event.get("variant"), event.get("rule")
+    version = event.get("flag_version")
+    if not isinstance(flag, str) or _key(flag) is None:
+        problems.append({"path": "flag", "message": "must be a flag key"})
+    if type(version) is not int or version < 1:
+        problems.append({"path": "flag_version", "message": "must be an integer >= 1"})
+    if not isinstance(variant, str) or _key(variant) is None:
+        problems.append({"path": "variant", "message": "must be a variant key"})
+    if rule is not None and (not isinstance(rule, str) or _key(rule) is None):
+        problems.append({"path": "rule", "message": "must be a rule id or null"})
+    attrs = _attrs(event.get("attrs"), problems)
+    return (event_id, env, ts, flag, version, variant, rule, unit_type, unit, attrs, now)
+
+
+def _outcome(
+    event: Mapping[str, Any], env: str, now: str, problems: list[dict[str, str]]
+) -> EventRow:
+    event_id, ts, unit_type, unit = _common(event, problems)
+    metric, value = event.get("metric"), event.get("value")
+    if not isinstance(metric, str) or _key(metric) is None:
+        problems.append({"path": "metric", "message": "must be a metric key"})
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        problems.append({"path": "value", "message": "must be a finite number"})
+    attrs = _attrs(event.get("attrs"), problems)
+    return (event_id, env, ts, metric, unit_type, unit, value, attrs, now)
+
+
+def validate_batch(
+    kind: EventKind, body: Any, env: str, now: str, max_events: int
+) -> tuple[list[EventRow], list[dict[str, Any]]]:
+    """The valid events as rows, and an error entry for each invalid one."""
+    events = body.get("events") if isinstance(body, Mapping) else body
+    if not isinstance(events, list):
+        raise BadRequest('the body must be {"events": [...]} or a JSON array of events')
+    if len(events) > max_events:
+        raise PayloadTooLarge(f"a batch holds at most {max_events} events, not {len(events)}")
+    check = _exposure if kind == "exposures" else _outcome
+    rows: list[EventRow] = []
+    errors: list[dict[str, Any]] = []
+    for index, event in enumerate(events):
+        problems: list[dict[str, str]] = []
+        if not isinstance(event, Mapping):
+            errors.append(
+                {
+                    "index": index,
+                    "id": None,
+                    "problems": [{"path": "", "message": "must be an object"}],
+                }
+            )
+            continue
+        row = check(event, env, now, problems)
+        if problems:
+            event_id = event.get("id") if isinstance(event.get("id"), str) else None
+            errors.append({"index": index, "id": event_id, "problems": problems})
+        else:
+            rows.append(row)
+    return rows, errors

@@ -1,0 +1,60 @@
+"""Prometheus metrics of one server instance, in its own registry (no global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    """The server's metrics: requests, latency, revisions, streams and events."""
+
+    def __init__(self, connected_streams: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "rollwise_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "rollwise_http_request_duration_seconds",
+            "HTTP request latency by route template",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
+        self.revision = Gauge(
+            "rollwise_rules_revision",
+            "Current rules revision per environment",
+            ["env"],
+            registry=self.registry,
+        )
+        self.streams = Gauge(
+            "rollwise_sse_streams", "Connected SDK streams", registry=self.registry
+        )
+        self.streams.set_function(lambda: float(connected_streams()))
+        self.events = Counter(
+            "rollwise_events_ingested",
+            "Events stored, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.duplicates = Counter(
+            "rollwise_events_duplicate",
+            "Events received again (same id) and not stored twice, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "rollwise_events_rejected",
+            "Events rejected as invalid, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

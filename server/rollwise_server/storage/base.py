@@ -1,0 +1,175 @@
+"""The ``Store`` interface: everything the server keeps, behind one protocol.
+
+SQLite (``sqlite.py``) implements it for one process; PostgreSQL implements the same protocol
+for several replicas. Every write is one transaction that checks the version it edits, bumps the
+environment's revision and appends the audit entry, so a change is all there or not at all.
+Methods are synchronous: the HTTP layer calls them in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+import attrs
+
+__all__ = [
+    "AuditEntry",
+    "AuditQuery",
+    "EventRow",
+    "IngestCounts",
+    "Kind",
+    "Resource",
+    "ResourceVersion",
+    "Store",
+    "TokenRecord",
+    "Validator",
+]
+
+Kind = Literal["flag", "segment"]
+Validator = Callable[[dict[str, Any], frozenset[str]], dict[str, Any]]
+"""Called inside the write transaction with the new body and the environment's segment keys;
+returns the canonical body or raises ``Invalid``."""
+
+
+@attrs.frozen
+class Resource:
+    """The current state of a flag or segment in one environment."""
+
+    env: str
+    kind: Kind
+    key: str
+    version: int
+    archived: bool
+    body: Mapping[str, Any]
+    updated_at: str
+    updated_by: str
+
+
+@attrs.frozen
+class ResourceVersion:
+    """One entry of a flag's or segment's history."""
+
+    version: int
+    action: str
+    actor: str
+    reason: str | None
+    ts: str
+    archived: bool
+    body: Mapping[str, Any]
+
+
+@attrs.frozen
+class AuditEntry:
+    """One append-only audit record: who did what, to what, when, why, and the numbers."""
+
+    id: int
+    ts: str
+    actor: str
+    action: str
+    env: str | None
+    resource_type: str
+    resource_key: str | None
+    version: int | None
+    reason: str | None
+    details: Mapping[str, Any]
+
+
+@attrs.frozen(kw_only=True)
+class AuditQuery:
+    env: str | None = None
+    resource_type: str | None = None
+    resource_key: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    since: str | None = None
+    until: str | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
+@attrs.frozen
+class TokenRecord:
+    """An API token; the secret itself is never stored, only its SHA-256."""
+
+    id: str
+    name: str
+    role: str
+    env: str | None
+    created_at: str
+    created_by: str
+    revoked_at: str | None
+
+
+@attrs.frozen
+class IngestCounts:
+    accepted: int
+    duplicates: int
+
+
+EventRow = tuple[Any, ...]
+"""An event as a row in the column order of its table (see ``EXPOSURE_COLUMNS``)."""
+
+
+class Store(Protocol):
+    """What the server needs from its database."""
+
+    def close(self) -> None: ...
+
+    def ping(self) -> bool: ...
+
+    # environments
+    def environments(self) -> list[dict[str, Any]]: ...
+    def create_environment(self, key: str, *, actor: str, reason: str | None) -> dict[str, Any]: ...
+    def revision(self, env: str) -> int: ...
+
+    # flags and segments
+    def list_resources(self, env: str, kind: Kind, *, archived: bool = False) -> list[Resource]: ...
+    def get_resource(self, env: str, kind: Kind, key: str) -> Resource: ...
+    def write_resource(
+        self,
+        env: str,
+        kind: Kind,
+        key: str,
+        body: dict[str, Any] | None,
+        *,
+        expected_version: int | None,
+        action: str,
+        actor: str,
+        reason: str | None,
+        validate: Validator | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> Resource: ...
+    def history(self, env: str, kind: Kind, key: str) -> list[ResourceVersion]: ...
+    def rules_document(self, env: str) -> tuple[int, dict[str, Any]]: ...
+
+    # audit
+    def audit(self, query: AuditQuery) -> list[AuditEntry]: ...
+    def append_audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        env: str | None,
+        resource_type: str,
+        resource_key: str | None,
+        version: int | None = None,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry: ...
+
+    # tokens
+    def create_token(
+        self, *, name: str, role: str, env: str | None, secret_hash: str, actor: str
+    ) -> TokenRecord: ...
+    def tokens(self) -> list[TokenRecord]: ...
+    def token_by_hash(self, secret_hash: str) -> TokenRecord | None: ...
+    def revoke_token(self, token_id: str, *, actor: str) -> TokenRecord: ...
+
+    # events
+    def ingest(
+        self, table: Literal["exposures", "outcomes"], rows: Sequence[EventRow]
+    ) -> IngestCounts: ...
+    def count_events(
+        self, table: Literal["exposures", "outcomes"], env: str | None = None
+    ) -> int: ...

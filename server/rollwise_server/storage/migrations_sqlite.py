@@ -1,0 +1,103 @@
+"""SQLite schema migrations, registered in order (sqlite-utils ``Migrations``)."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+__all__ = ["migrations"]
+
+migrations = Migrations("rollwise")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE environments (
+            key TEXT PRIMARY KEY,
+            revision INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE resources (
+            env TEXT NOT NULL REFERENCES environments(key),
+            kind TEXT NOT NULL CHECK (kind IN ('flag', 'segment')),
+            key TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            archived INTEGER NOT NULL DEFAULT 0,
+            body TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            updated_by TEXT NOT NULL,
+            PRIMARY KEY (env, kind, key)
+        );
+        CREATE TABLE resource_versions (
+            env TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            action TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            reason TEXT,
+            ts TEXT NOT NULL,
+            archived INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (env, kind, key, version)
+        );
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            env TEXT,
+            resource_type TEXT NOT NULL,
+            resource_key TEXT,
+            version INTEGER,
+            reason TEXT,
+            details TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX audit_env_resource ON audit (env, resource_type, resource_key, id);
+        CREATE INDEX audit_actor ON audit (actor, id);
+        CREATE INDEX audit_ts ON audit (ts);
+        CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TABLE tokens (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            env TEXT,
+            secret_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        CREATE TABLE exposures (
+            id TEXT PRIMARY KEY,
+            env TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            flag TEXT NOT NULL,
+            flag_version INTEGER NOT NULL,
+            variant TEXT NOT NULL,
+            rule TEXT,
+            unit_type TEXT NOT NULL,
+            unit TEXT NOT NULL,
+            attrs TEXT NOT NULL,
+            received_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX exposures_flag_variant ON exposures (env, flag, variant, ts);
+        CREATE INDEX exposures_flag_unit ON exposures (env, flag, unit_type, unit, ts);
+        CREATE TABLE outcomes (
+            id TEXT PRIMARY KEY,
+            env TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            unit_type TEXT NOT NULL,
+            unit TEXT NOT NULL,
+            value REAL NOT NULL,
+            attrs TEXT NOT NULL,
+            received_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX outcomes_metric_unit ON outcomes (env, metric, unit_type, unit, ts);
+        """
+    )

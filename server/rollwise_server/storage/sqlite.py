@@ -1,0 +1,476 @@
+"""The SQLite store: WAL mode, one writer at a time, every change in one transaction.
+
+Writes go through a single connection guarded by a lock (SQLite allows one writer; serializing
+in Python avoids ``database is locked`` retries). Reads use one connection per thread, which WAL
+lets run beside the writer. Changes commit with ``synchronous=NORMAL``: a process killed at any
+point (``kill -9``) loses no committed transaction and leaves no half-written one.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+from sqlite_utils import Database
+
+from rollwise_server.errors import Conflict, Invalid, NotFound
+from rollwise_server.storage.base import (
+    AuditEntry,
+    AuditQuery,
+    EventRow,
+    IngestCounts,
+    Kind,
+    Resource,
+    ResourceVersion,
+    TokenRecord,
+    Validator,
+)
+from rollwise_server.storage.migrations_sqlite import migrations
+
+__all__ = ["DEFAULT_ENVIRONMENTS", "EXPOSURE_COLUMNS", "OUTCOME_COLUMNS", "SQLiteStore", "now_iso"]
+
+DEFAULT_ENVIRONMENTS = ("staging", "production")
+EXPOSURE_COLUMNS = (
+    "id", "env", "ts", "flag", "flag_version", "variant", "rule", "unit_type", "unit", "attrs",
+    "received_at",
+)  # fmt: skip
+OUTCOME_COLUMNS = (
+    "id",
+    "env",
+    "ts",
+    "metric",
+    "unit_type",
+    "unit",
+    "value",
+    "attrs",
+    "received_at",
+)
+_COLUMNS = {"exposures": EXPOSURE_COLUMNS, "outcomes": OUTCOME_COLUMNS}
+
+
+def now_iso() -> str:
+    """The current time as RFC 3339 UTC with microseconds (sortable as text)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class SQLiteStore:
+    """``Store`` on one SQLite file (``:memory:`` is not supported: readers need the file)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._write_lock = threading.Lock()
+        self._writer = _connect(self.path)
+        self._db = Database(self._writer)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        with self._write_lock:
+            migrations.apply(self._db)
+            for env in DEFAULT_ENVIRONMENTS:
+                self._writer.execute(
+                    "INSERT OR IGNORE INTO environments (key, revision, created_at)"
+                    " VALUES (?, 0, ?)",
+                    (env, now_iso()),
+                )
+
+    # --- connections and transactions ---
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock, self._db.atomic():
+            yield self._writer
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        with self._write_lock:
+            self._writer.close()
+
+    def ping(self) -> bool:
+        return bool(self._reader().execute("SELECT 1").fetchone() == (1,))
+
+    # --- environments ---
+
+    def environments(self) -> list[dict[str, Any]]:
+        rows = self._reader().execute(
+            "SELECT key, revision, created_at FROM environments ORDER BY created_at, key"
+        )
+        return [{"key": k, "revision": r, "created_at": c} for k, r, c in rows]
+
+    def create_environment(self, key: str, *, actor: str, reason: str | None) -> dict[str, Any]:
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM environments WHERE key = ?", (key,)).fetchone():
+                raise Conflict(f"environment {key!r} exists already")
+            created = now_iso()
+            conn.execute(
+                "INSERT INTO environments (key, revision, created_at) VALUES (?, 0, ?)",
+                (key, created),
+            )
+            self._audit(
+                conn, actor, "environment.create", key, "environment", key, None, reason, {}
+            )
+        return {"key": key, "revision": 0, "created_at": created}
+
+    def _require_env(self, conn: sqlite3.Connection, env: str) -> int:
+        row = conn.execute("SELECT revision FROM environments WHERE key = ?", (env,)).fetchone()
+        if row is None:
+            raise NotFound(f"environment {env!r} does not exist")
+        return int(row[0])
+
+    def revision(self, env: str) -> int:
+        return self._require_env(self._reader(), env)
+
+    # --- flags and segments ---
+
+    @staticmethod
+    def _resource(row: Sequence[Any]) -> Resource:
+        env, kind, key, version, archived, body, updated_at, updated_by = row
+        return Resource(
+            env, kind, key, version, bool(archived), json.loads(body), updated_at, updated_by
+        )
+
+    _RESOURCE = (
+        "SELECT env, kind, key, version, archived, body, updated_at, updated_by FROM resources"
+    )
+
+    def list_resources(self, env: str, kind: Kind, *, archived: bool = False) -> list[Resource]:
+        conn = self._reader()
+        self._require_env(conn, env)
+        rows = conn.execute(
+            f"{self._RESOURCE} WHERE env = ? AND kind = ? AND archived <= ? ORDER BY key",
+            (env, kind, int(archived)),
+        )
+        return [self._resource(row) for row in rows]
+
+    def get_resource(self, env: str, kind: Kind, key: str) -> Resource:
+        conn = self._reader()
+        self._require_env(conn, env)
+        row = conn.execute(
+            f"{self._RESOURCE} WHERE env = ? AND kind = ? AND key = ?", (env, kind, key)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"{kind} {key!r} does not exist in environment {env!r}")
+        return self._resource(row)
+
+    def write_resource(
+        self,
+        env: str,
+        kind: Kind,
+        key: str,
+        body: dict[str, Any] | None,
+        *,
+        expected_version: int | None,
+        action: str,
+        actor: str,
+        reason: str | None,
+        validate: Validator | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> Resource:
+        """Create (``expected_version=None``), update, or archive (``body=None``) a resource."""
+        with self._transaction() as conn:
+            revision = self._require_env(conn, env)
+            row = conn.execute(
+                "SELECT version, archived, body FROM resources"
+                " WHERE env = ? AND kind = ? AND key = ?",
+                (env, kind, key),
+            ).fetchone()
+            current = None if row is None else int(row[0])
+            if expected_version is None:
+                if row is not None and not row[1]:
+                    raise Conflict(f"{kind} {key!r} exists already", current_version=current)
+            elif row is None:
+                raise NotFound(f"{kind} {key!r} does not exist in environment {env!r}")
+            elif current != expected_version:
+                raise Conflict(
+                    f"{kind} {key!r} is at version {current}, not {expected_version}: "
+                    "reload it and apply your change again",
+                    current_version=current,
+                )
+            elif row[1] and body is None:
+                raise Conflict(f"{kind} {key!r} is archived already", current_version=current)
+            version = (current or 0) + 1
+            archived = body is None
+            if archived and row is not None:
+                stored = json.loads(row[2])
+                if kind == "segment":
+                    self._check_unreferenced(conn, env, key)
+            else:
+                body = body or {}
+                segment_keys = frozenset(
+                    k for (k,) in conn.execute(
+                        "SELECT key FROM resources"
+                        " WHERE env = ? AND kind = 'segment' AND archived = 0",
+                        (env,),
+                    )
+                )  # fmt: skip
+                stored = validate(dict(body, version=version), segment_keys) if validate else body
+                stored = {k: v for k, v in stored.items() if k not in ("key",)}
+                stored["version"] = version
+            ts = now_iso()
+            conn.execute(
+                "INSERT INTO resources"
+                " (env, kind, key, version, archived, body, updated_at, updated_by)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (env, kind, key) DO UPDATE SET"
+                " version = excluded.version, archived = excluded.archived, body = excluded.body,"
+                " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                (env, kind, key, version, int(archived), _dumps(stored), ts, actor),
+            )
+            conn.execute(
+                "INSERT INTO resource_versions"
+                " (env, kind, key, version, action, actor, reason, ts, archived, body)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (env, kind, key, version, action, actor, reason, ts, int(archived), _dumps(stored)),
+            )
+            conn.execute("UPDATE environments SET revision = ? WHERE key = ?", (revision + 1, env))
+            self._audit(conn, actor, action, env, kind, key, version, reason, details or {})
+            return Resource(env, kind, key, version, archived, stored, ts, actor)
+
+    def _check_unreferenced(self, conn: sqlite3.Connection, env: str, segment: str) -> None:
+        users = []
+        for key, body in conn.execute(
+            "SELECT key, body FROM resources WHERE env = ? AND kind = 'flag' AND archived = 0",
+            (env,),
+        ):
+            rules = json.loads(body).get("rules", [])
+            if any(c.get("segment") == segment for r in rules for c in r.get("conditions", [])):
+                users.append(key)
+        if users:
+            raise Conflict(
+                f"segment {segment!r} is used by flags {', '.join(sorted(users))}",
+                flags=sorted(users),
+            )
+
+    def history(self, env: str, kind: Kind, key: str) -> list[ResourceVersion]:
+        conn = self._reader()
+        self._require_env(conn, env)
+        rows = conn.execute(
+            "SELECT version, action, actor, reason, ts, archived, body FROM resource_versions"
+            " WHERE env = ? AND kind = ? AND key = ? ORDER BY version",
+            (env, kind, key),
+        ).fetchall()
+        if not rows:
+            raise NotFound(f"{kind} {key!r} does not exist in environment {env!r}")
+        return [
+            ResourceVersion(v, a, actor, r, ts, bool(arch), json.loads(b))
+            for v, a, actor, r, ts, arch, b in rows
+        ]
+
+    def rules_document(self, env: str) -> tuple[int, dict[str, Any]]:
+        conn = self._reader()
+        conn.execute("BEGIN")  # one snapshot for the revision and the rows
+        try:
+            revision = self._require_env(conn, env)
+            flags: dict[str, Any] = {}
+            segments: dict[str, Any] = {}
+            for kind, key, body in conn.execute(
+                "SELECT kind, key, body FROM resources WHERE env = ? AND archived = 0 ORDER BY key",
+                (env,),
+            ):
+                (flags if kind == "flag" else segments)[key] = json.loads(body)
+        finally:
+            conn.execute("COMMIT")
+        for segment in segments.values():
+            segment.pop("version", None)
+        document = {
+            "schema_version": 1,
+            "environment": env,
+            "revision": revision,
+            "segments": segments,
+            "flags": flags,
+        }
+        return revision, document
+
+    # --- audit ---
+
+    def _audit(
+        self,
+        conn: sqlite3.Connection,
+        actor: str,
+        action: str,
+        env: str | None,
+        resource_type: str,
+        resource_key: str | None,
+        version: int | None,
+        reason: str | None,
+        details: Mapping[str, Any],
+    ) -> AuditEntry:
+        ts = now_iso()
+        cursor = conn.execute(
+            "INSERT INTO audit (ts, actor, action, env, resource_type, resource_key, version,"
+            " reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ts, actor, action, env, resource_type, resource_key, version, reason, _dumps(details)),
+        )
+        entry_id = int(cursor.lastrowid or 0)
+        return AuditEntry(
+            entry_id, ts, actor, action, env, resource_type, resource_key, version, reason, details
+        )
+
+    def append_audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        env: str | None,
+        resource_type: str,
+        resource_key: str | None,
+        version: int | None = None,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        with self._transaction() as conn:
+            return self._audit(
+                conn,
+                actor,
+                action,
+                env,
+                resource_type,
+                resource_key,
+                version,
+                reason,
+                details or {},
+            )
+
+    def audit(self, query: AuditQuery) -> list[AuditEntry]:
+        clauses, params = [], []
+        for column in ("env", "resource_type", "resource_key", "actor", "action"):
+            value = getattr(query, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if query.since is not None:
+            clauses.append("ts >= ?")
+            params.append(query.since)
+        if query.until is not None:
+            clauses.append("ts < ?")
+            params.append(query.until)
+        if query.before_id is not None:
+            clauses.append("id < ?")
+            params.append(query.before_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._reader().execute(
+            "SELECT id, ts, actor, action, env, resource_type, resource_key, version, reason,"
+            f" details FROM audit {where} ORDER BY id DESC LIMIT ?",
+            (*params, query.limit),
+        )
+        return [
+            AuditEntry(i, ts, actor, action, env, rtype, rkey, version, reason, json.loads(details))
+            for i, ts, actor, action, env, rtype, rkey, version, reason, details in rows
+        ]
+
+    # --- tokens ---
+
+    _TOKEN = "SELECT id, name, role, env, created_at, created_by, revoked_at FROM tokens"  # noqa: S105
+
+    def create_token(
+        self, *, name: str, role: str, env: str | None, secret_hash: str, actor: str
+    ) -> TokenRecord:
+        token_id = f"tok_{secrets.token_hex(6)}"
+        with self._transaction() as conn:
+            if env is not None:
+                self._require_env(conn, env)
+            created = now_iso()
+            conn.execute(
+                "INSERT INTO tokens (id, name, role, env, secret_hash, created_at, created_by)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (token_id, name, role, env, secret_hash, created, actor),
+            )
+            details = {"name": name, "role": role, "token_env": env}
+            self._audit(conn, actor, "token.create", env, "token", token_id, None, None, details)
+        return TokenRecord(token_id, name, role, env, created, actor, None)
+
+    def tokens(self) -> list[TokenRecord]:
+        rows = self._reader().execute(f"{self._TOKEN} ORDER BY created_at, id")
+        return [TokenRecord(*row) for row in rows]
+
+    def token_by_hash(self, secret_hash: str) -> TokenRecord | None:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT id, name, role, env, created_at, created_by, revoked_at, secret_hash"
+                " FROM tokens WHERE secret_hash = ?",
+                (secret_hash,),
+            )
+            .fetchone()
+        )
+        if row is None or not hmac.compare_digest(row[7], secret_hash):
+            return None
+        return TokenRecord(*row[:7])
+
+    def revoke_token(self, token_id: str, *, actor: str) -> TokenRecord:
+        with self._transaction() as conn:
+            row = conn.execute(f"{self._TOKEN} WHERE id = ?", (token_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"token {token_id!r} does not exist")
+            record = TokenRecord(*row)
+            if record.revoked_at is not None:
+                return record
+            revoked = now_iso()
+            conn.execute("UPDATE tokens SET revoked_at = ? WHERE id = ?", (revoked, token_id))
+            self._audit(conn, actor, "token.revoke", record.env, "token", token_id, None, None, {})
+        return attrs.evolve(record, revoked_at=revoked)
+
+    # --- events ---
+
+    def ingest(
+        self, table: Literal["exposures", "outcomes"], rows: Sequence[EventRow]
+    ) -> IngestCounts:
+        """Insert a batch in one transaction; rows whose ``id`` exists already are skipped."""
+        columns = _COLUMNS[table]
+        sql = (
+            f"INSERT OR IGNORE INTO {table} ({', '.join(columns)})"
+            f" VALUES ({', '.join('?' * len(columns))})"
+        )
+        if not rows:
+            return IngestCounts(0, 0)
+        with self._transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(sql, rows)
+            accepted = conn.total_changes - before
+        return IngestCounts(accepted, len(rows) - accepted)
+
+    def count_events(self, table: Literal["exposures", "outcomes"], env: str | None = None) -> int:
+        if table not in _COLUMNS:
+            raise Invalid(f"unknown event table {table!r}")
+        if env is None:
+            row = self._reader().execute(f"SELECT count(*) FROM {table}").fetchone()
+        else:
+            row = (
+                self._reader()
+                .execute(f"SELECT count(*) FROM {table} WHERE env = ?", (env,))
+                .fetchone()
+            )
+        return int(row[0])

@@ -1,0 +1,33 @@
+"""Fixtures: a real server (uvicorn on 127.0.0.1, a free port) on a fresh SQLite database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rollwise_server.testing import LiveServer, live_server
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "fraud-model.json"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    with live_server(tmp_path) as running:
+        yield running
+
+
+def example_flag() -> dict[str, Any]:
+    """The example flag in API form: its key, no version."""
+    flag = json.loads(EXAMPLE.read_text())["flags"]["fraud-model"]
+    flag.pop("version")
+    return {"key": "fraud-model", **flag}
+
+
+EU_SEGMENT = {
+    "key": "eu",
+    "conditions": [{"attribute": "country", "operator": "in", "values": ["DE", "FR", "NL"]}],
+}
