@@ -1,0 +1,206 @@
+"""Helpers shared by the flag-server benchmarks (``bench_server_*.py``); not a benchmark itself.
+
+Each benchmark runs the real server as a child process (``rollwise_server.testing.ServerProcess``:
+``python -m rollwise_server serve`` on a free 127.0.0.1 port, a fresh SQLite database in a
+temporary directory), so the load generator is always another process. Nothing here talks to
+any address but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import importlib.metadata
+import os
+import platform
+import re
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from rollwise_server.testing import ServerProcess
+
+__all__ = [
+    "CpuMeter",
+    "bench_flag",
+    "machine_meta",
+    "metric_value",
+    "percentiles",
+    "raise_nofile",
+    "running_server",
+    "sdk_token",
+    "seed_flags",
+]
+
+ENV = "production"
+TIMEOUT = 30
+
+
+@contextlib.contextmanager
+def running_server(**env: str) -> Iterator[ServerProcess]:
+    """A fresh server process on a fresh database, stopped (and its files removed) on exit."""
+    with tempfile.TemporaryDirectory(prefix="rollwise-bench-") as tmp:
+        server = ServerProcess(Path(tmp), **env)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def admin_session(server: ServerProcess) -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {server.admin_token}"
+    return session
+
+
+def sdk_token(server: ServerProcess, env: str = ENV) -> str:
+    """A new ``sdk`` token for ``env``, created through the admin API."""
+    response = admin_session(server).post(
+        f"{server.url}/api/v1/tokens",
+        json={"role": "sdk", "name": f"bench-sdk-{time.monotonic_ns()}", "env": env},
+        timeout=TIMEOUT,
+    )
+    response.raise_for_status()
+    return str(response.json()["token"])
+
+
+def bench_flag(key: str, description: str = "") -> dict[str, Any]:
+    """A realistic flag in API form: two variants with payloads, a QA rule and a 10% split."""
+    return {
+        "key": key,
+        "enabled": True,
+        "salt": key,
+        "description": description or f"benchmark flag {key}",
+        "variants": {
+            "v1": {"payload": {"model": f"{key}-2025-06"}},
+            "v2": {"payload": {"model": f"{key}-2025-11"}},
+        },
+        "off_variant": "v1",
+        "default_variant": "v1",
+        "cohort_attributes": ["country", "amount"],
+        "rules": [
+            {
+                "id": "qa-team",
+                "conditions": [{"attribute": "user_id", "operator": "in", "values": ["u1", "u2"]}],
+                "serve": {"variant": "v2"},
+            },
+            {
+                "id": "eu-small",
+                "conditions": [
+                    {"attribute": "country", "operator": "in", "values": ["DE", "FR", "NL"]},
+                    {"attribute": "amount", "operator": "lt", "value": 500},
+                ],
+                "serve": {
+                    "split": [{"variant": "v2", "weight": 1000}, {"variant": "v1", "weight": 9000}],
+                    "bucket_by": "user_id",
+                },
+            },
+        ],
+    }
+
+
+def seed_flags(server: ServerProcess, count: int, env: str = ENV) -> int:
+    """Create ``count`` flags ``bench-0``... in ``env``; the environment's revision after it."""
+    session = admin_session(server)
+    for i in range(count):
+        response = session.post(
+            f"{server.url}/api/v1/envs/{env}/flags", json=bench_flag(f"bench-{i}"), timeout=TIMEOUT
+        )
+        if response.status_code != 201:
+            raise RuntimeError(f"creating flag bench-{i}: {response.status_code} {response.text}")
+    return count
+
+
+def percentiles(samples: Sequence[float], points: Sequence[float] = (50, 90, 99)) -> dict[str, Any]:
+    """Nearest-rank percentiles (``p50``...), ``max`` and ``n`` of ``samples``."""
+    ordered = sorted(samples)
+    out: dict[str, Any] = {"n": len(ordered)}
+    if not ordered:
+        return out
+    for point in points:
+        rank = max(0, min(len(ordered) - 1, int(round(point / 100 * len(ordered) + 0.5)) - 1))
+        out[f"p{point:g}"] = ordered[rank]
+    out["max"] = ordered[-1]
+    out["min"] = ordered[0]
+    return out
+
+
+def metric_value(server: ServerProcess, name: str, **labels: str) -> float:
+    """The value of one sample of the server's ``/metrics`` (0 if absent)."""
+    text = requests.get(f"{server.url}/metrics", timeout=TIMEOUT).text
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def raise_nofile(wanted: int) -> int:
+    """Raise this process's open-file limit towards ``wanted``; the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class CpuMeter:
+    """CPU seconds (user + system) used by a process between ``start()`` and ``stop()``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._cpu0 = 0.0
+        self._t0 = 0.0
+        self.cpu_seconds = 0.0
+        self.wall_seconds = 0.0
+
+    def _cpu(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
+
+    def start(self) -> CpuMeter:
+        self._cpu0, self._t0 = self._cpu(), time.perf_counter()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        self.cpu_seconds = self._cpu() - self._cpu0
+        self.wall_seconds = time.perf_counter() - self._t0
+        return {
+            "cpu_seconds": round(self.cpu_seconds, 2),
+            "wall_seconds": round(self.wall_seconds, 2),
+            "cores_busy": round(self.cpu_seconds / max(self.wall_seconds, 1e-9), 2),
+        }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine_meta() -> dict[str, Any]:
+    """What the figures depend on: interpreter, CPUs, load, and the server's HTTP stack."""
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+        "uvicorn": _version("uvicorn"),
+        "uvloop": _version("uvloop"),
+        "httptools": _version("httptools"),
+        "starlette": _version("starlette"),
+        "sse_starlette": _version("sse-starlette"),
+        "sqlite": __import__("sqlite3").sqlite_version,
+    }
