@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import datetime
 import importlib.metadata
+import math
 import os
 import platform
 import re
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -125,7 +127,7 @@ def percentiles(samples: Sequence[float], points: Sequence[float] = (50, 90, 99)
     if not ordered:
         return out
     for point in points:
-        rank = max(0, min(len(ordered) - 1, int(round(point / 100 * len(ordered) + 0.5)) - 1))
+        rank = max(0, min(len(ordered) - 1, math.ceil(point / 100 * len(ordered)) - 1))
         out[f"p{point:g}"] = ordered[rank]
     out["max"] = ordered[-1]
     out["min"] = ordered[0]
@@ -203,4 +205,43 @@ def machine_meta() -> dict[str, Any]:
         "starlette": _version("starlette"),
         "sse_starlette": _version("sse-starlette"),
         "sqlite": __import__("sqlite3").sqlite_version,
+        "server_code": server_code(),
     }
+
+
+def _git(repo: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed arguments
+            ["git", "-C", str(repo), *args],  # noqa: S607 - git from PATH
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def server_code() -> dict[str, Any]:
+    """Which server code is measured: its path, and the git commit of the repository if clean.
+
+    To measure a fixed commit while the work tree changes, export it and put it first on the
+    path: ``git archive HEAD sdk server | tar -x -C /tmp/snap`` then
+    ``PYTHONPATH=/tmp/snap/sdk:/tmp/snap/server`` (the server child process inherits it).
+    """
+    import rollwise_server
+
+    path = Path(rollwise_server.__file__).resolve().parent
+    repo = Path(__file__).resolve().parents[1]
+    info: dict[str, Any] = {"path": str(path)}
+    commit = _git(repo, "rev-parse", "HEAD")
+    if commit is None:
+        return info
+    info["repo_head"] = commit
+    if path.is_relative_to(repo):
+        info["work_tree_changes"] = bool(_git(repo, "status", "--porcelain", "--", "server", "sdk"))
+    else:
+        info["note"] = "a copy outside the repository (see PYTHONPATH), not the work tree"
+    info["pythonpath"] = os.environ.get("PYTHONPATH", "")
+    return info

@@ -60,6 +60,7 @@ TARGET_RPS = 3_000
 TARGET_P99_MS = 20.0
 WRK_INSTALL = "wrk is not installed: `apt-get update && apt-get install -y wrk` (Debian/Ubuntu)"
 
+ERROR_KEYS = ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
 WRK_SCRIPT = """
 wrk.method = "GET"
 wrk.headers["Authorization"] = "Bearer {token}"
@@ -103,8 +104,7 @@ def run_wrk(url: str, token: str, etag: str, connections: int, duration: float) 
         "answers": raw["requests"],
         "seconds": round(seconds, 2),
         "rps": round(raw["requests"] / seconds, 1),
-        "errors": raw["connect_errors"] + raw["read_errors"] + raw["write_errors"]
-        + raw["status_errors"] + raw["timeouts"],  # fmt: skip
+        "errors": sum(raw[k] for k in ERROR_KEYS),
         "mean_ms": round(raw["mean_us"] / 1000, 3),
         "p50_ms": raw["p50_us"] / 1000,
         "p90_ms": raw["p90_us"] / 1000,

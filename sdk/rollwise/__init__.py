@@ -6,6 +6,7 @@ Application code evaluates flags in-process with ``Client``; see ``docs/sdk.md``
 from rollwise._version import __version__
 from rollwise.assignment import Assignment, ErrorCode, Reason
 from rollwise.client import Client, RulesSource
+from rollwise.config import ClientConfig
 from rollwise.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -34,11 +35,14 @@ from rollwise.rules import (
     SplitArm,
     Variant,
 )
+from rollwise.status import ClientStatus
 
 __all__ = [
     "Assignment",
     "AuthenticationError",
     "Client",
+    "ClientConfig",
+    "ClientStatus",
     "Condition",
     "ConfigurationError",
     "ErrorCode",

@@ -8,6 +8,7 @@ flag's compiled closure. They never raise: any fault returns the flag's known-sa
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -16,13 +17,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import attrs
+
 from rollwise._types import Evaluator
 from rollwise.assignment import Assignment, ErrorCode, Reason
 from rollwise.compiler import CompiledRules, compile_rules
+from rollwise.config import ClientConfig
 from rollwise.errors import ConfigurationError
 from rollwise.exposures import ExposureListener, ExposureLog
+from rollwise.online import Online
 from rollwise.rules import RulesDocument
+from rollwise.status import ClientStatus
 from rollwise.store import RulesStore
+from rollwise.transport import Transport
 
 __all__ = ["Client", "RulesSource", "load_document"]
 
@@ -32,6 +39,7 @@ RulesSource = RulesDocument | Mapping[str, Any] | str | bytes | os.PathLike[str]
 """A rules document, its parsed JSON, its JSON text, or the path of a JSON file."""
 
 _MAX_REMEMBERED_KEYS = 1024
+_CONFIG_FIELDS = frozenset(a.name for a in attrs.fields(ClientConfig))
 
 
 def load_document(rules: RulesSource) -> RulesDocument:
@@ -52,16 +60,69 @@ def load_document(rules: RulesSource) -> RulesDocument:
 
 
 class Client:
-    """Evaluates flags in-process. Build one per process with ``Client.offline(...)``."""
+    """Evaluates flags in-process, with rules kept in sync with the flag server.
+
+    ``Client(url, sdk_key, **options)`` is the online client (options: ``ClientConfig``);
+    ``Client.offline(rules)`` evaluates a fixed document and never talks to a server.
+    """
 
     _store: RulesStore
     _exposures: ExposureLog
     _clock: Callable[[], float]
     _evaluators: Mapping[str, Evaluator]
     _variants: Mapping[str, Callable[[Mapping[str, Any]], str | None]]
+    _online: Online | None
+    evaluations: int
+    """How many times ``variant``/``evaluate`` ran (approximate under concurrent threads)."""
 
-    def __init__(self) -> None:
-        raise TypeError("use Client.offline(rules); the online client arrives with the server")
+    def __init__(
+        self,
+        url: str,
+        sdk_key: str,
+        *,
+        bootstrap: RulesSource | None = None,
+        on_exposure: ExposureListener | None = None,
+        transport: Callable[[ClientConfig], Transport] | None = None,
+        **options: Any,
+    ) -> None:
+        """Connect to the flag server at ``url`` with an SDK key of one environment.
+
+        Never blocks: evaluation starts at once with the ``bootstrap`` document, or the last
+        good rules from the disk cache, or flag defaults, while a background thread fetches the
+        rules and follows the change stream. ``wait_until_ready(timeout)`` waits for the server.
+        ``transport`` replaces the HTTP transport (a factory taking the config), for tests.
+        """
+        config = ClientConfig(url=url, sdk_key=sdk_key, **options)
+        if on_exposure is not None and not callable(on_exposure):
+            raise ConfigurationError("on_exposure: must be callable")
+        exposures = ExposureLog(
+            queue=config.send_events, dedup_size=config.dedup_size, dedup_ttl=config.dedup_ttl
+        )
+        self._setup(exposures, time.time)
+        if on_exposure is not None:
+            exposures.add_listener(on_exposure)
+        online = Online(self, config, exposures, transport)
+        self._online = online
+        start_document = None if bootstrap is None else load_document(bootstrap)
+        cached = online.load_cache()
+        if cached is not None and (
+            start_document is None or cached.revision > start_document.revision
+        ):
+            self._install(cached)
+            online.origin = "disk_cache"
+        elif start_document is not None:
+            self._install(start_document)
+            online.origin = "bootstrap"
+            online.received_at = time.time()
+        online.start()
+
+    @classmethod
+    def from_env(cls, **options: Any) -> Client:
+        """An online client configured by ``ROLLWISE_*`` variables (``ROLLWISE_URL``, ...)."""
+        config = ClientConfig.from_env(**{k: v for k, v in options.items() if k in _CONFIG_FIELDS})
+        extra = {k: v for k, v in options.items() if k not in _CONFIG_FIELDS}
+        fields = {f: getattr(config, f) for f in _CONFIG_FIELDS if f not in ("url", "sdk_key")}
+        return cls(config.url, config.sdk_key, **fields, **extra)
 
     @classmethod
     def offline(
@@ -83,6 +144,7 @@ class Client:
         if isinstance(dedup_size, bool) or not isinstance(dedup_size, int) or dedup_size < 1:
             raise ConfigurationError("dedup_size: must be a positive integer")
         client = object.__new__(cls)
+        client._online = None
         client._setup(ExposureLog(dedup_size=dedup_size, clock=clock), clock)
         if on_exposure is not None:
             client._exposures.add_listener(on_exposure)
@@ -91,6 +153,7 @@ class Client:
 
     def _setup(self, exposures: ExposureLog, clock: Callable[[], float]) -> None:
         self._store = RulesStore()
+        self.evaluations = 0
         self._evaluators = {}
         self._variants = {}
         self._exposures = exposures
@@ -123,6 +186,7 @@ class Client:
         self, flag_key: str, context: Mapping[str, Any], /, *, default: str | None = None
     ) -> str | None:
         """The variant (model version) that ``flag_key`` serves to ``context``. Never raises."""
+        self.evaluations += 1
         try:
             return self._variants[flag_key](context)
         except Exception:  # noqa: BLE001 - the evaluation path never raises
@@ -132,6 +196,7 @@ class Client:
         self, flag_key: str, context: Mapping[str, Any], /, *, default: str | None = None
     ) -> Assignment:
         """The full ``Assignment`` (variant, payload, reason, rule, version). Never raises."""
+        self.evaluations += 1
         try:
             return self._evaluators[flag_key](context)
         except Exception:  # noqa: BLE001 - the evaluation path never raises
@@ -201,18 +266,123 @@ class Client:
         if compiled is not None:
             self._install(compiled.document)
 
+    # --- events ---
+
+    def track(
+        self,
+        metric: str,
+        unit: str | int,
+        value: float | int | bool,
+        *,
+        unit_type: str = "user_id",
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record an outcome: the measured result of the model for one unit. Never raises.
+
+        ``value`` is a finite number (``True``/``False`` count as 1/0 for binary metrics).
+        Outcomes are sent in the background like exposures; an offline client drops them.
+        """
+        try:
+            if isinstance(value, bool):
+                value = int(value)
+            unit_text = (
+                unit if isinstance(unit, str) else str(unit) if isinstance(unit, int) else ""
+            )
+            if (
+                not isinstance(metric, str)
+                or not metric
+                or not unit_text
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                self._report_once(
+                    f"track:{metric!r}",
+                    "rollwise: track(%r, %r, %r) ignored: needs a metric name, a unit and a "
+                    "finite number",
+                    metric,
+                    unit,
+                    value,
+                )
+                return
+            online = self._online
+            if online is None or not online.config.send_events:
+                return
+            clean = None if attrs is None else {str(k): v for k, v in attrs.items()}
+            online.outcomes.put(metric, unit_type, unit_text, float(value), clean)
+        except Exception:
+            logger.exception("rollwise: track() failed")
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Send every queued and spooled event now; ``True`` if none is left after ``timeout``."""
+        online = self._online
+        return True if online is None else online.flush(timeout)
+
+    def wait_until_ready(self, timeout: float | None = None) -> bool:
+        """Wait until the server has answered once (``True``), or ``timeout`` passes."""
+        online = self._online
+        return True if online is None else online.ready.wait(timeout)
+
+    def status(self) -> ClientStatus:
+        """Where the rules in use came from, how old they are, and the connection's state."""
+        online = self._online
+        revision = self._store.revision
+        if online is None:
+            return ClientStatus(
+                revision=revision, origin="offline", age_seconds=None,
+                connection="closed" if self._closed else "offline", ready=True,
+                last_sync=None, last_error=None,
+            )  # fmt: skip
+        state = online.sync.state
+        received = online.received_at
+        return ClientStatus(
+            revision=revision,
+            origin=online.origin,
+            age_seconds=None if received is None else max(0.0, time.time() - received),
+            connection="closed" if online.closed else state.connection,  # type: ignore[arg-type]
+            ready=online.ready.is_set(),
+            last_sync=state.last_sync,
+            last_error=state.last_error,
+        )
+
     def stats(self) -> dict[str, Any]:
-        """Counters: exposures recorded and de-duplicated, and the rules revision in use."""
-        return {
+        """Counters: evaluations, exposures and outcomes at each step, the last sync and error."""
+        log = self._exposures
+        out: dict[str, Any] = {
             "revision": self._store.revision,
-            "exposures_recorded": self._exposures.recorded,
-            "exposures_duplicated": self._exposures.duplicates,
-            "exposures_dropped": self._exposures.dropped,
+            "evaluations": self.evaluations,
+            "exposures_recorded": log.recorded,
+            "exposures_duplicated": log.duplicates,
+            "exposures_dropped": log.dropped,
         }
+        online = self._online
+        if online is not None:
+            sender = online.sender.stats
+            spool = online.spool
+            out.update(
+                exposures_queued=len(log),
+                exposures_sent=sender.sent["exposures"],
+                exposures_rejected=sender.rejected["exposures"],
+                outcomes_tracked=online.outcomes.tracked,
+                outcomes_queued=len(online.outcomes),
+                outcomes_sent=sender.sent["outcomes"],
+                outcomes_rejected=sender.rejected["outcomes"],
+                outcomes_dropped=online.outcomes.dropped,
+                events_duplicates_at_server=sum(sender.duplicates.values()),
+                events_spooled=sender.spooled,
+                events_replayed=sender.replayed,
+                events_in_spool=0 if spool is None else len(spool),
+                events_dropped_at_spool_cap=0 if spool is None else spool.dropped,
+                events_dropped_unspoolable=online.sender.dropped_unspoolable,
+                last_sync=online.sync.state.last_sync,
+                last_error=online.sync.state.last_error or sender.last_error,
+            )
+        return out
 
     def close(self) -> None:
-        """Release the client's resources; evaluation keeps working on the last rules."""
+        """Flush events (up to ``close_timeout``), stop the threads; evaluation keeps working."""
         self._closed = True
+        if self._online is not None:
+            self._online.close()
 
     def __enter__(self) -> Self:
         return self

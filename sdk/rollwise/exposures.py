@@ -74,14 +74,14 @@ class ExposureLog:
     def recorder(self, flag: Flag) -> Recorder:
         """The hook the compiler calls on each split assignment of ``flag``."""
         key, version, cohorts = flag.key, flag.version, flag.cohort_attributes
-        seen, lock, clock, queue = self._seen, self._lock, self._clock, self._queue
+        seen, clock, queue = self._seen, self._clock, self._queue
 
         def record(result: Assignment, unit_type: str, unit: str, ctx: Mapping[str, Any]) -> None:
             try:
                 if not (self._queue_enabled or self._listeners):
                     return
                 dedup_key = (key, version, result.variant or "", unit_type, unit)
-                with lock:
+                with self._lock:
                     if dedup_key in seen:
                         self.duplicates += 1
                         return
@@ -106,6 +106,11 @@ class ExposureLog:
                 listener(exposure)
             except Exception:
                 logger.exception("rollwise: an exposure listener raised")
+
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock, and the parent's queued exposures left to the parent."""
+        self._lock = threading.Lock()
+        self._queue.clear()
 
     def drain(self, limit: int | None = None) -> list[Exposure]:
         """Remove and build up to ``limit`` queued exposures, oldest first."""

@@ -78,7 +78,7 @@ def _reason(exc: requests.RequestException) -> str:
         return "it did not answer in time"
     text = str(exc)
     if "Connection refused" in text or "Errno 111" in text or "WinError 10061" in text:
-        return "connection refused (is the server running, and is the URL right?)"
+        return "connection refused"
     if isinstance(exc, requests.ConnectTimeout):
         return "the connection timed out"
     if "Name or service not known" in text or "nodename nor servname" in text:
@@ -112,9 +112,7 @@ def strip_meta(body: Mapping[str, Any]) -> Json:
 class ApiClient:
     """The admin API of one server, authenticated with one bearer token."""
 
-    def __init__(
-        self, url: str, token: str, *, timeout: float = 10.0, retries: int = 3
-    ) -> None:
+    def __init__(self, url: str, token: str, *, timeout: float = 10.0, retries: int = 3) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
@@ -246,7 +244,9 @@ class ApiClient:
     # --- flag actions ---
 
     def kill(self, env: str, key: str, *, reason: str | None) -> Json:
-        return self.request("POST", _path("envs", env, "flags", key, "kill"), body={"reason": reason})
+        return self.request(
+            "POST", _path("envs", env, "flags", key, "kill"), body={"reason": reason}
+        )
 
     def revert(self, env: str, key: str, *, to_version: int, reason: str | None) -> Json:
         return self.request(

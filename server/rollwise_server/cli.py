@@ -1,20 +1,268 @@
-"""The ``rollwise`` command: run the server, bootstrap tokens, manage flags over the REST API."""
+"""The ``rollwise`` command: run the server, bootstrap tokens, manage flags over the REST API.
+
+Every command but ``serve`` and ``tokens create --db`` talks to a running server through
+``rollwise_server.api_client`` (``ROLLWISE_URL``, ``ROLLWISE_TOKEN``). Readable tables by default,
+the API's JSON with ``--json``. Expected failures (an error answer, an unreachable server) print
+a message to stderr and exit 1; usage mistakes (a missing URL or token, a file that is not a
+flag) exit 2; neither prints a traceback.
+
+Importing this module stays cheap: uvicorn, the Starlette application and the storage layer are
+imported by the commands that need them (``serve``, ``tokens create --db``).
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import sqlite3
 import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import attrs
 import click
 
 from rollwise._version import __version__
+from rollwise.errors import RollwiseError, TransportError
+from rollwise_server.api_client import ApiClient, ApiResponseError, Kind, ServerUnreachableError
 
 __all__ = ["main"]
 
+Json = dict[str, Any]
+ROLES = ("sdk", "viewer", "editor", "approver", "admin")
+_MAX_CELL = 40
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+# --- the connection to the server --------------------------------------------------------------
+
+
+class Remote:
+    """The ``--url``/``--token`` of the invocation; the API client is built on first use."""
+
+    def __init__(self, url: str | None, token: str | None) -> None:
+        self.url = url
+        self.token = token
+        self._client: ApiClient | None = None
+
+    def client(self) -> ApiClient:
+        if self._client is None:
+            if not self.url:
+                raise click.UsageError(
+                    "no server URL: set ROLLWISE_URL or pass --url (e.g. http://127.0.0.1:8000)"
+                )
+            if not self.url.startswith(("http://", "https://")):
+                raise click.UsageError(
+                    f"ROLLWISE_URL / --url must start with http:// or https://, not {self.url!r}"
+                )
+            if not self.token:
+                raise click.UsageError(
+                    "no API token: set ROLLWISE_TOKEN or pass --token (the first admin token "
+                    "comes from `rollwise tokens create --role admin --db ...`)"
+                )
+            self._client = ApiClient(self.url, self.token)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def _failure(exc: TransportError, hint: Sequence[str] = ()) -> click.ClickException:
+    """The message for an error answer or an unreachable server (shown as ``Error: ...``)."""
+    lines: list[str] = []
+    if isinstance(exc, ApiResponseError):
+        detail = exc.detail
+        summary = "; ".join(str(p) for p in exc.problems)
+        if summary and detail.endswith(f": {summary}"):  # the problems follow, one a line
+            detail = detail.removesuffix(f": {summary}")
+        lines.append(f"{detail} (HTTP {exc.status}){':' if exc.problems else ''}")
+        lines += [f"  {p}" for p in exc.problems]
+        if exc.status == 401:
+            lines.append("  check the token in ROLLWISE_TOKEN / --token")
+    elif isinstance(exc, ServerUnreachableError):
+        lines += [str(exc), "  is the server running? the URL comes from ROLLWISE_URL or --url"]
+    else:
+        lines.append(str(exc))
+    lines += [f"  {h}" for h in hint]
+    return click.ClickException("\n".join(lines))
+
+
+class _Main(click.Group):
+    """The top group: turns API and connection errors into a message and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TransportError as exc:
+            raise _failure(exc) from None
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _note(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _cell(value: Any, limit: int = _MAX_CELL) -> str:
+    if value is None:
+        text = "-"
+    elif isinstance(value, bool):
+        text = "yes" if value else "no"
+    else:
+        text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Fixed-width columns, each as wide as its widest cell; long cells are shortened, except
+    in the last column, which is not padded either."""
+    last = len(headers) - 1
+    cells = [[_cell(v, 200 if i == last else _MAX_CELL) for i, v in enumerate(row)] for row in rows]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
+    for row in [list(headers), *cells]:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _fields(pairs: Iterable[tuple[str, Any]]) -> None:
+    """``name  value`` lines; a list value continues on the following lines."""
+    pairs = list(pairs)
+    width = max(len(name) for name, _ in pairs)
+    for name, value in pairs:
+        values = value if isinstance(value, list) else [value]
+        for i, item in enumerate(values or ["-"]):
+            label = name if i == 0 else ""
+            click.echo(f"{label.ljust(width)}  {_cell(item, 100)}".rstrip())
+
+
+def _ts(value: Any) -> str | None:
+    """``2026-11-25T18:44:56.657289Z`` shortened to ``2026-11-25T18:44:56Z``."""
+    if not isinstance(value, str):
+        return None
+    head, dot, rest = value.partition(".")
+    return f"{head}Z" if dot and rest.endswith("Z") else value
+
+
+def _scalar(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _condition(condition: Mapping[str, Any]) -> str:
+    if "segment" in condition:
+        text = f"segment {condition['segment']}"
+    else:
+        if "values" in condition:
+            operand = "[" + ", ".join(_scalar(v) for v in condition["values"]) + "]"
+        else:
+            operand = _scalar(condition.get("value"))
+        text = f"{condition.get('attribute')} {condition.get('operator')} {operand}"
+        if condition.get("case_insensitive"):
+            text += " (any case)"
+    return f"NOT {text}" if condition.get("negate") else text
+
+
+def _serve(serve: Mapping[str, Any]) -> str:
+    split = serve.get("split")
+    if not split:
+        return str(serve.get("variant"))
+    total = sum(arm["weight"] for arm in split) or 1
+    arms = ", ".join(f"{arm['variant']} {100 * arm['weight'] / total:.4g}%" for arm in split)
+    return f"split by {serve.get('bucket_by', 'user_id')}: {arms}"
+
+
+_OPS = {"add": "+", "remove": "-", "replace": "~", "move": ">", "copy": "=", "test": "?"}
+
+
+def _changes(entry: Mapping[str, Any], previous: Mapping[str, Any] | None) -> str:
+    """A compact diff: ``~/enabled +/rules/2`` (+ added, - removed, ~ replaced)."""
+    ops = [f"{_OPS.get(op.get('op', ''), '?')}{op.get('path', '')}" for op in entry["diff"]]
+    if previous is None:
+        return "(new)"
+    if entry.get("archived"):
+        return "(archived)"
+    text, shown = "(restored) " if previous.get("archived") else "", 0
+    if not ops:
+        return text.strip() or "(no change)"
+    for op in ops:
+        if len(text) + len(op) > 72 and shown:
+            break
+        text, shown = f"{text}{op} ", shown + 1
+    rest = len(ops) - shown
+    return text.strip() + (f" (+{rest} more)" if rest else "")
+
+
+# --- options shared by many commands ------------------------------------------------------------
+
+_json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print the API's JSON answer instead of a table."
+)
+_env_option = click.option(
+    "--env",
+    "env",
+    envvar="ROLLWISE_ENV",
+    default="production",
+    show_default=True,
+    show_envvar=True,
+    help="The environment.",
+)
+_reason_option = click.option("--reason", default=None, help="Why: kept in the history and audit.")
+
+
+_SPAN = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An ISO date or time (UTC unless it says otherwise) or a span back from now (24h, 7d),
+    as the server writes its timestamps, so that they compare as text."""
+    if value is None:
+        return None
+    text = value.strip()
+    span = _SPAN.fullmatch(text)
+    if span:
+        instant = datetime.now(UTC) - timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
+    else:
+        try:
+            instant = datetime.fromisoformat(text)
+        except ValueError:
+            raise click.BadParameter(
+                f"{text!r} is neither an ISO date/time nor a span like 30m, 24h or 7d"
+            ) from None
+        if instant.tzinfo is None:
+            instant = instant.replace(tzinfo=UTC)
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --- the group ----------------------------------------------------------------------------------
+
+
+@click.group("rollwise", cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rollwise")
-def main() -> None:
+@click.option(
+    "--url",
+    envvar="ROLLWISE_URL",
+    show_envvar=True,
+    default=None,
+    help="The flag server, e.g. http://127.0.0.1:8000.",
+)
+@click.option(
+    "--token",
+    envvar="ROLLWISE_TOKEN",
+    show_envvar=True,
+    default=None,
+    help="An API token (prefer the variable: options show up in the process list).",
+)
+@click.pass_context
+def main(ctx: click.Context, url: str | None, token: str | None) -> None:
     """rollwise: roll out ML model versions safely."""
+    remote = Remote(url, token)
+    ctx.obj = remote
+    ctx.call_on_close(remote.close)
 
 
 @main.command()
@@ -33,42 +281,531 @@ def serve(host: str, port: int, db: str | None, log_level: str) -> None:
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
 
 
+# --- flags and segments -------------------------------------------------------------------------
+
+
+def _read_body(file: Any, kind: Kind) -> Json:
+    text = file.read()
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{file.name} is not valid JSON: {exc}", param_hint="'-f'"
+        ) from None
+    if not isinstance(body, dict):
+        raise click.BadParameter(f"{file.name}: must hold one {kind} object", param_hint="'-f'")
+    if not isinstance(body.get("key"), str):
+        raise click.BadParameter(f'{file.name}: the {kind} needs its "key"', param_hint="'-f'")
+    return body
+
+
+def _flag_rows(flags: Iterable[Mapping[str, Any]], archived: bool) -> list[list[Any]]:
+    rows = []
+    for flag in flags:
+        row = [
+            flag["key"],
+            flag.get("version"),
+            flag.get("enabled"),
+            ",".join(flag.get("variants") or {}),
+            len(flag.get("rules") or []),
+            flag.get("updated_by"),
+            _ts(flag.get("updated_at")),
+        ]
+        rows.append([*row, flag.get("archived")] if archived else row)
+    return rows
+
+
+_FLAG_HEADERS = ["KEY", "VERSION", "ENABLED", "VARIANTS", "RULES", "UPDATED_BY", "UPDATED_AT"]
+_SEGMENT_HEADERS = ["KEY", "VERSION", "CONDITIONS", "DESCRIPTION", "UPDATED_BY", "UPDATED_AT"]
+
+
+def _segment_rows(segments: Iterable[Mapping[str, Any]], archived: bool) -> list[list[Any]]:
+    rows = []
+    for segment in segments:
+        row = [
+            segment["key"],
+            segment.get("version"),
+            len(segment.get("conditions") or []),
+            segment.get("description"),
+            segment.get("updated_by"),
+            _ts(segment.get("updated_at")),
+        ]
+        rows.append([*row, segment.get("archived")] if archived else row)
+    return rows
+
+
+def _show_flag(flag: Mapping[str, Any], env: str) -> None:
+    variants = [
+        f"{name}  {json.dumps(v['payload'], ensure_ascii=False)}"
+        if isinstance(v, dict) and v.get("payload") is not None
+        else name
+        for name, v in (flag.get("variants") or {}).items()
+    ]
+    schedule = flag.get("schedule")
+    window = None
+    if isinstance(schedule, dict):
+        window = f"{schedule.get('start') or '(now)'} -> {schedule.get('end') or '(open)'}"
+    _fields(
+        [
+            ("flag", flag["key"]),
+            ("environment", env),
+            ("version", flag.get("version")),
+            ("enabled", flag.get("enabled")),
+            ("archived", flag.get("archived")),
+            ("description", flag.get("description")),
+            ("variants", variants),
+            ("off variant", flag.get("off_variant")),
+            ("default", flag.get("default_variant")),
+            ("schedule", window),
+            ("cohorts", ", ".join(flag.get("cohort_attributes") or []) or None),
+            ("salt", flag.get("salt")),
+            ("updated", f"{_ts(flag.get('updated_at'))} by {flag.get('updated_by')}"),
+        ]
+    )
+    rules = flag.get("rules") or []
+    click.echo("")
+    if not rules:
+        click.echo(f"no rules: everyone gets the default variant {flag.get('default_variant')}")
+        return
+    _table(
+        ["#", "RULE", "CONDITIONS", "SERVES"],
+        (
+            [
+                i,
+                rule.get("id"),
+                " AND ".join(_condition(c) for c in rule.get("conditions") or []) or "(always)",
+                _serve(rule.get("serve") or {}),
+            ]
+            for i, rule in enumerate(rules, 1)
+        ),
+    )
+
+
+def _show_segment(segment: Mapping[str, Any], env: str) -> None:
+    conditions = [_condition(c) for c in segment.get("conditions") or []]
+    _fields(
+        [
+            ("segment", segment["key"]),
+            ("environment", env),
+            ("version", segment.get("version")),
+            ("archived", segment.get("archived")),
+            ("description", segment.get("description")),
+            ("conditions", [c if i == 0 else f"AND {c}" for i, c in enumerate(conditions)]),
+            ("updated", f"{_ts(segment.get('updated_at'))} by {segment.get('updated_by')}"),
+        ]
+    )
+
+
+def _show_history(data: Mapping[str, Any]) -> None:
+    rows, previous = [], None
+    for entry in data.get("versions") or []:
+        action = str(entry.get("action", ""))
+        rows.append(
+            [
+                entry.get("version"),
+                action.split(".", 1)[-1],
+                entry.get("actor"),
+                _ts(entry.get("ts")),
+                entry.get("reason"),
+                _changes(entry, previous),
+            ]
+        )
+        previous = entry
+    _table(["VERSION", "ACTION", "ACTOR", "TS", "REASON", "CHANGES"], rows)
+
+
+def _resource_commands(group: click.Group, kind: Kind) -> None:
+    """``list``, ``get``, ``apply``, ``archive``, ``history``: the same for flags and segments."""
+    plural = f"{kind}s"
+    headers = _FLAG_HEADERS if kind == "flag" else _SEGMENT_HEADERS
+    to_rows = _flag_rows if kind == "flag" else _segment_rows
+    show = _show_flag if kind == "flag" else _show_segment
+
+    @group.command("list", help=f"List the {plural} of an environment.")
+    @_env_option
+    @click.option("--archived", is_flag=True, help=f"Include archived {plural}.")
+    @_json_option
+    @click.pass_obj
+    def list_(remote: Remote, env: str, archived: bool, as_json: bool) -> None:
+        data = remote.client().list_resources(env, kind, archived=archived)
+        if as_json:
+            _echo_json(data)
+            return
+        items = data.get(plural) or []
+        if not items:
+            _note(f"no {plural} in {env}")
+            return
+        _table([*headers, "ARCHIVED"] if archived else headers, to_rows(items, archived))
+
+    @group.command("get", help=f"Show one {kind}: its configuration at the current version.")
+    @click.argument("key")
+    @_env_option
+    @_json_option
+    @click.pass_obj
+    def get(remote: Remote, key: str, env: str, as_json: bool) -> None:
+        data = remote.client().get_resource(env, kind, key)
+        if as_json:
+            _echo_json(data)
+        else:
+            show(data, env)
+
+    @group.command(
+        "apply",
+        help=f"Create a {kind} from a JSON file, or replace it if it exists. The replacement "
+        f'edits the file\'s "version" if it has one (a stale file gets a 409), else the '
+        "current version. `-f -` reads standard input.",
+    )
+    @click.option(
+        "-f", "--file", "file", required=True, type=click.File("r"), help=f"The {kind} as JSON."
+    )
+    @_env_option
+    @_reason_option
+    @_json_option
+    @click.pass_obj
+    def apply(remote: Remote, file: Any, env: str, reason: str | None, as_json: bool) -> None:
+        body = _read_body(file, kind)
+        key = body["key"]
+        try:
+            outcome, data = remote.client().apply(env, kind, body, reason=reason)
+        except ApiResponseError as exc:
+            if exc.status != 409 or exc.current_version is None:
+                raise
+            if type(body.get("version")) is int:
+                hint = [
+                    f"your file edits version {body['version']}, the server has version "
+                    f"{exc.current_version}: someone changed the {kind} since the file was written",
+                    f"get the current one (rollwise {plural} get {key} --env {env} --json), "
+                    "redo your change on it and apply again",
+                    f'or drop "version" from the file to replace version {exc.current_version}',
+                ]
+            else:
+                hint = [f"the {kind} changed while it was being applied: run the command again"]
+            raise _failure(exc, hint) from None
+        if as_json:
+            _echo_json(data)
+        elif outcome == "created":
+            click.echo(f"created {kind} {key} in {env} (version {data.get('version')})")
+        elif outcome == "updated":
+            before = body.get("version") if type(body.get("version")) is int else None
+            was = f"version {before} -> " if before else "now version "
+            click.echo(f"updated {kind} {key} in {env}: {was}{data.get('version')}")
+        else:
+            click.echo(f"{kind} {key} in {env} is unchanged (version {data.get('version')})")
+
+    @group.command(
+        "archive",
+        help=f"Archive a {kind}. It leaves the rules document (DELETE); its history stays.",
+    )
+    @click.argument("key")
+    @_env_option
+    @_reason_option
+    @_json_option
+    @click.pass_obj
+    def archive(remote: Remote, key: str, env: str, reason: str | None, as_json: bool) -> None:
+        data = remote.client().archive_resource(env, kind, key, reason=reason)
+        if as_json:
+            _echo_json(data)
+        else:
+            click.echo(
+                f"archived {kind} {key} in {env}; its history stays "
+                f"(rollwise {plural} history {key} --env {env})"
+            )
+
+    @group.command(
+        "history",
+        help=f"Show every version of a {kind}. Action, actor, time, reason and a compact diff "
+        "(+ added, - removed, ~ replaced; the JSON pointer of each change).",
+    )
+    @click.argument("key")
+    @_env_option
+    @_json_option
+    @click.pass_obj
+    def history(remote: Remote, key: str, env: str, as_json: bool) -> None:
+        data = remote.client().history(env, kind, key)
+        if as_json:
+            _echo_json(data)
+        else:
+            _show_history(data)
+
+
+@main.group()
+def flags() -> None:
+    """Manage flags.
+
+    list, get, apply, kill, revert, history, archive and promote; each takes --env
+    (ROLLWISE_ENV, default production) and --json.
+    """
+
+
+@main.group()
+def segments() -> None:
+    """Manage segments.
+
+    Segments are named lists of conditions that rules refer to: list, get, apply, history and
+    archive; each takes --env (ROLLWISE_ENV, default production) and --json.
+    """
+
+
+_resource_commands(flags, "flag")
+_resource_commands(segments, "segment")
+
+
+@flags.command("kill")
+@click.argument("key")
+@_env_option
+@click.option("--reason", required=True, help="Why: kept in the history and audit.")
+@_json_option
+@click.pass_obj
+def flags_kill(remote: Remote, key: str, env: str, reason: str, as_json: bool) -> None:
+    """Serve the off variant to everyone now.
+
+    A new version with enabled: false, applied to whatever version is current.
+    """
+    data = remote.client().kill(env, key, reason=reason)
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(
+        f"killed flag {key} in {env}: version {data.get('version')} serves the off variant "
+        f"{data.get('off_variant')} to everyone"
+    )
+
+
+@flags.command("revert")
+@click.argument("key")
+@click.option(
+    "--to-version", "to_version", required=True, type=click.IntRange(min=1),
+    help="The version whose configuration comes back.",
+)  # fmt: skip
+@_env_option
+@click.option("--reason", required=True, help="Why: kept in the history and audit.")
+@_json_option
+@click.pass_obj
+def flags_revert(
+    remote: Remote, key: str, to_version: int, env: str, reason: str, as_json: bool
+) -> None:
+    """Bring back an earlier version's configuration, as a new version."""
+    data = remote.client().revert(env, key, to_version=to_version, reason=reason)
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(
+        f"reverted flag {key} in {env} to the configuration of version {to_version}: "
+        f"now version {data.get('version')}"
+    )
+
+
+@flags.command("promote")
+@click.argument("key")
+@_env_option
+@click.option("--to", "to", required=True, help="The environment to copy the flag to.")
+@_reason_option
+@_json_option
+@click.pass_obj
+def flags_promote(
+    remote: Remote, key: str, env: str, to: str, reason: str | None, as_json: bool
+) -> None:
+    """Copy a flag to another environment.
+
+    The configuration in --env becomes a new version in --to (an audited change there).
+    """
+    data = remote.client().promote(env, key, to=to, reason=reason)
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(f"promoted flag {key} from {env} to {to}: version {data.get('version')} in {to}")
+
+
+# --- tokens -------------------------------------------------------------------------------------
+
+
 @main.group()
 def tokens() -> None:
     """API tokens: create, list, revoke."""
 
 
-@tokens.command("create")
-@click.option(
-    "--role", required=True, type=click.Choice(["sdk", "viewer", "editor", "approver", "admin"])
-)
-@click.option("--name", default=None, help="Who or what uses it (the audit actor).")
-@click.option("--env", "env", default=None, help="The environment of an sdk token.")
-@click.option("--db", default=None, help="Create directly in this database (bootstrap).")
-def tokens_create(role: str, name: str | None, env: str | None, db: str | None) -> None:
-    """Create a token and print its secret once."""
-    if db is None:
-        raise click.UsageError("--db is required (the REST form arrives with the admin CLI)")
+def _create_token_in_database(db: str, role: str, name: str, env: str | None) -> Json:
     from rollwise_server.auth import hash_secret, new_secret
     from rollwise_server.storage import open_store
 
-    store = open_store(db)
     try:
-        secret = new_secret()
-        record = store.create_token(
-            name=name or f"{role}-bootstrap",
-            role=role,
-            env=env,
-            secret_hash=hash_secret(secret),
-            actor="cli (direct database access)",
-        )
-    finally:
-        store.close()
-    click.echo(secret)
-    click.echo(
-        f"created {record.role} token {record.id} ({record.name}); the secret is shown once",
-        err=True,
+        store = open_store(db)
+        try:
+            secret = new_secret()
+            record = store.create_token(
+                name=name,
+                role=role,
+                env=env,
+                secret_hash=hash_secret(secret),
+                actor="cli (direct database access)",
+            )
+        finally:
+            store.close()
+    except (RollwiseError, sqlite3.Error, OSError) as exc:
+        raise click.ClickException(f"cannot create the token in {db}: {exc}") from None
+    return {**attrs.asdict(record), "token": secret}
+
+
+@tokens.command("create")
+@click.option("--role", required=True, type=click.Choice(ROLES), help="What the token may do.")
+@click.option("--name", default=None, help="Who or what uses it (the audit actor).")
+@click.option("--env", "env", default=None, help="The environment of an sdk token.")
+@click.option(
+    "--db",
+    default=None,
+    help="Create it directly in this database, without a server (bootstraps the first admin).",
+)
+@_json_option
+@click.pass_obj
+def tokens_create(
+    remote: Remote, role: str, name: str | None, env: str | None, db: str | None, as_json: bool
+) -> None:
+    """Create a token and print its secret once.
+
+    The secret alone goes to stdout, the note about it to stderr. With --db the token is
+    written straight into the database (no server needed): how the first admin is made.
+    """
+    if role == "sdk" and env is None:
+        raise click.UsageError("an sdk token is bound to one environment: pass --env")
+    if role != "sdk" and env is not None:
+        raise click.UsageError("only sdk tokens are bound to an environment: drop --env")
+    if db is not None:
+        data = _create_token_in_database(db, role, name or f"{role}-bootstrap", env)
+    else:
+        default = f"{role}-{env}" if env else role
+        data = remote.client().create_token(role=role, name=name or default, env=env)
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(data["token"])
+    _note(f"created {data['role']} token {data['id']} ({data['name']}); the secret is shown once")
+
+
+@tokens.command("list")
+@_json_option
+@click.pass_obj
+def tokens_list(remote: Remote, as_json: bool) -> None:
+    """List the tokens, revoked ones included (never their secrets)."""
+    data = remote.client().tokens()
+    if as_json:
+        _echo_json(data)
+        return
+    _table(
+        ["ID", "NAME", "ROLE", "ENV", "CREATED_BY", "CREATED_AT", "REVOKED_AT"],
+        (
+            [t["id"], t["name"], t["role"], t.get("env"), t.get("created_by"),
+             _ts(t.get("created_at")), _ts(t.get("revoked_at"))]
+            for t in data.get("tokens") or []
+        ),
+    )  # fmt: skip
+
+
+@tokens.command("revoke")
+@click.argument("token_id", metavar="ID")
+@_json_option
+@click.pass_obj
+def tokens_revoke(remote: Remote, token_id: str, as_json: bool) -> None:
+    """Revoke a token by its id (tok_...).
+
+    It stops working within the server's token cache time (seconds).
+    """
+    data = remote.client().revoke_token(token_id)
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(f"revoked token {data['id']} ({data['name']}) at {_ts(data.get('revoked_at'))}")
+
+
+# --- environments and audit ---------------------------------------------------------------------
+
+
+@main.group()
+def envs() -> None:
+    """Environments: list, create."""
+
+
+@envs.command("list")
+@_json_option
+@click.pass_obj
+def envs_list(remote: Remote, as_json: bool) -> None:
+    """List the environments and their rules revision."""
+    data = remote.client().environments()
+    if as_json:
+        _echo_json(data)
+        return
+    _table(
+        ["KEY", "REVISION", "CREATED_AT"],
+        ([e["key"], e.get("revision"), _ts(e.get("created_at"))] for e in data["environments"]),
     )
+
+
+@envs.command("create")
+@click.argument("key")
+@_reason_option
+@_json_option
+@click.pass_obj
+def envs_create(remote: Remote, key: str, reason: str | None, as_json: bool) -> None:
+    """Create an environment (admin)."""
+    data = remote.client().create_environment(key, reason=reason)
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(f"created environment {data['key']}")
+
+
+@main.command()
+@click.option("--env", "env", default=None, help="Only this environment.")
+@click.option("--flag", default=None, help="Only this flag.")
+@click.option("--segment", default=None, help="Only this segment.")
+@click.option("--actor", default=None, help="Only changes by this actor (a token's name).")
+@click.option("--action", default=None, help="Only this action, e.g. flag.kill.")
+@click.option("--since", callback=_instant, help="From: 2026-11-01, or 24h, 7d.")
+@click.option("--until", callback=_instant, help="Before this time (same forms).")
+@click.option(
+    "--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="Most entries."
+)
+@click.option("--before", type=int, default=None, help="Older than this entry id (next page).")
+@_json_option
+@click.pass_obj
+def audit(
+    remote: Remote,
+    env: str | None,
+    flag: str | None,
+    segment: str | None,
+    actor: str | None,
+    action: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    before: int | None,
+    as_json: bool,
+) -> None:
+    """Show the audit log, newest first.
+
+    Who changed what, when and why; --before pages back.
+    """
+    data = remote.client().audit(
+        env=env, flag=flag, segment=segment, actor=actor, action=action,
+        since=since, until=until, limit=limit, before=before,
+    )  # fmt: skip
+    if as_json:
+        _echo_json(data)
+        return
+    entries = data.get("entries") or []
+    if not entries:
+        _note("no audit entries match")
+        return
+    _table(
+        ["ID", "TS", "ACTOR", "ACTION", "ENV", "RESOURCE", "VERSION", "REASON"],
+        (
+            [e["id"], _ts(e.get("ts")), e.get("actor"), e.get("action"), e.get("env"),
+             f"{e.get('resource_type')}:{e.get('resource_key')}", e.get("version"),
+             e.get("reason")]
+            for e in entries
+        ),
+    )  # fmt: skip
+    if data.get("next_before") is not None:
+        _note(f"more entries: rollwise audit --before {data['next_before']} ...")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -100,6 +101,19 @@ def _entry(entry: AuditEntry) -> dict[str, Any]:
     return attrs.asdict(entry)
 
 
+def _moment(value: str | None, name: str) -> str | None:
+    """An RFC 3339 time as the audit log stores it (UTC, microseconds), or 400."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{name}: must be an RFC 3339 date-time, not {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 async def list_audit(request: Request) -> Response:
     await authorize(request, "read")
     params = request.query_params
@@ -116,14 +130,15 @@ async def list_audit(request: Request) -> Response:
         resource_type, resource_key = "flag", params["flag"]
     if "segment" in params:
         resource_type, resource_key = "segment", params["segment"]
+    since, until = _moment(params.get("since"), "since"), _moment(params.get("until"), "until")
     query = AuditQuery(
         env=params.get("env"),
         resource_type=resource_type,
         resource_key=resource_key,
         actor=params.get("actor"),
         action=params.get("action"),
-        since=params.get("since"),
-        until=params.get("until"),
+        since=since,
+        until=until,
         before_id=before,
         limit=limit + 1,
     )

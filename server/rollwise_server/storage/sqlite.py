@@ -220,12 +220,15 @@ class SQLiteStore:
                     "reload it and apply your change again",
                     current_version=current,
                 )
-            elif row[1] and body is None:
-                raise Conflict(f"{kind} {key!r} is archived already", current_version=current)
+            elif row[1]:
+                raise Conflict(
+                    f"{kind} {key!r} is archived; create it again (POST) to restore it",
+                    current_version=current,
+                )
             version = (current or 0) + 1
             archived = body is None
             if archived and row is not None:
-                stored = json.loads(row[2])
+                stored = {**json.loads(row[2]), "version": version}
                 if kind == "segment":
                     self._check_unreferenced(conn, env, key)
             else:

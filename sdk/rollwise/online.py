@@ -1,0 +1,174 @@
+"""The online half of a ``Client``: rules sync, event delivery, the disk cache, fork safety.
+
+``Client.offline`` has none of this; ``Client(url, sdk_key)`` owns one ``Online``. It starts the
+sync and sender threads, keeps the last good rules on disk, spools events while the server is
+away, flushes at exit, and after ``os.fork()`` gives the child its own threads and spool.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rollwise.config import ClientConfig
+from rollwise.errors import SpoolError
+from rollwise.exposures import ExposureLog
+from rollwise.rules import RulesDocument
+from rollwise.sender import EventSender, OutcomeQueue
+from rollwise.snapshot import load_snapshot, save_snapshot, snapshot_path
+from rollwise.spool import Spool
+from rollwise.status import RulesOrigin
+from rollwise.sync import RulesSync
+from rollwise.transport import RequestsTransport, Transport
+
+if TYPE_CHECKING:
+    from rollwise.client import Client
+
+__all__ = ["Online"]
+
+logger = logging.getLogger("rollwise")
+
+
+def _fingerprint(config: ClientConfig) -> str:
+    return hashlib.sha256(f"{config.url}\n{config.sdk_key}".encode()).hexdigest()[:16]
+
+
+class Online:
+    """Threads and files of one online client."""
+
+    def __init__(
+        self,
+        client: Client,
+        config: ClientConfig,
+        exposures: ExposureLog,
+        transport_factory: Callable[[ClientConfig], Transport] | None,
+    ) -> None:
+        self.config = config
+        self._client = weakref.ref(client)
+        self._transport_factory = transport_factory or RequestsTransport
+        self.exposures = exposures
+        self.outcomes = OutcomeQueue(config.max_queue)
+        self.ready = threading.Event()
+        self.origin: RulesOrigin | None = None
+        self.received_at: float | None = None
+        self.closed = False
+        self._snapshot = (
+            snapshot_path(config.cache_dir, config.url, config.sdk_key)
+            if config.cache_dir
+            else None
+        )
+        self._build(spool_suffix="")
+        self._atexit = _weak_method(self, "flush_at_exit")
+        atexit.register(self._atexit)
+        os.register_at_fork(after_in_child=_weak_method(self, "after_fork"))
+
+    # --- set-up, also after a fork ---
+
+    def _build(self, spool_suffix: str) -> None:
+        config = self.config
+        self.transport = self._transport_factory(config)
+        self.spool = self._open_spool(spool_suffix)
+        self.sender = EventSender(config, self.transport, self.exposures, self.outcomes, self.spool)
+        client = self._client()
+        self.sync = RulesSync(
+            config,
+            self.transport,
+            self.install_from_server,
+            lambda: None if client is None else client._store.revision,
+            self.ready,
+        )
+
+    def _open_spool(self, suffix: str) -> Spool | None:
+        if self.config.cache_dir is None or not self.config.send_events:
+            return None
+        path = Path(self.config.cache_dir) / f"events-{_fingerprint(self.config)}{suffix}.sqlite"
+        try:
+            return Spool(path, max_bytes=self.config.spool_max_bytes)
+        except SpoolError as exc:
+            logger.error("rollwise: %s; events cannot be kept while the server is away", exc)
+            return None
+
+    def start(self) -> None:
+        if self.config.send_events:
+            self.sender.start()
+        self.sync.start()
+
+    def load_cache(self) -> RulesDocument | None:
+        """The last good rules from the disk cache, if any (corrupt or foreign: ignored)."""
+        if self._snapshot is None:
+            return None
+        loaded = load_snapshot(self._snapshot, url=self.config.url, sdk_key=self.config.sdk_key)
+        if loaded is None:
+            return None
+        document, saved_at = loaded
+        self.received_at = saved_at
+        return document
+
+    def install_from_server(self, document: RulesDocument) -> bool:
+        client = self._client()
+        if client is None:
+            return False
+        client._install(document)
+        self.origin = "server"
+        self.received_at = time.time()
+        if self._snapshot is not None:
+            try:
+                save_snapshot(
+                    self._snapshot, document, url=self.config.url, sdk_key=self.config.sdk_key
+                )
+            except OSError as exc:
+                logger.warning("rollwise: could not save the rules cache: %s", exc)
+        return True
+
+    # --- lifecycle ---
+
+    def flush(self, timeout: float) -> bool:
+        if not self.config.send_events:
+            return True
+        return self.sender.flush(timeout)
+
+    def flush_at_exit(self) -> None:
+        if not self.closed:
+            self.flush(self.config.close_timeout)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.flush(self.config.close_timeout)
+        self.closed = True
+        self.sync.stop()
+        self.sender.stop(self.config.close_timeout)
+        self.transport.close()
+        if self.spool is not None:
+            self.spool.close()
+        atexit.unregister(self._atexit)
+
+    def after_fork(self) -> None:
+        """In a forked child: new threads, a new session and a spool of its own."""
+        if self.closed:
+            return
+        self.exposures.after_fork()
+        self.outcomes = OutcomeQueue(self.config.max_queue)
+        self.ready = threading.Event()
+        self._build(spool_suffix=f"-{os.getpid()}")
+        self.start()
+
+
+def _weak_method(owner: Any, name: str) -> Callable[[], None]:
+    """A callback that calls ``owner.name()`` while ``owner`` is alive (no strong reference)."""
+    ref = weakref.ref(owner)
+
+    def call() -> None:
+        target = ref()
+        if target is not None:
+            getattr(target, name)()
+
+    return call

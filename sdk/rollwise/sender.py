@@ -1,0 +1,256 @@
+"""``EventSender``: the thread that delivers exposures and outcomes, losing none.
+
+Every ``flush_interval`` (or at once on ``flush()``) it drains the in-memory queues into gzip'd
+batches of at most ``batch_size`` events and posts them. Timeouts and 5xx are retried with
+jittered backoff; when the server stays unreachable the batch goes to the on-disk spool, and
+while the spool holds anything new batches go behind it, so events reach the server in order.
+Once the server answers again the spool is replayed, oldest first. Events the server rejects as
+invalid are dropped and counted. Event ids make delivery at-least-once and storage exactly-once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from rollwise.backoff import Backoff
+from rollwise.config import ClientConfig
+from rollwise.errors import (
+    AuthenticationError,
+    ServerUnavailableError,
+    SpoolError,
+    TransportError,
+)
+from rollwise.events import Outcome
+from rollwise.exposures import ExposureLog
+from rollwise.spool import Spool
+from rollwise.transport import EventKind, Transport
+
+__all__ = ["EventSender", "OutcomeQueue", "SenderStats"]
+
+logger = logging.getLogger("rollwise")
+
+_IMMEDIATE_RETRIES = 2
+
+
+class SenderStats:
+    """Counters of the sender (plain ints, updated by the sender thread)."""
+
+    def __init__(self) -> None:
+        self.sent = {"exposures": 0, "outcomes": 0}
+        self.duplicates = {"exposures": 0, "outcomes": 0}
+        self.rejected = {"exposures": 0, "outcomes": 0}
+        self.spooled = 0
+        self.replayed = 0
+        self.batches = 0
+        self.last_error: str | None = None
+        self.last_sent_at: float | None = None
+
+
+class OutcomeQueue:
+    """Outcomes from ``client.track``: raw tuples now, ``Outcome`` values when drained."""
+
+    def __init__(self, max_queue: int, clock: Callable[[], float] = time.time) -> None:
+        self._queue: deque[tuple[float, str, str, str, float, dict[str, Any] | None]] = deque()
+        self._max = max_queue
+        self._clock = clock
+        self.tracked = 0
+        self.dropped = 0
+
+    def put(
+        self, metric: str, unit_type: str, unit: str, value: float, attrs: dict[str, Any] | None
+    ) -> None:
+        if len(self._queue) >= self._max:
+            self.dropped += 1
+            return
+        self._queue.append((self._clock(), metric, unit_type, unit, value, attrs))
+        self.tracked += 1
+
+    def drain(self, limit: int | None = None) -> list[Outcome]:
+        out: list[Outcome] = []
+        queue = self._queue
+        while queue and (limit is None or len(out) < limit):
+            ts, metric, unit_type, unit, value, attrs = queue.popleft()
+            out.append(Outcome(str(uuid.uuid4()), ts, metric, unit_type, unit, value, attrs or {}))
+        return out
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+
+def _json(event: Any) -> str:
+    data = event.to_json()
+    for key, value in data["attrs"].items():  # attrs are JSON scalars already; guard NaN
+        if isinstance(value, float) and not math.isfinite(value):
+            data["attrs"][key] = None
+    return json.dumps(data, separators=(",", ":"))
+
+
+class EventSender:
+    """The background delivery of one client's events."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        transport: Transport,
+        exposures: ExposureLog,
+        outcomes: OutcomeQueue,
+        spool: Spool | None,
+    ) -> None:
+        self._config = config
+        self._transport = transport
+        self._exposures = exposures
+        self._outcomes = outcomes
+        self._spool = spool
+        self.stats = SenderStats()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Condition()
+        self._busy = False
+        self._thread: threading.Thread | None = None
+        self._unreachable_until = 0.0
+        self._backoff = Backoff(base=0.5, cap=config.max_backoff)
+        self.dropped_unspoolable = 0
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="rollwise-event-sender", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def pending(self) -> int:
+        spooled = len(self._spool) if self._spool is not None else 0
+        return len(self._exposures) + len(self._outcomes) + spooled
+
+    def flush(self, timeout: float) -> bool:
+        """Deliver everything queued and spooled; ``True`` when nothing is left."""
+        deadline = time.monotonic() + timeout
+        self._unreachable_until = 0.0  # a flush tries the server now
+        while time.monotonic() < deadline:
+            if self.pending() == 0 and not self._busy:
+                return True
+            self._wake.set()
+            with self._idle:
+                self._idle.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+        return self.pending() == 0 and not self._busy
+
+    # --- the loop ---
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stop.is_set()
+            self._wake.wait(self._config.flush_interval)
+            self._wake.clear()
+            self._busy = True
+            try:
+                self._cycle()
+            except Exception:  # the sender must survive anything
+                logger.exception("rollwise: the event sender failed; it carries on")
+            finally:
+                self._busy = False
+                with self._idle:
+                    self._idle.notify_all()
+            if stopping:
+                return
+
+    def _cycle(self) -> None:
+        batch = self._config.batch_size
+        while True:
+            exposures = self._exposures.drain(batch)
+            if exposures:
+                self._deliver("exposures", [_json(e) for e in exposures])
+            outcomes = self._outcomes.drain(batch)
+            if outcomes:
+                self._deliver("outcomes", [_json(o) for o in outcomes])
+            if not exposures and not outcomes:
+                break
+        self._replay()
+
+    def _reachable(self) -> bool:
+        return time.monotonic() >= self._unreachable_until
+
+    def _deliver(self, kind: EventKind, bodies: list[str]) -> None:
+        """Send now, or behind the spool when it holds anything or the server is away."""
+        if self._spool is not None and (len(self._spool) > 0 or not self._reachable()):
+            self._to_spool(kind, bodies)
+            return
+        if not self._send(kind, bodies):
+            self._to_spool(kind, bodies)
+
+    def _send(self, kind: EventKind, bodies: list[str]) -> bool:
+        """Post one batch with a few quick retries; ``False`` when the server stays away."""
+        for attempt in range(_IMMEDIATE_RETRIES + 1):
+            try:
+                result = self._transport.send_events(kind, bodies)
+            except (ServerUnavailableError, AuthenticationError) as exc:
+                self.stats.last_error = str(exc)
+                if attempt < _IMMEDIATE_RETRIES and not self._stop.is_set():
+                    time.sleep(min(1.0, self._backoff.next()))
+                    continue
+                self._unreachable_until = time.monotonic() + self._backoff.next()
+                logger.warning("rollwise: %s; events kept for later", exc)
+                return False
+            except TransportError as exc:
+                if getattr(exc, "status", None) == 413 and len(bodies) > 1:
+                    half = len(bodies) // 2
+                    return self._send(kind, bodies[:half]) and self._send(kind, bodies[half:])
+                self.stats.last_error = str(exc)
+                self.stats.rejected[kind] += len(bodies)
+                logger.error("rollwise: the server refused %d %s: %s", len(bodies), kind, exc)
+                return True
+            self._backoff.reset()
+            self.stats.batches += 1
+            self.stats.sent[kind] += result.accepted
+            self.stats.duplicates[kind] += result.duplicates
+            self.stats.rejected[kind] += result.rejected
+            self.stats.last_sent_at = time.time()
+            if result.rejected:
+                logger.warning(
+                    "rollwise: the server rejected %d invalid %s, e.g. %s",
+                    result.rejected,
+                    kind,
+                    result.errors[:1],
+                )
+            return True
+        return False
+
+    def _to_spool(self, kind: EventKind, bodies: list[str]) -> None:
+        if self._spool is None:
+            self.dropped_unspoolable += len(bodies)
+            logger.warning("rollwise: %d %s dropped: no spool configured", len(bodies), kind)
+            return
+        try:
+            stored = self._spool.append(kind, bodies)
+        except SpoolError as exc:
+            self.dropped_unspoolable += len(bodies)
+            logger.error("rollwise: %d %s dropped: %s", len(bodies), kind, exc)
+            return
+        self.stats.spooled += stored
+
+    def _replay(self) -> None:
+        spool = self._spool
+        if spool is None or not self._reachable():
+            return
+        while len(spool):
+            rows = spool.peek(self._config.batch_size)
+            if not rows:
+                return
+            kind: EventKind = "outcomes" if rows[0][1] == "outcomes" else "exposures"
+            cut = next((i for i, row in enumerate(rows) if row[1] != rows[0][1]), len(rows))
+            same = rows[:cut]
+            if not self._send(kind, [body for _, _, body in same]):
+                return
+            spool.remove([seq for seq, _, _ in same])
+            self.stats.replayed += len(same)

@@ -1,0 +1,31 @@
+"""``ClientStatus``: what a client knows about its rules and its connection."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+__all__ = ["ClientStatus", "Connection", "RulesOrigin"]
+
+RulesOrigin = Literal["server", "disk_cache", "bootstrap", "offline"]
+Connection = Literal["offline", "connecting", "streaming", "polling", "disconnected", "closed"]
+
+
+@attrs.frozen(kw_only=True)
+class ClientStatus:
+    """A snapshot for health checks and dashboards; ``client.status()`` builds it."""
+
+    revision: int | None
+    """The revision of the rules in use (``None``: no rules yet, every flag serves defaults)."""
+    origin: RulesOrigin | None
+    """Where those rules came from."""
+    age_seconds: float | None
+    """Seconds since the rules in use were received (or saved, for the disk cache)."""
+    connection: Connection
+    ready: bool
+    """Whether the client has heard from the server since it started."""
+    last_sync: float | None
+    """When the server last answered (epoch seconds)."""
+    last_error: str | None
+    """The most recent problem: the server unreachable, a rejected document, ..."""

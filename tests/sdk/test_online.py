@@ -1,0 +1,200 @@
+"""The online client against a real server: sync, streaming, polling, cache, events, status."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+import rollwise
+from rollwise_server.testing import LiveServer, ServerProcess, live_server
+from tests.server.conftest import EU_SEGMENT, example_flag
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    with live_server(tmp_path / "server") as running:
+        admin = running.session()
+        base = f"{running.url}/api/v1/envs/production"
+        admin.post(f"{base}/segments", json=EU_SEGMENT).raise_for_status()
+        admin.post(f"{base}/flags", json=example_flag()).raise_for_status()
+        yield running
+
+
+def make_client(server: LiveServer, tmp_path: Path, **options: Any) -> rollwise.Client:
+    key = server.token("sdk", env="production")
+    options.setdefault("cache_dir", tmp_path / "cache")
+    options.setdefault("flush_interval", 0.05)
+    return rollwise.Client(server.url, key, **options)
+
+
+def set_enabled(server: LiveServer, enabled: bool) -> int:
+    admin = server.session()
+    url = f"{server.url}/api/v1/envs/production/flags/fraud-model"
+    current = admin.get(url).json()
+    response = admin.put(
+        url,
+        json={**example_flag(), "enabled": enabled},
+        headers={"If-Match": f'"{current["version"]}"'},
+    )
+    response.raise_for_status()
+    return int(admin.get(f"{server.url}/api/v1/envs").json()["environments"][1]["revision"])
+
+
+QA = {"user_id": "u1"}
+
+
+def test_connects_streams_and_follows_changes(server: LiveServer, tmp_path: Path) -> None:
+    with make_client(server, tmp_path) as client:
+        assert client.wait_until_ready(10)
+        assert client.variant("fraud-model", QA) == "v2"
+        assert wait_for(lambda: client.status().connection == "streaming")
+        status = client.status()
+        assert (status.origin, status.revision, status.ready) == ("server", 2, True)
+        revision = set_enabled(server, False)
+        assert wait_for(lambda: client.variant("fraud-model", QA) == "v1", 5)
+        assert client.evaluate("fraud-model", QA).reason is rollwise.Reason.DISABLED
+        assert client.status().revision == revision
+
+
+def test_polling_when_streaming_is_off(server: LiveServer, tmp_path: Path) -> None:
+    with make_client(server, tmp_path, streaming=False, poll_interval=0.1) as client:
+        assert client.wait_until_ready(10)
+        set_enabled(server, False)
+        assert wait_for(lambda: client.variant("fraud-model", QA) == "v1", 5)
+        assert client.status().connection == "polling"
+
+
+def test_exposures_and_outcomes_reach_the_server_exactly_once(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    with make_client(server, tmp_path) as client:
+        assert client.wait_until_ready(10)
+        for i in range(3000):
+            context = {"user_id": f"user-{i}", "country": "DE", "amount": 100}
+            client.variant("fraud-model", context)
+            client.variant("fraud-model", context)  # a repeat: de-duplicated
+            client.track("fraud_caught", f"user-{i}", i % 3 == 0, attrs={"country": "DE"})
+        client.track("latency_ms", "user-1", float("nan"))  # invalid: ignored, never raises
+        assert client.flush(20)
+        stats = client.stats()
+    db = sqlite3.connect(server.db)
+    assert db.execute("SELECT count(*), count(DISTINCT unit) FROM exposures").fetchone() == (
+        3000,
+        3000,
+    )
+    assert db.execute("SELECT count(*), sum(value) FROM outcomes").fetchone() == (3000, 1000)
+    assert db.execute("SELECT DISTINCT flag, flag_version, rule FROM exposures").fetchall() == [
+        ("fraud-model", 1, "eu-small")
+    ]
+    assert stats["exposures_sent"] == 3000
+    assert stats["exposures_duplicated"] == 3000
+    assert stats["outcomes_sent"] == 3000
+    assert stats["evaluations"] == 6000
+
+
+def test_serves_the_disk_cache_while_the_server_is_down(tmp_path: Path) -> None:
+    process = ServerProcess(tmp_path / "server")
+    process.start()
+    try:
+        admin = requests.Session()
+        admin.headers["Authorization"] = f"Bearer {process.admin_token}"
+        base = f"{process.url}/api/v1/envs/production"
+        admin.post(f"{base}/segments", json=EU_SEGMENT).raise_for_status()
+        admin.post(f"{base}/flags", json=example_flag()).raise_for_status()
+        key = admin.post(
+            f"{process.url}/api/v1/tokens", json={"name": "app", "role": "sdk", "env": "production"}
+        ).json()["token"]
+        options: dict[str, Any] = {"cache_dir": tmp_path / "cache", "max_backoff": 0.5}
+        with rollwise.Client(process.url, key, **options) as first:
+            assert first.wait_until_ready(10)
+        process.kill()
+        with rollwise.Client(process.url, key, connect_timeout=0.5, **options) as client:
+            assert client.variant("fraud-model", QA) == "v2"  # at once, from the cache
+            status = client.status()
+            assert (status.origin, status.revision, status.ready) == ("disk_cache", 2, False)
+            assert status.age_seconds is not None
+            process.start()
+            assert client.wait_until_ready(15)
+            admin.post(f"{base}/flags/fraud-model/kill", json={"reason": "test"}).raise_for_status()
+            assert wait_for(lambda: client.variant("fraud-model", QA) == "v1", 15)
+            assert client.status().origin == "server"
+    finally:
+        process.stop()
+
+
+def test_a_corrupt_cache_is_ignored_with_a_warning(
+    server: LiveServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = server.token("sdk", env="production")
+    with rollwise.Client(server.url, key, cache_dir=tmp_path / "cache") as client:
+        assert client.wait_until_ready(10)
+    (snapshot,) = (tmp_path / "cache").glob("rules-*.json")
+    snapshot.write_text("{ not json")
+    with (
+        caplog.at_level("WARNING", logger="rollwise"),
+        rollwise.Client(
+            "http://127.0.0.1:9", key, cache_dir=tmp_path / "cache", connect_timeout=0.2
+        ) as client,
+    ):
+        assert client.status().origin is None
+    with (
+        caplog.at_level("WARNING", logger="rollwise"),
+        rollwise.Client(server.url, key, cache_dir=tmp_path / "cache") as client,
+    ):
+        assert client.status().origin is None  # corrupt: not used
+        assert client.wait_until_ready(10)
+    assert str(snapshot) in caplog.text
+
+
+def test_bootstrap_serves_before_the_first_fetch(tmp_path: Path) -> None:
+    bootstrap = Path(__file__).resolve().parents[2] / "docs" / "examples" / "fraud-model.json"
+    with rollwise.Client(
+        "http://127.0.0.1:9", "rw_nothing", bootstrap=bootstrap, cache_dir=None, connect_timeout=0.2
+    ) as client:
+        assert client.variant("fraud-model", QA) == "v2"
+        status = client.status()
+        assert (status.origin, status.revision, status.ready) == ("bootstrap", 12, False)
+        assert not client.wait_until_ready(0.2)
+        assert wait_for(lambda: client.status().last_error is not None, 5)
+        assert "unreachable" in (client.status().last_error or "")
+
+
+def test_a_bad_sdk_key_is_reported(server: LiveServer, tmp_path: Path) -> None:
+    with rollwise.Client(server.url, "rw_wrong", cache_dir=None) as client:
+        assert wait_for(lambda: client.status().last_error is not None, 5)
+        assert "401" in (client.status().last_error or "")
+        assert client.variant("fraud-model", QA, default="safe") == "safe"
+
+
+def test_configuration_errors_name_the_option() -> None:
+    with pytest.raises(rollwise.ConfigurationError, match="url"):
+        rollwise.Client("ftp://x", "key")
+    with pytest.raises(rollwise.ConfigurationError, match="poll_interval"):
+        rollwise.Client("http://127.0.0.1:9", "key", poll_interval=0)
+    with pytest.raises(TypeError):
+        rollwise.Client("http://127.0.0.1:9", "key", no_such_option=1)
+    with pytest.raises(rollwise.ConfigurationError, match="ROLLWISE_URL"):
+        rollwise.ClientConfig.from_env({})
+    config = rollwise.ClientConfig.from_env(
+        {"ROLLWISE_URL": "http://127.0.0.1:9/", "ROLLWISE_SDK_KEY": "k", "ROLLWISE_STREAMING": "off",
+         "ROLLWISE_POLL_INTERVAL": "2.5", "ROLLWISE_CACHE_DIR": ""}
+    )  # fmt: skip
+    assert (config.url, config.streaming, config.poll_interval, config.cache_dir) == (
+        "http://127.0.0.1:9", False, 2.5, None,
+    )  # fmt: skip
+    assert "sdk_key='***'" in repr(config)

@@ -1,0 +1,295 @@
+"""The OpenAPI document: served, valid, complete (every route and nothing else) and true.
+
+"True" is checked by schemathesis against a live server: requests generated from the document
+(its examples, then random valid and invalid data) must get no 5xx, only documented statuses and
+media types, and bodies that match the documented schemas. The admin token drives the admin API,
+an sdk token the SDK endpoints; the endless SSE stream is read separately.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import requests
+import schemathesis
+from openapi_spec_validator import validate as validate_openapi
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from rollwise.operators import OPERATORS
+from rollwise_server.app import ROUTES
+from rollwise_server.openapi import openapi_document, rules_schemas
+from rollwise_server.testing import LiveServer, live_server
+from tests.server.conftest import EU_SEGMENT, example_flag
+
+ROOT = Path(__file__).resolve().parents[2]
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+STREAM = "/api/v1/sdk/stream"
+
+# Loaded once at import (a pure function of the code), pointed at the live server per call.
+# Deterministic and small by default; ROLLWISE_FUZZ_EXAMPLES=500 digs deeper (same seed).
+SCHEMA = schemathesis.openapi.from_dict(openapi_document())
+SCHEMA.config.generation.update(
+    max_examples=int(os.environ.get("ROLLWISE_FUZZ_EXAMPLES", "12")),
+    deterministic=True,
+    database="none",
+)
+SCHEMA.config.phases.update(phases=["examples", "fuzzing"])
+ADMIN_API = SCHEMA.exclude(path_regex="^/api/v1/sdk/")
+SDK_API = SCHEMA.include(path_regex="^/api/v1/sdk/").exclude(path=STREAM)
+
+
+def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method in HTTP_METHODS:
+                yield path, method, operation
+
+
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    """A validator for one component schema (its $refs resolve inside the document)."""
+    document = openapi_document()
+    root = {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
+    return jsonschema.Draft202012Validator(root)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server for the module, with a segment and a flag for the documented examples."""
+    with live_server(tmp_path_factory.mktemp("openapi")) as server:
+        admin = server.session()
+        base = f"{server.url}/api/v1/envs/production"
+        assert admin.post(f"{base}/segments", json=EU_SEGMENT, timeout=10).status_code == 201
+        assert admin.post(f"{base}/flags", json=example_flag(), timeout=10).status_code == 201
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sdk_token(api: LiveServer) -> str:
+    return api.token("sdk", env="production")
+
+
+# --- the document itself --------------------------------------------------------------------
+
+
+def test_the_served_document_is_the_document_and_valid_openapi_3_1(api: LiveServer) -> None:
+    response = requests.get(f"{api.url}/api/v1/openapi.json", timeout=10)  # no token needed
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    document = response.json()
+    assert document == openapi_document()
+    assert document["openapi"] == "3.1.0"
+    validate_openapi(document)
+
+
+def test_every_route_is_documented_and_nothing_else() -> None:
+    # Starlette answers HEAD for every GET route; the document leaves the HEADs implicit.
+    routes = {(route.path, method) for route in ROUTES for method in route.methods or ()}
+    routes = {(path, method) for path, method in routes if method != "HEAD"}
+    documented = {(path, method.upper()) for path, method, _ in _operations(openapi_document())}
+    assert documented == routes
+
+
+def test_operations_are_complete() -> None:
+    document = openapi_document()
+    operation_ids = [op["operationId"] for _, _, op in _operations(document)]
+    assert len(operation_ids) == len(set(operation_ids))
+    tags = {tag["name"] for tag in document["tags"]}
+    for path, method, operation in _operations(document):
+        label = f"{method.upper()} {path}"
+        assert set(operation["tags"]) <= tags, label
+        statuses = set(operation["responses"])
+        parameters = document["paths"][path].get("parameters", []) + operation.get("parameters", [])
+        names = {p["name"] for p in parameters if p["in"] == "path"}
+        assert names == {part[1:-1] for part in path.split("/") if part.startswith("{")}, label
+        if operation.get("security") != []:  # authenticated
+            assert {"401", "403"} <= statuses, label
+            assert operation["x-rollwise-permission"] in {"read", "write", "admin", "sdk"}
+        if "requestBody" in operation:
+            assert {"400", "413"} <= statuses, label
+        for status, response in operation["responses"].items():
+            if status.startswith(("4", "5")) and status != "503":
+                assert list(response["content"]) == ["application/problem+json"], label
+
+
+def _moved(value: Any) -> Any:
+    """A rules.schema.json fragment with its ``$ref``s pointing into ``components``."""
+    if isinstance(value, dict):
+        return {
+            k: v.replace("#/$defs/", "#/components/schemas/") if k == "$ref" else _moved(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_moved(v) for v in value]
+    return value
+
+
+RULES_SPEC = json.loads((ROOT / "docs" / "spec" / "rules.schema.json").read_text())
+
+
+def test_flag_and_segment_schemas_are_those_of_the_rules_spec() -> None:
+    spec = _moved(RULES_SPEC)
+    components = openapi_document()["components"]["schemas"]
+    assert set(rules_schemas()) == set(spec["$defs"])
+    for name, schema in spec["$defs"].items():
+        if name != "attributeCondition":  # restated, see the next test
+            assert components[name] == schema, name
+    restated = {k: v for k, v in components["attributeCondition"].items() if k != "oneOf"}
+    original = {k: v for k, v in spec["$defs"]["attributeCondition"].items() if k != "allOf"}
+    assert restated == {**original, "description": restated["description"]}
+    top = {k: spec[k] for k in ("type", "required", "properties")}
+    assert {k: components["RulesDocument"][k] for k in top} == top
+
+
+def _conditions() -> Iterator[dict[str, Any]]:
+    """Attribute conditions: every operator (and an unknown one) with every operand shape."""
+    operators = [*OPERATORS, "from_the_future", ""]
+    absent = object()
+    values: list[Any] = [absent, None, "DE", "", 3, -2.5, True, "v1.2.3-rc.1", "2026-11-01",
+                         "2026-11-01T09:30:00Z", "x" * 257, {"a": 1}, [1, 2]]  # fmt: skip
+    lists: list[Any] = [absent, None, [], ["DE", 7], [1, 2], [0.5, 9.5], [1, 2, 3], ["a", "b"],
+                        [True], [None], "DE", 5]  # fmt: skip
+    for operator in operators:
+        for value in values:
+            for items in lists:
+                condition: dict[str, Any] = {"attribute": "country", "operator": operator}
+                if value is not absent:
+                    condition["value"] = value
+                if items is not absent:
+                    condition["values"] = items
+                yield condition
+    yield {"operator": "in", "values": ["DE"]}
+    yield {"attribute": "country", "values": ["DE"]}
+    yield {"attribute": "country", "operator": "in", "values": ["DE"], "segment": "eu"}
+    yield {"attribute": "country", "operator": "exists", "negate": "yes"}
+
+
+def test_the_restated_attribute_condition_accepts_what_the_spec_accepts() -> None:
+    spec = jsonschema.Draft202012Validator(
+        {"$ref": "#/$defs/attributeCondition", "$defs": RULES_SPEC["$defs"]}
+    )
+    ours = _validator("attributeCondition")
+    verdicts = {True: 0, False: 0}
+    for condition in _conditions():
+        verdict = spec.is_valid(condition)
+        assert ours.is_valid(condition) == verdict, condition
+        verdicts[verdict] += 1
+    assert min(verdicts.values()) > 50  # the corpus has plenty of both
+
+
+def test_the_examples_match_the_schemas() -> None:
+    example = json.loads((ROOT / "docs" / "examples" / "fraud-model.json").read_text())
+    _validator("RulesDocument").validate(example)
+    _validator("FlagCreate").validate({**example_flag(), "reason": "ship it"})
+    _validator("SegmentCreate").validate(EU_SEGMENT)
+    document = openapi_document()
+    examples = 0
+    for path, _method, operation in _operations(document):
+        media = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+        if "example" in media:
+            name = media["schema"]["$ref"].rsplit("/", 1)[1]
+            _validator(name).validate(media["example"])
+            examples += 1
+        for parameter in document["paths"][path].get("parameters", []) + operation.get(
+            "parameters", []
+        ):
+            if "example" in parameter:
+                root = {**parameter["schema"], "components": document["components"]}
+                jsonschema.Draft202012Validator(root).validate(parameter["example"])
+    assert examples >= 10
+
+
+# --- schemathesis against the live server ---------------------------------------------------
+
+
+@ADMIN_API.parametrize()
+def test_admin_api_conforms(case: schemathesis.Case, api: LiveServer) -> None:
+    case.call_and_validate(
+        base_url=api.url,
+        headers={"Authorization": f"Bearer {api.admin_token}"},
+        checks=CHECKS,
+        timeout=10,
+    )
+
+
+@SDK_API.parametrize()
+def test_sdk_api_conforms(case: schemathesis.Case, api: LiveServer, sdk_token: str) -> None:
+    case.call_and_validate(
+        base_url=api.url,
+        headers={"Authorization": f"Bearer {sdk_token}"},
+        checks=CHECKS,
+        timeout=10,
+    )
+
+
+# --- the SSE stream (endless, so not fuzzed) ------------------------------------------------
+
+
+def _first_event(response: requests.Response) -> dict[str, str]:
+    """The fields of the first event of a stream (heartbeat comments skipped)."""
+    fields: dict[str, str] = {}
+    for line in response.iter_lines(decode_unicode=True):
+        if not line:
+            if fields:
+                return fields
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        fields[name] = value.removeprefix(" ")
+    raise AssertionError("the stream ended before its first event")
+
+
+def test_the_stream_sends_the_documented_first_event(api: LiveServer, sdk_token: str) -> None:
+    operation = openapi_document()["paths"][STREAM]["get"]
+    headers = {"Authorization": f"Bearer {sdk_token}"}
+    with requests.get(f"{api.url}{STREAM}", headers=headers, stream=True, timeout=10) as response:
+        assert response.status_code == 200
+        media_type = response.headers["content-type"].split(";")[0]
+        assert media_type in operation["responses"]["200"]["content"]
+        event = _first_event(response)
+    assert event["event"] == "rules"
+    data = json.loads(event["data"])
+    assert event["id"] == str(data["revision"])
+    _validator("RulesDocument").validate(data["document"])
+    assert data["document"]["revision"] == data["revision"]
+    assert "fraud-model" in data["document"]["flags"]
+
+
+@pytest.mark.parametrize(
+    ("token", "headers", "status"),
+    [
+        ("sdk", {"Last-Event-ID": "not-a-revision"}, 400),
+        (None, {}, 401),
+        ("admin", {}, 403),
+    ],
+)
+def test_the_stream_errors_are_documented(
+    api: LiveServer, sdk_token: str, token: str | None, headers: dict[str, str], status: int
+) -> None:
+    operation = openapi_document()["paths"][STREAM]["get"]
+    secret = {"sdk": sdk_token, "admin": api.admin_token}.get(token or "")
+    if secret:
+        headers = {**headers, "Authorization": f"Bearer {secret}"}
+    response = requests.get(f"{api.url}{STREAM}", headers=headers, stream=True, timeout=10)
+    with response:
+        assert response.status_code == status
+        assert str(status) in operation["responses"]
+        assert response.headers["content-type"] == "application/problem+json"
+        _validator("Problem").validate(response.json())
