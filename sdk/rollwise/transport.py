@@ -10,7 +10,6 @@ SDK's own: ``ServerUnavailableError`` (unreachable, timeout, 5xx), ``Authenticat
 from __future__ import annotations
 
 import contextlib
-import contextlib
 import gzip
 import json
 import socket

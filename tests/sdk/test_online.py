@@ -190,10 +190,14 @@ def test_configuration_errors_name_the_option() -> None:
         rollwise.Client("http://127.0.0.1:9", "key", no_such_option=1)
     with pytest.raises(rollwise.ConfigurationError, match="ROLLWISE_URL"):
         rollwise.ClientConfig.from_env({})
-    config = rollwise.ClientConfig.from_env(
-        {"ROLLWISE_URL": "http://127.0.0.1:9/", "ROLLWISE_SDK_KEY": "k", "ROLLWISE_STREAMING": "off",
-         "ROLLWISE_POLL_INTERVAL": "2.5", "ROLLWISE_CACHE_DIR": ""}
-    )  # fmt: skip
+    environ = {
+        "ROLLWISE_URL": "http://127.0.0.1:9/",
+        "ROLLWISE_SDK_KEY": "k",
+        "ROLLWISE_STREAMING": "off",
+        "ROLLWISE_POLL_INTERVAL": "2.5",
+        "ROLLWISE_CACHE_DIR": "",
+    }
+    config = rollwise.ClientConfig.from_env(environ)
     assert (config.url, config.streaming, config.poll_interval, config.cache_dir) == (
         "http://127.0.0.1:9", False, 2.5, None,
     )  # fmt: skip
