@@ -30,6 +30,7 @@ from rollwise_server.testing import ServerProcess
 
 __all__ = [
     "CpuMeter",
+    "MachineMeter",
     "bench_flag",
     "machine_meta",
     "metric_value",
@@ -38,6 +39,7 @@ __all__ = [
     "running_server",
     "sdk_token",
     "seed_flags",
+    "wait_for_quiet",
 ]
 
 ENV = "production"
@@ -182,6 +184,45 @@ class CpuMeter:
             "wall_seconds": round(self.wall_seconds, 2),
             "cores_busy": round(self.cpu_seconds / max(self.wall_seconds, 1e-9), 2),
         }
+
+
+def _machine_jiffies() -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs since boot, from ``/proc/stat``."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
+    return total - fields[3] - fields[4], total
+
+
+class MachineMeter:
+    """Cores busy on the whole machine (every process, ours included) between start and stop.
+
+    Other work on this shared 2-core machine (another engineer's test run) slows the server
+    and the generator alike; each run records it, so a disturbed run can be recognised.
+    """
+
+    def __init__(self) -> None:
+        self._busy0 = self._total0 = 0
+        self._cpus = os.cpu_count() or 1
+
+    def start(self) -> MachineMeter:
+        self._busy0, self._total0 = _machine_jiffies()
+        return self
+
+    def stop(self) -> float:
+        busy, total = _machine_jiffies()
+        return round((busy - self._busy0) / max(1, total - self._total0) * self._cpus, 2)
+
+
+def wait_for_quiet(threshold: float = 0.3, window: float = 3.0, max_wait: float = 600.0) -> float:
+    """Wait (at most ``max_wait`` s) until the machine is less than ``threshold`` cores busy over
+    ``window`` seconds; the last measurement (a caller records it: a run may start unquiet)."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        meter = MachineMeter().start()
+        time.sleep(window)
+        busy = meter.stop()
+        if busy < threshold or time.monotonic() >= deadline:
+            return busy
 
 
 def _version(package: str) -> str | None:

@@ -37,10 +37,12 @@ from typing import Any
 
 from bench_server_common import (
     CpuMeter,
+    MachineMeter,
     machine_meta,
     percentiles,
     running_server,
     sdk_token,
+    wait_for_quiet,
 )
 
 PATH = "/api/v1/sdk/exposures"
@@ -49,7 +51,20 @@ SEED = 20261125
 COUNTRIES = ["DE", "FR", "NL", "US", "GB", "ES", "IT", "PL", "BR", "IN"]
 
 
-def make_batches(events: int, size: int, seed: int) -> tuple[list[list[str]], list[bytes]]:
+def event_id(rng: random.Random, moment: datetime.datetime, kind: str) -> str:
+    """A random UUID (version 4, as the SDK makes them) or a time-ordered one (version 7:
+    48 bits of Unix milliseconds first, so ids made later sort later)."""
+    if kind == "uuid4":
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    millis = int(moment.timestamp() * 1000)
+    value = (millis << 80) | (0x7 << 76) | (rng.getrandbits(12) << 64)
+    value |= (0b10 << 62) | rng.getrandbits(62)
+    return str(uuid.UUID(int=value))
+
+
+def make_batches(
+    events: int, size: int, seed: int, ids_kind: str = "uuid4"
+) -> tuple[list[list[str]], list[bytes]]:
     """``events`` exposures in batches of ``size``: the ids of each batch and its JSON body."""
     rng = random.Random(seed)
     start = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
@@ -64,7 +79,7 @@ def make_batches(events: int, size: int, seed: int) -> tuple[list[list[str]], li
             variant = "v2" if rng.random() < 0.1 else "v1"
             batch.append(
                 {
-                    "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    "id": event_id(rng, moment, ids_kind),
                     "ts": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                     "flag": f"bench-{flag}",
                     "flag_version": 1 + flag % 3,
@@ -160,7 +175,7 @@ def stored_ids(db: str) -> tuple[int, set[str]]:
 
 def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     gzipped = mode == "gzip"
-    ids, bodies = make_batches(args.events + args.batch, args.batch, SEED)
+    ids, bodies = make_batches(args.events + args.batch, args.batch, SEED, args.ids)
     warm_ids, warm_body = ids.pop(0), bodies.pop(0)  # one batch to warm the server up
     if gzipped:
         warm_body = gzip.compress(warm_body, 6)
@@ -178,11 +193,12 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         if warm["accepted"] != len(warm_ids):
             failures.append(f"warm-up batch: {warm}")
         sender = Sender(port, token, bodies, gzipped)
-        cpu = CpuMeter(server.process.pid).start()
+        quiet = wait_for_quiet(max_wait=args.quiet_wait) if args.quiet_wait else None
+        cpu, machine = CpuMeter(server.process.pid).start(), MachineMeter().start()
         me = os.times()
         seconds = sender.run(args.connections, args.timeout)
         me_after = os.times()
-        server_cpu = cpu.stop()
+        server_cpu, machine_busy = cpu.stop(), machine.stop()
         failures += sender.failures
         accepted = sum(a["accepted"] for a in sender.answers)
         duplicates = sum(a["duplicates"] for a in sender.answers)
@@ -216,6 +232,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     rate = accepted / seconds if seconds else 0.0
     return {
         "mode": mode,
+        "ids": args.ids,
         "events": sent,
         "batch": args.batch,
         "batches": len(bodies),
@@ -229,6 +246,8 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "generator_cores_busy": round(
             (me_after.user + me_after.system - me.user - me.system) / max(seconds, 1e-9), 2
         ),
+        "machine_cores_busy": machine_busy,
+        "machine_cores_busy_before": quiet,
         "db_rows": count,
         "db_mib": round(db_bytes / 2**20, 1),
         "lost": lost,
@@ -247,7 +266,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1_000, help="events per batch")
     parser.add_argument("--connections", type=int, default=4, help="concurrent connections")
     parser.add_argument("--modes", default="plain,gzip", help="comma-separated: plain, gzip")
+    parser.add_argument(
+        "--ids",
+        choices=("uuid4", "uuid7"),
+        default="uuid4",
+        help="event ids: random (uuid4, what the SDK sends) or time-ordered (uuid7)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mode, at most")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help="before each mode, wait up to this many seconds for an idle machine (0: don't)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--out", type=Path, help="also write the JSON results to this file")
     args = parser.parse_args()
@@ -264,11 +295,12 @@ def main() -> None:
         rows.append(row)
         if not args.json:
             print(
-                f"{mode:>5}: {row['events']} events in {row['seconds']} s = "
+                f"{mode:>5} ({args.ids}): {row['events']} events in {row['seconds']} s = "
                 f"{row['events_per_s']:,} events/s; batch p50 {row['batch_ms']['p50']} "
                 f"p99 {row['batch_ms']['p99']} ms; body {row['body_kib_mean']} KiB; "
                 f"server {row['server']['cores_busy']} cores, generator "
-                f"{row['generator_cores_busy']}; db {row['db_rows']} rows, lost {row['lost']}, "
+                f"{row['generator_cores_busy']}, machine {row['machine_cores_busy']}; "
+                f"db {row['db_rows']} rows, lost {row['lost']}, "
                 f"extra {row['extra']}; re-sent batch {row['resend']}"
                 f"{'; FAILED: ' + '; '.join(row['failures']) if row['failures'] else ''}",
                 flush=True,

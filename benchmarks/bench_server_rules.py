@@ -47,12 +47,14 @@ import requests
 
 from bench_server_common import (
     CpuMeter,
+    MachineMeter,
     machine_meta,
     metric_value,
     percentiles,
     running_server,
     sdk_token,
     seed_flags,
+    wait_for_quiet,
 )
 
 RULES = "/api/v1/sdk/rules"
@@ -232,6 +234,12 @@ def main() -> None:
     parser.add_argument("--flags", type=int, default=20, help="flags in the rules document")
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--processes", type=int, default=2, help="python generator processes")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help="before each run, wait up to this many seconds for an idle machine (0: don't)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--out", type=Path, help="also write the JSON results to this file")
     args = parser.parse_args()
@@ -260,7 +268,8 @@ def main() -> None:
                 counted = metric_value(
                     server, "rollwise_http_requests_total", route=RULES, status="304"
                 )
-                cpu = CpuMeter(server.process.pid).start()
+                quiet = wait_for_quiet(max_wait=args.quiet_wait) if args.quiet_wait else None
+                cpu, machine = CpuMeter(server.process.pid).start(), MachineMeter().start()
                 if generator == "wrk":
                     row = run_wrk(server.url, token, etag, connections, args.duration)
                 else:
@@ -268,6 +277,8 @@ def main() -> None:
                         server.url, token, etag, connections, args.duration, args.processes
                     )
                 row["server"] = cpu.stop()
+                row["machine_cores_busy"] = machine.stop()
+                row["machine_cores_busy_before"] = quiet
                 row["server"]["cores_busy"] = round(cpu.cpu_seconds / row["seconds"], 2)
                 served = (
                     metric_value(server, "rollwise_http_requests_total", route=RULES, status="304")
@@ -285,7 +296,8 @@ def main() -> None:
                         f"p50 {row['p50_ms']:6.2f}  p90 {row['p90_ms']:6.2f}  "
                         f"p99 {row['p99_ms']:6.2f}  max {row['max_ms']:7.2f} ms  "
                         f"server {row['server']['cores_busy']:.2f} cores, "
-                        f"generator {row['generator_cores_busy']:.2f}  "
+                        f"generator {row['generator_cores_busy']:.2f}, "
+                        f"machine {row['machine_cores_busy']:.2f}  "
                         f"{'ok' if row['checked'] else 'CHECK FAILED'}"
                         f"{'  (target met)' if row['meets_target'] else ''}",
                         flush=True,

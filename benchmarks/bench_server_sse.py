@@ -46,6 +46,7 @@ import requests
 from bench_server_common import (
     ENV,
     CpuMeter,
+    MachineMeter,
     admin_session,
     bench_flag,
     machine_meta,
@@ -55,6 +56,7 @@ from bench_server_common import (
     running_server,
     sdk_token,
     seed_flags,
+    wait_for_quiet,
 )
 
 STREAM = "/api/v1/sdk/stream"
@@ -223,6 +225,12 @@ def main() -> None:
     parser.add_argument("--flags", type=int, default=20, help="flags in the rules document")
     parser.add_argument("--gap", type=float, default=0.5, help="seconds between changes")
     parser.add_argument("--settle-timeout", type=float, default=15.0, help="per change, seconds")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help="before the changes, wait up to this many seconds for an idle machine (0: don't)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--out", type=Path, help="also write the JSON results to this file")
     args = parser.parse_args()
@@ -261,7 +269,8 @@ def main() -> None:
         ours.send(("last", last_revision))
 
         writes: list[dict[str, Any]] = []
-        cpu = CpuMeter(server.process.pid).start()
+        quiet = wait_for_quiet(max_wait=args.quiet_wait) if args.quiet_wait else None
+        cpu, machine = CpuMeter(server.process.pid).start(), MachineMeter().start()
         version = admin.get(flag_url, timeout=30).json()["version"]
         for change in range(1, args.changes + 1):
             body = bench_flag(FLAG, description=f"sse change {change}")
@@ -285,7 +294,7 @@ def main() -> None:
                 }
             )
             time.sleep(args.gap)
-        server_cpu = cpu.stop()
+        server_cpu, machine_busy = cpu.stop(), machine.stop()
         streams = wait_for(ours, "result", None, 60)
         child.join(timeout=30)
         if child.is_alive():
@@ -298,6 +307,8 @@ def main() -> None:
     result["connect_seconds"] = round(connect_seconds, 2)
     result["server_streams_gauge"] = streams_seen
     result["server_cpu_during_changes"] = server_cpu
+    result["machine_cores_busy"] = machine_busy
+    result["machine_cores_busy_before"] = quiet
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     if args.json:
@@ -404,7 +415,8 @@ def print_summary(result: dict[str, Any]) -> None:
             f"  max {spread.get('max')}"
         )
     print(
-        f"server during the changes: {result['server_cpu_during_changes']}; stream process "
+        f"server during the changes: {result['server_cpu_during_changes']}, whole machine "
+        f"{result['machine_cores_busy']} cores; stream process "
         f"{result['generator']['cpu_seconds']} CPU s ({result['generator']['loop']}), "
         f"{result['generator']['cpu_ms_per_delivery']} ms per delivery; "
         f"target p99 < {TARGET_P99_MS:g} ms: {'met' if result['meets_target'] else 'NOT met'}"

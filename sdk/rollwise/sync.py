@@ -61,6 +61,7 @@ class RulesSync:
         self._stream: Stream | None = None
         self._etag: str | None = None
         self._thread: threading.Thread | None = None
+        self._logged_at: float | None = None
 
     def start(self) -> None:
         self._stop.clear()
@@ -78,6 +79,14 @@ class RulesSync:
     # --- the loop ---
 
     def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._loop()
+            except Exception:  # the sync thread must outlive any bug; it starts over
+                logger.exception("rollwise: the rules sync failed; restarting it")
+                self._stop.wait(1.0)
+
+    def _loop(self) -> None:
         backoff = Backoff(base=0.5, cap=self._config.max_backoff)
         stream_failures = 0
         while not self._stop.is_set():
@@ -115,10 +124,15 @@ class RulesSync:
     def _failed(self, exc: Exception) -> None:
         if self._stop.is_set():
             return
+        message = str(exc)
+        now = time.time()
+        # log a new kind of problem at once, the same one again at most once a minute
+        if message != self.state.last_error or now - (self._logged_at or 0) > 60:
+            logger.warning("rollwise: %s; serving the last good rules", message)
+            self._logged_at = now
         self.state.connection = "disconnected"
-        self.state.last_error = str(exc)
-        self.state.last_error_at = time.time()
-        logger.warning("rollwise: %s", exc)
+        self.state.last_error = message
+        self.state.last_error_at = now
 
     def _fetch(self) -> None:
         response = self._transport.fetch_rules(self._etag)

@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 import attrs
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -82,11 +83,25 @@ class _RequestsStream:
     def __init__(self, response: requests.Response) -> None:
         self._response = response
 
+    def _chunks(self) -> Iterator[bytes]:
+        """Whatever bytes have arrived, as soon as they arrive (``read1``), chunked or not."""
+        raw = self._response.raw
+        while True:
+            data = raw.read1(65536)
+            if not data:
+                return
+            yield data
+
     def events(self) -> Iterator[SSEEvent]:
         try:
-            yield from iter_events(iter_lines(self._response.iter_content(chunk_size=None)))
-        except (requests.RequestException, OSError, AttributeError) as exc:
-            # AttributeError: the response was closed under the reader by close()
+            yield from iter_events(iter_lines(self._chunks()))
+        except (
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+            OSError,
+            ValueError,
+        ) as exc:
+            # OSError/ValueError: the response was closed under the reader by close()
             raise ServerUnavailableError(f"the rules stream broke: {exc}") from exc
 
     def close(self) -> None:

@@ -198,11 +198,6 @@ def test_offline_rejects_bad_input_at_start_up(tmp_path: Path) -> None:
         rollwise.Client.offline(EXAMPLE, dedup_size=0)
 
 
-def test_the_constructor_points_to_offline() -> None:
-    with pytest.raises(TypeError, match=r"Client\.offline"):
-        rollwise.Client()
-
-
 def test_static_client_and_context_manager() -> None:
     with static_client({"fraud-model": "v2", "ranker": "bert"}) as client:
         assert client.variant("fraud-model", {}) == "v2"

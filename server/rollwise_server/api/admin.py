@@ -119,7 +119,7 @@ async def list_audit(request: Request) -> Response:
     params = request.query_params
     try:
         limit = int(params.get("limit", "100"))
-        before = int(params["before"]) if "before" in params else None
+        before = min(max(int(params["before"]), 0), 2**63 - 1) if "before" in params else None
     except ValueError:
         raise BadRequest("limit and before must be integers") from None
     if not 1 <= limit <= 1000:

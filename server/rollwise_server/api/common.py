@@ -73,6 +73,7 @@ async def read_json(request: Request, *, required: bool = True) -> dict[str, Any
         return {}
     try:
         body = json.loads(raw)
+        json.dumps(body, ensure_ascii=False, allow_nan=False).encode()  # no NaN, lone surrogate
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
@@ -85,7 +86,7 @@ def expected_version(request: Request, body: dict[str, Any], *, required: bool) 
     header = request.headers.get("if-match")
     if header:
         tag = header.strip().removeprefix("W/").strip('"')
-        if not tag.isdigit():
+        if not (tag.isascii() and tag.isdigit() and len(tag) <= 18):
             raise BadRequest('If-Match must be the version being edited, e.g. If-Match: "3"')
         return int(tag)
     value = body.get("version")

@@ -38,6 +38,7 @@ def render(resource: Resource) -> dict[str, Any]:
     return {
         "key": resource.key,
         **resource.body,
+        "version": resource.version,  # an archived body keeps its last version
         "archived": resource.archived,
         "updated_at": resource.updated_at,
         "updated_by": resource.updated_by,
