@@ -96,8 +96,8 @@ def _document(revision: int, variant: str) -> dict[str, Any]:
 def test_a_misbehaving_server_never_disturbs_evaluation(tmp_path: Path, mode: str) -> None:
     with FaultServer(_document(1, "v2")) as server:
         client = rollwise.Client(
-            server.url, "rw_key", cache_dir=tmp_path, read_timeout=1, stream_timeout=1, poll_interval=0.5,
-            max_backoff=0.2, flush_interval=0.05,
+            server.url, "rw_key", cache_dir=tmp_path, read_timeout=1, stream_timeout=1,
+            poll_interval=0.5, max_backoff=0.2, flush_interval=0.05,
         )  # fmt: skip
         try:
             assert client.wait_until_ready(10)
