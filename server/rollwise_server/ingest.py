@@ -26,6 +26,7 @@ __all__ = ["EventKind", "decode_body", "validate_batch"]
 
 EventKind = Literal["exposures", "outcomes"]
 MAX_UNIT_LENGTH = 256
+MAX_INTEGER = 2**53  # exact in a float, in JSON everywhere, and in a SQLite INTEGER
 MAX_ATTRS = 32
 _UUID = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
@@ -49,6 +50,17 @@ def decode_body(raw: bytes, encoding: str | None, max_bytes: int) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def _text(value: Any, longest: int) -> bool:
+    """A string of 1..longest characters that UTF-8 can encode (no lone surrogates)."""
+    if not isinstance(value, str) or not 0 < len(value) <= longest:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _ts(value: Any) -> str | None:
@@ -81,7 +93,7 @@ def _attrs(value: Any, problems: list[dict[str, str]]) -> str:
             )
         elif isinstance(item, float) and not math.isfinite(item):
             problems.append({"path": f"attrs.{name}", "message": "must be a finite number"})
-        elif isinstance(item, str) and len(item) > MAX_UNIT_LENGTH:
+        elif isinstance(item, str) and not _text(item, MAX_UNIT_LENGTH) and item:
             problems.append(
                 {
                     "path": f"attrs.{name}",
@@ -102,9 +114,9 @@ def _common(event: Mapping[str, Any], problems: list[dict[str, str]]) -> tuple[s
     if ts is None:
         problems.append({"path": "ts", "message": "must be an RFC 3339 date-time"})
     unit_type, unit = event.get("unit_type"), event.get("unit")
-    if not isinstance(unit_type, str) or not 0 < len(unit_type) <= 64:
+    if not _text(unit_type, 64):
         problems.append({"path": "unit_type", "message": "must be a string of 1-64 characters"})
-    if not isinstance(unit, str) or not 0 < len(unit) <= MAX_UNIT_LENGTH:
+    if not _text(unit, MAX_UNIT_LENGTH):
         problems.append(
             {"path": "unit", "message": f"must be a string of 1-{MAX_UNIT_LENGTH} characters"}
         )
@@ -119,7 +131,7 @@ def _exposure(
     version = event.get("flag_version")
     if not isinstance(flag, str) or _key(flag) is None:
         problems.append({"path": "flag", "message": "must be a flag key"})
-    if type(version) is not int or version < 1:
+    if type(version) is not int or not 1 <= version <= MAX_INTEGER:
         problems.append({"path": "flag_version", "message": "must be an integer >= 1"})
     if not isinstance(variant, str) or _key(variant) is None:
         problems.append({"path": "variant", "message": "must be a variant key"})
@@ -136,8 +148,15 @@ def _outcome(
     metric, value = event.get("metric"), event.get("value")
     if not isinstance(metric, str) or _key(metric) is None:
         problems.append({"path": "metric", "message": "must be a metric key"})
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or abs(value) > 1e300
+    ):
         problems.append({"path": "value", "message": "must be a finite number"})
+    else:
+        value = float(value)
     attrs = _attrs(event.get("attrs"), problems)
     return (event_id, env, ts, metric, unit_type, unit, value, attrs, now)
 
@@ -167,7 +186,8 @@ def validate_batch(
             continue
         row = check(event, env, now, problems)
         if problems:
-            event_id = event.get("id") if isinstance(event.get("id"), str) else None
+            raw_id = event.get("id")
+            event_id = raw_id if _text(raw_id, 64) else None
             errors.append({"index": index, "id": event_id, "problems": problems})
         else:
             rows.append(row)

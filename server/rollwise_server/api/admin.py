@@ -111,7 +111,10 @@ def _moment(value: str | None, name: str) -> str | None:
         raise BadRequest(f"{name}: must be an RFC 3339 date-time, not {value!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (OverflowError, ValueError):
+        raise BadRequest(f"{name}: {value!r} is out of range") from None
 
 
 async def list_audit(request: Request) -> Response:
