@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -46,9 +47,15 @@ ENV = "production"
 TIMEOUT = 30
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @contextlib.contextmanager
 def running_server(**env: str) -> Iterator[ServerProcess]:
-    """A fresh server process on a fresh database, stopped (and its files removed) on exit."""
+    """A fresh server process on a fresh database, stopped (and its files removed) on exit,
+    also when this process is sent SIGTERM."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="rollwise-bench-") as tmp:
         server = ServerProcess(Path(tmp), **env)
         server.start()
