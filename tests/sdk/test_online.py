@@ -202,3 +202,29 @@ def test_configuration_errors_name_the_option() -> None:
         "http://127.0.0.1:9", False, 2.5, None,
     )  # fmt: skip
     assert "sdk_key='***'" in repr(config)
+
+
+def test_from_env(server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLLWISE_URL", server.url)
+    monkeypatch.setenv("ROLLWISE_SDK_KEY", server.token("sdk", env="production"))
+    monkeypatch.setenv("ROLLWISE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ROLLWISE_STREAMING", "false")
+    with rollwise.Client.from_env(poll_interval=0.2) as client:
+        assert client.wait_until_ready(10)
+        assert client.variant("fraud-model", QA) == "v2"
+        assert wait_for(lambda: client.status().connection == "polling")
+
+
+def test_the_spool_cap_drops_and_counts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with rollwise.Client(
+        "http://127.0.0.1:9", "rw_key", cache_dir=tmp_path, spool_max_bytes=20_000,
+        connect_timeout=0.2, max_backoff=60, flush_interval=0.05,
+    ) as client:  # fmt: skip
+        for i in range(400):
+            client.track("latency_ms", f"user-{i}", 12.5)
+        assert not client.flush(3)  # the server is away: nothing can be delivered
+        stats = client.stats()
+    assert stats["outcomes_tracked"] == 400
+    assert 0 < stats["events_spooled"] < 400
+    assert stats["events_dropped_at_spool_cap"] == 400 - stats["events_spooled"]
+    assert "spool" in caplog.text.lower()
