@@ -21,6 +21,7 @@ __all__ = [
     "Kind",
     "Resource",
     "ResourceVersion",
+    "RolloutRecord",
     "Store",
     "TokenRecord",
     "Validator",
@@ -102,6 +103,18 @@ class TokenRecord:
 
 
 @attrs.frozen
+class RolloutRecord:
+    """A flag's rollout: its plan and its state (both JSON), with a version."""
+
+    env: str
+    flag: str
+    version: int
+    plan: Mapping[str, Any]
+    state: Mapping[str, Any]
+    updated_at: str
+
+
+@attrs.frozen
 class IngestCounts:
     accepted: int
     duplicates: int
@@ -165,6 +178,26 @@ class Store(Protocol):
     def tokens(self) -> list[TokenRecord]: ...
     def token_by_hash(self, secret_hash: str) -> TokenRecord | None: ...
     def revoke_token(self, token_id: str, *, actor: str) -> TokenRecord: ...
+
+    # rollouts
+    def get_rollout(self, env: str, flag: str) -> RolloutRecord | None: ...
+    def active_rollouts(self) -> list[RolloutRecord]: ...
+    def put_rollout(
+        self,
+        env: str,
+        flag: str,
+        plan: Mapping[str, Any],
+        state: Mapping[str, Any],
+        *,
+        expected_version: int | None,
+        actor: str,
+        action: str,
+        reason: str | None,
+        details: Mapping[str, Any] | None = None,
+        flag_change: Mapping[str, Any] | None = None,
+    ) -> RolloutRecord: ...
+    def lease_rollout(self, env: str, flag: str, owner: str, seconds: float) -> bool: ...
+    def release_rollout(self, env: str, flag: str, owner: str) -> None: ...
 
     # events
     def ingest(

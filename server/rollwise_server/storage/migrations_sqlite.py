@@ -101,3 +101,22 @@ def m001_initial(db: Database) -> None:
         CREATE INDEX outcomes_metric_unit ON outcomes (env, metric, unit_type, unit, ts);
         """
     )
+
+
+@migrations()
+def m002_rollouts(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE rollouts (
+            env TEXT NOT NULL,
+            flag TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            plan TEXT NOT NULL,
+            state TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            lease_owner TEXT,
+            lease_until REAL NOT NULL DEFAULT 0,
+            PRIMARY KEY (env, flag)
+        );
+        """
+    )

@@ -13,6 +13,7 @@ import json
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from rollwise_server.storage.base import (
     Kind,
     Resource,
     ResourceVersion,
+    RolloutRecord,
     TokenRecord,
     Validator,
 )
@@ -445,6 +447,131 @@ class SQLiteStore:
             conn.execute("UPDATE tokens SET revoked_at = ? WHERE id = ?", (revoked, token_id))
             self._audit(conn, actor, "token.revoke", record.env, "token", token_id, None, None, {})
         return attrs.evolve(record, revoked_at=revoked)
+
+    # --- rollouts ---
+
+    def get_rollout(self, env: str, flag: str) -> RolloutRecord | None:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT env, flag, version, plan, state, updated_at FROM rollouts"
+                " WHERE env = ? AND flag = ?",
+                (env, flag),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return RolloutRecord(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]), row[5])
+
+    def active_rollouts(self) -> list[RolloutRecord]:
+        rows = self._reader().execute(
+            "SELECT env, flag, version, plan, state, updated_at FROM rollouts"
+            " WHERE json_extract(state, '$.status') IN ('running', 'awaiting_approval')"
+            " ORDER BY env, flag"
+        )
+        return [
+            RolloutRecord(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5]) for r in rows
+        ]
+
+    def put_rollout(
+        self,
+        env: str,
+        flag: str,
+        plan: Mapping[str, Any],
+        state: Mapping[str, Any],
+        *,
+        expected_version: int | None,
+        actor: str,
+        action: str,
+        reason: str | None,
+        details: Mapping[str, Any] | None = None,
+        flag_change: Mapping[str, Any] | None = None,
+    ) -> RolloutRecord:
+        """Store a rollout's plan and state, checking its version; optionally change the flag.
+
+        ``flag_change`` (``{"body": ..., "expected_version": n}``) writes a new flag version in
+        the same transaction: a stage change and the weights it sets are one change.
+        """
+        with self._transaction() as conn:
+            self._require_env(conn, env)
+            row = conn.execute(
+                "SELECT version FROM rollouts WHERE env = ? AND flag = ?", (env, flag)
+            ).fetchone()
+            current = None if row is None else int(row[0])
+            if expected_version is not None and current != expected_version:
+                raise Conflict(
+                    f"the rollout of {flag!r} is at version {current}, not {expected_version}",
+                    current_version=current,
+                )
+            version = (current or 0) + 1
+            ts = now_iso()
+            conn.execute(
+                "INSERT INTO rollouts (env, flag, version, plan, state, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (env, flag) DO UPDATE SET"
+                " version = excluded.version, plan = excluded.plan, state = excluded.state,"
+                " updated_at = excluded.updated_at",
+                (env, flag, version, _dumps(plan), _dumps(state), ts),
+            )
+            if flag_change is not None:
+                self._write_flag_in(conn, env, flag, flag_change, actor, action, reason)
+            self._audit(conn, actor, action, env, "rollout", flag, version, reason, details or {})
+        return RolloutRecord(env, flag, version, dict(plan), dict(state), ts)
+
+    def _write_flag_in(
+        self,
+        conn: sqlite3.Connection,
+        env: str,
+        key: str,
+        change: Mapping[str, Any],
+        actor: str,
+        action: str,
+        reason: str | None,
+    ) -> None:
+        row = conn.execute(
+            "SELECT version FROM resources WHERE env = ? AND kind = 'flag' AND key = ?",
+            (env, key),
+        ).fetchone()
+        if row is None or int(row[0]) != change["expected_version"]:
+            raise Conflict(f"flag {key!r} changed meanwhile; the rollout step was not applied")
+        version = int(row[0]) + 1
+        body = {**change["body"], "version": version}
+        ts = now_iso()
+        conn.execute(
+            "UPDATE resources SET version = ?, body = ?, updated_at = ?, updated_by = ?"
+            " WHERE env = ? AND kind = 'flag' AND key = ?",
+            (version, _dumps(body), ts, actor, env, key),
+        )
+        conn.execute(
+            "INSERT INTO resource_versions"
+            " (env, kind, key, version, action, actor, reason, ts, archived, body)"
+            " VALUES (?, 'flag', ?, ?, ?, ?, ?, ?, 0, ?)",
+            (env, key, version, action, actor, reason, ts, _dumps(body)),
+        )
+        conn.execute("UPDATE environments SET revision = revision + 1 WHERE key = ?", (env,))
+
+    def lease_rollout(self, env: str, flag: str, owner: str, seconds: float) -> bool:
+        """Take the rollout's lease (no other controller evaluates it meanwhile)."""
+        now = time.time()
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE rollouts SET lease_owner = ?, lease_until = ?"
+                " WHERE env = ? AND flag = ? AND (lease_until < ? OR lease_owner = ?)",
+                (owner, now + seconds, env, flag, now, owner),
+            )
+            return cursor.rowcount == 1
+
+    def release_rollout(self, env: str, flag: str, owner: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE rollouts SET lease_until = 0"
+                " WHERE env = ? AND flag = ? AND lease_owner = ?",
+                (env, flag, owner),
+            )
+
+    def reader(self) -> sqlite3.Connection:
+        """A read-only connection of this thread, for analysis queries (``reduce_sql``)."""
+        return self._reader()
 
     # --- events ---
 

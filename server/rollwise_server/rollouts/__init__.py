@@ -1,0 +1,1 @@
+"""Safe rollouts: staged plans, guardrails, approvals and the controller that runs them."""

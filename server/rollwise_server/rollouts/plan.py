@@ -1,0 +1,262 @@
+"""The rollout plan: stages with exit criteria, guardrails, the SRM check, a deadline.
+
+A plan drives one split rule of a flag (``rule``) between a ``control`` and a ``candidate``
+variant. Each stage sets the candidate's share; the controller advances when a stage's exit
+criteria hold and rolls back (or pauses) on a breach. Plans are validated here, with errors
+that name the JSON path of each problem, before anything is stored.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import attrs
+
+from rollwise.errors import Problem
+from rollwise.rules import Flag
+
+__all__ = ["Guardrail", "RolloutPlan", "Stage", "parse_duration", "parse_plan"]
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
+_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds from a number or a string like ``"90s"``, ``"10m"``, ``"2h"``, ``"1d"``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) and value >= 0 else None
+    if isinstance(value, str):
+        match = _DURATION.fullmatch(value.strip())
+        if match:
+            return float(match.group(1)) * _UNITS[match.group(2)]
+    return None
+
+
+@attrs.frozen
+class Stage:
+    share: float
+    """The candidate's share of the rule's traffic, in (0, 1]."""
+    min_duration: float = 0.0
+    """Seconds the stage lasts at least."""
+    min_units: int = 0
+    """Exposed units needed in each arm before the stage may end."""
+    approval: bool = False
+    """Advancing past this stage needs an approver."""
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class Guardrail:
+    metric: str
+    kind: Literal["binary", "mean", "count", "ratio"] = "binary"
+    harm: Literal["increase", "decrease"] = "decrease"
+    """The direction in which the metric gets worse."""
+    tolerance: float = 0.0
+    """The change tolerated in the harmful direction (0: any harm counts)."""
+    relative: bool = False
+    """``tolerance`` and the effect are relative to the control (0.02 = 2%)."""
+    cohorts: tuple[str, ...] = ()
+    """Cohort attributes for the fairness guardrail (harm in any cohort, or a widening gap)."""
+    bands: Mapping[str, tuple[float, ...]] = attrs.field(factory=dict)
+    """Bin edges for numeric cohort attributes, e.g. ``{"amount": [0, 100, 500]}``."""
+    denominator: str | None = None
+    """The denominator metric of a ratio guardrail."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "kind": self.kind,
+            "harm": self.harm,
+            "tolerance": self.tolerance,
+            "relative": self.relative,
+            "cohorts": list(self.cohorts),
+            "bands": {k: list(v) for k, v in self.bands.items()},
+            "denominator": self.denominator,
+        }
+
+
+@attrs.frozen
+class RolloutPlan:
+    control: str
+    candidate: str
+    rule: str
+    stages: tuple[Stage, ...]
+    guardrails: tuple[Guardrail, ...] = ()
+    srm: bool = True
+    alpha: float = 0.05
+    tuning: float = 5000.0
+    deadline: datetime | None = None
+    on_breach: Literal["rollback", "pause"] = "rollback"
+    attribution_window: float = 14 * 86400.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "control": self.control,
+            "candidate": self.candidate,
+            "rule": self.rule,
+            "stages": [s.to_json() for s in self.stages],
+            "guardrails": [g.to_json() for g in self.guardrails],
+            "srm": self.srm,
+            "alpha": self.alpha,
+            "tuning": self.tuning,
+            "deadline": None
+            if self.deadline is None
+            else self.deadline.isoformat().replace("+00:00", "Z"),
+            "on_breach": self.on_breach,
+            "attribution_window": self.attribution_window,
+        }
+
+
+def _num(data: Mapping[str, Any], key: str, path: str, out: list[Problem], default: float,
+         lo: float, hi: float, *, open_low: bool = False) -> float:  # fmt: skip
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        out.append(Problem(f"{path}{key}", "must be a number"))
+        return default
+    if value < lo or value > hi or (open_low and value <= lo):
+        bound = f"({lo}, {hi}]" if open_low else f"[{lo}, {hi}]"
+        out.append(Problem(f"{path}{key}", f"must be in {bound}"))
+        return default
+    return float(value)
+
+
+def _edges(value: Any) -> bool:
+    """Ascending finite bin edges, at least one."""
+    if not isinstance(value, list) or not value:
+        return False
+    numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in value)
+    return numbers and value == sorted(value)
+
+
+def parse_plan(data: Any, flag: Flag) -> tuple[RolloutPlan | None, list[Problem]]:
+    """Validate a plan for ``flag``; every problem is reported with its path."""
+    out: list[Problem] = []
+    if not isinstance(data, Mapping):
+        return None, [Problem("", "must be an object")]
+    known = {"control", "candidate", "rule", "stages", "guardrails", "srm", "alpha", "tuning",
+             "deadline", "on_breach", "attribution_window", "reason", "version"}  # fmt: skip
+    out += [Problem(str(k), "unknown field") for k in data if k not in known]
+    control, candidate, rule_id = data.get("control"), data.get("candidate"), data.get("rule")
+    for name, value in (("control", control), ("candidate", candidate)):
+        if not isinstance(value, str) or value not in flag.variants:
+            out.append(Problem(name, f"must be a variant of flag {flag.key!r}"))
+    if control == candidate and isinstance(control, str):
+        out.append(Problem("candidate", "must differ from control"))
+    rule = next((r for r in flag.rules if r.id == rule_id), None)
+    if rule is None:
+        out.append(Problem("rule", f"must be the id of a rule of flag {flag.key!r}"))
+    elif rule.serve.split is None:
+        out.append(Problem("rule", f"rule {rule_id!r} must serve a split"))
+    elif {a.variant for a in rule.serve.split} - {control, candidate}:
+        out.append(
+            Problem("rule", f"rule {rule_id!r} must split between control and candidate only")
+        )
+    stages: list[Stage] = []
+    raw_stages = data.get("stages")
+    if not isinstance(raw_stages, list) or not raw_stages:
+        out.append(Problem("stages", "must be a non-empty list"))
+        raw_stages = []
+    previous = 0.0
+    for i, raw in enumerate(raw_stages):
+        path = f"stages[{i}]."
+        if not isinstance(raw, Mapping):
+            out.append(Problem(f"stages[{i}]", "must be an object"))
+            continue
+        share = _num(raw, "share", path, out, 0.0, 0.0, 1.0, open_low=True)
+        if share and share <= previous:
+            out.append(Problem(f"{path}share", "must grow from stage to stage"))
+        previous = max(previous, share)
+        duration = parse_duration(raw.get("min_duration", 0))
+        if duration is None:
+            out.append(Problem(f"{path}min_duration", "must be seconds or a duration like '10m'"))
+        units = raw.get("min_units", 0)
+        if isinstance(units, bool) or not isinstance(units, int) or units < 0:
+            out.append(Problem(f"{path}min_units", "must be a non-negative integer"))
+            units = 0
+        approval = raw.get("approval", False)
+        if not isinstance(approval, bool):
+            out.append(Problem(f"{path}approval", "must be true or false"))
+        stages.append(Stage(share, duration or 0.0, units, bool(approval)))
+    guardrails: list[Guardrail] = []
+    raw_guardrails = data.get("guardrails", [])
+    if not isinstance(raw_guardrails, list):
+        out.append(Problem("guardrails", "must be a list"))
+        raw_guardrails = []
+    for i, raw in enumerate(raw_guardrails):
+        path = f"guardrails[{i}]."
+        if not isinstance(raw, Mapping):
+            out.append(Problem(f"guardrails[{i}]", "must be an object"))
+            continue
+        metric = raw.get("metric")
+        if not isinstance(metric, str) or not metric:
+            out.append(Problem(f"{path}metric", "must be a metric name"))
+        kind = raw.get("kind", "binary")
+        if kind not in ("binary", "mean", "count", "ratio"):
+            out.append(Problem(f"{path}kind", "must be binary, mean, count or ratio"))
+        harm = raw.get("harm", "decrease")
+        if harm not in ("increase", "decrease"):
+            out.append(Problem(f"{path}harm", "must be increase or decrease"))
+        tolerance = _num(raw, "tolerance", path, out, 0.0, 0.0, math.inf)
+        cohorts = raw.get("cohorts", [])
+        if not isinstance(cohorts, list) or not all(isinstance(c, str) and c for c in cohorts):
+            out.append(Problem(f"{path}cohorts", "must be a list of attribute names"))
+            cohorts = []
+        bands = raw.get("bands", {})
+        if not isinstance(bands, Mapping) or not all(_edges(v) for v in bands.values()):
+            out.append(Problem(f"{path}bands", "must map attributes to ascending bin edges"))
+            bands = {}
+        denominator = raw.get("denominator")
+        if kind == "ratio" and not isinstance(denominator, str):
+            out.append(
+                Problem(f"{path}denominator", "a ratio guardrail needs its denominator metric")
+            )
+        relative = raw.get("relative", False)
+        if not isinstance(relative, bool):
+            out.append(Problem(f"{path}relative", "must be true or false"))
+        guardrails.append(
+            Guardrail(
+                str(metric),
+                kind,
+                harm,
+                tolerance,
+                bool(relative),
+                tuple(cohorts),
+                {k: tuple(float(x) for x in v) for k, v in bands.items()},
+                denominator if isinstance(denominator, str) else None,
+            )
+        )
+    srm = data.get("srm", True)
+    if not isinstance(srm, bool):
+        out.append(Problem("srm", "must be true or false"))
+    alpha = _num(data, "alpha", "", out, 0.05, 0.0, 0.5, open_low=True)
+    tuning = _num(data, "tuning", "", out, 5000.0, 1.0, math.inf)
+    deadline = None
+    if data.get("deadline") is not None:
+        try:
+            deadline = datetime.fromisoformat(str(data["deadline"]))
+            if deadline.tzinfo is None:
+                deadline = deadline.replace(tzinfo=UTC)
+        except ValueError:
+            out.append(Problem("deadline", "must be an RFC 3339 date-time or null"))
+    on_breach = data.get("on_breach", "rollback")
+    if on_breach not in ("rollback", "pause"):
+        out.append(Problem("on_breach", "must be rollback or pause"))
+    window = parse_duration(data.get("attribution_window", 14 * 86400))
+    if window is None or window <= 0:
+        out.append(Problem("attribution_window", "must be a positive duration"))
+    if out:
+        return None, out
+    plan = RolloutPlan(
+        control=str(control), candidate=str(candidate), rule=str(rule_id), stages=tuple(stages),
+        guardrails=tuple(guardrails), srm=bool(srm), alpha=alpha, tuning=tuning,
+        deadline=deadline, on_breach=on_breach, attribution_window=window or 14 * 86400.0,
+    )  # fmt: skip
+    return plan, []

@@ -1,0 +1,103 @@
+"""Rollout plans: validation with JSON paths, durations, and the rollout store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rollwise.rules import RulesDocument
+from rollwise_server.errors import Conflict
+from rollwise_server.rollouts.plan import parse_duration, parse_plan
+from rollwise_server.storage import open_store
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "fraud-model.json"
+FLAG = RulesDocument.from_file(EXAMPLE).flags["fraud-model"]
+
+PLAN: dict[str, Any] = {
+    "control": "v1",
+    "candidate": "v2",
+    "rule": "eu-small",
+    "stages": [
+        {"share": 0.01, "min_duration": "10m", "min_units": 500},
+        {"share": 0.25, "min_duration": 600, "min_units": 2000, "approval": True},
+        {"share": 1.0},
+    ],
+    "guardrails": [
+        {"metric": "fraud_caught", "kind": "binary", "harm": "decrease", "cohorts": ["country"]},
+        {"metric": "latency_ms", "kind": "mean", "harm": "increase", "tolerance": 0.05,
+         "relative": True, "cohorts": ["amount"], "bands": {"amount": [0, 100, 500]}},
+    ],
+    "deadline": "2026-12-31T00:00:00Z",
+}  # fmt: skip
+
+
+def test_a_valid_plan_round_trips() -> None:
+    plan, problems = parse_plan(PLAN, FLAG)
+    assert problems == []
+    assert plan is not None
+    assert [s.share for s in plan.stages] == [0.01, 0.25, 1.0]
+    assert plan.stages[0].min_duration == 600.0
+    assert plan.stages[1].approval is True
+    assert plan.guardrails[1].bands == {"amount": (0.0, 100.0, 500.0)}
+    again, problems = parse_plan(plan.to_json(), FLAG)
+    assert (again, problems) == (plan, [])
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"control": "v9"}, "control"),
+        ({"candidate": "v1"}, "candidate"),
+        ({"rule": "qa-team"}, "rule"),
+        ({"rule": "nope"}, "rule"),
+        ({"stages": []}, "stages"),
+        ({"stages": [{"share": 0.5}, {"share": 0.2}]}, "stages[1].share"),
+        ({"stages": [{"share": 0}]}, "stages[0].share"),
+        ({"stages": [{"share": 0.1, "min_duration": "soon"}]}, "stages[0].min_duration"),
+        ({"guardrails": [{"metric": "m", "harm": "sideways"}]}, "guardrails[0].harm"),
+        ({"guardrails": [{"metric": "m", "kind": "ratio"}]}, "guardrails[0].denominator"),
+        ({"guardrails": [{"metric": "m", "bands": {"amount": [5, 1]}}]}, "guardrails[0].bands"),
+        ({"alpha": 0.9}, "alpha"),
+        ({"deadline": "tomorrow"}, "deadline"),
+        ({"on_breach": "panic"}, "on_breach"),
+        ({"typo": 1}, "typo"),
+    ],
+)
+def test_problems_name_their_path(change: dict[str, Any], path: str) -> None:
+    plan, problems = parse_plan({**PLAN, **change}, FLAG)
+    assert plan is None
+    assert path in {p.path for p in problems}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90.0), ("10m", 600.0), ("2h", 7200.0), ("1d", 86400.0), (30, 30.0), ("250ms", 0.25)],
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_rollout_store_versions_and_lease(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "r.db"))
+    record = store.put_rollout(
+        "production", "fraud-model", PLAN, {"status": "draft"}, expected_version=None,
+        actor="alice", action="rollout.plan", reason="first",
+    )  # fmt: skip
+    assert record.version == 1
+    with pytest.raises(Conflict):
+        store.put_rollout(
+            "production", "fraud-model", PLAN, {"status": "running"}, expected_version=7,
+            actor="bob", action="rollout.start", reason=None,
+        )  # fmt: skip
+    store.put_rollout(
+        "production", "fraud-model", PLAN, {"status": "running"}, expected_version=1,
+        actor="bob", action="rollout.start", reason=None,
+    )  # fmt: skip
+    assert [r.flag for r in store.active_rollouts()] == ["fraud-model"]
+    assert store.lease_rollout("production", "fraud-model", "replica-a", 30)
+    assert not store.lease_rollout("production", "fraud-model", "replica-b", 30)
+    store.release_rollout("production", "fraud-model", "replica-a")
+    assert store.lease_rollout("production", "fraud-model", "replica-b", 30)
+    store.close()
