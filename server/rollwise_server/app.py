@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rollwise_server.api import admin, flags, health, resources, sdk
+from rollwise_server.api import admin, flags, health, resources, rollouts, sdk
 from rollwise_server.api.common import threaded
 from rollwise_server.auth import TokenAuth
 from rollwise_server.documents import DocumentCache
@@ -48,6 +48,9 @@ ROUTES: list[Route] = [
     Route(f"{ENV}/flags/{{key}}/kill", flags.kill, methods=["POST"]),
     Route(f"{ENV}/flags/{{key}}/revert", flags.revert, methods=["POST"]),
     Route(f"{ENV}/flags/{{key}}/promote", flags.promote, methods=["POST"]),
+    Route(f"{ENV}/flags/{{key}}/rollout", rollouts.get_rollout, methods=["GET"]),
+    Route(f"{ENV}/flags/{{key}}/rollout", rollouts.put_rollout, methods=["PUT"]),
+    Route(f"{ENV}/flags/{{key}}/rollout/{{action}}", rollouts.rollout_action, methods=["POST"]),
     Route(f"{ENV}/segments", resources.list_resources, methods=["GET"]),
     Route(f"{ENV}/segments", resources.create_resource, methods=["POST"]),
     Route(f"{ENV}/segments/{{key}}", resources.get_resource, methods=["GET"]),
