@@ -23,9 +23,11 @@ from rollwise_server.errors import ApiError
 from rollwise_server.metrics import Metrics
 from rollwise_server.notify import Broadcaster
 from rollwise_server.openapi import openapi_document
+from rollwise_server.rollouts.controller import Controller
 from rollwise_server.settings import Settings
 from rollwise_server.state import ServerState
 from rollwise_server.storage import open_store
+from rollwise_server.webhooks import Webhooks
 
 __all__ = ["ROUTES", "create_app"]
 
@@ -169,13 +171,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             server.publish(env["key"], env["revision"])
         app.state.rollwise = server
         holder["server"] = server
-        poller = asyncio.create_task(_poll_revisions(server))
+        webhooks = Webhooks(settings.webhook_urls.split(","), settings.webhook_secret)
+        controller = Controller(store, webhooks, server.publish, settings.controller_interval)
+        app.state.controller = controller
+        tasks = [
+            asyncio.create_task(_poll_revisions(server)),
+            asyncio.create_task(controller.run()),
+        ]
         try:
             yield
         finally:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await threaded(store.close)
 
     app = Starlette(

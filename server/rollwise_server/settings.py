@@ -40,6 +40,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "revision_poll_seconds", float, 2.0, "How often revisions are re-read from the database"
     ),
+    Setting("controller_interval", float, 10.0, "Seconds between the rollout controller's rounds"),
+    Setting("webhook_urls", str, "", "Comma-separated URLs notified of rollout decisions"),
+    Setting("webhook_secret", str, "", "Shared secret of the webhooks' HMAC-SHA256 signature"),
 )
 
 
@@ -58,6 +61,9 @@ class Settings:
     heartbeat_seconds: float = attrs.field(default=15.0, validator=_positive)
     token_cache_seconds: float = attrs.field(default=5.0, validator=_positive)
     revision_poll_seconds: float = attrs.field(default=2.0, validator=_positive)
+    controller_interval: float = attrs.field(default=10.0, validator=_positive)
+    webhook_urls: str = ""
+    webhook_secret: str = attrs.field(default="", repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

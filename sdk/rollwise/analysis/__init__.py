@@ -7,19 +7,60 @@ always-valid math, used by the server's controller) does not import statsmodels 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the lazy names, for type checkers (kept in step with _HOMES by a test)
+    from rollwise.analysis.compare import Comparison, compare, verdict
+    from rollwise.analysis.fairness import (
+        CohortEffects,
+        SelectionParity,
+        band_labels,
+        bands,
+        cohort_effects,
+        gap_change,
+        parity_change,
+        selection_parity,
+    )
+    from rollwise.analysis.fixed_horizon import correct, sample_size_binary, sample_size_mean
+    from rollwise.analysis.plots import plot_confidence_sequence, plot_forest
+    from rollwise.analysis.report import MetricSpec, Report, ReportRow, SRMCheck
+    from rollwise.analysis.sequential import (
+        AlwaysValid,
+        MonitorLook,
+        SequentialMonitor,
+        always_valid,
+    )
+    from rollwise.analysis.srm import SequentialSRM, srm_chi2
+    from rollwise.analysis.suffstats import SufficientStats
 
 __all__ = [
     "AlwaysValid",
+    "CohortEffects",
     "Comparison",
+    "MetricSpec",
+    "MonitorLook",
+    "Report",
+    "ReportRow",
+    "SRMCheck",
+    "SelectionParity",
     "SequentialMonitor",
     "SequentialSRM",
     "SufficientStats",
     "always_valid",
+    "band_labels",
+    "bands",
+    "cohort_effects",
     "compare",
     "correct",
+    "gap_change",
+    "parity_change",
+    "plot_confidence_sequence",
+    "plot_forest",
     "sample_size_binary",
     "sample_size_mean",
+    "selection_parity",
     "srm_chi2",
     "verdict",
 ]
@@ -37,6 +78,21 @@ _HOMES = {
     "correct": "fixed_horizon",
     "sample_size_binary": "fixed_horizon",
     "sample_size_mean": "fixed_horizon",
+    "MonitorLook": "sequential",
+    "CohortEffects": "fairness",
+    "SelectionParity": "fairness",
+    "band_labels": "fairness",
+    "bands": "fairness",
+    "cohort_effects": "fairness",
+    "gap_change": "fairness",
+    "parity_change": "fairness",
+    "selection_parity": "fairness",
+    "MetricSpec": "report",
+    "Report": "report",
+    "ReportRow": "report",
+    "SRMCheck": "report",
+    "plot_confidence_sequence": "plots",
+    "plot_forest": "plots",
 }
 
 
@@ -57,3 +113,20 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+class _Package(types.ModuleType):
+    """Keeps ``rollwise.analysis.compare`` the function when its submodule is imported.
+
+    Importing a submodule binds it as an attribute of the package, so after
+    ``import rollwise.analysis.compare`` (or any lazy name from it, such as ``Comparison``)
+    ``from rollwise.analysis import compare`` would return the module, not the function.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, types.ModuleType) and _HOMES.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -127,10 +127,10 @@ def compare(
     else:
         from rollwise.analysis import fixed_horizon
 
-        binary = control.kind == "binary"
         low, high, p, se, method = fixed_horizon.difference_test(
-            effect, v_c, n_c, v_t, n_t, variance, alpha=alpha, binary=binary and not relative
-        )
+            effect, v_c, n_c, v_t, n_t, variance, alpha=alpha,
+            binary=control.kind == "binary", relative=relative,
+        )  # fmt: skip
     return Comparison(
         effect=effect, ci_low=low, ci_high=high, p_value=p, se=se, control_mean=m_c,
         candidate_mean=m_t, n_control=n_c, n_candidate=n_t, alpha=alpha, sequential=sequential,
@@ -148,6 +148,8 @@ def verdict(
     tolerance. ``improvement``: the whole interval is on the good side of 0. ``non-inferior``:
     the interval excludes harm beyond the tolerance. Otherwise ``no harm shown yet``.
     """
+    if not (tolerance >= 0 and math.isfinite(tolerance)):
+        raise ValueError(f"tolerance: must be a finite number >= 0, not {tolerance}")
     if result.insufficient:
         return "insufficient data"
     sign = 1.0 if harm_direction == "increase" else -1.0

@@ -22,10 +22,21 @@ Only the ``math`` module: the server's controller imports this without statsmode
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import attrs
 
-__all__ = ["AlwaysValid", "SequentialMonitor", "always_valid", "mixture_rho_squared"]
+if TYPE_CHECKING:
+    from rollwise.analysis.compare import Comparison
+    from rollwise.analysis.suffstats import SufficientStats
+
+__all__ = [
+    "AlwaysValid",
+    "MonitorLook",
+    "SequentialMonitor",
+    "always_valid",
+    "mixture_rho_squared",
+]
 
 
 def mixture_rho_squared(alpha: float, tuning: float) -> float:
@@ -59,10 +70,16 @@ def always_valid(
     """The always-valid interval and p-value of ``effect`` with variance ``variance``.
 
     ``n`` is the number of units behind the estimate (N = n_C + n_T); ``variance`` is the
-    variance of ``effect`` itself (V), so the unit-level variance is V·N.
+    variance of ``effect`` itself (V), so the unit-level variance is V·N. Both must be positive
+    and finite (``compare`` marks such inputs insufficient before calling this).
     """
     rho2 = mixture_rho_squared(alpha, tuning)
-    se = math.sqrt(variance) if variance > 0 else 0.0
+    if not (math.isfinite(effect) and math.isfinite(variance) and variance > 0):
+        raise ValueError(f"effect and variance: need finite values and variance > 0, not "
+                         f"{effect}, {variance}")  # fmt: skip
+    if not (math.isfinite(n) and n > 0):
+        raise ValueError(f"n: must be positive, not {n}")
+    se = math.sqrt(variance)
     n_rho2 = n * rho2
     half = math.sqrt(variance * n) * math.sqrt(
         2.0 * (n_rho2 + 1.0) / (n * n * rho2) * math.log(math.sqrt(n_rho2 + 1.0) / alpha)
@@ -74,6 +91,17 @@ def always_valid(
     return AlwaysValid(effect, effect - half, effect + half, p_value, se)
 
 
+@attrs.frozen
+class MonitorLook:
+    """One look of a ``SequentialMonitor``: its own result beside the running ones."""
+
+    look: int
+    result: Comparison
+    running_p_value: float
+    running_ci_low: float
+    running_ci_high: float
+
+
 @attrs.define
 class SequentialMonitor:
     """The history of one comparison across looks: always valid at any stopping time.
@@ -81,7 +109,10 @@ class SequentialMonitor:
     Each ``update`` takes the cumulative statistics of a new look and returns that look's own
     interval and p-value beside the running ones: the minimum p-value so far and the
     intersection of all intervals so far (both valid because the e-process is a
-    nonnegative supermartingale; Howard et al. 2021, Lemma 1).
+    nonnegative supermartingale; Howard et al. 2021, Lemma 1). Looks with insufficient data
+    are recorded but leave the running values unchanged. ``history`` keeps every look (for
+    ``rollwise.analysis.plots.plot_confidence_sequence``). The running intersection can come
+    out empty (low > high) only with probability ≤ α when the effect is constant.
     """
 
     alpha: float = 0.05
@@ -91,14 +122,15 @@ class SequentialMonitor:
     running_p: float = 1.0
     running_low: float = -math.inf
     running_high: float = math.inf
+    history: list[MonitorLook] = attrs.field(factory=list)
 
-    def update(self, control: object, candidate: object) -> MonitorLook:
+    def update(self, control: SufficientStats, candidate: SufficientStats) -> MonitorLook:
         """Add a look; ``control``/``candidate`` are the cumulative ``SufficientStats``."""
         from rollwise.analysis.compare import compare
 
         result = compare(
-            control,  # type: ignore[arg-type]
-            candidate,  # type: ignore[arg-type]
+            control,
+            candidate,
             alpha=self.alpha,
             sequential=True,
             relative=self.relative,
@@ -109,19 +141,12 @@ class SequentialMonitor:
             self.running_p = min(self.running_p, result.p_value)
             self.running_low = max(self.running_low, result.ci_low)
             self.running_high = min(self.running_high, result.ci_high)
-        return MonitorLook(
+        look = MonitorLook(
             look=self.looks,
             result=result,
             running_p_value=self.running_p,
             running_ci_low=self.running_low,
             running_ci_high=self.running_high,
         )
-
-
-@attrs.frozen
-class MonitorLook:
-    look: int
-    result: object
-    running_p_value: float
-    running_ci_low: float
-    running_ci_high: float
+        self.history.append(look)
+        return look

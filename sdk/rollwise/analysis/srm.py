@@ -31,19 +31,22 @@ def _normalise(weights: Sequence[float]) -> list[float]:
 def srm_chi2(counts: Sequence[int], weights: Sequence[float]) -> float:
     """The chi-square goodness-of-fit p-value of ``counts`` against ``weights`` (one look).
 
-    Arms with zero weight are left out; with no units the p-value is 1.
+    Arms with zero weight are left out of the statistic, but a unit in one of them is a
+    mismatch outright (p = 0, as in ``srm_log_bayes_factor``); with no units the p-value is 1.
     """
     if len(counts) != len(weights):
         raise ValueError("counts and weights: need one entry per arm")
     probabilities = _normalise(weights)
+    if any(c > 0 and p == 0 for c, p in zip(counts, probabilities, strict=True)):
+        return 0.0
     pairs = [(c, p) for c, p in zip(counts, probabilities, strict=True) if p > 0]
     n = sum(c for c, _ in pairs)
     if n == 0 or len(pairs) < 2:
         return 1.0
     statistic = sum((c - n * p) ** 2 / (n * p) for c, p in pairs)
-    from scipy.stats import chi2
+    from scipy.special import chdtrc  # what scipy.stats.chi2.sf evaluates, without its overhead
 
-    return float(chi2.sf(statistic, len(pairs) - 1))
+    return float(chdtrc(len(pairs) - 1, statistic))
 
 
 def srm_log_bayes_factor(

@@ -40,6 +40,8 @@ class SufficientStats:
     @classmethod
     def binary(cls, n: int, successes: float) -> SufficientStats:
         """A 0/1 metric: ``successes`` of ``n`` units (``Σx² = Σx``)."""
+        if n < 0 or not 0 <= successes <= n:
+            raise ValueError(f"binary: need 0 <= successes <= n, not {successes} of {n}")
         return cls(n=int(n), total=float(successes), total_sq=float(successes), kind="binary")
 
     @classmethod
@@ -48,9 +50,11 @@ class SufficientStats:
         values: Iterable[float],
         *,
         kind: Kind = "mean",
-        covariate: Sequence[float] | None = None,
+        covariate: Iterable[float] | None = None,
     ) -> SufficientStats:
         """Sums of unit-level values (and of a pre-exposure covariate, for CUPED)."""
+        if kind == "ratio":
+            raise ValueError("from_values: a ratio metric needs ratio_from_values")
         xs = [float(v) for v in values]
         stats = cls(
             n=len(xs), total=math.fsum(xs), total_sq=math.fsum(x * x for x in xs), kind=kind

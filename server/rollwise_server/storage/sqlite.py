@@ -550,6 +550,22 @@ class SQLiteStore:
         )
         conn.execute("UPDATE environments SET revision = revision + 1 WHERE key = ?", (env,))
 
+    def put_rollout_state(self, env: str, flag: str, state: Mapping[str, Any]) -> None:
+        """Refresh a rollout's state (evidence between decisions): no new version, no audit."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE rollouts SET state = ?, updated_at = ? WHERE env = ? AND flag = ?",
+                (_dumps(state), now_iso(), env, flag),
+            )
+
+    def all_rollouts(self) -> list[RolloutRecord]:
+        rows = self._reader().execute(
+            "SELECT env, flag, version, plan, state, updated_at FROM rollouts ORDER BY env, flag"
+        )
+        return [
+            RolloutRecord(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5]) for r in rows
+        ]
+
     def lease_rollout(self, env: str, flag: str, owner: str, seconds: float) -> bool:
         """Take the rollout's lease (no other controller evaluates it meanwhile)."""
         now = time.time()

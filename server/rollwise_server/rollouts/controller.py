@@ -1,0 +1,172 @@
+"""The rollout controller: evaluates every active rollout on an interval and acts.
+
+For each running rollout it takes the rollout's lease in the database (so that no two loops,
+in this process or another replica, evaluate it at once), gathers the evidence by SQL, decides
+with ``decide.decide`` and applies the decision as a ``transitions`` change: a rollback is a new
+flag version serving the control to everyone, published to the SDK streams at once, with a
+webhook and the evidence in the audit log. State lives in the database, so a restarted server
+carries on where it stopped. After a rollback it keeps watching for ten minutes and reports
+when the last candidate exposure arrived, flagging SDKs that keep serving the candidate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from rollwise_server.rollouts import transitions
+from rollwise_server.rollouts.decide import Decision, decide
+from rollwise_server.rollouts.evidence import gather, iso
+from rollwise_server.storage.base import RolloutRecord, Store
+from rollwise_server.webhooks import Webhooks
+
+__all__ = ["Controller"]
+
+logger = logging.getLogger("rollwise.server")
+
+WATCH_AFTER_ROLLBACK = 600.0
+STALE_AFTER = 60.0
+_TRANSITION = {
+    "advance": "advance",
+    "complete": "complete",
+    "await_approval": "await",
+    "rollback": "rollback",
+    "pause": "pause",
+}
+
+
+class Controller:
+    """One process's controller loop."""
+
+    def __init__(
+        self,
+        store: Store,
+        webhooks: Webhooks,
+        publish: Callable[[str, int], None],
+        interval: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.webhooks = webhooks
+        self.publish = publish
+        self.interval = interval
+        self.clock = clock
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
+        self.rounds = 0
+        self.last_round_seconds = 0.0
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.round()
+            except Exception:  # the loop must survive anything; the next round retries
+                logger.exception("rollwise: a controller round failed")
+
+    async def round(self) -> list[tuple[str, str, Decision]]:
+        """Evaluate every active rollout once; returns the decisions taken."""
+        started = time.perf_counter()
+        records = await asyncio.to_thread(self.store.active_rollouts)
+        taken = []
+        for record in records:
+            outcome = await asyncio.to_thread(self._evaluate, record)
+            if outcome is not None:
+                taken.append((record.env, record.flag, outcome))
+                revision = await asyncio.to_thread(self.store.revision, record.env)
+                self.publish(record.env, revision)
+        for record in await asyncio.to_thread(self._recently_rolled_back):
+            await asyncio.to_thread(self._verify_rollback, record)
+        self.rounds += 1
+        self.last_round_seconds = time.perf_counter() - started
+        return taken
+
+    def _evaluate(self, record: RolloutRecord) -> Decision | None:
+        if not self.store.lease_rollout(
+            record.env, record.flag, self.owner, 3 * self.interval + 30
+        ):
+            return None
+        try:
+            current, plan, _ = transitions.load(self.store, record.env, record.flag)
+            if current.state.get("status") != "running":
+                return None
+            now = self.clock()
+            reader = self.store.reader()
+            evidence, keep = gather(reader, record.env, record.flag, plan, current.state, now)
+            decision = decide(plan, current.state, evidence)
+            evidence_json = {**evidence.to_json(), "at": iso(now), "decision": decision.action,
+                             "reason": decision.reason, "alpha": plan.alpha,
+                             "test": "always-valid normal mixture (mSPRT)"}  # fmt: skip
+            if decision.action == "none":
+                self.store.put_rollout_state(
+                    record.env, record.flag, {**current.state, **keep, "evidence": evidence_json}
+                )
+                return None
+            transitions.transition(
+                self.store, record.env, record.flag, _TRANSITION[decision.action],
+                actor="controller", reason=decision.reason, evidence=evidence_json, now=now,
+            )  # fmt: skip
+            logger.info("rollwise: rollout %s/%s: %s (%s)", record.env, record.flag,
+                        decision.action, decision.reason)  # fmt: skip
+            if decision.action in ("rollback", "pause", "await_approval", "complete"):
+                self._notify(record, decision, evidence_json)
+            return decision
+        finally:
+            self.store.release_rollout(record.env, record.flag, self.owner)
+
+    def _notify(self, record: RolloutRecord, decision: Decision, evidence: dict[str, Any]) -> None:
+        verb = {"rollback": "ROLLED BACK", "pause": "PAUSED", "await_approval": "awaits approval",
+                "complete": "completed"}[decision.action]  # fmt: skip
+        text = f"rollwise: rollout of {record.flag} in {record.env} {verb}: {decision.reason}"
+        self.webhooks.notify(
+            f"rollout.{decision.action}",
+            text,
+            {
+                "env": record.env,
+                "flag": record.flag,
+                "reason": decision.reason,
+                "evidence": evidence,
+            },
+        )
+
+    def _recently_rolled_back(self) -> list[RolloutRecord]:
+        now = self.clock()
+        out = []
+        for record in self.store.all_rollouts():
+            state = record.state
+            age = now - float(state.get("rolled_back_at", 0))
+            if state.get("status") == "rolled_back" and age < WATCH_AFTER_ROLLBACK:
+                out.append(record)
+        return out
+
+    def _verify_rollback(self, record: RolloutRecord) -> None:
+        """When did the last candidate exposure arrive after the rollback was published?"""
+        state = record.state
+        plan = record.plan
+        since = iso(float(state["rolled_back_at"]))
+        row = (
+            self.store.reader()
+            .execute(
+                "SELECT count(*), max(ts), max(received_at) FROM exposures"
+                " WHERE env = ? AND flag = ? AND variant = ? AND ts >= ?",
+                (record.env, record.flag, plan["candidate"], since),
+            )
+            .fetchone()
+        )
+        count, last_ts, last_received = int(row[0]), row[1], row[2]
+        stale = False
+        if last_ts is not None:
+            lag = datetime.fromisoformat(last_ts).timestamp() - float(state["rolled_back_at"])
+            stale = lag > STALE_AFTER
+        verification = {"candidate_exposures_after_rollback": count,
+                        "last_candidate_exposure": last_ts, "last_received": last_received,
+                        "stale_sdk_suspected": stale}  # fmt: skip
+        if state.get("post_rollback") != verification:
+            self.store.put_rollout_state(
+                record.env, record.flag, {**state, "post_rollback": verification}
+            )
