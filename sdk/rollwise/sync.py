@@ -83,6 +83,8 @@ class RulesSync:
             try:
                 self._loop()
             except Exception:  # the sync thread must outlive any bug; it starts over
+                if self._stop.is_set():
+                    return  # closing: the transport was torn down under the thread
                 logger.exception("rollwise: the rules sync failed; restarting it")
                 self._stop.wait(1.0)
 

@@ -71,7 +71,7 @@ def gather(
     for guardrail in plan.guardrails:
         spec: dict[str, Any] = {
             "env": env, "kind": guardrail.kind, "window_seconds": plan.attribution_window,
-            "denominator_metric": guardrail.denominator, "since": since,
+            "denominator_metric": guardrail.denominator,
         }  # fmt: skip
         overall = reduce_sql(conn, flag, guardrail.metric, **spec)
         control = overall.stats(plan.control)
@@ -124,7 +124,14 @@ def _srm(
     share = plan.stages[stage].share
     if not plan.srm or share >= 1.0:
         return 1.0, {}
-    control, candidate = _units(conn, env, flag, iso(float(state["stage_started_at"])), plan)
+    # only exposures made with this stage's weights: SDKs pick a new version up a little later
+    rows = conn.execute(
+        "SELECT variant, count(DISTINCT unit) FROM exposures"
+        " WHERE env = ? AND flag = ? AND flag_version = ? GROUP BY variant",
+        (env, flag, int(state.get("stage_flag_version", 0))),
+    ).fetchall()
+    counts = {variant: int(n) for variant, n in rows}
+    control, candidate = counts.get(plan.control, 0), counts.get(plan.candidate, 0)
     log_bf = srm_log_bayes_factor([candidate, control], [share, 1.0 - share])
     p_now = 0.0 if log_bf == math.inf else (min(1.0, math.exp(-log_bf)) if log_bf > 0 else 1.0)
     previous = state.get("srm")

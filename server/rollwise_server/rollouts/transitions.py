@@ -154,6 +154,7 @@ def transition(
     if share is not None:
         flag_change = {"body": with_share(flag_body, plan, share), "expected_version": flag_version}
         details["share"] = share
+        state["stage_flag_version"] = flag_version + 1  # exposures of this stage carry it
         if action == "rollback":
             state["rollback_flag_version"] = flag_version + 1
     return store.put_rollout(

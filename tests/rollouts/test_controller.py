@@ -1,0 +1,166 @@
+"""The controller end to end: real server, real SDK traffic, real SQLite, decisions in the audit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import requests
+
+import rollwise
+from rollwise_server.rollouts.controller import Controller
+from rollwise_server.rollouts.decide import Evidence, decide
+from rollwise_server.rollouts.plan import parse_plan
+from rollwise_server.storage import open_store
+from rollwise_server.testing import LiveServer
+from rollwise_server.webhooks import Webhooks, sign
+from tests.rollouts.test_plan import FLAG, PLAN
+from tests.server.conftest import EU_SEGMENT, example_flag
+
+FAST_PLAN: dict[str, Any] = {
+    "control": "v1",
+    "candidate": "v2",
+    "rule": "eu-small",
+    "stages": [
+        {"share": 0.2, "min_units": 300},
+        {"share": 0.5, "min_units": 600},
+        {"share": 1.0, "min_units": 600},
+    ],
+    "guardrails": [
+        {"metric": "fraud_caught", "kind": "binary", "harm": "decrease", "cohorts": ["country"]}
+    ],
+}
+
+
+def test_decide_policy_table() -> None:
+    plan, _ = parse_plan(PLAN, FLAG)
+    assert plan is not None
+    running = {"status": "running", "stage": 0, "stage_started_at": 0.0}
+    quiet = Evidence(units_control=10_000, units_candidate=10_000, now=10_000.0)
+    assert decide(plan, running, quiet).action == "advance"
+    early = Evidence(units_control=10_000, units_candidate=10_000, now=60.0)
+    assert decide(plan, running, early).action == "none"  # min_duration 10m not reached
+    few = Evidence(units_control=100, units_candidate=100, now=10_000.0)
+    assert decide(plan, running, few).action == "none"
+    srm = Evidence(units_control=10_000, units_candidate=10_000, srm_p_value=1e-6, now=60.0)
+    assert decide(plan, running, srm).action == "rollback"
+    late = Evidence(units_control=1, units_candidate=1, now=2e10)
+    assert "deadline" in decide(plan, running, late).reason
+    approval = {**running, "stage": 1}
+    assert decide(plan, approval, quiet).action == "await_approval"
+    last = {**running, "stage": 2}
+    assert decide(plan, last, quiet).action == "complete"
+    assert decide(plan, {"status": "paused"}, quiet).action == "none"
+
+
+class Receiver(BaseHTTPRequestHandler):
+    received: list[tuple[dict[str, Any], str]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.received.append((json.loads(body), self.headers["X-Rollwise-Signature"]))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def drive(server: LiveServer, tmp_path: Path, harm_country: str | None) -> tuple[Any, Controller]:
+    admin = server.session()
+    base = f"{server.url}/api/v1/envs/production"
+    admin.post(f"{base}/segments", json=EU_SEGMENT).raise_for_status()
+    admin.post(f"{base}/flags", json=example_flag()).raise_for_status()
+    url = f"{base}/flags/fraud-model/rollout"
+    admin.put(url, json=FAST_PLAN).raise_for_status()
+    admin.post(f"{url}/start").raise_for_status()
+    receiver = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    store = open_store(server.db)
+    published: list[tuple[str, int]] = []
+    controller = Controller(
+        store, Webhooks([hook], "s3cret"), lambda e, r: published.append((e, r)), 1.0
+    )
+    key = server.token("sdk", env="production")
+    rng = random.Random(7)
+    client = rollwise.Client(server.url, key, cache_dir=tmp_path / "c", flush_interval=0.05)
+    assert client.wait_until_ready(10)
+    unit = 0
+    statuses = []
+    for _ in range(12):  # looks
+        for _ in range(1500):
+            unit += 1
+            country = rng.choice(["DE", "FR", "NL"])
+            context = {"user_id": f"user-{unit}", "country": country, "amount": 50}
+            variant = client.variant("fraud-model", context)
+            rate = 0.5
+            if variant == "v2":
+                rate = 0.1 if country == harm_country else 0.55
+            client.track("fraud_caught", f"user-{unit}", rng.random() < rate)
+        assert client.flush(30)
+        asyncio.run(controller.round())
+        status = admin.get(url).json()["state"]["status"]
+        statuses.append(status)
+        if status in ("rolled_back", "completed"):
+            break
+        client.wait_until_ready(1)
+    client.close()
+    store.close()
+    receiver.shutdown()
+    receiver.server_close()
+    return admin.get(url).json(), controller, statuses, admin, published  # type: ignore[return-value]
+
+
+def test_a_harmful_cohort_rolls_back(server: LiveServer, tmp_path: Path) -> None:
+    Receiver.received = []
+    rollout, controller, statuses, admin, published = drive(server, tmp_path, harm_country="NL")
+    state = rollout["state"]
+    assert state["status"] == "rolled_back", statuses
+    assert "country=NL" in state["end_reason"] or "gap:country=NL" in state["end_reason"]
+    assert state["evidence"]["decision"] == "rollback"
+    flag = admin.get(f"{server.url}/api/v1/envs/production/flags/fraud-model").json()
+    split = next(r for r in flag["rules"] if r["id"] == "eu-small")["serve"]["split"]
+    assert split == [{"variant": "v2", "weight": 0}, {"variant": "v1", "weight": 10000}]
+    audit = admin.get(f"{server.url}/api/v1/audit", params={"action": "rollout.rollback"}).json()
+    entry = audit["entries"][0]
+    assert entry["actor"] == "controller"
+    assert entry["details"]["evidence"]["findings"][0]["verdict"] == "harm"
+    assert published  # the new revision was pushed to the streams
+    for thread in list(threading.enumerate()):
+        if thread.daemon and thread.is_alive() and thread.name.startswith("Thread"):
+            thread.join(timeout=5)
+    (body, signature), *_ = Receiver.received
+    assert body["event"] == "rollout.rollback"
+    assert "ROLLED BACK" in body["text"]
+    assert signature == sign("s3cret", json.dumps(body, sort_keys=True).encode())
+
+
+def test_a_good_candidate_reaches_100_percent(server: LiveServer, tmp_path: Path) -> None:
+    rollout, _, statuses, _, _ = drive(server, tmp_path, harm_country=None)
+    assert rollout["state"]["status"] == "completed", (statuses, rollout["state"].get("end_reason"))
+    assert "running" in statuses
+
+
+def test_the_state_survives_a_restart(server: LiveServer) -> None:
+    admin = server.session()
+    base = f"{server.url}/api/v1/envs/production"
+    admin.post(f"{base}/segments", json=EU_SEGMENT).raise_for_status()
+    admin.post(f"{base}/flags", json=example_flag()).raise_for_status()
+    admin.put(f"{base}/flags/fraud-model/rollout", json=FAST_PLAN).raise_for_status()
+    admin.post(f"{base}/flags/fraud-model/rollout/start").raise_for_status()
+    store = open_store(server.db)  # a second "server" on the same database
+    try:
+        (record,) = store.active_rollouts()
+        assert record.state["status"] == "running"
+        assert store.lease_rollout("production", "fraud-model", "other-replica", 60)
+        controller = Controller(store, Webhooks([], ""), lambda e, r: None, 1.0)
+        assert asyncio.run(controller.round()) == []  # leased elsewhere: not evaluated twice
+    finally:
+        store.close()
+    assert requests.get(f"{server.url}/readyz", timeout=5).status_code == 200
