@@ -1,95 +1,231 @@
-"""The demo: evaluate the example rules for 100,000 simulated users and show who gets what.
+"""The rollwise demo: a fraud model rolled out stage by stage, and rolled back on a fairness harm.
 
-Run with ``make demo``. It loads ``docs/examples/fraud-model.json`` into an offline client,
-evaluates the ``fraud-model`` flag for simulated card transactions (fixed seed), and prints the
-assignment shares per rule and per country, and how many exposures the splits logged.
+Run with ``make demo``. It starts the flag server on SQLite in a temporary directory, creates a
+``fraud-model`` flag with a staged rollout plan and guardrails, and sends simulated card
+transactions through the real SDK (exposures and outcomes go to the server). The rollout
+controller evaluates the always-valid statistics every second.
+
+- Scenario 1: the candidate model catches more fraud overall but much less in the Netherlands.
+  The controller advances the first stages, then rolls back on the fairness guardrail.
+- Scenario 2: a good candidate goes all the way to 100%.
+
+It prints the timeline and the final cohort report. ``--keep`` leaves the server running.
 """
 
 from __future__ import annotations
 
+import argparse
 import random
 import sys
+import tempfile
 import time
-from collections import Counter
 from pathlib import Path
+from typing import Any
+
+import requests
 
 import rollwise
+from rollwise.analysis.fairness import cohort_effects
+from rollwise.analysis.reduce import reduce_sql
+from rollwise_server.storage import open_store
+from rollwise_server.testing import LiveServer, live_server
 
-ROOT = Path(__file__).resolve().parent.parent
-RULES = ROOT / "docs" / "examples" / "fraud-model.json"
-USERS = 100_000
-SEED = 7
-COUNTRIES = {
-    "DE": 18,
-    "FR": 14,
-    "NL": 6,
-    "US": 25,
-    "GB": 12,
-    "ES": 8,
-    "IT": 7,
-    "PL": 4,
-    "BR": 4,
-    "IN": 2,
+COUNTRIES = {"DE": 0.3, "FR": 0.3, "NL": 0.2, "ES": 0.2}
+BASE_RATE = 0.50  # the share of fraudulent transactions the control model catches
+
+SEGMENT = {
+    "key": "eu",
+    "conditions": [{"attribute": "country", "operator": "in", "values": list(COUNTRIES)}],
+}
+FLAG = {
+    "key": "fraud-model",
+    "description": "Which fraud model scores card transactions",
+    "variants": {
+        "v1": {"payload": {"model": "fraud-2025-06"}},
+        "v2": {"payload": {"model": "fraud-2025-11"}},
+    },
+    "off_variant": "v1",
+    "default_variant": "v1",
+    "cohort_attributes": ["country", "amount"],
+    "rules": [
+        {
+            "id": "eu-rollout",
+            "conditions": [{"segment": "eu"}],
+            "serve": {
+                "split": [{"variant": "v2", "weight": 0}, {"variant": "v1", "weight": 10000}]
+            },
+        }
+    ],
+}
+PLAN = {
+    "control": "v1",
+    "candidate": "v2",
+    "rule": "eu-rollout",
+    "stages": [
+        {"share": 0.05, "min_duration": "2s", "min_units": 150},
+        {"share": 0.25, "min_duration": "2s", "min_units": 600},
+        {"share": 0.50, "min_duration": "2s", "min_units": 1500},
+        {"share": 1.00, "min_duration": "2s", "min_units": 2500},
+    ],
+    "guardrails": [
+        {"metric": "fraud_caught", "kind": "binary", "harm": "decrease", "cohorts": ["country"]}
+    ],
+    "alpha": 0.05,
+    "tuning": 20000,
+    "outcome_delay": "3s",
 }
 
 
-def simulate(users: int, seed: int) -> list[dict[str, object]]:
-    """Card transactions: a user id, a country (weighted) and an amount (log-normal, in EUR)."""
-    rng = random.Random(seed)
-    names, weights = zip(*COUNTRIES.items(), strict=True)
-    countries = rng.choices(names, weights=weights, k=users)
-    return [
-        {
-            "user_id": f"user-{i:06d}",
-            "country": countries[i],
-            "amount": round(rng.lognormvariate(5, 1.1), 2),
-        }
-        for i in range(users)
-    ]
+def catch_rate(variant: str, country: str, scenario: int) -> float:
+    if variant == "v1":
+        return BASE_RATE
+    if scenario == 1 and country == "NL":
+        return 0.30  # much worse for one country
+    return 0.62  # better everywhere else
 
 
-def table(title: str, counts: dict[str, Counter[str]], variants: list[str]) -> None:
-    print(f"\n{title}")
-    print(f"  {'':14}" + "".join(f"{v:>10}" for v in variants) + f"{'total':>10}  share of v2")
-    for key in sorted(counts, key=lambda k: -sum(counts[k].values())):
-        row = counts[key]
-        total = sum(row.values())
-        print(
-            f"  {key:14}"
-            + "".join(f"{row[v]:>10,}" for v in variants)
-            + f"{total:>10,}  {row['v2'] / total:>9.2%}"
+def setup(server: LiveServer) -> tuple[requests.Session, str]:
+    admin = server.session()
+    base = f"{server.url}/api/v1/envs/production"
+    admin.post(f"{base}/segments", json=SEGMENT).raise_for_status()
+    admin.post(f"{base}/flags", json=FLAG).raise_for_status()
+    url = f"{base}/flags/fraud-model/rollout"
+    admin.put(url, json={**PLAN, "reason": "ship fraud-2025-11"}).raise_for_status()
+    return admin, url
+
+
+def run_scenario(
+    scenario: int, server: LiveServer, directory: Path, budget: float, seen_audit: set[int]
+) -> dict[str, Any]:
+    admin, url = setup(server) if scenario == 1 else (server.session(), "")
+    if scenario == 2:  # reuse the flag: a fresh plan for the fixed model
+        base = f"{server.url}/api/v1/envs/production"
+        url = f"{base}/flags/fraud-model/rollout"
+        admin.put(url, json={**PLAN, "reason": "the fixed model"}).raise_for_status()
+    title = {1: "better overall, worse for NL", 2: "a good candidate"}[scenario]
+    print(f"\n=== Scenario {scenario}: {title} ===")
+    admin.post(f"{url}/start", json={"reason": f"scenario {scenario}"}).raise_for_status()
+    started = time.monotonic()
+    key = server.token("sdk", env="production", name=f"checkout-service-{scenario}")
+    client = rollwise.Client(
+        server.url, key, cache_dir=directory / f"cache-{scenario}", flush_interval=0.2
+    )
+    client.wait_until_ready(10)
+    rng = random.Random(scenario)
+    countries, weights = list(COUNTRIES), list(COUNTRIES.values())
+    unit = 0
+    state: dict[str, Any] = {}
+    while time.monotonic() - started < budget:
+        for _ in range(400):
+            unit += 1
+            country = rng.choices(countries, weights)[0]
+            user = f"s{scenario}-user-{unit}"
+            variant = client.variant(
+                "fraud-model", {"user_id": user, "country": country, "amount": rng.randint(5, 900)}
+            )
+            client.track(
+                "fraud_caught", user, rng.random() < catch_rate(variant or "v1", country, scenario)
+            )
+        time.sleep(0.05)
+        state = admin.get(url).json()["state"]
+        query = {"resource_type": "rollout", "resource_key": "fraud-model", "limit": 50}
+        entries = admin.get(f"{server.url}/api/v1/audit", params=query).json()["entries"]
+        for entry in reversed(entries):
+            if entry["id"] in seen_audit or not entry["action"].startswith("rollout."):
+                continue
+            seen_audit.add(entry["id"])
+            if entry["action"] == "rollout.plan":
+                continue
+            elapsed = time.monotonic() - started
+            share = entry["details"].get("share")
+            share_text = f" -> candidate at {share:.0%}" if share is not None else ""
+            who = f"{entry['action']:<18} by {entry['actor']:<12}"
+            print(f"  [{elapsed:5.1f}s] {who}{share_text}  {entry['reason'] or ''}")
+            evidence = entry["details"].get("evidence")
+            if evidence:
+                for finding in evidence["findings"][:3]:
+                    what = f"{finding['metric']} {finding['scope']:<16}"
+                    if finding["verdict"] == "insufficient data":
+                        print(f"           {what} insufficient data yet")
+                        continue
+                    interval = f"[{finding['ci_low']:+.3f}, {finding['ci_high']:+.3f}]"
+                    effect = f"effect {finding['effect']:+.3f}"
+                    reading = f"always-valid CI {interval}  {finding['verdict']}"
+                    print(f"           {what} {effect}  {reading}")
+        stage = state.get("stage", 0)
+        progress = f"{unit:>7,} transactions, stage {stage + 1}/{len(PLAN['stages'])}"
+        print(f"  ... {progress}, {state.get('status')}  ", end="\r", flush=True)
+        if state.get("status") in ("rolled_back", "completed"):
+            break
+    print(" " * 80, end="\r")
+    client.flush(30)
+    client.close()
+    return state
+
+
+def cohort_report(server: LiveServer) -> None:
+    store = open_store(server.db)
+    try:
+        result = reduce_sql(
+            store.reader(),
+            "fraud-model",
+            "fraud_caught",
+            env="production",
+            kind="binary",
+            cohort="country",
         )
+        cells = {
+            c: (result.stats("v1", c), result.stats("v2", c))
+            for c in result.cohorts
+            if c is not None
+        }
+        effects = cohort_effects(cells, alpha=0.05, harm_direction="decrease", tuning=20000)
+    finally:
+        store.close()
+    print("\nFinal cohort report (fraud caught, candidate v2 vs control v1;")
+    print("always-valid intervals at alpha/K per cohort):")
+    header = f"{'country':8}{'n v1':>8}{'n v2':>8}{'v1':>8}{'v2':>8}{'effect':>9}"
+    print(f"  {header}   {'interval':<20} verdict")
+    for country, comparison in sorted(effects.effects.items()):
+        low, high = comparison.ci_low, comparison.ci_high
+        verdict = "harm" if high < 0 else ("improvement" if low > 0 else "no difference shown")
+        counts = f"{country:8}{comparison.n_control:>8,}{comparison.n_candidate:>8,}"
+        means = f"{comparison.control_mean:>8.3f}{comparison.candidate_mean:>8.3f}"
+        interval = f"[{low:+.3f}, {high:+.3f}]"
+        print(f"  {counts}{means}{comparison.effect:>+9.3f}   {interval:<20} {verdict}")
 
 
 def main() -> int:
-    exposures: list[rollwise.Exposure] = []
-    client = rollwise.Client.offline(RULES, on_exposure=exposures.append)
-    flag = client.rules.flags["fraud-model"] if client.rules else None
-    print(f"rollwise {rollwise.__version__} demo: {RULES.relative_to(ROOT)}")
-    print(f"flag fraud-model v{flag.version if flag else '?'}: {flag.description if flag else ''}")
-    contexts = simulate(USERS, SEED)
-    by_rule: dict[str, Counter[str]] = {}
-    by_country: dict[str, Counter[str]] = {}
-    start = time.perf_counter()
-    for ctx in contexts:
-        assignment = client.evaluate("fraud-model", ctx)
-        rule = assignment.rule or f"({assignment.reason.value.lower()})"
-        variant = assignment.variant or "none"
-        by_rule.setdefault(rule, Counter())[variant] += 1
-        by_country.setdefault(str(ctx["country"]), Counter())[variant] += 1
-    elapsed = time.perf_counter() - start
-    variants = sorted(flag.variants) if flag else ["v1", "v2"]
-    print(f"\n{USERS:,} simulated card transactions evaluated and tallied in {elapsed:.2f} s")
-    table("Assignments per rule", by_rule, variants)
-    table("Assignments per country", by_country, variants)
-    split = sum(by_rule.get("eu-small", Counter()).values())
-    print(
-        f"\nExposures logged: {len(exposures):,} "
-        f"(one per unit that went through the eu-small split: {split:,})"
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    if exposures:
-        print(f"  e.g. {exposures[0].to_json()}")
-    return 0 if len(exposures) == split else 1
+    parser.add_argument("--keep", action="store_true", help="leave the server running at the end")
+    parser.add_argument("--budget", type=float, default=45.0, help="seconds per scenario at most")
+    args = parser.parse_args()
+    began = time.monotonic()
+    with (
+        tempfile.TemporaryDirectory(prefix="rollwise-demo-") as tmp,
+        live_server(Path(tmp), controller_interval=1.0) as server,
+    ):
+        print(f"rollwise {rollwise.__version__} demo: server at {server.url} (SQLite in {tmp})")
+        seen: set[int] = set()
+        first = run_scenario(1, server, Path(tmp), args.budget, seen)
+        cohort_report(server)
+        second = run_scenario(2, server, Path(tmp), args.budget, seen)
+        ok = first.get("status") == "rolled_back" and second.get("status") == "completed"
+        print(f"\nScenario 1 ended {first.get('status')}: {first.get('end_reason')}")
+        print(f"Scenario 2 ended {second.get('status')}")
+        print(f"Demo finished in {time.monotonic() - began:.0f} s.")
+        if args.keep:
+            print(f"\nThe server keeps running at {server.url}; admin token: {server.admin_token}")
+            print(f"Try: ROLLWISE_URL={server.url} ROLLWISE_TOKEN={server.admin_token} \\")
+            print("       rollwise flags history fraud-model      (Ctrl-C to stop)")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -145,7 +145,13 @@ class Online:
         self.flush(self.config.close_timeout)
         self.closed = True
         self.sync.stop()
-        self.sender.stop(self.config.close_timeout)
+        finished = self.sender.stop(self.config.close_timeout)
+        if not finished:
+            logger.warning(
+                "rollwise: %d events were still being sent at close(); the spool keeps the rest",
+                self.sender.pending(),
+            )
+            return  # the sender thread still owns the transport and the spool
         self.transport.close()
         if self.spool is not None:
             self.spool.close()

@@ -124,11 +124,15 @@ class EventSender:
         self._thread = threading.Thread(target=self._run, name="rollwise-event-sender", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float) -> None:
+    def stop(self, timeout: float) -> bool:
+        """Stop the thread; ``True`` when it has finished (it may still be sending, else)."""
         self._stop.set()
         self._wake.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
 
     def pending(self) -> int:
         spooled = len(self._spool) if self._spool is not None else 0

@@ -71,7 +71,8 @@ def gather(
     for guardrail in plan.guardrails:
         spec: dict[str, Any] = {
             "env": env, "kind": guardrail.kind, "window_seconds": plan.attribution_window,
-            "denominator_metric": guardrail.denominator,
+            "denominator_metric": guardrail.denominator, "since": since,
+            "until": iso(now - plan.outcome_delay),
         }  # fmt: skip
         overall = reduce_sql(conn, flag, guardrail.metric, **spec)
         control = overall.stats(plan.control)

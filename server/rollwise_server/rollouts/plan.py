@@ -96,6 +96,8 @@ class RolloutPlan:
     deadline: datetime | None = None
     on_breach: Literal["rollback", "pause"] = "rollback"
     attribution_window: float = 14 * 86400.0
+    outcome_delay: float = 60.0
+    """Units exposed more recently are left out: their outcomes may not have arrived yet."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -112,6 +114,7 @@ class RolloutPlan:
             else self.deadline.isoformat().replace("+00:00", "Z"),
             "on_breach": self.on_breach,
             "attribution_window": self.attribution_window,
+            "outcome_delay": self.outcome_delay,
         }
 
 
@@ -142,7 +145,8 @@ def parse_plan(data: Any, flag: Flag) -> tuple[RolloutPlan | None, list[Problem]
     if not isinstance(data, Mapping):
         return None, [Problem("", "must be an object")]
     known = {"control", "candidate", "rule", "stages", "guardrails", "srm", "alpha", "tuning",
-             "deadline", "on_breach", "attribution_window", "reason", "version"}  # fmt: skip
+             "deadline", "on_breach", "attribution_window", "outcome_delay", "reason",
+             "version"}  # fmt: skip
     out += [Problem(str(k), "unknown field") for k in data if k not in known]
     control, candidate, rule_id = data.get("control"), data.get("candidate"), data.get("rule")
     for name, value in (("control", control), ("candidate", candidate)):
@@ -252,11 +256,15 @@ def parse_plan(data: Any, flag: Flag) -> tuple[RolloutPlan | None, list[Problem]
     window = parse_duration(data.get("attribution_window", 14 * 86400))
     if window is None or window <= 0:
         out.append(Problem("attribution_window", "must be a positive duration"))
+    delay = parse_duration(data.get("outcome_delay", 60))
+    if delay is None:
+        out.append(Problem("outcome_delay", "must be a duration"))
     if out:
         return None, out
     plan = RolloutPlan(
         control=str(control), candidate=str(candidate), rule=str(rule_id), stages=tuple(stages),
         guardrails=tuple(guardrails), srm=bool(srm), alpha=alpha, tuning=tuning,
         deadline=deadline, on_breach=on_breach, attribution_window=window or 14 * 86400.0,
+        outcome_delay=delay or 0.0,
     )  # fmt: skip
     return plan, []

@@ -1,0 +1,894 @@
+"""The unit-level join: exposures and outcomes → ``SufficientStats`` per (variant, cohort).
+
+The reduction runs where the data lives: one ``GROUP BY`` query in SQLite or PostgreSQL
+(``reduce_sql``, over any DB-API connection), or pandas for DataFrames (``reduce_frame``). All
+three follow the same rules and give the same statistics:
+
+* **Unit.** ``(unit_type, unit)``. Only the exposures of ``flag`` (in ``env``) count.
+* **Variant.** A unit's variant is that of its first exposure to the flag (earliest ``ts``; a
+  tie goes to the smallest ``id``). A unit exposed to more than one variant is left out of
+  every statistic and counted in ``ReductionResult.multiple_variants``: its outcomes cannot be
+  attributed to one arm.
+* **Attribution window.** An outcome counts for a unit when it has the unit's ``unit_type`` and
+  ``unit`` (and ``env``) and ``t0 <= ts < t0 + window``, ``t0`` the first exposure's ``ts``.
+  ``window_seconds=None``: no upper bound. Default 14 days. Outcomes before the first exposure
+  never count (the variant cannot have caused them). Times have millisecond resolution.
+* **Per-unit value** ``x`` by metric kind (``n`` counts the units that have one):
+
+  ``binary``
+      1 if the unit has an attributed outcome with a value > 0, else 0 (also with no outcome);
+      every exposed unit is in ``n``. E.g. "a fraud was caught".
+  ``count``
+      The number of attributed outcome events (values are ignored); 0 without any; every
+      exposed unit is in ``n``.
+  ``mean``
+      The average of the unit's attributed outcome values (e.g. its mean latency). A unit
+      without an attributed outcome has no value and is not in ``n``. The statistic is the mean
+      over units of per-unit averages: each unit weighs the same, as the unit-level variance
+      requires (for a per-event mean use ``ratio``-style sums instead).
+  ``ratio``
+      ``x`` = Σ values of ``metric``, ``y`` = Σ values of ``denominator_metric`` (both within
+      the window); the estimate is Σx/Σy with delta-method variance (e.g. errors per request).
+      Units with ``y = 0`` are not in ``n``: a unit with no denominator has no ratio (leaving
+      out 0/0 units changes neither Σx/Σy nor, up to n/(n−1), its delta-method variance).
+
+* **Cohorts.** ``cohort`` names an attribute of the first exposure's ``attrs`` (e.g.
+  ``"country"``). Its value is the cohort: a string as is; a number or boolean as its JSON
+  text (``"3"``, ``"true"``); absent or null → cohort ``None``. With ``bands`` (increasing
+  finite edges, e.g. ``[0, 100, 500]``) a numeric attribute is banded into ``"(-inf, 0)"``,
+  ``"[0, 100)"``, ``"[100, 500)"``, ``"[500, inf)"``; a value that is not a JSON number → ``None``.
+  Statistics add up, so the overall statistics are the sum over cohorts (``overall()``).
+
+``ts`` must be RFC 3339 UTC text as the server writes it (``YYYY-MM-DDTHH:MM:SS.mmmZ``): SQLite
+compares it as text. PostgreSQL casts it to ``timestamptz`` (a ``timestamptz`` column works
+too) and ``attrs`` to ``jsonb`` (``text`` or ``jsonb``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from rollwise.analysis.suffstats import Kind, SufficientStats
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "DEFAULT_WINDOW_SECONDS",
+    "KINDS",
+    "MAX_BANDS",
+    "Cell",
+    "Dialect",
+    "ReductionResult",
+    "ReductionSpec",
+    "band_label",
+    "dialect_of",
+    "format_window",
+    "parse_window",
+    "reduce_frame",
+    "reduce_spec",
+    "reduce_sql",
+    "reduction_sql",
+]
+
+Dialect = Literal["sqlite", "postgresql"]
+DEFAULT_WINDOW_SECONDS: float = 14 * 86400.0
+KINDS: tuple[Kind, ...] = ("binary", "count", "mean", "ratio")
+MAX_BANDS = 64
+_ATTRIBUTE = re.compile(r'[^"\\\x00-\x1f\x7f]{1,256}')
+_WINDOW = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h|d|w)?")
+_UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_MAX_WINDOW_SECONDS = 100 * 366 * 86400.0
+
+
+# --- time windows -------------------------------------------------------------------------
+
+
+def parse_window(text: str) -> float | None:
+    """``"14d"`` → 1209600.0 seconds; units ``ms s m h d w`` (seconds without one); ``"none"``
+    → ``None`` (no upper bound). Raises ``ValueError``."""
+    raw = text.strip().lower()
+    if raw in ("none", "unbounded", "inf"):
+        return None
+    match = _WINDOW.fullmatch(raw)
+    if match is None:
+        raise ValueError(f"window: {text!r} is not a duration such as 14d, 12h, 30m, 90s or none")
+    seconds = float(match["number"]) * _UNITS[match["unit"] or "s"]
+    return _check_window(seconds)
+
+
+def format_window(seconds: float | None) -> str:
+    """The inverse of ``parse_window``: the largest unit that is exact (``1209600`` → ``"2w"``)."""
+    if seconds is None:
+        return "none"
+    millis = round(_check_window(seconds) * 1000)
+    for unit in ("w", "d", "h", "m", "s"):
+        size = round(_UNITS[unit] * 1000)
+        if millis % size == 0:
+            return f"{millis // size}{unit}"
+    return f"{millis}ms"
+
+
+def _check_window(seconds: float) -> float:
+    if not (math.isfinite(seconds) and 0.001 <= seconds <= _MAX_WINDOW_SECONDS):
+        raise ValueError("window: must be between 1 ms and 100 years, or none")
+    return round(seconds * 1000) / 1000
+
+
+# --- what to reduce -----------------------------------------------------------------------
+
+
+def _number(value: float) -> str:
+    value = float(value)
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def band_label(bands: Sequence[float], index: int) -> str:
+    """The label of band ``index`` of ``bands`` (0 is below the first edge)."""
+    low = "-inf" if index == 0 else _number(bands[index - 1])
+    high = "inf" if index == len(bands) else _number(bands[index])
+    return f"{'(' if index == 0 else '['}{low}, {high})"
+
+
+def _optional_window(value: float | None) -> float | None:
+    return None if value is None else _check_window(value)
+
+
+def _check_bands(value: Sequence[float] | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    edges = tuple(float(edge) for edge in value)
+    if not 1 <= len(edges) <= MAX_BANDS:
+        raise ValueError(f"bands: need 1 to {MAX_BANDS} edges")
+    if not all(math.isfinite(edge) for edge in edges):
+        raise ValueError("bands: edges must be finite numbers")
+    if any(b <= a for a, b in itertools.pairwise(edges)):
+        raise ValueError("bands: edges must be strictly increasing")
+    return edges
+
+
+@attrs.frozen(kw_only=True)
+class ReductionSpec:
+    """One reduction: which flag and metric, how to read the metric, which cohorts."""
+
+    flag: str
+    metric: str
+    kind: Kind = "mean"
+    env: str | None = None
+    cohort: str | None = None
+    bands: tuple[float, ...] | None = attrs.field(default=None, converter=_check_bands)
+    window_seconds: float | None = attrs.field(
+        default=DEFAULT_WINDOW_SECONDS, converter=_optional_window
+    )
+    denominator_metric: str | None = None
+    since: str | None = None
+    """Only exposures at or after this RFC 3339 time (a rollout's start) count."""
+    until: str | None = None
+    """Only exposures before this RFC 3339 time count (units whose outcomes had time to come)."""
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("flag", "metric"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name}: must be a non-empty string")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if self.kind == "ratio" and not self.denominator_metric:
+            raise ValueError("denominator_metric: a ratio metric needs one")
+        if self.kind != "ratio" and self.denominator_metric is not None:
+            raise ValueError("denominator_metric: only a ratio metric has one")
+        if self.cohort is not None and _ATTRIBUTE.fullmatch(self.cohort) is None:
+            raise ValueError(
+                "cohort: an attribute name of 1-256 characters without quotes, backslashes "
+                "or control characters"
+            )
+        if self.bands is not None and self.cohort is None:
+            raise ValueError("bands: need a cohort attribute to band")
+
+    @property
+    def window_ms(self) -> int | None:
+        return None if self.window_seconds is None else round(self.window_seconds * 1000)
+
+    def cohort_label(self, raw: Any) -> str | None:
+        """The label of a cohort value as the SQL returns it (a band index, or text)."""
+        if raw is None:
+            return None
+        if self.bands is not None:
+            return band_label(self.bands, int(raw))
+        return str(raw)
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Cell:
+    """One variant in one cohort: ``units`` exposed units, ``stats`` over those with a value."""
+
+    variant: str
+    cohort: str | None
+    units: int
+    stats: SufficientStats
+
+
+CohortKey = str | tuple[str, str | None]
+
+
+@attrs.frozen(kw_only=True)
+class ReductionResult:
+    """Statistics per (variant, cohort) and the diagnostics of one reduction.
+
+    ``cells`` are sorted by variant then cohort (``None`` first); without a cohort attribute
+    there is one cell per variant, cohort ``None``. ``multiple_variants``: units left out
+    because they were exposed to more than one variant.
+    """
+
+    spec: ReductionSpec
+    cells: tuple[Cell, ...]
+    multiple_variants: int
+
+    @property
+    def variants(self) -> list[str]:
+        return sorted({cell.variant for cell in self.cells})
+
+    @property
+    def cohorts(self) -> list[str | None]:
+        return sorted({cell.cohort for cell in self.cells}, key=_cohort_order)
+
+    @property
+    def units(self) -> int:
+        """Exposed units kept (each in exactly one variant)."""
+        return sum(cell.units for cell in self.cells)
+
+    def units_by_variant(self) -> dict[str, int]:
+        """Exposed units per variant: the counts a sample-ratio-mismatch check needs."""
+        out = dict.fromkeys(self.variants, 0)
+        for cell in self.cells:
+            out[cell.variant] += cell.units
+        return out
+
+    def overall(self) -> dict[str, SufficientStats]:
+        """Per variant, the sum over cohorts."""
+        out: dict[str, SufficientStats] = {}
+        for cell in self.cells:
+            out[cell.variant] = (
+                cell.stats if cell.variant not in out else out[cell.variant] + cell.stats
+            )
+        return dict(sorted(out.items()))
+
+    def by_cohort(self) -> dict[str | None, dict[str, SufficientStats]]:
+        """Per cohort, per variant (a variant with no unit in a cohort is absent there)."""
+        out: dict[str | None, dict[str, SufficientStats]] = {}
+        for cell in self.cells:
+            out.setdefault(cell.cohort, {})[cell.variant] = cell.stats
+        return out
+
+    def stats(self, variant: str, cohort: str | None = None) -> SufficientStats:
+        """One variant's statistics in ``cohort`` (zero when no unit is there)."""
+        for cell in self.cells:
+            if cell.variant == variant and cell.cohort == cohort:
+                return cell.stats
+        return SufficientStats(n=0, total=0.0, total_sq=0.0, kind=self.spec.kind)
+
+    def arms(
+        self, control: str, candidate: str
+    ) -> dict[CohortKey, tuple[SufficientStats, SufficientStats]]:
+        """``{"overall": (control, candidate), (cohort attribute, cohort): (...), ...}``, the
+        shape ``Report.from_stats`` takes for one metric."""
+        overall = self.overall()
+        empty = SufficientStats(n=0, total=0.0, total_sq=0.0, kind=self.spec.kind)
+        out: dict[CohortKey, tuple[SufficientStats, SufficientStats]] = {
+            "overall": (overall.get(control, empty), overall.get(candidate, empty))
+        }
+        if self.spec.cohort is not None:
+            for cohort in self.cohorts:
+                out[(self.spec.cohort, cohort)] = (
+                    self.stats(control, cohort),
+                    self.stats(candidate, cohort),
+                )
+        return out
+
+    # --- JSON (the results endpoint) ---
+
+    def to_json(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "env": spec.env,
+            "flag": spec.flag,
+            "metric": spec.metric,
+            "kind": spec.kind,
+            "denominator": spec.denominator_metric,
+            "cohort": spec.cohort,
+            "bands": None if spec.bands is None else list(spec.bands),
+            "window": format_window(spec.window_seconds),
+            "window_seconds": spec.window_seconds,
+            "variants": self.variants,
+            "overall": [
+                {"variant": variant, "units": units, **_stats_json(self.overall()[variant])}
+                for variant, units in self.units_by_variant().items()
+            ],
+            "cells": [
+                {
+                    "variant": cell.variant,
+                    "cohort": cell.cohort,
+                    "units": cell.units,
+                    **_stats_json(cell.stats),
+                }
+                for cell in self.cells
+            ],
+            "diagnostics": {
+                "units": self.units,
+                "multiple_variants": self.multiple_variants,
+            },
+        }
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> ReductionResult:
+        window = body.get("window_seconds")
+        spec = ReductionSpec(
+            flag=body["flag"],
+            metric=body["metric"],
+            kind=body["kind"],
+            env=body.get("env"),
+            cohort=body.get("cohort"),
+            bands=body.get("bands"),
+            window_seconds=None if window is None else float(window),
+            denominator_metric=body.get("denominator"),
+        )
+        cells = tuple(
+            Cell(
+                variant=str(item["variant"]),
+                cohort=item.get("cohort"),
+                units=int(item["units"]),
+                stats=_stats_from_json(item, spec.kind),
+            )
+            for item in body["cells"]
+        )
+        return cls(
+            spec=spec,
+            cells=cells,
+            multiple_variants=int(body["diagnostics"]["multiple_variants"]),
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per cell: variant, cohort, units, n, the sums, mean and variance."""
+        import pandas as pd
+
+        columns = [
+            "variant", "cohort", "units", "n", "total", "total_sq", "den_total",
+            "den_total_sq", "cross", "mean", "variance",
+        ]  # fmt: skip
+        records = [
+            {
+                "variant": cell.variant,
+                "cohort": cell.cohort,
+                "units": cell.units,
+                **_stats_json(cell.stats),
+                "mean": cell.stats.mean,
+                "variance": cell.stats.variance,
+            }
+            for cell in self.cells
+        ]
+        return pd.DataFrame.from_records(records, columns=columns)
+
+
+def _cohort_order(cohort: str | None) -> tuple[int, str]:
+    return (0, "") if cohort is None else (1, cohort)
+
+
+def _stats_json(stats: SufficientStats) -> dict[str, Any]:
+    return {
+        "n": stats.n,
+        "total": stats.total,
+        "total_sq": stats.total_sq,
+        "den_total": stats.den_total,
+        "den_total_sq": stats.den_total_sq,
+        "cross": stats.cross,
+    }
+
+
+def _stats_from_json(item: Mapping[str, Any], kind: Kind) -> SufficientStats:
+    return SufficientStats(
+        n=int(item["n"]),
+        total=float(item["total"]),
+        total_sq=float(item["total_sq"]),
+        kind=kind,
+        den_total=float(item.get("den_total", 0.0)),
+        den_total_sq=float(item.get("den_total_sq", 0.0)),
+        cross=float(item.get("cross", 0.0)),
+    )
+
+
+Row = Sequence[Any]
+"""``(variant, cohort, units, n, Σx, Σx², Σy, Σy², Σxy)`` per group; variant ``None`` is the
+group of units exposed to more than one variant."""
+
+
+def _result(spec: ReductionSpec, rows: Iterable[Row]) -> ReductionResult:
+    cells: list[Cell] = []
+    multiple = 0
+    for variant, cohort, units, n, sx, sxx, sy, syy, sxy in rows:
+        if variant is None:
+            multiple += int(units)
+            continue
+        if spec.kind == "binary":
+            stats = SufficientStats.binary(int(n), float(sx or 0.0))
+        else:
+            stats = SufficientStats(
+                n=int(n),
+                total=float(sx or 0.0),
+                total_sq=float(sxx or 0.0),
+                kind=spec.kind,
+                den_total=float(sy or 0.0),
+                den_total_sq=float(syy or 0.0),
+                cross=float(sxy or 0.0),
+            )
+        label = spec.cohort_label(cohort) if spec.cohort is not None else None
+        cells.append(Cell(str(variant), label, int(units), stats))
+    cells.sort(key=lambda cell: (cell.variant, _cohort_order(cell.cohort)))
+    return ReductionResult(spec=spec, cells=tuple(cells), multiple_variants=multiple)
+
+
+# --- SQL ----------------------------------------------------------------------------------
+
+
+def _bands_case(bands: Sequence[float], value: str, param: Any) -> str:
+    whens = " ".join(f"WHEN {value} < {param(f'edge{i}')} THEN {i}" for i in range(len(bands)))
+    return f"CASE {whens} ELSE {len(bands)} END"
+
+
+def _sqlite_sql(spec: ReductionSpec) -> tuple[str, dict[str, Any]]:
+    """SQLite: the first exposure per unit by a streaming ``GROUP BY`` over the
+    ``(env, flag, unit_type, unit, ts)`` index; each kept unit's outcomes by one index range
+    search of ``(env, metric, unit_type, unit, ts)`` (a correlated subquery). ``LIMIT -1``
+    keeps the subqueries from being flattened (which would evaluate them once per use)."""
+    params: dict[str, Any] = {"env": spec.env, "flag": spec.flag, "metric": spec.metric}
+
+    def p(name: str) -> str:
+        return f":{name}"
+
+    window = ""
+    t1 = "NULL"
+    if spec.window_ms is not None:
+        params["window"] = f"+{spec.window_ms / 1000:.3f} seconds"
+        t1 = "strftime('%Y-%m-%dT%H:%M:%fZ', t0, :window)"
+        window = " AND o.ts < u.t1"
+    env_exposure = "env = :env AND " if spec.env is not None else ""
+    if spec.since is not None:
+        params["since"] = spec.since
+        env_exposure += "ts >= :since AND "
+    if spec.until is not None:
+        params["until"] = spec.until
+        env_exposure += "ts < :until AND "
+    env_outcome = "o.env = :env AND " if spec.env is not None else ""
+    env_first = "e.env = :env AND " if spec.env is not None else ""
+
+    attrs_column = "NULL"
+    cohort = "NULL"
+    if spec.cohort is not None:
+        params["path"] = f'$."{spec.cohort}"'
+        attrs_column = (
+            "CASE WHEN x.lo = x.hi THEN (SELECT e.attrs FROM exposures AS e WHERE "  # noqa: S608
+            f"{env_first}e.flag = :flag AND e.unit_type = x.unit_type AND e.unit = x.unit "
+            "AND e.ts = x.t0 ORDER BY e.id LIMIT 1) END"
+        )
+        if spec.bands is None:
+            cohort = (
+                "CASE json_type(u.a, :path) WHEN 'text' THEN json_extract(u.a, :path) "
+                "WHEN 'null' THEN NULL ELSE u.a -> :path END"
+            )
+        else:
+            for i, edge in enumerate(spec.bands):
+                params[f"edge{i}"] = edge
+            cohort = (
+                "CASE WHEN json_type(u.a, :path) IN ('integer', 'real') THEN "
+                f"{_bands_case(spec.bands, 'json_extract(u.a, :path)', p)} END"
+            )
+
+    def outcomes(select: str, metric: str = ":metric", extra: str = "") -> str:
+        return (
+            f"(SELECT {select} FROM outcomes AS o WHERE {env_outcome}o.metric = {metric} "  # noqa: S608
+            "AND o.unit_type = u.unit_type AND o.unit = u.unit AND o.ts >= u.t0"
+            f"{window}{extra})"
+        )
+
+    y = "NULL"
+    if spec.kind == "binary":
+        x = f"EXISTS {outcomes('1', extra=' AND o.value > 0')}"
+    elif spec.kind == "count":
+        x = outcomes("count(*)")
+    elif spec.kind == "mean":
+        x = outcomes("avg(o.value)")
+    else:
+        params["denominator"] = spec.denominator_metric
+        x = outcomes("total(o.value)")
+        y = outcomes("total(o.value)", ":denominator")
+
+    if spec.kind == "ratio":
+        keep = "y <> 0"
+        sums = (
+            f"count(CASE WHEN {keep} THEN 1 END), total(CASE WHEN {keep} THEN x END), "
+            f"total(CASE WHEN {keep} THEN x * x END), total(CASE WHEN {keep} THEN y END), "
+            f"total(CASE WHEN {keep} THEN y * y END), total(CASE WHEN {keep} THEN x * y END)"
+        )
+    else:
+        sums = "count(x), total(x), total(x * x), 0, 0, 0"
+
+    sql = f"""
+WITH exposed AS (
+    SELECT unit_type, unit, min(ts) AS t0, min(variant) AS lo, max(variant) AS hi
+    FROM exposures
+    WHERE {env_exposure}flag = :flag
+    GROUP BY unit_type, unit
+), units AS (
+    SELECT x.unit_type, x.unit, x.t0, {t1} AS t1,
+           CASE WHEN x.lo = x.hi THEN x.lo END AS variant, {attrs_column} AS a
+    FROM exposed AS x
+    LIMIT -1
+), per_unit AS (
+    SELECT u.variant, {cohort} AS cohort,
+           CASE WHEN u.variant IS NOT NULL THEN {x} END AS x,
+           CASE WHEN u.variant IS NOT NULL THEN {y} END AS y
+    FROM units AS u
+    LIMIT -1
+)
+SELECT variant, cohort, count(*), {sums}
+FROM per_unit
+GROUP BY variant, cohort"""  # noqa: S608 (pieces are constants; values are parameters)
+    return sql.strip(), params
+
+
+def _postgresql_sql(spec: ReductionSpec) -> tuple[str, dict[str, Any]]:
+    """PostgreSQL: hash aggregates and a hash join (``ts`` cast to ``timestamptz``, ``attrs``
+    to ``jsonb``; ids compared in the C collation, as SQLite and Python compare them)."""
+    params: dict[str, Any] = {"env": spec.env, "flag": spec.flag, "metric": spec.metric}
+
+    def p(name: str) -> str:
+        return f"%({name})s"
+
+    env_exposure = "env = %(env)s AND " if spec.env is not None else ""
+    if spec.since is not None:
+        params["since"] = spec.since
+        env_exposure += "ts >= %(since)s AND "
+    if spec.until is not None:
+        params["until"] = spec.until
+        env_exposure += "ts < %(until)s AND "
+    env_outcome = "o.env = %(env)s AND " if spec.env is not None else ""
+    first_attrs = ""
+    cohort = "NULL::text"
+    if spec.cohort is not None:
+        params["attribute"] = spec.cohort
+        first_attrs = ', (array_agg(attrs ORDER BY ts::timestamptz, id COLLATE "C"))[1]::jsonb AS a'
+        if spec.bands is None:
+            cohort = "x.a ->> %(attribute)s"
+        else:
+            for i, edge in enumerate(spec.bands):
+                params[f"edge{i}"] = edge
+            value = "(x.a ->> %(attribute)s)::float8"
+            cohort = (
+                "CASE WHEN jsonb_typeof(x.a -> %(attribute)s) = 'number' THEN "
+                f"{_bands_case(spec.bands, value, p)} END"
+            )
+    window = ""
+    if spec.window_ms is not None:
+        params["window"] = spec.window_ms / 1000
+        window = " AND o.ts::timestamptz < u.t0 + make_interval(secs => %(window)s)"
+    metrics = "%(metric)s"
+    y = "NULL::float8"
+    if spec.kind == "binary":
+        x = "max(CASE WHEN o.value > 0 THEN 1.0 ELSE 0.0 END)"
+    elif spec.kind == "count":
+        x = "count(o.unit)::float8"
+    elif spec.kind == "mean":
+        x = "avg(o.value)::float8"
+    else:
+        params["denominator"] = spec.denominator_metric
+        metrics = "%(metric)s, %(denominator)s"
+        x = "coalesce(sum(o.value) FILTER (WHERE o.metric = %(metric)s), 0)::float8"
+        y = "coalesce(sum(o.value) FILTER (WHERE o.metric = %(denominator)s), 0)::float8"
+    if spec.kind == "ratio":
+        keep = "FILTER (WHERE y <> 0)"
+        sums = (
+            f"count(*) {keep}, coalesce(sum(x) {keep}, 0), coalesce(sum(x * x) {keep}, 0), "
+            f"coalesce(sum(y) {keep}, 0), coalesce(sum(y * y) {keep}, 0), "
+            f"coalesce(sum(x * y) {keep}, 0)"
+        )
+    else:
+        sums = "count(x), coalesce(sum(x), 0), coalesce(sum(x * x), 0), 0, 0, 0"
+    sql = f"""
+WITH exposed AS (
+    SELECT unit_type, unit, min(ts::timestamptz) AS t0, min(variant) AS lo,
+           max(variant) AS hi{first_attrs}
+    FROM exposures
+    WHERE {env_exposure}flag = %(flag)s
+    GROUP BY unit_type, unit
+), units AS (
+    SELECT x.unit_type, x.unit, x.t0, CASE WHEN x.lo = x.hi THEN x.lo END AS variant,
+           CASE WHEN x.lo = x.hi THEN {cohort} END AS cohort
+    FROM exposed AS x
+), per_unit AS (
+    SELECT u.variant, u.cohort,
+           CASE WHEN u.variant IS NOT NULL THEN {x} END AS x,
+           CASE WHEN u.variant IS NOT NULL THEN {y} END AS y
+    FROM units AS u
+    LEFT JOIN outcomes AS o
+      ON u.variant IS NOT NULL AND {env_outcome}o.metric IN ({metrics})
+     AND o.unit_type = u.unit_type AND o.unit = u.unit
+     AND o.ts::timestamptz >= u.t0{window}
+    GROUP BY u.unit_type, u.unit, u.variant, u.cohort
+)
+SELECT variant, cohort, count(*), {sums}
+FROM per_unit
+GROUP BY variant, cohort"""  # noqa: S608 (pieces are constants; values are parameters)
+    return sql.strip(), params
+
+
+def reduction_sql(spec: ReductionSpec, dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """The one ``GROUP BY`` query of ``spec`` and its named parameters.
+
+    Rows: ``(variant, cohort, units, n, Σx, Σx², Σy, Σy², Σxy)``; the row with variant ``NULL``
+    counts the units exposed to more than one variant. Parameters are named (``:name`` for
+    SQLite, ``%(name)s`` for PostgreSQL drivers); identifiers are constants.
+    """
+    if dialect == "sqlite":
+        return _sqlite_sql(spec)
+    if dialect == "postgresql":
+        return _postgresql_sql(spec)
+    raise ValueError(f"dialect: must be 'sqlite' or 'postgresql', not {dialect!r}")
+
+
+def dialect_of(conn: Any) -> Dialect:
+    """``"sqlite"`` or ``"postgresql"``, from the module of a DB-API connection."""
+    if isinstance(conn, sqlite3.Connection):
+        return "sqlite"
+    module = type(conn).__module__.split(".")[0]
+    if module in ("psycopg", "psycopg2", "pg8000", "asyncpg"):
+        return "postgresql"
+    if module in ("sqlite3", "apsw"):
+        return "sqlite"
+    raise ValueError(f"dialect: cannot tell the dialect of a {type(conn).__name__}; pass it")
+
+
+# SQLite's defaults (a 2 MB page cache, sorts spilled to disk, one thread) are tuned for small
+# queries; a reduction over millions of rows is far faster with a larger cache and memory map.
+_SQLITE_PRAGMAS = {"cache_size": -262144, "mmap_size": 1 << 30, "threads": 2}
+
+
+@contextmanager
+def _tuned(conn: Any) -> Iterator[None]:
+    """For a ``sqlite3`` connection, a larger cache (the sorter's memory), a memory map and
+    sorter threads while the query runs; the connection's own settings are restored after."""
+    if not isinstance(conn, sqlite3.Connection):
+        yield
+        return
+    saved: dict[str, int] = {}
+    for name in _SQLITE_PRAGMAS:
+        row = conn.execute(f"PRAGMA {name}").fetchone()
+        if row is not None:  # an in-memory database has no memory map
+            saved[name] = int(row[0])
+    try:
+        for name in saved:
+            conn.execute(f"PRAGMA {name} = {int(_SQLITE_PRAGMAS[name])}")
+        yield
+    finally:
+        for name, value in saved.items():
+            conn.execute(f"PRAGMA {name} = {int(value)}")
+
+
+def reduce_sql(
+    conn: Any,
+    flag: str,
+    metric: str,
+    *,
+    env: str | None,
+    kind: Kind = "mean",
+    dialect: Dialect | None = None,
+    cohort: str | None = None,
+    bands: Sequence[float] | None = None,
+    window_seconds: float | None = DEFAULT_WINDOW_SECONDS,
+    denominator_metric: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> ReductionResult:
+    """Reduce in the database behind ``conn`` (any DB-API connection: ``sqlite3``, psycopg,
+    ...) with one query; only the per-(variant, cohort) rows come back.
+
+    ``env=None`` reduces over every environment. ``dialect`` is guessed from the connection's
+    module when omitted. The tables are the server's ``exposures`` and ``outcomes``. A
+    PostgreSQL transaction opened by the query is left to the caller.
+    """
+    spec = ReductionSpec(
+        flag=flag, metric=metric, kind=kind, env=env, cohort=cohort, bands=bands,
+        window_seconds=window_seconds, denominator_metric=denominator_metric, since=since, until=until,
+    )  # fmt: skip
+    return reduce_spec(conn, spec, dialect=dialect)
+
+
+def reduce_spec(
+    conn: Any, spec: ReductionSpec, *, dialect: Dialect | None = None
+) -> ReductionResult:
+    """``reduce_sql`` for a ``ReductionSpec``."""
+    sql, params = reduction_sql(spec, dialect or dialect_of(conn))
+    with _tuned(conn):
+        cursor = conn.cursor()
+        try:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+    return _result(spec, rows)
+
+
+# --- pandas -------------------------------------------------------------------------------
+
+
+def _attrs_value(attrs_value: Any, name: str) -> Any:
+    if isinstance(attrs_value, str | bytes):
+        try:
+            attrs_value = json.loads(attrs_value)
+        except ValueError:
+            return None
+    if not isinstance(attrs_value, Mapping):
+        return None
+    return attrs_value.get(name)
+
+
+def _cohort_raw(spec: ReductionSpec, value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if spec.bands is not None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return sum(1 for edge in spec.bands if value >= edge)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _utc(series: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    return pd.to_datetime(series, utc=True, format="ISO8601")
+
+
+def reduce_frame(
+    exposures: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    flag: str,
+    metric: str,
+    *,
+    env: str | None = None,
+    kind: Kind = "mean",
+    cohort: str | None = None,
+    bands: Sequence[float] | None = None,
+    window_seconds: float | None = DEFAULT_WINDOW_SECONDS,
+    denominator_metric: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> ReductionResult:
+    """The same reduction with pandas, for DataFrames with the event columns.
+
+    ``exposures``: ``ts``, ``flag``, ``variant``, ``unit_type``, ``unit``, ``attrs`` (a dict
+    or JSON text; needed only with ``cohort``), ``id`` (ties; without it, row order), ``env``
+    (filtered when ``env`` is given). ``outcomes``: ``ts``, ``metric``, ``unit_type``,
+    ``unit``, ``value`` (``env`` likewise). ``ts``: datetimes or RFC 3339 text.
+    """
+    import numpy as np
+    import pandas as pd
+
+    spec = ReductionSpec(
+        flag=flag, metric=metric, kind=kind, env=env, cohort=cohort, bands=bands,
+        window_seconds=window_seconds, denominator_metric=denominator_metric, since=since, until=until,
+    )  # fmt: skip
+    mask = exposures["flag"] == flag
+    if env is not None and "env" in exposures.columns:
+        mask &= exposures["env"] == env
+    if since is not None:
+        mask &= _utc(exposures["ts"]) >= _utc(pd.Series([since])).iloc[0]
+    if until is not None:
+        mask &= _utc(exposures["ts"]) < _utc(pd.Series([until])).iloc[0]
+    exp = exposures.loc[mask]
+    frame = pd.DataFrame(
+        {
+            "unit_type": exp["unit_type"].astype(str),
+            "unit": exp["unit"].astype(str),
+            "ts": _utc(exp["ts"]),
+            "id": exp["id"].astype(str) if "id" in exp.columns else np.arange(len(exp)),
+            "variant": exp["variant"].astype(str),
+            "row": np.arange(len(exp)),
+        }
+    )
+    frame = frame.sort_values(["unit_type", "unit", "ts", "id"], kind="stable")
+    keys = ["unit_type", "unit"]
+    first = frame.drop_duplicates(keys, keep="first").set_index(keys)
+    distinct = frame.groupby(keys, sort=False)["variant"].nunique()
+    units = first.assign(single=distinct.reindex(first.index) == 1)
+    if spec.cohort is not None:
+        name = spec.cohort
+        first_attrs = exp["attrs"].to_numpy()[units["row"].to_numpy()]
+        units["cohort"] = [_cohort_raw(spec, _attrs_value(a, name)) for a in first_attrs]
+    else:
+        units["cohort"] = None
+    kept = units.loc[units["single"]]
+
+    wanted = [metric] if spec.denominator_metric is None else [metric, spec.denominator_metric]
+    omask = outcomes["metric"].isin(wanted)
+    if env is not None and "env" in outcomes.columns:
+        omask &= outcomes["env"] == env
+    out = outcomes.loc[omask]
+    events = pd.DataFrame(
+        {
+            "unit_type": out["unit_type"].astype(str),
+            "unit": out["unit"].astype(str),
+            "ts": _utc(out["ts"]),
+            "metric": out["metric"].astype(str),
+            "value": out["value"].astype(float),
+        }
+    ).merge(kept[["ts"]].rename(columns={"ts": "t0"}).reset_index(), on=keys)
+    attributed = events["ts"] >= events["t0"]
+    if spec.window_ms is not None:
+        attributed &= events["ts"] < events["t0"] + pd.Timedelta(milliseconds=spec.window_ms)
+    events = events.loc[attributed]
+    per_unit = events.groupby(keys, sort=False)
+
+    def by_unit(values: pd.Series, fill: float | None) -> pd.Series:
+        aligned = values.reindex(kept.index)
+        return aligned if fill is None else aligned.fillna(fill)
+
+    x: pd.Series
+    y: pd.Series | None = None
+    if spec.kind == "binary":
+        x = by_unit((events["value"] > 0).groupby([events["unit_type"], events["unit"]]).max(), 0)
+        x = x.astype(float)
+    elif spec.kind == "count":
+        x = by_unit(per_unit.size().astype(float), 0.0)
+    elif spec.kind == "mean":
+        x = by_unit(per_unit["value"].mean(), None)
+    else:
+        num = events.loc[events["metric"] == metric]
+        den = events.loc[events["metric"] == spec.denominator_metric]
+        x = by_unit(num.groupby(keys, sort=False)["value"].sum(), 0.0)
+        y = by_unit(den.groupby(keys, sort=False)["value"].sum(), 0.0)
+        x = x.where(y != 0)
+        y = y.where(y != 0)
+    table = pd.DataFrame(
+        {
+            "variant": kept["variant"],
+            "cohort": pd.factorize(kept["cohort"], use_na_sentinel=True)[0],
+            "x": x,
+            "xx": x * x,
+            "y": y if y is not None else np.nan,
+            "yy": y * y if y is not None else np.nan,
+            "xy": x * y if y is not None else np.nan,
+        }
+    )
+    labels = pd.factorize(kept["cohort"], use_na_sentinel=True)[1]
+    grouped = table.groupby(["variant", "cohort"], sort=False)
+    sums = grouped[["x", "xx", "y", "yy", "xy"]].sum(min_count=0)
+    counts = grouped["x"].count()
+    sizes = grouped.size()
+    rows: list[Row] = [
+        (
+            variant,
+            None if code < 0 else labels[code],
+            int(sizes[(variant, code)]),
+            int(counts[(variant, code)]),
+            *(float(v) for v in sums.loc[(variant, code)]),
+        )
+        for variant, code in sizes.index
+    ]
+    excluded = int((~units["single"]).sum())
+    if excluded:
+        rows.append((None, None, excluded, 0, 0.0, 0.0, 0.0, 0.0, 0.0))
+    return _result(spec, rows)
