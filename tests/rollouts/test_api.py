@@ -83,3 +83,23 @@ def test_pause_resume_and_rollback(server: LiveServer) -> None:
     assert history["versions"][-1]["action"] == "rollout.rollback"
     assert admin.post(f"{url}/rollback").status_code == 409
     assert admin.get(url).json()["state"]["status"] == "rolled_back"
+
+
+def test_flags_past_their_schedule_are_listed_as_stale(server: LiveServer) -> None:
+    admin = server.session()
+    base = f"{server.url}/api/v1/envs/production/flags"
+    admin.post(f"{server.url}/api/v1/envs/production/segments", json=EU_SEGMENT)
+    old = {
+        **example_flag(),
+        "key": "old-model",
+        "schedule": {"start": None, "end": "2026-01-01T00:00:00Z"},
+    }
+    admin.post(base, json=old).raise_for_status()
+    admin.post(base, json=example_flag()).raise_for_status()
+    listed = {f["key"]: f["stale"] for f in admin.get(base).json()["flags"]}
+    assert listed == {"fraud-model": False, "old-model": True}
+    assert [f["key"] for f in admin.get(base, params={"stale": "true"}).json()["flags"]] == [
+        "old-model"
+    ]
+    flag = admin.get(f"{base}/old-model").json()
+    assert admin.put(f"{base}/old-model", json=flag, headers={"If-Match": '"1"'}).status_code == 200

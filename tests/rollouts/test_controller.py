@@ -8,7 +8,7 @@ import random
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 
@@ -34,6 +34,7 @@ FAST_PLAN: dict[str, Any] = {
     "guardrails": [
         {"metric": "fraud_caught", "kind": "binary", "harm": "decrease", "cohorts": ["country"]}
     ],
+    "outcome_delay": 0,  # the test flushes every outcome before each controller round
 }
 
 
@@ -59,7 +60,7 @@ def test_decide_policy_table() -> None:
 
 
 class Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, Any], str]] = []
+    received: ClassVar[list[tuple[dict[str, Any], str]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -88,7 +89,7 @@ def drive(server: LiveServer, tmp_path: Path, harm_country: str | None) -> tuple
         store, Webhooks([hook], "s3cret"), lambda e, r: published.append((e, r)), 1.0
     )
     key = server.token("sdk", env="production")
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311 - simulated traffic
     client = rollwise.Client(server.url, key, cache_dir=tmp_path / "c", flush_interval=0.05)
     assert client.wait_until_ready(10)
     unit = 0
@@ -119,7 +120,7 @@ def drive(server: LiveServer, tmp_path: Path, harm_country: str | None) -> tuple
 
 def test_a_harmful_cohort_rolls_back(server: LiveServer, tmp_path: Path) -> None:
     Receiver.received = []
-    rollout, controller, statuses, admin, published = drive(server, tmp_path, harm_country="NL")
+    rollout, _, statuses, admin, published = drive(server, tmp_path, harm_country="NL")
     state = rollout["state"]
     assert state["status"] == "rolled_back", statuses
     assert "country=NL" in state["end_reason"] or "gap:country=NL" in state["end_reason"]

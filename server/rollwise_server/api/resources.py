@@ -8,6 +8,8 @@ inside the store's transaction, against the environment's current segments.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import jsonpatch
@@ -31,11 +33,11 @@ from rollwise_server.storage.base import Kind, Resource, ResourceVersion
 
 __all__ = ["validator", "write"]
 
-_META = ("key", "archived", "updated_at", "updated_by", "reason")
+_META = ("key", "archived", "updated_at", "updated_by", "reason", "stale")
 
 
 def render(resource: Resource) -> dict[str, Any]:
-    return {
+    out = {
         "key": resource.key,
         **resource.body,
         "version": resource.version,  # an archived body keeps its last version
@@ -43,6 +45,24 @@ def render(resource: Resource) -> dict[str, Any]:
         "updated_at": resource.updated_at,
         "updated_by": resource.updated_by,
     }
+    if resource.kind == "flag":
+        out["stale"] = is_stale(resource.body)
+    return out
+
+
+def is_stale(body: Any) -> bool:
+    """A flag past its schedule's end: it serves only its off variant and can be cleaned up."""
+    schedule = body.get("schedule") if isinstance(body, Mapping) else None
+    end = schedule.get("end") if isinstance(schedule, Mapping) else None
+    if not isinstance(end, str):
+        return False
+    try:
+        moment = datetime.fromisoformat(end)
+    except ValueError:
+        return False
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment <= datetime.now(UTC)
 
 
 def validator(kind: Kind, key: str) -> Any:
@@ -103,7 +123,10 @@ async def list_resources(request: Request) -> Response:
     await authorize(request, "read")
     archived = request.query_params.get("archived", "false").lower() in ("1", "true", "yes")
     items = await threaded(state(request).store.list_resources, env, kind, archived=archived)
-    return json_response({f"{kind}s": [render(r) for r in items]})
+    rendered = [render(r) for r in items]
+    if request.query_params.get("stale", "").lower() in ("1", "true", "yes"):
+        rendered = [r for r in rendered if r.get("stale")]
+    return json_response({f"{kind}s": rendered})
 
 
 async def get_resource(request: Request) -> Response:
