@@ -96,7 +96,10 @@ class Client:
         if on_exposure is not None and not callable(on_exposure):
             raise ConfigurationError("on_exposure: must be callable")
         exposures = ExposureLog(
-            queue=config.send_events, dedup_size=config.dedup_size, dedup_ttl=config.dedup_ttl
+            queue=config.send_events,
+            dedup_size=config.dedup_size,
+            dedup_ttl=config.dedup_ttl,
+            max_queue=config.max_queue,
         )
         self._setup(exposures, time.time)
         if on_exposure is not None:

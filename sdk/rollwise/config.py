@@ -90,7 +90,8 @@ class ClientConfig:
     flush_interval: float = attrs.field(default=1.0, validator=_positive)
     batch_size: int = attrs.field(default=1000, validator=_positive_int)
     max_queue: int = attrs.field(default=100_000, validator=_positive_int)
-    """Events held in memory before they are spooled to disk."""
+    """Events of each kind held in memory; past half of it the sender spills to the spool, and
+    an event that finds the queue full is dropped, counted and warned about."""
     spool_max_bytes: int = attrs.field(default=100 * 1024 * 1024, validator=_positive_int)
     dedup_size: int = attrs.field(default=100_000, validator=_positive_int)
     dedup_ttl: float = attrs.field(default=3600.0, validator=_positive)

@@ -57,6 +57,7 @@ class ExposureLog:
         self.recorded = 0
         self.duplicates = 0
         self.dropped = 0
+        self._warned_at = -1e9
 
     @property
     def active(self) -> bool:
@@ -93,12 +94,23 @@ class ExposureLog:
                         queue.append(raw)
                     else:
                         self.dropped += 1
+                        self._warn_full()
                 if self._listeners:
                     self._notify(_build(raw))
             except Exception:  # never let logging break an evaluation
                 logger.exception("rollwise: recording an exposure of flag %r failed", key)
 
         return record
+
+    def _warn_full(self) -> None:
+        now = time.monotonic()
+        if now - self._warned_at > 60:
+            self._warned_at = now
+            logger.warning(
+                "rollwise: the exposure queue is full (%d); exposures are dropped (%d so far)",
+                self._max_queue,
+                self.dropped,
+            )
 
     def _notify(self, exposure: Exposure) -> None:
         for listener in self._listeners:

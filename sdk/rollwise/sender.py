@@ -63,12 +63,20 @@ class OutcomeQueue:
         self._clock = clock
         self.tracked = 0
         self.dropped = 0
+        self._warned_at = -1e9
 
     def put(
         self, metric: str, unit_type: str, unit: str, value: float, attrs: dict[str, Any] | None
     ) -> None:
         if len(self._queue) >= self._max:
             self.dropped += 1
+            now = time.monotonic()
+            if now - self._warned_at > 60:
+                self._warned_at = now
+                logger.warning(
+                    "rollwise: the outcome queue is full (%d); outcomes are dropped "
+                    "(%d so far): the sender cannot keep up", self._max, self.dropped,
+                )  # fmt: skip
             return
         self._queue.append((self._clock(), metric, unit_type, unit, value, attrs))
         self.tracked += 1
@@ -187,7 +195,9 @@ class EventSender:
 
     def _deliver(self, kind: EventKind, bodies: list[str]) -> None:
         """Send now, or behind the spool when it holds anything or the server is away."""
-        if self._spool is not None and (len(self._spool) > 0 or not self._reachable()):
+        backlog = len(self._exposures) + len(self._outcomes)
+        behind = backlog > self._config.max_queue // 2  # sending cannot keep up: spill to disk
+        if self._spool is not None and (len(self._spool) > 0 or behind or not self._reachable()):
             self._to_spool(kind, bodies)
             return
         if not self._send(kind, bodies):

@@ -710,7 +710,8 @@ def reduce_sql(
     """
     spec = ReductionSpec(
         flag=flag, metric=metric, kind=kind, env=env, cohort=cohort, bands=bands,
-        window_seconds=window_seconds, denominator_metric=denominator_metric, since=since, until=until,
+        window_seconds=window_seconds, denominator_metric=denominator_metric, since=since,
+        until=until,
     )  # fmt: skip
     return reduce_spec(conn, spec, dialect=dialect)
 
@@ -789,7 +790,8 @@ def reduce_frame(
 
     spec = ReductionSpec(
         flag=flag, metric=metric, kind=kind, env=env, cohort=cohort, bands=bands,
-        window_seconds=window_seconds, denominator_metric=denominator_metric, since=since, until=until,
+        window_seconds=window_seconds, denominator_metric=denominator_metric, since=since,
+        until=until,
     )  # fmt: skip
     mask = exposures["flag"] == flag
     if env is not None and "env" in exposures.columns:
