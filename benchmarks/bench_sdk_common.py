@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -145,4 +146,24 @@ def machine_meta() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "rollwise": rollwise.__version__,
+        "git_commit": _git("rev-parse", "--short", "HEAD"),
+        "sdk_uncommitted": _git(
+            "status", "--porcelain", "--", ":/sdk/rollwise", ":(top,exclude)sdk/rollwise/analysis"
+        ).splitlines(),
     }
+
+
+def _git(*args: str) -> str:
+    """The output of a read-only git command in this repository ("" if git is unavailable)."""
+    try:
+        done = subprocess.run(  # noqa: S603
+            ["git", *args],  # noqa: S607
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip()

@@ -20,6 +20,12 @@ negative time is possible and is kept as measured.
 Between changes the parent waits a random 0.1-0.3 s (streaming) or a random fraction of the
 poll interval (polling), so changes land at random phases of the polling cycle.
 
+Where the time goes (``stages_ms``): the child wraps its transport (``Client(transport=...)``)
+and ``Client._install`` to note when each document reached its sync thread and when it was
+installed; with streaming, a second, idle stream reader in the parent notes when the server
+pushed the event. ``--child-sleep`` makes the child sleep after each call (releasing the GIL),
+to compare with the tight loop.
+
 Run: ``cd benchmarks && python bench_sdk_propagation.py [--changes 100] [--mode both]
 [--poll-interval 1.0] [--json]``. Targets: p99 ≤ 1 s streaming; p99 ≤ poll interval + 1 s
 polling.
@@ -28,6 +34,7 @@ polling.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import queue
 import random
@@ -37,6 +44,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,6 +59,9 @@ from bench_sdk_common import (
     running_server,
     sdk_token,
 )
+from rollwise.config import ClientConfig
+from rollwise.errors import RollwiseError
+from rollwise.transport import RequestsTransport
 
 FLAG = "propagation-probe"
 SEED = 20261125
@@ -70,15 +82,67 @@ PROBE = {
 # --- the child: an application process with an online client ---
 
 
+class _TracedStream:
+    """A rules stream that notes when each event reached the sync thread."""
+
+    def __init__(self, stream: Any, trace: deque[str]) -> None:
+        self._stream, self._trace = stream, trace
+
+    def events(self) -> Iterator[Any]:
+        for event in self._stream.events():
+            self._trace.append(f"received {time.monotonic_ns()}")
+            yield event
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def _traced_transport(trace: deque[str]) -> Any:
+    """A transport factory (``Client(transport=...)``): the real one, with arrival times."""
+
+    def make(config: Any) -> Any:
+        transport = RequestsTransport(config)
+        fetch_rules, open_stream = transport.fetch_rules, transport.open_stream
+
+        def fetch(etag: str | None) -> Any:
+            response = fetch_rules(etag)
+            if response.status == 200:
+                trace.append(f"received {time.monotonic_ns()}")
+            return response
+
+        transport.fetch_rules = fetch  # type: ignore[method-assign]
+        transport.open_stream = lambda last: _TracedStream(open_stream(last), trace)  # type: ignore[method-assign]
+        return transport
+
+    return make
+
+
 def child(args: argparse.Namespace) -> None:
-    """Call ``variant()`` in a tight loop; report every change of the answer on stdout."""
+    """Call ``variant()`` in a tight loop; report every change of the answer on stdout.
+
+    Before each ``seen <ns> <variant>`` line it writes the trace of the sync thread since the
+    last one: ``received <ns>`` (a document arrived: an SSE event, or a 200 to a poll) and
+    ``installed <start ns> <end ns>`` (``Client._install``: compile and swap).
+    """
     options: dict[str, Any] = {
         "cache_dir": args.cache_dir,
         "streaming": args.mode == "streaming",
         "poll_interval": args.poll_interval,
     }
+    trace: deque[str] = deque()
     out = sys.stdout
-    with rollwise.Client(args.url, args.key, **options) as client:
+    with rollwise.Client(
+        args.url, args.key, transport=_traced_transport(trace), **options
+    ) as client:
+        install = client._install
+
+        def traced_install(document: Any) -> Any:
+            started = time.monotonic_ns()
+            compiled = install(document)
+            trace.append(f"installed {started} {time.monotonic_ns()}")
+            return compiled
+
+        client._install = traced_install  # type: ignore[method-assign]
         if not client.wait_until_ready(30):
             out.write("error not ready\n")
             out.flush()
@@ -91,6 +155,7 @@ def child(args: argparse.Namespace) -> None:
         context = {"user_id": "probe-user"}
         clock = time.monotonic_ns
         last = variant(FLAG, context)
+        trace.clear()
         out.write(f"ready {last} {client.status().connection}\n")
         out.flush()
         stdin = sys.stdin
@@ -102,7 +167,9 @@ def child(args: argparse.Namespace) -> None:
                 if now != last:
                     seen = clock()
                     last = now
-                    out.write(f"{seen} {now}\n")
+                    while trace:
+                        out.write(trace.popleft() + "\n")
+                    out.write(f"seen {seen} {now}\n")
                     out.flush()
                 if sleep:
                     time.sleep(sleep)
@@ -118,6 +185,23 @@ def _reader(stream: IO[str], lines: queue.Queue[str]) -> None:
     for line in stream:
         lines.put(line.strip())
     lines.put("eof")
+
+
+def _listen(url: str, key: str, arrivals: queue.Queue[int], stop: threading.Event) -> None:
+    """A second, idle stream reader (in this process): when the server pushed each event."""
+    transport = RequestsTransport(ClientConfig(url=url, sdk_key=key, stream_timeout=3600))
+    stream = transport.open_stream(None)
+    try:
+        for event in stream.events():
+            if stop.is_set():
+                return
+            if event.event == "rules":
+                arrivals.put(time.monotonic_ns())
+    except RollwiseError:
+        return
+    finally:
+        stream.close()
+        transport.close()
 
 
 def run_mode(
@@ -141,9 +225,16 @@ def run_mode(
         raise RuntimeError("the child's pipes are missing")
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_reader, args=(process.stdout, lines), daemon=True).start()
+    arrivals: queue.Queue[int] = queue.Queue()
+    stop_listening = threading.Event()
+    if mode == "streaming":
+        threading.Thread(
+            target=_listen, args=(server.url, key, arrivals, stop_listening), daemon=True
+        ).start()
     rng = random.Random(SEED)
     latencies: list[float] = []
     write_times: list[float] = []
+    stages: list[dict[str, float | None]] = []
     missed = 0
     try:
         ready = lines.get(timeout=60).split()
@@ -155,6 +246,8 @@ def run_mode(
                 time.sleep(rng.uniform(0.1, 0.3))
             else:
                 time.sleep(rng.uniform(0.0, args.poll_interval))
+            while not arrivals.empty():  # the connection's first event, or a late one
+                arrivals.get_nowait()
             enabled = not enabled
             expected = "v2" if enabled else "v1"
             body = {**PROBE, "enabled": enabled}
@@ -167,6 +260,7 @@ def run_mode(
             version = int(response.json()["version"])
             write_times.append((written - started) / 1e6)
             deadline = time.monotonic() + CHANGE_TIMEOUT_S
+            marks: dict[str, list[int]] = {}
             while True:
                 remaining = deadline - time.monotonic()
                 try:
@@ -174,11 +268,20 @@ def run_mode(
                 except queue.Empty:
                     missed += 1
                     break
-                seen_ns, seen = line.split()
-                if seen == expected:
-                    latencies.append((int(seen_ns) - written) / 1e6)
+                kind, *values = line.split()
+                if kind != "seen":
+                    marks[kind] = [int(v) for v in values]
+                    continue
+                if values[1] == expected:
+                    seen_ns = int(values[0])
+                    if mode == "streaming":
+                        with contextlib.suppress(queue.Empty):
+                            marks["pushed"] = [arrivals.get(timeout=CHANGE_TIMEOUT_S)]
+                    latencies.append((seen_ns - written) / 1e6)
+                    stages.append(_stages(written, seen_ns, marks))
                     break
     finally:
+        stop_listening.set()
         process.stdin.close()
         try:
             process.wait(timeout=30)
@@ -194,12 +297,43 @@ def run_mode(
         "child_sleep_s": args.child_sleep,
         "propagation_ms": _rounded(percentiles(latencies)),
         "admin_put_ms": _rounded(percentiles(write_times)),
+        "stages_ms": {
+            name: _rounded(percentiles([s[name] for s in stages if s[name] is not None]))
+            for name in STAGES
+        },
         "samples_ms": [round(x, 2) for x in latencies],
+        "slowest": sorted(stages, key=lambda s: -(s["total"] or 0))[:5],
     }
     target = 1000.0 if mode == "streaming" else (args.poll_interval + 1.0) * 1000
     result["target_p99_ms"] = target
     result["met"] = missed == 0 and result["propagation_ms"].get("p99", float("inf")) <= target
     return result
+
+
+STAGES = ("total", "pushed", "to_child", "parse", "install", "notice")
+
+
+def _stages(written: int, seen: int, marks: dict[str, list[int]]) -> dict[str, float | None]:
+    """Where the time of one change went, in ms: ``to_child`` = the ``PUT`` returned to the
+    document reaching the child's sync thread; ``parse`` = to ``Client._install`` starting;
+    ``install`` = compile and swap; ``notice`` = to the main thread's ``variant()`` seeing it;
+    ``pushed`` (streaming) = the ``PUT`` returned to the event reaching an idle stream reader
+    in the parent process (what the server and the kernel take, without the child's GIL)."""
+    received = marks.get("received", [None])[0]
+    pushed = marks.get("pushed", [None])[0]
+    start, end = marks.get("installed", [None, None])
+
+    def ms(a: int | None, b: int | None) -> float | None:
+        return None if a is None or b is None else round((b - a) / 1e6, 2)
+
+    return {
+        "total": ms(written, seen),
+        "pushed": ms(written, pushed),
+        "to_child": ms(written, received),
+        "parse": ms(received, start),
+        "install": ms(start, end),
+        "notice": ms(end, seen),
+    }
 
 
 def _rounded(stats: dict[str, Any]) -> dict[str, Any]:
@@ -254,6 +388,13 @@ def main() -> None:
             f"{p.get('p90', '-'):>8} {p.get('p99', '-'):>8} {p.get('max', '-'):>8} "
             f"{p.get('min', '-'):>8} {w.get('p50', '-'):>8} {row['target_p99_ms']:>8} {row['met']}"
         )
+    print("stages, ms (p50 / p99 / max):")
+    for row in rows:
+        parts = [
+            f"{name} {st.get('p50', '-')} / {st.get('p99', '-')} / {st.get('max', '-')}"
+            for name, st in row["stages_ms"].items()
+        ]
+        print(f"  {row['mode']:10} " + "; ".join(parts))
 
 
 if __name__ == "__main__":

@@ -13,10 +13,12 @@ Reported:
 - evaluations per second (counted by the threads themselves);
 - events per second delivered: accepted by the server during the run, and in total once
   ``flush()`` has emptied the queues (then divided by the run + flush time);
-- lost: the server's stored exposures and outcomes (``SELECT count(*)`` on its database)
-  compared with the client's counts of distinct exposures recorded and outcomes tracked, after
-  ``flush()``; also the client's own dropped counters (queue or spool full) and the largest
-  queue backlog seen (sampled every second);
+- lost: after ``flush()``, the distinct exposures the client recorded plus the ``track()``
+  calls the threads made, minus the exposures and outcomes the server stored (``SELECT
+  count(*)`` on its database); ``lost_unaccounted`` is the same against the client's own
+  counts of what it accepted (``exposures_recorded + outcomes_tracked``), so events the client
+  dropped and counted (queue or spool full, in ``dropped``) are lost but not unaccounted; and
+  the largest queue backlog seen (sampled every second);
 - the sender thread's CPU: user + system time of its native thread id from
   ``/proc/self/task/<tid>/stat``, as a share of one core over the run and as a share of the
   whole process's CPU time; the same for the rules-sync thread.
@@ -183,8 +185,9 @@ def run(server: Any, args: argparse.Namespace, cache: Any) -> dict[str, Any]:
         "server_outcomes": stored_outcomes,
         "server_exposure_units": stored["exposure_units"] - baseline["exposure_units"],
         "lost_exposures": recorded - stored_exposures,
-        "lost_outcomes": stats["outcomes_tracked"] - stored_outcomes,
-        "lost": client_events - stored_events,
+        "lost_outcomes": tracked - stored_outcomes,
+        "lost": recorded + tracked - stored_events,
+        "lost_unaccounted": client_events - stored_events,
         "dropped": {
             "exposures_at_queue": stats["exposures_dropped"],
             "outcomes_at_queue": stats["outcomes_dropped"],
