@@ -4,10 +4,10 @@ People and the rollout controller look at results every few seconds. A fixed-hor
 checked that often declares a false regression in about a third of A/A rollouts; these
 intervals and p-values stay valid at any stopping time.
 
-The statistic is the mixture sequential probability ratio test of Johari, Pekelis & Walsh,
+The statistic is the mixture sequential probability ratio test of Johari, Koomen, Pekelis & Walsh,
 "Always Valid Inference: Continuous Monitoring of A/B Tests" (Operations Research 70(3), 2022,
 eq. 11 with a normal mixing distribution), which is the same e-value as the asymptotic
-confidence sequence of Waudby-Smith, Arnold, Wu, Howard & Ramdas, "Time-uniform central limit
+confidence sequence of Waudby-Smith, Arbour, Sinha, Kennedy & Ramdas, "Time-uniform central limit
 theory and asymptotic confidence sequences" (Annals of Statistics 52(6), 2024, Theorem 2.2),
 used by GrowthBook. With Δ̂ = m_T − m_C, V = v_C/n_C + v_T/n_T the variance of Δ̂ and
 N = n_C + n_T:
