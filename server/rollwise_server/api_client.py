@@ -40,7 +40,9 @@ Kind = Literal["flag", "segment"]
 ApplyOutcome = Literal["created", "updated", "unchanged"]
 Json = dict[str, Any]
 
-META_FIELDS = frozenset({"key", "version", "archived", "updated_at", "updated_by", "reason", "stale"})
+META_FIELDS = frozenset(
+    {"key", "version", "archived", "updated_at", "updated_by", "reason", "stale"}
+)
 """Fields the server adds to a flag or segment when it answers (and ignores when it reads)."""
 
 

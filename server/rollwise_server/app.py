@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rollwise_server.api import admin, flags, health, resources, rollouts, sdk
+from rollwise_server.api import admin, flags, health, resources, results, rollouts, sdk
 from rollwise_server.api.common import threaded
 from rollwise_server.auth import TokenAuth
 from rollwise_server.documents import DocumentCache
@@ -67,6 +67,7 @@ ROUTES: list[Route] = [
     Route("/api/v1/sdk/stream", sdk.stream, methods=["GET"]),
     Route("/api/v1/sdk/exposures", sdk.ingest_exposures, methods=["POST"]),
     Route("/api/v1/sdk/events", sdk.ingest_events, methods=["POST"]),
+    *results.ROUTES_RESULTS,
 ]
 
 

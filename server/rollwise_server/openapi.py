@@ -18,6 +18,7 @@ import copy
 from typing import Any
 
 from rollwise._version import __version__
+from rollwise_server.api.results import OPENAPI_PATHS
 from rollwise_server.auth import ROLES
 from rollwise_server.ingest import MAX_ATTRS, MAX_UNIT_LENGTH
 from rollwise_server.settings import Settings
@@ -1454,6 +1455,65 @@ API tokens, and the SDK endpoints (the rules document, its change stream, event 
 """
 
 
+def _rollout_paths() -> Json:
+    key = _path("key", _ref("key"), "The flag key.", "fraud-model")
+    base = "/api/v1/envs/{env}/flags/{key}/rollout"
+    rollout: Json = {
+        "type": "object",
+        "required": ["flag", "env", "version", "plan", "state", "updated_at"],
+        "properties": {
+            "flag": {"type": "string"},
+            "env": {"type": "string"},
+            "version": {"type": "integer", "minimum": 1},
+            "plan": {"type": "object"},
+            "state": {"type": "object", "required": ["status"]},
+            "updated_at": {"type": "string"},
+        },
+    }
+    action = _path(
+        "action",
+        {"enum": ["start", "pause", "resume", "advance", "approve", "rollback"]},
+        "The transition.",
+        "start",
+    )
+    return {
+        base: {
+            "parameters": [_ENV, key],
+            "get": _operation(
+                "getRollout", "rollouts", "The flag's rollout: plan, state and evidence",
+                {"200": _json(rollout, "The rollout."), **_errors(401, 403, 404)},
+                permission="read",
+            ),
+            "put": _operation(
+                "putRollout", "rollouts", "Set the rollout plan (a draft, or a paused rollout's)",
+                {
+                    "200": _json(rollout, "The rollout with its new plan."),
+                    **_errors(400, 401, 403, 404, 409, 413, 422),
+                },
+                permission="write",
+                parameters=[_IF_MATCH],
+                body={"type": "object"},
+            ),
+        },
+        f"{base}/{{action}}": {
+            "parameters": [_ENV, key, action],
+            "post": _operation(
+                "rolloutAction", "rollouts", "Start, pause, resume, advance, approve or roll back",
+                {
+                    "200": _json(rollout, "The rollout in its new state."),
+                    **_errors(400, 401, 403, 404, 409, 413, 422),
+                },
+                permission="write",
+                description="approve needs the approver permission (and, in production, "
+                "another person than the one who started the rollout).",
+                parameters=[_IF_MATCH],
+                body={"type": "object"},
+                body_required=False,
+            ),
+        },
+    }  # fmt: skip
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1.0 document of the server (a new dict on every call)."""
     paths: Json = {
@@ -1463,6 +1523,8 @@ def openapi_document() -> dict[str, Any]:
         **_flag_action_paths(),
         **_resource_paths("segment", "Segment", "eu"),
         **_sdk_paths(),
+        **_rollout_paths(),
+        **copy.deepcopy(OPENAPI_PATHS),
     }
     return {
         "openapi": "3.1.0",
@@ -1482,6 +1544,8 @@ def openapi_document() -> dict[str, Any]:
             {"name": "tokens", "description": "API tokens and their roles (admin)."},
             {"name": "audit", "description": "Who changed what, when and why."},
             {"name": "sdk", "description": "For SDKs: rules, change stream, events."},
+            {"name": "rollouts", "description": "Staged rollouts with guardrails."},
+            {"name": "results", "description": "Per-cohort sufficient statistics for analysis."},
         ],
         "paths": paths,
         "components": {

@@ -450,20 +450,19 @@ def _bands_case(bands: Sequence[float], value: str, param: Any) -> str:
 
 def _sqlite_sql(spec: ReductionSpec) -> tuple[str, dict[str, Any]]:
     """SQLite: the first exposure per unit by a streaming ``GROUP BY`` over the
-    ``(env, flag, unit_type, unit, ts)`` index; each kept unit's outcomes by one index range
-    search of ``(env, metric, unit_type, unit, ts)`` (a correlated subquery). ``LIMIT -1``
-    keeps the subqueries from being flattened (which would evaluate them once per use)."""
+    ``(env, flag, unit_type, unit, ts)`` index; then, per kept unit, its outcomes by one index
+    range search of ``(env, metric, unit_type, unit, ts)`` and its cohort by one search of its
+    first exposure (correlated subqueries). ``LIMIT -1`` keeps the per-unit subquery from being
+    flattened into the last ``GROUP BY`` (which would evaluate each subquery once per use)."""
     params: dict[str, Any] = {"env": spec.env, "flag": spec.flag, "metric": spec.metric}
 
     def p(name: str) -> str:
         return f":{name}"
 
     window = ""
-    t1 = "NULL"
     if spec.window_ms is not None:
         params["window"] = f"+{spec.window_ms / 1000:.3f} seconds"
-        t1 = "strftime('%Y-%m-%dT%H:%M:%fZ', t0, :window)"
-        window = " AND o.ts < u.t1"
+        window = " AND o.ts < strftime('%Y-%m-%dT%H:%M:%fZ', x.t0, :window)"
     env_exposure = "env = :env AND " if spec.env is not None else ""
     if spec.since is not None:
         params["since"] = spec.since
@@ -474,33 +473,31 @@ def _sqlite_sql(spec: ReductionSpec) -> tuple[str, dict[str, Any]]:
     env_outcome = "o.env = :env AND " if spec.env is not None else ""
     env_first = "e.env = :env AND " if spec.env is not None else ""
 
-    attrs_column = "NULL"
     cohort = "NULL"
     if spec.cohort is not None:
         params["path"] = f'$."{spec.cohort}"'
-        attrs_column = (
-            "CASE WHEN x.lo = x.hi THEN (SELECT e.attrs FROM exposures AS e WHERE "  # noqa: S608
-            f"{env_first}e.flag = :flag AND e.unit_type = x.unit_type AND e.unit = x.unit "
-            "AND e.ts = x.t0 ORDER BY e.id LIMIT 1) END"
-        )
         if spec.bands is None:
-            cohort = (
-                "CASE json_type(u.a, :path) WHEN 'text' THEN json_extract(u.a, :path) "
-                "WHEN 'null' THEN NULL ELSE u.a -> :path END"
+            value = (
+                "CASE json_type(e.attrs, :path) WHEN 'text' THEN json_extract(e.attrs, :path) "
+                "WHEN 'null' THEN NULL ELSE e.attrs -> :path END"
             )
         else:
             for i, edge in enumerate(spec.bands):
                 params[f"edge{i}"] = edge
-            cohort = (
-                "CASE WHEN json_type(u.a, :path) IN ('integer', 'real') THEN "
-                f"{_bands_case(spec.bands, 'json_extract(u.a, :path)', p)} END"
+            value = (
+                "CASE WHEN json_type(e.attrs, :path) IN ('integer', 'real') THEN "
+                f"{_bands_case(spec.bands, 'json_extract(e.attrs, :path)', p)} END"
             )
+        cohort = (
+            f"(SELECT {value} FROM exposures AS e WHERE {env_first}e.flag = :flag "  # noqa: S608
+            "AND e.unit_type = x.unit_type AND e.unit = x.unit AND e.ts = x.t0 "
+            "ORDER BY e.id LIMIT 1)"
+        )
 
     def outcomes(select: str, metric: str = ":metric", extra: str = "") -> str:
         return (
             f"(SELECT {select} FROM outcomes AS o WHERE {env_outcome}o.metric = {metric} "  # noqa: S608
-            "AND o.unit_type = u.unit_type AND o.unit = u.unit AND o.ts >= u.t0"
-            f"{window}{extra})"
+            f"AND o.unit_type = x.unit_type AND o.unit = x.unit AND o.ts >= x.t0{window}{extra})"
         )
 
     y = "NULL"
@@ -531,16 +528,12 @@ WITH exposed AS (
     FROM exposures
     WHERE {env_exposure}flag = :flag
     GROUP BY unit_type, unit
-), units AS (
-    SELECT x.unit_type, x.unit, x.t0, {t1} AS t1,
-           CASE WHEN x.lo = x.hi THEN x.lo END AS variant, {attrs_column} AS a
-    FROM exposed AS x
-    LIMIT -1
 ), per_unit AS (
-    SELECT u.variant, {cohort} AS cohort,
-           CASE WHEN u.variant IS NOT NULL THEN {x} END AS x,
-           CASE WHEN u.variant IS NOT NULL THEN {y} END AS y
-    FROM units AS u
+    SELECT CASE WHEN x.lo = x.hi THEN x.lo END AS variant,
+           CASE WHEN x.lo = x.hi THEN {cohort} END AS cohort,
+           CASE WHEN x.lo = x.hi THEN {x} END AS x,
+           CASE WHEN x.lo = x.hi THEN {y} END AS y
+    FROM exposed AS x
     LIMIT -1
 )
 SELECT variant, cohort, count(*), {sums}

@@ -1,0 +1,288 @@
+"""``GET /api/v1/envs/{env}/flags/{key}/results``: a flag's sufficient statistics for a metric.
+
+The reduction (``rollwise.analysis.reduce``: a unit's variant is its first exposure, units
+exposed to several variants left out and counted, outcomes within an attribution window) runs
+as one SQL ``GROUP BY`` query in the database, in a worker thread; only the statistics per
+variant and cohort travel. Query parameters: ``metric`` (required), ``kind`` (``binary``,
+``count``, ``mean`` (default) or ``ratio``), ``denominator`` (the ratio's denominator metric),
+``cohort`` (an exposure attribute), ``bands`` (increasing edges for a numeric cohort, e.g.
+``0,100,500``), ``window`` (``14d`` by default; ``ms s m h d w`` units, or ``none``).
+
+Until the ``Store`` protocol has a method for it, the query runs on the SQLite store's
+per-thread reader connection (``reduce_in_store``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from rollwise._parse import KEY_PATTERN
+from rollwise.analysis.reduce import (
+    DEFAULT_WINDOW_SECONDS,
+    KINDS,
+    MAX_BANDS,
+    ReductionResult,
+    ReductionSpec,
+    parse_window,
+    reduce_spec,
+)
+from rollwise_server.api.common import authorize, json_response, state, threaded
+from rollwise_server.errors import BadRequest
+from rollwise_server.storage.base import Store
+from rollwise_server.storage.sqlite import SQLiteStore
+
+__all__ = ["OPENAPI_PATHS", "ROUTES_RESULTS", "parse_query", "reduce_in_store", "results"]
+
+_NUMBER = r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_BANDS = re.compile(rf"{_NUMBER}(?:,{_NUMBER})*")
+_END = r"(?![\s\S])"  # end of string in ECMA 262 and Python alike (``$`` allows a final \n)
+
+
+def _key(params: Any, name: str, *, required: bool = False) -> str | None:
+    value = params.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"{name}: required (a metric key, e.g. ?{name}=fraud_caught)")
+        return None
+    if KEY_PATTERN.fullmatch(value) is None:
+        raise BadRequest(f"{name}: {value[:200]!r} is not a metric key")
+    return str(value)
+
+
+def parse_query(env: str, key: str, params: Any) -> ReductionSpec:
+    """The reduction a request asks for (``BadRequest`` on a malformed parameter)."""
+    metric = _key(params, "metric", required=True)
+    kind = params.get("kind", "mean")
+    if kind not in KINDS:
+        raise BadRequest(f"kind: must be one of {', '.join(KINDS)}")
+    denominator = _key(params, "denominator")
+    bands: list[float] | None = None
+    raw_bands = params.get("bands")
+    if raw_bands is not None:
+        if len(raw_bands) > 2000 or _BANDS.fullmatch(raw_bands) is None:
+            raise BadRequest("bands: comma-separated numbers, e.g. bands=0,100,500")
+        bands = [float(edge) for edge in raw_bands.split(",")]
+        if len(bands) > MAX_BANDS:
+            raise BadRequest(f"bands: at most {MAX_BANDS} edges")
+    window: float | None = DEFAULT_WINDOW_SECONDS
+    if "window" in params:
+        try:
+            window = parse_window(params["window"][:100])
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+    try:
+        return ReductionSpec(
+            flag=key, metric=metric or "", kind=kind, env=env, cohort=params.get("cohort"),
+            bands=bands, window_seconds=window, denominator_metric=denominator,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def reduce_in_store(store: Store, spec: ReductionSpec) -> ReductionResult:
+    """Run the reduction in the store's database (404 for an unknown environment or flag).
+
+    Blocking: call it in a worker thread. SQLite only for now (the store's reader connection of
+    this thread); a ``Store.reduce(spec)`` method would let other backends run their dialect.
+    """
+    env = spec.env or ""
+    store.revision(env)
+    store.get_resource(env, "flag", spec.flag)  # archived flags keep their results
+    if not isinstance(store, SQLiteStore):
+        raise TypeError(f"results: {type(store).__name__} cannot reduce yet")
+    return reduce_spec(store._reader(), spec, dialect="sqlite")
+
+
+async def results(request: Request) -> Response:
+    env, key = request.path_params["env"], request.path_params["key"]
+    await authorize(request, "read", env)
+    spec = parse_query(env, key, request.query_params)
+    result = await threaded(reduce_in_store, state(request).store, spec)
+    return json_response(result.to_json(), headers={"Cache-Control": "no-store"})
+
+
+ROUTES_RESULTS = [
+    Route("/api/v1/envs/{env}/flags/{key}/results", results, methods=["GET"]),
+]
+
+
+# --- the OpenAPI description (``openapi.py`` adds these paths) --------------------------------
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+
+
+def _query(name: str, schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema, "description": description, **extra}
+
+
+_SUMS = {
+    "n": {"type": "integer", "minimum": 0, "description": "Units with a value (see kind)."},
+    "total": {"type": "number", "description": "Σx over those units."},
+    "total_sq": {"type": "number", "description": "Σx²."},
+    "den_total": {"type": "number", "description": "Σy (ratio: the denominator), else 0."},
+    "den_total_sq": {"type": "number", "description": "Σy² (ratio), else 0."},
+    "cross": {"type": "number", "description": "Σxy (ratio), else 0."},
+}
+_UNITS = {"type": "integer", "minimum": 0, "description": "Exposed units assigned here."}
+_VARIANT = {"type": "string"}
+_NULLABLE_KEY = {"anyOf": [{"$ref": "#/components/schemas/key"}, {"type": "null"}]}
+RESULTS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Sufficient statistics per variant (overall) and per variant and cohort.",
+    "required": [
+        "env",
+        "flag",
+        "metric",
+        "kind",
+        "denominator",
+        "cohort",
+        "bands",
+        "window",
+        "window_seconds",
+        "variants",
+        "overall",
+        "cells",
+        "diagnostics",
+    ],
+    "properties": {
+        "env": {"$ref": "#/components/schemas/key"},
+        "flag": {"$ref": "#/components/schemas/key"},
+        "metric": {"$ref": "#/components/schemas/key"},
+        "kind": {"enum": list(KINDS)},
+        "denominator": _NULLABLE_KEY,
+        "cohort": {"type": ["string", "null"], "description": "The cohort attribute."},
+        "bands": {"type": ["array", "null"], "items": {"type": "number"}},
+        "window": {"type": "string", "description": "The attribution window, e.g. 2w, none."},
+        "window_seconds": {"type": ["number", "null"]},
+        "variants": {"type": "array", "items": _VARIANT},
+        "overall": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["variant", "units", *_SUMS],
+                "properties": {"variant": _VARIANT, "units": _UNITS, **_SUMS},
+            },
+        },
+        "cells": {
+            "type": "array",
+            "description": "One per variant and cohort; cohort null: the attribute is absent, "
+            "null or (with bands) not a number, or no cohort was asked for.",
+            "items": {
+                "type": "object",
+                "required": ["variant", "cohort", "units", *_SUMS],
+                "properties": {
+                    "variant": _VARIANT,
+                    "cohort": {"type": ["string", "null"]},
+                    "units": _UNITS,
+                    **_SUMS,
+                },
+            },
+        },
+        "diagnostics": {
+            "type": "object",
+            "required": ["units", "multiple_variants"],
+            "properties": {
+                "units": {"type": "integer", "minimum": 0, "description": "Units kept."},
+                "multiple_variants": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Units exposed to more than one variant, left out.",
+                },
+            },
+        },
+    },
+}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/envs/{env}/flags/{key}/results": {
+        "parameters": [
+            {
+                "name": "env",
+                "in": "path",
+                "required": True,
+                "schema": {"$ref": "#/components/schemas/key"},
+                "description": "The environment, e.g. production.",
+                "example": "production",
+            },
+            {
+                "name": "key",
+                "in": "path",
+                "required": True,
+                "schema": {"$ref": "#/components/schemas/key"},
+                "description": "The flag key.",
+                "example": "fraud-model",
+            },
+        ],
+        "get": {
+            "operationId": "getFlagResults",
+            "tags": ["flags"],
+            "summary": "A metric's sufficient statistics per variant and cohort",
+            "description": "Reduced in the database by one SQL query: a unit's variant is its "
+            "first exposure to the flag; units exposed to more than one variant are left out "
+            "and counted (`diagnostics.multiple_variants`); an outcome counts when "
+            "first exposure <= ts < first exposure + window. Per-unit value: binary, 1 if an "
+            "outcome has a value > 0 (else 0); count, the number of outcomes; mean, the "
+            "average of its values (units without one are not in n); ratio, Σ metric and "
+            "Σ denominator (units whose denominator is 0 are not in n).\n\n"
+            "Roles viewer, editor, approver, admin.",
+            "x-rollwise-permission": "read",
+            "parameters": [
+                _query(
+                    "metric",
+                    {"$ref": "#/components/schemas/key"},
+                    "The outcome metric.",
+                    required=True,
+                    example="fraud_caught",
+                ),
+                _query("kind", {"enum": list(KINDS), "default": "mean"}, "How to read it."),
+                _query(
+                    "denominator",
+                    {"$ref": "#/components/schemas/key"},
+                    "The denominator metric of a ratio (required with kind=ratio only).",
+                ),
+                _query(
+                    "cohort",
+                    {"type": "string", "pattern": '^[^"\\\\\\x00-\\x1f\\x7f]{1,256}(?![\\s\\S])'},
+                    "An attribute of the first exposure's attrs, e.g. country.",
+                ),
+                _query(
+                    "bands",
+                    {"type": "string", "pattern": f"^{_BANDS.pattern}{_END}", "maxLength": 2000},
+                    f"Increasing edges that band a numeric cohort (at most {MAX_BANDS}), e.g. "
+                    "0,100,500 → (-inf, 0), [0, 100), [100, 500), [500, inf). Needs cohort.",
+                ),
+                _query(
+                    "window",
+                    {
+                        "type": "string",
+                        "pattern": f"^(?:[0-9]+(?:\\.[0-9]+)?(?:ms|s|m|h|d|w)?|none){_END}",
+                        "default": "14d",
+                    },
+                    "The attribution window (1 ms to 100 years), or none for no upper bound.",
+                ),
+            ],
+            "responses": {
+                "200": {
+                    "description": "The statistics and diagnostics.",
+                    "content": {"application/json": {"schema": RESULTS_SCHEMA}},
+                },
+                "400": _problem("A malformed or inconsistent query parameter."),
+                "401": _problem("No bearer token, or an unknown or revoked one."),
+                "403": _problem("The token's role may not do this."),
+                "404": _problem("No such environment or flag."),
+            },
+        },
+    }
+}
