@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import time
 
 import numpy as np
 import pytest
@@ -267,7 +266,8 @@ def test_plot_helpers_on_their_own() -> None:
     assert math.isinf(compare(B(0, 0), B(10, 1)).ci_high)
 
 
-def test_a_report_over_20_cohorts_and_5_metrics_is_fast() -> None:
+def test_a_report_over_20_cohorts_and_5_metrics() -> None:
+    """The shape of the benchmark's report (its speed is measured in benchmarks/)."""
     stats = {}
     for m in range(5):
         metric: dict[object, tuple[SufficientStats, SufficientStats]] = {
@@ -277,12 +277,7 @@ def test_a_report_over_20_cohorts_and_5_metrics_is_fast() -> None:
             metric[("country", f"C{c}")] = (B(10_000, 1000), B(10_000, 1000 + 3 * c))
         stats[f"m{m}"] = metric
     specs = {f"m{m}": MetricSpec(kind="binary") for m in range(5)}
-    Report.from_stats("warm-up", stats, metric_specs=specs)
-    start = time.perf_counter()
     report = Report.from_stats("f", stats, metric_specs=specs)
     frame = report.to_frame()
-    report._repr_html_()
-    elapsed = time.perf_counter() - start
+    assert "<table" in report._repr_html_()
     assert len(frame) == 5 * (1 + 2 * 20)
-    # the issue's budget is 0.5 s; generous here because CI machines are shared
-    assert elapsed < 2.0, f"report took {elapsed:.3f} s"
