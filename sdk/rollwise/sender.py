@@ -126,6 +126,7 @@ class EventSender:
         self._unreachable_until = 0.0
         self._backoff = Backoff(base=0.5, cap=config.max_backoff)
         self.dropped_unspoolable = 0
+        self._behind = False
 
     def start(self) -> None:
         self._stop.clear()
@@ -179,6 +180,8 @@ class EventSender:
 
     def _cycle(self) -> None:
         batch = self._config.batch_size
+        backlog = len(self._exposures) + len(self._outcomes)
+        self._behind = backlog > self._config.max_queue // 2
         while True:
             exposures = self._exposures.drain(batch)
             if exposures:
@@ -195,8 +198,7 @@ class EventSender:
 
     def _deliver(self, kind: EventKind, bodies: list[str]) -> None:
         """Send now, or behind the spool when it holds anything or the server is away."""
-        backlog = len(self._exposures) + len(self._outcomes)
-        behind = backlog > self._config.max_queue // 2  # sending cannot keep up: spill to disk
+        behind = self._behind  # sending cannot keep up: spill to disk rather than drop later
         if self._spool is not None and (len(self._spool) > 0 or behind or not self._reachable()):
             self._to_spool(kind, bodies)
             return

@@ -228,3 +228,21 @@ def test_the_spool_cap_drops_and_counts(tmp_path: Path, caplog: pytest.LogCaptur
     assert 0 < stats["events_spooled"] < 400
     assert stats["events_dropped_at_spool_cap"] == 400 - stats["events_spooled"]
     assert "spool" in caplog.text.lower()
+
+
+def test_a_backlog_spills_to_the_spool_and_is_delivered(server: LiveServer, tmp_path: Path) -> None:
+    """When the sender falls behind (a queue half full), it spills to disk instead of dropping."""
+    with make_client(server, tmp_path, max_queue=200, flush_interval=0.5) as client:
+        assert client.wait_until_ready(10)
+        for i in range(180):  # faster than one flush interval: the queue passes half of 200
+            client.track("clicked", f"user-{i}", 1)
+        assert client.flush(30)
+        stats = client.stats()
+    assert stats["outcomes_dropped"] == 0
+    assert stats["events_spooled"] > 0
+    assert stats["events_replayed"] == stats["events_spooled"]
+    db = sqlite3.connect(server.db)
+    assert db.execute("SELECT count(*), count(DISTINCT unit) FROM outcomes").fetchone() == (
+        180,
+        180,
+    )
