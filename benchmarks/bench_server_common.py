@@ -40,6 +40,7 @@ __all__ = [
     "running_server",
     "sdk_token",
     "seed_flags",
+    "server_env",
     "wait_for_quiet",
 ]
 
@@ -52,17 +53,30 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def running_server(**env: str) -> Iterator[ServerProcess]:
+def running_server(db_dir: str | None = None, **env: str) -> Iterator[ServerProcess]:
     """A fresh server process on a fresh database, stopped (and its files removed) on exit,
-    also when this process is sent SIGTERM."""
+    also when this process is sent SIGTERM. ``db_dir``: where the database's temporary
+    directory goes (default: the system's temporary directory; ``/dev/shm`` takes the disk out).
+    """
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    with tempfile.TemporaryDirectory(prefix="rollwise-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rollwise-bench-", dir=db_dir) as tmp:
         server = ServerProcess(Path(tmp), **env)
         server.start()
         try:
             yield server
         finally:
             server.stop()
+
+
+def server_env(pairs: Sequence[str]) -> dict[str, str]:
+    """``NAME=VALUE`` arguments as a mapping (settings for the server process)."""
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--server-env wants NAME=VALUE, not {pair!r}")
+        env[name] = value
+    return env
 
 
 def admin_session(server: ServerProcess) -> requests.Session:
@@ -272,24 +286,24 @@ def _git(repo: Path, *args: str) -> str | None:
 
 
 def server_code() -> dict[str, Any]:
-    """Which server code is measured: its path, and the git commit of the repository if clean.
+    """Which server code is measured: its path, and the git commit it comes from.
 
-    To measure a fixed commit while the work tree changes, export it and put it first on the
-    path: ``git archive HEAD sdk server | tar -x -C /tmp/snap`` then
-    ``PYTHONPATH=/tmp/snap/sdk:/tmp/snap/server`` (the server child process inherits it).
+    To measure a fixed commit while the work tree changes (other work in progress can break
+    imports or move the figures), export it, note its commit, and put it first on the path:
+    ``git archive HEAD sdk server | tar -x -C /tmp/snap && git rev-parse HEAD > /tmp/snap/COMMIT``
+    then ``PYTHONPATH=/tmp/snap/sdk:/tmp/snap/server`` (the server child process inherits it).
     """
     import rollwise_server
 
     path = Path(rollwise_server.__file__).resolve().parent
     repo = Path(__file__).resolve().parents[1]
     info: dict[str, Any] = {"path": str(path)}
-    commit = _git(repo, "rev-parse", "HEAD")
-    if commit is None:
-        return info
-    info["repo_head"] = commit
     if path.is_relative_to(repo):
+        info["commit"] = _git(repo, "rev-parse", "HEAD")
         info["work_tree_changes"] = bool(_git(repo, "status", "--porcelain", "--", "server", "sdk"))
     else:
-        info["note"] = "a copy outside the repository (see PYTHONPATH), not the work tree"
-    info["pythonpath"] = os.environ.get("PYTHONPATH", "")
+        marker = path.parents[1] / "COMMIT"
+        info["commit"] = marker.read_text().strip() if marker.exists() else None
+        info["note"] = "an exported copy (see PYTHONPATH), not the work tree"
+        info["pythonpath"] = os.environ.get("PYTHONPATH", "")
     return info

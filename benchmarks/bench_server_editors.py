@@ -45,6 +45,7 @@ from bench_server_common import (
     machine_meta,
     percentiles,
     running_server,
+    server_env,
     wait_for_quiet,
 )
 
@@ -224,6 +225,13 @@ def main() -> None:
         default=60.0,
         help="before the run, wait up to this many seconds for an idle machine (0: don't)",
     )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a variable for the server process, e.g. ROLLWISE_TOKEN_CACHE_SECONDS=60 (repeatable)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--out", type=Path, help="also write the JSON results to this file")
     args = parser.parse_args()
@@ -231,7 +239,8 @@ def main() -> None:
         parser.error("--editors must be in 1..200 and --edits in 1..1000")
 
     meta = machine_meta()
-    with running_server() as server:
+    meta["server_env"] = server_env(args.server_env)
+    with running_server(**server_env(args.server_env)) as server:
         assert server.process is not None  # noqa: S101 - started by running_server
         tokens = editor_tokens(server, args.editors)
         admin = admin_session(server)
@@ -300,6 +309,9 @@ def main() -> None:
         "read_ms": spread(reads),
         "history_versions": len(history),
         "server": server_cpu,
+        "server_cpu_ms_per_request": round(
+            server_cpu["cpu_seconds"] * 1000 / max(1, len(accepted) + len(rejected) + len(reads)), 2
+        ),
         "generator_cores_busy": round(generator_cpu / seconds, 2),
         "machine_cores_busy": machine_busy,
         "invariants_hold": not failures,
@@ -319,7 +331,8 @@ def main() -> None:
             s = result[name]
             print(f"  {name:18} p50 {s.get('p50')}  p99 {s.get('p99')}  max {s.get('max')}")
         print(
-            f"  server {server_cpu['cores_busy']} cores, generator "
+            f"  server {server_cpu['cores_busy']} cores "
+            f"({result['server_cpu_ms_per_request']} ms CPU/request), generator "
             f"{result['generator_cores_busy']}, whole machine {machine_busy}; history "
             f"{len(history)} versions; invariants {'hold' if not failures else 'FAIL'}"
         )

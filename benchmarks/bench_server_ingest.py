@@ -42,6 +42,7 @@ from bench_server_common import (
     percentiles,
     running_server,
     sdk_token,
+    server_env,
     wait_for_quiet,
 )
 
@@ -185,7 +186,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         plain_bytes = sum(len(b) for b in bodies)
     sent = args.events
     failures: list[str] = []
-    with running_server() as server:
+    with running_server(args.db_dir, **server_env(args.server_env)) as server:
         assert server.process is not None  # noqa: S101 - started by running_server
         port = int(server.url.rsplit(":", 1)[1])
         token = sdk_token(server)
@@ -232,6 +233,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     rate = accepted / seconds if seconds else 0.0
     return {
         "mode": mode,
+        "db_dir": args.db_dir or "system temporary directory",
         "ids": args.ids,
         "events": sent,
         "batch": args.batch,
@@ -246,6 +248,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "generator_cores_busy": round(
             (me_after.user + me_after.system - me.user - me.system) / max(seconds, 1e-9), 2
         ),
+        "server_cpu_us_per_event": round(server_cpu["cpu_seconds"] * 1e6 / max(1, sent), 1),
         "machine_cores_busy": machine_busy,
         "machine_cores_busy_before": quiet,
         "db_rows": count,
@@ -272,12 +275,22 @@ def main() -> None:
         default="uuid4",
         help="event ids: random (uuid4, what the SDK sends) or time-ordered (uuid7)",
     )
+    parser.add_argument(
+        "--db-dir", help="directory for the server's database (e.g. /dev/shm: no disk writes)"
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mode, at most")
     parser.add_argument(
         "--quiet-wait",
         type=float,
         default=60.0,
         help="before each mode, wait up to this many seconds for an idle machine (0: don't)",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a variable for the server process, e.g. ROLLWISE_TOKEN_CACHE_SECONDS=60 (repeatable)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--out", type=Path, help="also write the JSON results to this file")
@@ -289,6 +302,7 @@ def main() -> None:
         parser.error("--modes: plain and/or gzip")
 
     meta = machine_meta()
+    meta["server_env"] = server_env(args.server_env)
     rows = []
     for mode in modes:
         row = run_mode(mode, args)
@@ -298,7 +312,8 @@ def main() -> None:
                 f"{mode:>5} ({args.ids}): {row['events']} events in {row['seconds']} s = "
                 f"{row['events_per_s']:,} events/s; batch p50 {row['batch_ms']['p50']} "
                 f"p99 {row['batch_ms']['p99']} ms; body {row['body_kib_mean']} KiB; "
-                f"server {row['server']['cores_busy']} cores, generator "
+                f"server {row['server']['cores_busy']} cores "
+                f"({row['server_cpu_us_per_event']} us CPU/event), generator "
                 f"{row['generator_cores_busy']}, machine {row['machine_cores_busy']}; "
                 f"db {row['db_rows']} rows, lost {row['lost']}, "
                 f"extra {row['extra']}; re-sent batch {row['resend']}"

@@ -132,6 +132,49 @@ def test_operations_are_complete() -> None:
                 assert list(response["content"]) == ["application/problem+json"], label
 
 
+# A role that has each documented permission, and one that lacks it.
+ROLES_FOR = {
+    "read": ("viewer", "sdk"),
+    "write": ("editor", "approver"),
+    "admin": ("admin", "editor"),
+    "sdk": ("sdk", "admin"),
+}
+# Path parameters that name nothing, so that an allowed call changes nothing (404 or 400).
+NOTHING = {"env": "production", "key": "no-such-key", "token_id": "tok_000000000000"}
+
+
+def test_the_documented_security_is_what_the_server_enforces(api: LiveServer) -> None:
+    secrets = {
+        role: api.admin_token if role == "admin" else api.token(role, env="production")
+        if role == "sdk" else api.token(role)
+        for role in {role for pair in ROLES_FOR.values() for role in pair}
+    }  # fmt: skip
+    document = openapi_document()
+    for path, method, operation in _operations(document):
+        parameters = document["paths"][path].get("parameters", []) + operation.get("parameters", [])
+        values = {
+            p["name"]: NOTHING.get(p["name"], p.get("example"))
+            for p in parameters
+            if p["in"] == "path"
+        }
+        url = api.url + path.format(**values)
+        label = f"{method.upper()} {path}"
+
+        def status(token: str | None, url: str = url, method: str = method) -> int:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            with requests.request(method, url, headers=headers, stream=True, timeout=10) as r:
+                return r.status_code
+
+        if operation.get("security") == []:
+            assert status(None) == 200, label
+            continue
+        allowed, denied = ROLES_FOR[operation["x-rollwise-permission"]]
+        assert status(None) == 401, label
+        assert status("rw_not-a-token") == 401, label
+        assert status(secrets[denied]) == 403, label
+        assert status(secrets[allowed]) not in (401, 403), label
+
+
 def _moved(value: Any) -> Any:
     """A rules.schema.json fragment with its ``$ref``s pointing into ``components``."""
     if isinstance(value, dict):
@@ -165,10 +208,9 @@ def _conditions() -> Iterator[dict[str, Any]]:
     """Attribute conditions: every operator (and an unknown one) with every operand shape."""
     operators = [*OPERATORS, "from_the_future", ""]
     absent = object()
-    values: list[Any] = [absent, None, "DE", "", 3, -2.5, True, "v1.2.3-rc.1", "2026-11-01",
-                         "2026-11-01T09:30:00Z", "x" * 257, {"a": 1}, [1, 2]]  # fmt: skip
-    lists: list[Any] = [absent, None, [], ["DE", 7], [1, 2], [0.5, 9.5], [1, 2, 3], ["a", "b"],
-                        [True], [None], "DE", 5]  # fmt: skip
+    values: list[Any] = [absent, None, "DE", 3, -2.5, True, "v1.2.3-rc.1", "2026-11-01",
+                         "x" * 257, [1, 2]]  # fmt: skip
+    lists: list[Any] = [absent, None, [], ["DE", 7], [0.5, 9.5], [1, 2, 3], [True], "DE"]
     for operator in operators:
         for value in values:
             for items in lists:
