@@ -7,6 +7,7 @@ the next one. The revision is the ETag.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import threading
@@ -26,6 +27,8 @@ class RenderedDocument:
     body: bytes
     gzipped: bytes
     document: dict[str, Any]
+    event: bytes = b""
+    """The whole server-sent event of this revision, encoded once for every stream."""
 
     @property
     def etag(self) -> str:
@@ -53,6 +56,14 @@ class DocumentCache:
         self._store = store
         self._lock = threading.Lock()
         self._documents: dict[str, RenderedDocument] = {}
+        self._renders: dict[str, asyncio.Lock] = {}
+
+    def render_lock(self, env: str) -> asyncio.Lock:
+        """One render per environment at a time: streams woken together share its result."""
+        lock = self._renders.get(env)
+        if lock is None:
+            lock = self._renders[env] = asyncio.Lock()
+        return lock
 
     def peek(self, env: str, revision: int) -> RenderedDocument | None:
         """The cached document if it is at ``revision`` (no database access)."""
@@ -66,7 +77,9 @@ class DocumentCache:
         if cached is not None and cached.revision >= revision:
             return cached
         body = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
-        rendered = RenderedDocument(env, revision, body, gzip.compress(body, 6), document)
+        data = b'{"revision":%d,"document":%s}' % (revision, body)
+        event = b"id: %d\r\nevent: rules\r\ndata: %s\r\n\r\n" % (revision, data)
+        rendered = RenderedDocument(env, revision, body, gzip.compress(body, 6), document, event)
         with self._lock:
             current = self._documents.get(env)
             if current is None or current.revision < revision:

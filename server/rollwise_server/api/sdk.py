@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -18,12 +18,18 @@ __all__ = ["ingest_events", "ingest_exposures", "rules", "stream"]
 
 
 async def _document(request: Request, env: str) -> RenderedDocument:
+    """The environment's current document, rendered at most once per revision (single flight)."""
     server = state(request)
     revision = server.broadcaster.revisions.get(env)
     cached = server.documents.peek(env, revision) if revision is not None else None
-    if cached is None:
-        cached = await threaded(server.documents.render, env)
-        server.publish(env, cached.revision)
+    if cached is not None:
+        return cached
+    async with server.documents.render_lock(env):
+        revision = server.broadcaster.revisions.get(env)
+        cached = server.documents.peek(env, revision) if revision is not None else None
+        if cached is None:
+            cached = await threaded(server.documents.render, env)
+            server.publish(env, cached.revision)
     return cached
 
 
@@ -46,9 +52,9 @@ async def rules(request: Request) -> Response:
     return Response(document.body, media_type="application/json", headers=headers)
 
 
-def _event(document: RenderedDocument) -> ServerSentEvent:
-    data = f'{{"revision":{document.revision},"document":{document.body.decode()}}}'
-    return ServerSentEvent(data=data, event="rules", id=str(document.revision))
+def _event(document: RenderedDocument) -> bytes:
+    """The pre-encoded event (sse-starlette sends bytes as they are)."""
+    return document.event
 
 
 async def stream(request: Request) -> Response:
@@ -63,7 +69,7 @@ async def stream(request: Request) -> Response:
         raise BadRequest("Last-Event-ID must be a revision number") from None
     subscription = server.broadcaster.subscribe(env)
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
+    async def events() -> AsyncIterator[bytes]:
         with subscription:
             document = await _document(request, env)
             if last_seen is None or last_seen != document.revision:
