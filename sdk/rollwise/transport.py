@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import json
 import socket
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal, Protocol
@@ -203,8 +202,3 @@ class RequestsTransport:
 
     def close(self) -> None:
         self._session.close()
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON, as events travel."""
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
