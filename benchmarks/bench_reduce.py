@@ -89,7 +89,8 @@ def generate(path: Path, exposures: int, outcomes: int, units: int) -> dict[str,
     other = "CASE WHEN ((u * 40503) / 7) % 2 = 0 THEN 'candidate' ELSE 'control' END"
     conn.execute("BEGIN")
     conn.execute(
-        f"""INSERT INTO exposures
+        f"""INSERT INTO exposures (id, env, ts, flag, flag_version, variant, rule, unit_type, unit,
+            attrs, received_at)
         WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s LIMIT {exposures}),
         k AS (SELECT i, i % {units} AS u, i / {units} AS rep FROM s)
         SELECT {_id_sql("i", 11)}, '{ENV}',
@@ -105,7 +106,7 @@ def generate(path: Path, exposures: int, outcomes: int, units: int) -> dict[str,
     timings["insert_exposures_s"] = time.perf_counter() - start
     start = time.perf_counter()
     conn.execute(
-        f"""INSERT INTO outcomes
+        f"""INSERT INTO outcomes (id, env, ts, metric, unit_type, unit, value, attrs, received_at)
         WITH RECURSIVE s(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM s LIMIT {outcomes}),
         k AS (SELECT j, j % {units} AS u FROM s)
         SELECT {_id_sql("j", 977)}, '{ENV}',

@@ -85,7 +85,8 @@ def generate(path: Path, rollouts: int, exposures: int, cohorts: bool) -> dict[s
     conn.execute("BEGIN")
     for k, version in enumerate(versions):
         conn.execute(
-            f"""INSERT INTO exposures
+            f"""INSERT INTO exposures (id, env, ts, flag, flag_version, variant, rule, unit_type,
+            unit, attrs, received_at)
             WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s LIMIT {exposures}),
             x AS (SELECT i, i % {units} AS u, i / {units} AS rep FROM s)
             SELECT 'e{k}-' || i, '{ENV}',
@@ -96,7 +97,8 @@ def generate(path: Path, rollouts: int, exposures: int, cohorts: bool) -> dict[s
             FROM x"""  # noqa: S608
         )
         conn.execute(
-            f"""INSERT INTO outcomes
+            f"""INSERT INTO outcomes (id, env, ts, metric, unit_type, unit, value, attrs,
+            received_at)
             WITH RECURSIVE s(u) AS (SELECT 0 UNION ALL SELECT u + 1 FROM s LIMIT {units})
             SELECT 'o{k}-' || u, '{ENV}',
                    strftime('%Y-%m-%dT%H:%M:%fZ', {first} + 600, 'unixepoch'),

@@ -4,7 +4,8 @@ What it measures: end-to-end accepted events per second when SDKs post batches o
 (1,000) valid exposures, each to a fresh server (``python -m rollwise_server serve``, a child
 process, fresh SQLite database) per mode: ``plain`` JSON and ``gzip`` (``Content-Encoding:
 gzip``). Batches are generated and encoded (and compressed) before the clock starts: distinct
-UUID4 ids, RFC 3339 timestamps, 20 flags, 2 variants, 100,000 units, two cohort attributes.
+ids (``--ids``: UUIDv7 by default, as the SDK makes them; ``uuid4`` for random ones), RFC 3339
+timestamps, 20 flags, 2 variants, 100,000 units, two cohort attributes.
 ``--connections`` threads each hold one keep-alive ``http.client`` connection and post the next
 unsent batch until all ``--events`` are sent; the rate is accepted events / wall time from the
 first request to the last answer. Target (issue 3): >= 50,000 events/s.
@@ -53,7 +54,7 @@ COUNTRIES = ["DE", "FR", "NL", "US", "GB", "ES", "IT", "PL", "BR", "IN"]
 
 
 def event_id(rng: random.Random, moment: datetime.datetime, kind: str) -> str:
-    """A random UUID (version 4, as the SDK makes them) or a time-ordered one (version 7:
+    """A random UUID (version 4) or a time-ordered one (version 7, as the SDK makes them:
     48 bits of Unix milliseconds first, so ids made later sort later)."""
     if kind == "uuid4":
         return str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -272,8 +273,8 @@ def main() -> None:
     parser.add_argument(
         "--ids",
         choices=("uuid4", "uuid7"),
-        default="uuid4",
-        help="event ids: random (uuid4, what the SDK sends) or time-ordered (uuid7)",
+        default="uuid7",
+        help="event ids: time-ordered (uuid7, what the SDK sends) or random (uuid4)",
     )
     parser.add_argument(
         "--db-dir", help="directory for the server's database (e.g. /dev/shm: no disk writes)"

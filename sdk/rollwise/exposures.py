@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -23,6 +22,7 @@ import cachetools
 from rollwise.assignment import Assignment
 from rollwise.compiler import Recorder
 from rollwise.events import Exposure, json_attrs
+from rollwise.ids import event_id
 from rollwise.rules import Flag
 
 __all__ = ["ExposureListener", "ExposureLog"]
@@ -139,7 +139,7 @@ class ExposureLog:
 def _build(raw: _Raw) -> Exposure:
     ts, key, version, result, unit_type, unit, attrs = raw
     return Exposure(
-        id=str(uuid.uuid4()),
+        id=event_id(ts),
         ts=ts,
         flag=key,
         flag_version=version,

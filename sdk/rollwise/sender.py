@@ -15,7 +15,6 @@ import logging
 import math
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +29,7 @@ from rollwise.errors import (
 )
 from rollwise.events import Outcome
 from rollwise.exposures import ExposureLog
+from rollwise.ids import event_id
 from rollwise.spool import Spool
 from rollwise.transport import EventKind, Transport
 
@@ -86,7 +86,7 @@ class OutcomeQueue:
         queue = self._queue
         while queue and (limit is None or len(out) < limit):
             ts, metric, unit_type, unit, value, attrs = queue.popleft()
-            out.append(Outcome(str(uuid.uuid4()), ts, metric, unit_type, unit, value, attrs or {}))
+            out.append(Outcome(event_id(ts), ts, metric, unit_type, unit, value, attrs or {}))
         return out
 
     def __len__(self) -> int:

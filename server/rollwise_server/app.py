@@ -20,6 +20,7 @@ from rollwise_server.api.common import threaded
 from rollwise_server.auth import TokenAuth
 from rollwise_server.documents import DocumentCache
 from rollwise_server.errors import ApiError
+from rollwise_server.ingest_worker import IngestWorker
 from rollwise_server.metrics import Metrics
 from rollwise_server.notify import Broadcaster
 from rollwise_server.openapi import openapi_document
@@ -167,6 +168,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             documents=DocumentCache(store),
             broadcaster=broadcaster,
             metrics=metrics,
+            ingest=IngestWorker(
+                store,
+                max_body_bytes=settings.max_body_bytes,
+                max_events=settings.max_batch_events,
+            ),
         )
         for env in await threaded(store.environments):
             server.publish(env["key"], env["revision"])
@@ -186,6 +192,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await threaded(server.ingest.close)
             await threaded(store.close)
 
     app = Starlette(

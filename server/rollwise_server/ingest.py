@@ -32,6 +32,15 @@ _UUID = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 )
 _key = KEY_PATTERN.fullmatch
+# The forms the SDK sends, accepted without re-parsing: a lowercase hyphenated UUID, and a UTC
+# time with milliseconds on a day that exists in every month (29-31 take the full parse).
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+).fullmatch
+_CANONICAL_TS = re.compile(
+    r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:"
+    r"[0-5][0-9]\.[0-9]{3}Z"
+).fullmatch
 
 
 def decode_body(raw: bytes, encoding: str | None, max_bytes: int) -> Any:
@@ -56,6 +65,8 @@ def _text(value: Any, longest: int) -> bool:
     """A string of 1..longest characters that UTF-8 can encode (no lone surrogates)."""
     if not isinstance(value, str) or not 0 < len(value) <= longest:
         return False
+    if value.isascii():
+        return True
     try:
         value.encode()
     except UnicodeEncodeError:
@@ -65,6 +76,10 @@ def _text(value: Any, longest: int) -> bool:
 
 def _ts(value: Any) -> str | None:
     if not isinstance(value, str) or len(value) > 40:
+        return None
+    if _CANONICAL_TS(value) is not None:
+        return value
+    if len(value) < 19 or value[10] not in "Tt ":  # a date alone, or a compact ISO 8601 form
         return None
     try:
         moment = datetime.fromisoformat(value)
@@ -106,7 +121,9 @@ def _attrs(value: Any, problems: list[dict[str, str]]) -> str:
 def _common(event: Mapping[str, Any], problems: list[dict[str, str]]) -> tuple[str, str, str, str]:
     raw_id = event.get("id")
     event_id = ""
-    if not isinstance(raw_id, str) or _UUID.fullmatch(raw_id) is None:
+    if isinstance(raw_id, str) and _CANONICAL_UUID(raw_id) is not None:
+        event_id = raw_id
+    elif not isinstance(raw_id, str) or _UUID.fullmatch(raw_id) is None:
         problems.append({"path": "id", "message": "must be a UUID string"})
     else:
         event_id = str(uuid.UUID(raw_id))

@@ -1,4 +1,5 @@
-"""What one server instance holds while it runs: store, auth, documents, broadcaster, metrics."""
+"""What one server instance holds while it runs: store, auth, documents, broadcaster, metrics,
+the ingestion worker."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import attrs
 
 from rollwise_server.auth import TokenAuth
 from rollwise_server.documents import DocumentCache
+from rollwise_server.ingest_worker import IngestWorker
 from rollwise_server.metrics import Metrics
 from rollwise_server.notify import Broadcaster
 from rollwise_server.settings import Settings
@@ -22,6 +24,7 @@ class ServerState:
     documents: DocumentCache
     broadcaster: Broadcaster
     metrics: Metrics
+    ingest: IngestWorker
 
     def publish(self, env: str, revision: int) -> None:
         """A change moved ``env`` to ``revision``: update the gauge and wake the streams."""

@@ -24,8 +24,16 @@ def test_since_filters_exposures_the_same_in_sql_and_pandas(tmp_path: Path) -> N
         outcomes.append((f"o{i}", "production", ts, "m", "user_id", f"u{i}", float(i % 3 == 0),
                          "{}", ts))  # fmt: skip
     conn = sqlite3.connect(tmp_path / "a.db")
-    conn.executemany("INSERT INTO exposures VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
-    conn.executemany("INSERT INTO outcomes VALUES (?,?,?,?,?,?,?,?,?)", outcomes)
+    conn.executemany(
+        "INSERT INTO exposures (id, env, ts, flag, flag_version, variant, rule, unit_type, unit,"
+        " attrs, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        rows,
+    )
+    conn.executemany(
+        "INSERT INTO outcomes (id, env, ts, metric, unit_type, unit, value, attrs, received_at)"
+        " VALUES (?,?,?,?,?,?,?,?,?)",
+        outcomes,
+    )
     conn.commit()
     since = "2026-11-15T00:00:00.000Z"
     sql = reduce_sql(conn, "f", "m", env="production", kind="binary", since=since)

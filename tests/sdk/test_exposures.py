@@ -31,7 +31,8 @@ def test_split_assignments_are_exposures_with_every_field() -> None:
     result = client.evaluate("fraud-model", ctx("user-7", device="ios"))
     assert len(seen) == 1
     exposure = seen[0]
-    assert uuid.UUID(exposure.id).version == 4
+    assert uuid.UUID(exposure.id).version == 7
+    assert uuid.UUID(exposure.id).int >> 80 == int(exposure.ts * 1000)  # time-ordered ids
     assert exposure.ts == 1_795_000_000.5
     assert (exposure.flag, exposure.flag_version, exposure.variant, exposure.rule) == (
         "fraud-model",

@@ -61,13 +61,16 @@ def test_200k_exposures_survive_two_kill_9s(tmp_path: Path) -> None:
             max_queue=units,
         )
         assert client.wait_until_ready(10)
-        kills = 0
+        kills = spooled = 0
         for i in range(units):
             client.variant("fraud-model", {"user_id": f"user-{i}", "country": "FR", "amount": 10})
             if i in (60_000, 130_000):
                 process.kill()  # SIGKILL while batches are in flight
                 kills += 1
             if i in (90_000, 170_000):
+                # stay down until the client has spooled something: the outage is real
+                assert wait_for(lambda n=spooled: client.stats()["events_spooled"] > n, 30)
+                spooled = client.stats()["events_spooled"]
                 process.start()
         assert kills == 2
         assert client.flush(120), client.stats()

@@ -11,8 +11,7 @@ from starlette.responses import Response
 from rollwise_server.api.common import authorize, json_response, read_raw, state, threaded
 from rollwise_server.documents import RenderedDocument, etag_matches
 from rollwise_server.errors import BadRequest
-from rollwise_server.ingest import EventKind, decode_body, validate_batch
-from rollwise_server.storage.sqlite import now_iso
+from rollwise_server.ingest import EventKind
 
 __all__ = ["ingest_events", "ingest_exposures", "rules", "stream"]
 
@@ -93,11 +92,10 @@ async def _ingest(request: Request, kind: EventKind) -> Response:
     principal = await authorize(request, "sdk")
     server = state(request)
     raw = await read_raw(request)
-    body = decode_body(raw, request.headers.get("content-encoding"), server.settings.max_body_bytes)
-    rows, errors = validate_batch(
-        kind, body, principal.env or "", now_iso(), server.settings.max_batch_events
+    result = await server.ingest.submit(
+        kind, raw, request.headers.get("content-encoding"), principal.env or ""
     )
-    counts = await threaded(server.store.ingest, kind, rows)
+    counts, errors = result.counts, result.errors
     server.metrics.events.labels(kind).inc(counts.accepted)
     server.metrics.duplicates.labels(kind).inc(counts.duplicates)
     server.metrics.rejected.labels(kind).inc(len(errors))

@@ -206,6 +206,9 @@ class Store(Protocol):
     def ingest(
         self, table: Literal["exposures", "outcomes"], rows: Sequence[EventRow]
     ) -> IngestCounts: ...
+    def ingest_many(
+        self, batches: Sequence[tuple[Literal["exposures", "outcomes"], Sequence[EventRow]]]
+    ) -> list[IngestCounts]: ...
     def count_events(
         self, table: Literal["exposures", "outcomes"], env: str | None = None
     ) -> int: ...

@@ -120,3 +120,63 @@ def m002_rollouts(db: Database) -> None:
         );
         """
     )
+
+
+_EVENT_TABLES = {
+    "exposures": (
+        "id, env, ts, flag, flag_version, variant, rule, unit_type, unit, attrs, received_at",
+        """
+        id TEXT NOT NULL UNIQUE,
+        env TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        flag TEXT NOT NULL,
+        flag_version INTEGER NOT NULL,
+        variant TEXT NOT NULL,
+        rule TEXT,
+        unit_type TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        attrs TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        seq INTEGER PRIMARY KEY
+        """,
+        "CREATE INDEX exposures_flag_unit ON exposures (env, flag, unit_type, unit, ts)",
+    ),
+    "outcomes": (
+        "id, env, ts, metric, unit_type, unit, value, attrs, received_at",
+        """
+        id TEXT NOT NULL UNIQUE,
+        env TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        unit_type TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        value REAL NOT NULL,
+        attrs TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        seq INTEGER PRIMARY KEY
+        """,
+        "CREATE INDEX outcomes_metric_unit ON outcomes (env, metric, unit_type, unit, ts)",
+    ),
+}
+
+
+@migrations()
+def m003_event_tables_in_arrival_order(db: Database) -> None:
+    """Events in rowid tables, in arrival order (``seq``), with a UNIQUE index on ``id``.
+
+    A WITHOUT ROWID table keyed by a random UUID put every insert on a random page of the whole
+    table; appending rows and keeping only the (time-ordered, for UUIDv7) ``id`` index and the
+    analysis index costs a third of that. The ``exposures (env, flag, variant, ts)`` index had no
+    reader and goes. Existing rows are copied in the order they arrived.
+    """
+    # One statement at a time: ``executescript`` would commit the migration's transaction first,
+    # and a crash between DROP and RENAME would lose the table.
+    for table, (columns, schema, index) in _EVENT_TABLES.items():
+        db.execute(f"CREATE TABLE {table}_new ({schema})")
+        db.execute(
+            f"INSERT INTO {table}_new ({columns})"
+            f" SELECT {columns} FROM {table} ORDER BY received_at, id"
+        )
+        db.execute(f"DROP TABLE {table}")
+        db.execute(f"ALTER TABLE {table}_new RENAME TO {table}")
+        db.execute(index)
