@@ -32,6 +32,7 @@ _UUID = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 )
 _key = KEY_PATTERN.fullmatch
+_encode_attrs = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 # The forms the SDK sends, accepted without re-parsing: a lowercase hyphenated UUID, and a UTC
 # time with milliseconds on a day that exists in every month (29-31 take the full parse).
 _CANONICAL_UUID = re.compile(
@@ -115,7 +116,7 @@ def _attrs(value: Any, problems: list[dict[str, str]]) -> str:
                     "message": f"must be at most {MAX_UNIT_LENGTH} characters",
                 }
             )
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _encode_attrs(value)
 
 
 def _common(event: Mapping[str, Any], problems: list[dict[str, str]]) -> tuple[str, str, str, str]:

@@ -139,7 +139,7 @@ _EVENT_TABLES = {
         received_at TEXT NOT NULL,
         seq INTEGER PRIMARY KEY
         """,
-        "CREATE INDEX exposures_flag_unit ON exposures (env, flag, unit_type, unit, ts)",
+        "CREATE INDEX exposures_flag_unit ON exposures (env, flag, unit_type, unit, ts, variant)",
     ),
     "outcomes": (
         "id, env, ts, metric, unit_type, unit, value, attrs, received_at",
@@ -155,7 +155,7 @@ _EVENT_TABLES = {
         received_at TEXT NOT NULL,
         seq INTEGER PRIMARY KEY
         """,
-        "CREATE INDEX outcomes_metric_unit ON outcomes (env, metric, unit_type, unit, ts)",
+        "CREATE INDEX outcomes_metric_unit ON outcomes (env, metric, unit_type, unit, ts, value)",
     ),
 }
 

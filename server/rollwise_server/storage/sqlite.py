@@ -36,6 +36,7 @@ from rollwise_server.storage.base import (
     TokenRecord,
     Validator,
 )
+from rollwise_server.storage.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, WalCheckpointer
 from rollwise_server.storage.migrations_sqlite import migrations
 
 __all__ = ["DEFAULT_ENVIRONMENTS", "EXPOSURE_COLUMNS", "OUTCOME_COLUMNS", "SQLiteStore", "now_iso"]
@@ -92,6 +93,7 @@ class SQLiteStore:
         # 64 MiB of page cache for the writer (SQLite's default is 2 MB): ingestion inserts into
         # the analysis indexes at random places, and a page found in the cache is not re-read.
         self._writer.execute("PRAGMA cache_size = -65536")
+        self._writer.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
         self._db = Database(self._writer)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -104,6 +106,7 @@ class SQLiteStore:
                     " VALUES (?, 0, ?)",
                     (env, now_iso()),
                 )
+        self._checkpointer = WalCheckpointer(self.path)
 
     # --- connections and transactions ---
 
@@ -123,6 +126,7 @@ class SQLiteStore:
             yield self._writer
 
     def close(self) -> None:
+        self._checkpointer.close()
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
