@@ -141,7 +141,15 @@ def trial(
     state = admin.post(f"{url}/start", timeout=TIMEOUT)
     state.raise_for_status()
     version = int(admin.get(url, timeout=TIMEOUT).json()["state"]["stage_flag_version"])
-    wait_all(clients, flag, "x", {CONTROL, CANDIDATE}, 10)  # every client has the flag
+    # every client has the stage's rules before a probe: a client still on the version before
+    # the start serves the control to every probe, and those exposures would dilute the test
+    revision = int(requests.get(f"{server.url}/api/v1/sdk/rules", headers=ingest.headers,
+                                timeout=TIMEOUT).headers["ETag"].strip('W/"'))  # fmt: skip
+    deadline = time.monotonic() + 10
+    while any((c.status().revision or 0) < revision for c in clients):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the clients did not get the rollout's first stage")
+        time.sleep(0.001)
     unit = probe_unit(clients[0], flag)
     wait_all(clients, flag, unit, CANDIDATE, 10)
     time.sleep(0.5 + random.uniform(0, interval))  # a random phase of the controller's cycle

@@ -57,6 +57,8 @@ def test_a_valid_plan_round_trips() -> None:
         ({"stages": [{"share": 0}]}, "stages[0].share"),
         ({"stages": [{"share": 0.1, "min_duration": "soon"}]}, "stages[0].min_duration"),
         ({"guardrails": [{"metric": "m", "harm": "sideways"}]}, "guardrails[0].harm"),
+        ({"min_units_for_harm": 1}, "min_units_for_harm"),
+        ({"min_units_for_harm": 10.5}, "min_units_for_harm"),
         ({"guardrails": [{"metric": "m", "kind": "ratio"}]}, "guardrails[0].denominator"),
         ({"guardrails": [{"metric": "m", "bands": {"amount": [5, 1]}}]}, "guardrails[0].bands"),
         ({"alpha": 0.9}, "alpha"),

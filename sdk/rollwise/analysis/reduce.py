@@ -78,6 +78,7 @@ __all__ = [
     "reduce_spec",
     "reduce_sql",
     "reduction_sql",
+    "unit_reduction_sql",
 ]
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -334,6 +335,12 @@ class ReductionResult:
         }
 
     @classmethod
+    def from_rows(cls, spec: ReductionSpec, rows: Iterable[Sequence[Any]]) -> ReductionResult:
+        """From the rows of ``reduction_sql`` (or sums of them): ``(variant, cohort, units, n,
+        Σx, Σx², Σy, Σy², Σxy)``, the raw cohort value as the query gives it."""
+        return _result(spec, rows)
+
+    @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> ReductionResult:
         window = body.get("window_seconds")
         spec = ReductionSpec(
@@ -448,7 +455,9 @@ def _bands_case(bands: Sequence[float], value: str, param: Any) -> str:
     return f"CASE {whens} ELSE {len(bands)} END"
 
 
-def _sqlite_sql(spec: ReductionSpec) -> tuple[str, dict[str, Any]]:
+def _sqlite_sql(
+    spec: ReductionSpec, *, units: str | None = None, ctes: str = ""
+) -> tuple[str, dict[str, Any]]:
     """SQLite: the first exposure per unit by a streaming ``GROUP BY`` over the
     ``(env, flag, unit_type, unit, ts)`` index; then, per kept unit, its outcomes by one index
     range search of ``(env, metric, unit_type, unit, ts)`` and its cohort by one search of its
@@ -472,6 +481,9 @@ def _sqlite_sql(spec: ReductionSpec) -> tuple[str, dict[str, Any]]:
         env_exposure += "ts < :until AND "
     env_outcome = "o.env = :env AND " if spec.env is not None else ""
     env_first = "e.env = :env AND " if spec.env is not None else ""
+    # over given units (``unit_reduction_sql``): events up to the :exposure_seq/:outcome_seq
+    seq_e = " AND e.seq <= :exposure_seq" if units is not None else ""
+    seq_o = " AND o.seq <= :outcome_seq" if units is not None else ""
 
     cohort = "NULL"
     if spec.cohort is not None:
@@ -490,14 +502,15 @@ def _sqlite_sql(spec: ReductionSpec) -> tuple[str, dict[str, Any]]:
             )
         cohort = (
             f"(SELECT {value} FROM exposures AS e WHERE {env_first}e.flag = :flag "  # noqa: S608
-            "AND e.unit_type = x.unit_type AND e.unit = x.unit AND e.ts = x.t0 "
-            "ORDER BY e.id LIMIT 1)"
+            "AND e.unit_type = x.unit_type AND e.unit = x.unit AND e.ts = x.t0"
+            f"{seq_e} ORDER BY e.id LIMIT 1)"
         )
 
     def outcomes(select: str, metric: str = ":metric", extra: str = "") -> str:
         return (
             f"(SELECT {select} FROM outcomes AS o WHERE {env_outcome}o.metric = {metric} "  # noqa: S608
-            f"AND o.unit_type = x.unit_type AND o.unit = x.unit AND o.ts >= x.t0{window}{extra})"
+            f"AND o.unit_type = x.unit_type AND o.unit = x.unit AND o.ts >= x.t0{window}{seq_o}"
+            f"{extra})"
         )
 
     y = "NULL"
@@ -522,12 +535,13 @@ def _sqlite_sql(spec: ReductionSpec) -> tuple[str, dict[str, Any]]:
     else:
         sums = "count(x), total(x), total(x * x), 0, 0, 0"
 
+    exposed = units or (
+        "\n    SELECT unit_type, unit, min(ts) AS t0, min(variant) AS lo, max(variant) AS hi"  # noqa: S608
+        f"\n    FROM exposures\n    WHERE {env_exposure}flag = :flag"
+        "\n    GROUP BY unit_type, unit"
+    )
     sql = f"""
-WITH exposed AS (
-    SELECT unit_type, unit, min(ts) AS t0, min(variant) AS lo, max(variant) AS hi
-    FROM exposures
-    WHERE {env_exposure}flag = :flag
-    GROUP BY unit_type, unit
+WITH {ctes}exposed AS ({exposed}
 ), per_unit AS (
     SELECT CASE WHEN x.lo = x.hi THEN x.lo END AS variant,
            CASE WHEN x.lo = x.hi THEN {cohort} END AS cohort,
@@ -639,6 +653,22 @@ def reduction_sql(spec: ReductionSpec, dialect: Dialect) -> tuple[str, dict[str,
     if dialect == "postgresql":
         return _postgresql_sql(spec)
     raise ValueError(f"dialect: must be 'sqlite' or 'postgresql', not {dialect!r}")
+
+
+def unit_reduction_sql(
+    spec: ReductionSpec, units: str, ctes: str = ""
+) -> tuple[str, dict[str, Any]]:
+    """SQLite: the reduction of ``spec`` over given units instead of all exposures.
+
+    ``units`` is a ``SELECT`` of ``(unit_type, unit, t0, lo, hi)``: each unit's first exposure
+    time and its smallest and largest variant (``ctes``: common table expressions it uses,
+    ending with a comma). Outcomes count up to ``seq <= :outcome_seq`` and the cohort's first
+    exposure up to ``seq <= :exposure_seq`` (parameters the caller adds). The server's rollout
+    controller reduces incrementally with it: a look subtracts the old contribution of the
+    units that changed since the last look and adds their new one, so its cost follows the new
+    events, not all of them. The rows are those of ``reduction_sql``.
+    """
+    return _sqlite_sql(spec, units=units, ctes=ctes)
 
 
 def dialect_of(conn: Any) -> Dialect:

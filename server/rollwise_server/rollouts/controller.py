@@ -96,8 +96,7 @@ class Controller:
             if current.state.get("status") != "running":
                 return None
             now = self.clock()
-            reader = self.store.reader()
-            evidence, keep = gather(reader, record.env, record.flag, plan, current.state, now)
+            evidence, keep = gather(self.store, record.env, record.flag, plan, current.state, now)
             decision = decide(plan, current.state, evidence)
             evidence_json = {**evidence.to_json(), "at": iso(now), "decision": decision.action,
                              "reason": decision.reason, "alpha": plan.alpha,

@@ -98,6 +98,10 @@ class RolloutPlan:
     attribution_window: float = 14 * 86400.0
     outcome_delay: float = 60.0
     """Units exposed more recently are left out: their outcomes may not have arrived yet."""
+    min_units_for_harm: int = 100
+    """A scope (overall, or one cohort) can show harm only with this many units in each arm:
+    below it the normal approximation behind the tests is not to be trusted (a cohort arm of
+    17 units without one conversion has no variance). GrowthBook waits for 150 by default."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,6 +119,7 @@ class RolloutPlan:
             "on_breach": self.on_breach,
             "attribution_window": self.attribution_window,
             "outcome_delay": self.outcome_delay,
+            "min_units_for_harm": self.min_units_for_harm,
         }
 
 
@@ -146,7 +151,7 @@ def parse_plan(data: Any, flag: Flag) -> tuple[RolloutPlan | None, list[Problem]
         return None, [Problem("", "must be an object")]
     known = {"control", "candidate", "rule", "stages", "guardrails", "srm", "alpha", "tuning",
              "deadline", "on_breach", "attribution_window", "outcome_delay", "reason",
-             "version"}  # fmt: skip
+             "version", "min_units_for_harm"}  # fmt: skip
     out += [Problem(str(k), "unknown field") for k in data if k not in known]
     control, candidate, rule_id = data.get("control"), data.get("candidate"), data.get("rule")
     for name, value in (("control", control), ("candidate", candidate)):
@@ -259,12 +264,15 @@ def parse_plan(data: Any, flag: Flag) -> tuple[RolloutPlan | None, list[Problem]
     delay = parse_duration(data.get("outcome_delay", 60))
     if delay is None:
         out.append(Problem("outcome_delay", "must be a duration"))
+    min_units = data.get("min_units_for_harm", 100)
+    if type(min_units) is not int or not 2 <= min_units <= 10**9:
+        out.append(Problem("min_units_for_harm", "must be an integer from 2 to 1,000,000,000"))
     if out:
         return None, out
     plan = RolloutPlan(
         control=str(control), candidate=str(candidate), rule=str(rule_id), stages=tuple(stages),
         guardrails=tuple(guardrails), srm=bool(srm), alpha=alpha, tuning=tuning,
         deadline=deadline, on_breach=on_breach, attribution_window=window or 14 * 86400.0,
-        outcome_delay=delay or 0.0,
+        outcome_delay=delay or 0.0, min_units_for_harm=min_units,
     )  # fmt: skip
     return plan, []

@@ -180,3 +180,33 @@ def m003_event_tables_in_arrival_order(db: Database) -> None:
         db.execute(f"DROP TABLE {table}")
         db.execute(f"ALTER TABLE {table}_new RENAME TO {table}")
         db.execute(index)
+
+
+@migrations()
+def m004_rollout_tallies(db: Database) -> None:
+    """The rollout controller's incremental state (``rollouts/tally.py``).
+
+    ``rollout_units``: each unit's first counted exposure time and smallest and largest variant
+    per rollout; ``rollout_version_units``: the units seen per flag version and variant (the
+    SRM check's counts); ``rollout_tallies``: the running sums per guardrail and cohort and
+    the watermarks up to which events are counted. The ``exposures (env, flag, ts)`` index
+    finds the exposures that a look newly counts (those whose time passed the outcome delay).
+    """
+    for statement in (
+        """CREATE TABLE rollout_units (
+            env TEXT NOT NULL, flag TEXT NOT NULL, unit_type TEXT NOT NULL, unit TEXT NOT NULL,
+            t0 TEXT NOT NULL, lo TEXT NOT NULL, hi TEXT NOT NULL,
+            PRIMARY KEY (env, flag, unit_type, unit)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE rollout_version_units (
+            env TEXT NOT NULL, flag TEXT NOT NULL, flag_version INTEGER NOT NULL,
+            variant TEXT NOT NULL, unit_type TEXT NOT NULL, unit TEXT NOT NULL,
+            PRIMARY KEY (env, flag, flag_version, variant, unit_type, unit)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE rollout_tallies (
+            env TEXT NOT NULL, flag TEXT NOT NULL, body TEXT NOT NULL,
+            PRIMARY KEY (env, flag)
+        )""",
+        "CREATE INDEX exposures_flag_ts ON exposures (env, flag, ts)",
+    ):
+        db.execute(statement)

@@ -597,6 +597,12 @@ class SQLiteStore:
                 (env, flag, owner),
             )
 
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection in one transaction (for the rollout tally's tables)."""
+        with self._transaction() as conn:
+            yield conn
+
     def reader(self) -> sqlite3.Connection:
         """A read-only connection of this thread, for analysis queries (``reduce_sql``)."""
         return self._reader()
