@@ -13,7 +13,7 @@ from rollwise.analysis.reduce import ReductionResult, reduce_spec
 from rollwise.ids import event_id
 from rollwise_server.rollouts.evidence import iso
 from rollwise_server.rollouts.plan import parse_plan
-from rollwise_server.rollouts.tally import look, slot_specs
+from rollwise_server.rollouts.tally import Snapshot, look, slot_specs
 from rollwise_server.storage import open_store
 from tests.rollouts.test_plan import FLAG
 
@@ -127,5 +127,34 @@ def test_a_changed_plan_starts_the_tally_again(tmp_path: Path) -> None:
         shown = look(store, other, "production", "fraud-model", since, iso(now - 300), 1)
         spec = slot_specs(other, "production", "fraud-model", since, iso(now - 300))[0][1]
         assert _close(shown.results[(0, None)], reduce_spec(store.reader(), spec))
+    finally:
+        store.close()
+
+
+def test_rollouts_of_one_round_share_a_snapshot(tmp_path: Path) -> None:
+    """Two rollouts over the same units and metrics, looked at in one round with one snapshot
+    (the new outcomes matched to both rollouts' units once), each equal to its full reduction."""
+    plan, _ = parse_plan(PLAN, FLAG)
+    assert plan is not None
+    store = open_store(str(tmp_path / "t.db"))
+    traffic = Traffic(7)
+    since, now = iso(START), START
+    flags = ("fraud-model", "credit-model")
+    try:
+        for _ in range(8):
+            now += 60
+            exposures, outcomes = traffic.batch(now)
+            for flag in flags:
+                store.ingest("exposures", [(event_id(1.0 * i), *row[1:3], flag, *row[4:])
+                                           for i, row in enumerate(exposures)])  # fmt: skip
+            store.ingest("outcomes", outcomes)
+            snapshot = Snapshot(store)
+            until = iso(now - plan.outcome_delay)
+            for flag in flags:
+                shown = look(store, plan, "production", flag, since, until, 1, snapshot)
+                for slot, spec in slot_specs(plan, "production", flag, since, until):
+                    full = reduce_spec(store.reader(), spec)
+                    assert _close(shown.results[slot], full), (flag, slot)
+        assert shown.results[(0, None)].units > 20
     finally:
         store.close()

@@ -23,6 +23,7 @@ from typing import Any
 from rollwise_server.rollouts import transitions
 from rollwise_server.rollouts.decide import Decision, decide
 from rollwise_server.rollouts.evidence import gather, iso
+from rollwise_server.rollouts.tally import Snapshot
 from rollwise_server.storage.base import RolloutRecord, Store
 from rollwise_server.webhooks import Webhooks
 
@@ -73,9 +74,10 @@ class Controller:
         """Evaluate every active rollout once; returns the decisions taken."""
         started = time.perf_counter()
         records = await asyncio.to_thread(self.store.active_rollouts)
+        snapshot = await asyncio.to_thread(Snapshot, self.store) if records else None
         taken = []
         for record in records:
-            outcome = await asyncio.to_thread(self._evaluate, record)
+            outcome = await asyncio.to_thread(self._evaluate, record, snapshot)
             if outcome is not None:
                 taken.append((record.env, record.flag, outcome))
                 revision = await asyncio.to_thread(self.store.revision, record.env)
@@ -86,7 +88,7 @@ class Controller:
         self.last_round_seconds = time.perf_counter() - started
         return taken
 
-    def _evaluate(self, record: RolloutRecord) -> Decision | None:
+    def _evaluate(self, record: RolloutRecord, snapshot: Snapshot | None) -> Decision | None:
         if not self.store.lease_rollout(
             record.env, record.flag, self.owner, 3 * self.interval + 30
         ):
@@ -96,7 +98,9 @@ class Controller:
             if current.state.get("status") != "running":
                 return None
             now = self.clock()
-            evidence, keep = gather(self.store, record.env, record.flag, plan, current.state, now)
+            evidence, keep = gather(
+                self.store, record.env, record.flag, plan, current.state, now, snapshot
+            )
             decision = decide(plan, current.state, evidence)
             evidence_json = {**evidence.to_json(), "at": iso(now), "decision": decision.action,
                              "reason": decision.reason, "alpha": plan.alpha,

@@ -20,7 +20,7 @@ from rollwise.analysis.fairness import cohort_effects
 from rollwise.analysis.srm import srm_log_bayes_factor
 from rollwise_server.rollouts.decide import Evidence, GuardrailFinding
 from rollwise_server.rollouts.plan import Guardrail, RolloutPlan
-from rollwise_server.rollouts.tally import look
+from rollwise_server.rollouts.tally import Snapshot, look
 from rollwise_server.storage.base import Store
 
 __all__ = ["gather", "iso"]
@@ -59,13 +59,15 @@ def _gap_finding(
 
 
 def gather(
-    store: Store, env: str, flag: str, plan: RolloutPlan, state: Mapping[str, Any], now: float
-) -> tuple[Evidence, dict[str, Any]]:
-    """Evidence at this look, and the state fields to keep for the next one (SRM)."""
+    store: Store, env: str, flag: str, plan: RolloutPlan, state: Mapping[str, Any], now: float,
+    snapshot: Snapshot | None = None,
+) -> tuple[Evidence, dict[str, Any]]:  # fmt: skip
+    """Evidence at this look, and the state fields to keep for the next one (SRM);
+    ``snapshot``: the round's view of the event tables, shared by its rollouts."""
     since = iso(float(state["started_at"]))
     shown = look(
         store, plan, env, flag, since, iso(now - plan.outcome_delay),
-        min_version=int(state.get("stage_flag_version", 0)),
+        min_version=int(state.get("stage_flag_version", 0)), snapshot=snapshot,
     )  # fmt: skip
     units = next(iter(shown.results.values())).units_by_variant()
     units_control, units_candidate = units.get(plan.control, 0), units.get(plan.candidate, 0)

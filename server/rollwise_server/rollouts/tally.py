@@ -33,48 +33,103 @@ from rollwise.analysis.reduce import ReductionResult, ReductionSpec, unit_reduct
 from rollwise_server.rollouts.plan import RolloutPlan
 from rollwise_server.storage.base import Store
 
-__all__ = ["Look", "look"]
+__all__ = ["Look", "Snapshot", "look"]
 
 Sums = dict[str, list[Any]]  # json [variant, cohort] -> [variant, cohort, units, n, Σx, ...]
 
+_FRESH_ROWS = """
+SELECT unit_type, unit, ts, variant FROM exposures
+WHERE seq > :lo_e AND seq <= :hi_e AND +env = :env AND +flag = :flag
+  AND ts >= :since AND ts < :until
+UNION ALL
+SELECT unit_type, unit, ts, variant FROM exposures INDEXED BY exposures_flag_ts
+WHERE env = :env AND flag = :flag AND ts >= max(:since, :old_until) AND ts < :until
+  AND seq <= :lo_e
+"""
+_OUTCOME_UNITS = """
+SELECT DISTINCT r.env, r.flag, o.metric, o.unit_type, o.unit FROM outcomes AS o
+JOIN rollout_units AS r INDEXED BY rollout_units_by_unit
+    ON r.unit_type = o.unit_type AND r.unit = o.unit AND r.env = o.env
+WHERE o.seq > :lo_o AND o.seq <= :hi_o
+"""
+# the look's fresh exposures and touched units, computed once and passed as JSON parameters;
+# CROSS JOIN keeps them the outer loop (one primary-key search per touched unit)
 _FRESH = """
 fresh AS (
-    SELECT unit_type, unit, ts, variant FROM exposures
-    WHERE seq > :lo_e AND seq <= :hi_e AND +env = :env AND +flag = :flag
-      AND ts >= :since AND ts < :until
-    UNION ALL
-    SELECT unit_type, unit, ts, variant FROM exposures INDEXED BY exposures_flag_ts
-    WHERE env = :env AND flag = :flag AND ts >= max(:since, :old_until) AND ts < :until
-      AND seq <= :lo_e
+    SELECT value ->> 0 AS unit_type, value ->> 1 AS unit, value ->> 2 AS ts,
+           value ->> 3 AS variant
+    FROM json_each(:fresh)
 ), touched AS (
-    SELECT unit_type, unit FROM fresh
-    UNION
-    SELECT o.unit_type, o.unit FROM outcomes AS o
-    JOIN rollout_units AS r ON r.env = :env AND r.flag = :flag
-        AND r.unit_type = o.unit_type AND r.unit = o.unit
-    WHERE o.seq > :lo_o AND o.seq <= :hi_o AND +o.env = :env
-      AND +o.metric IN (SELECT value FROM json_each(:metrics))
+    SELECT value ->> 0 AS unit_type, value ->> 1 AS unit FROM json_each(:touched)
 ), """
 _OLD_UNITS = """
     SELECT r.unit_type, r.unit, r.t0, r.lo, r.hi FROM touched AS t
-    JOIN rollout_units AS r ON r.env = :env AND r.flag = :flag
+    CROSS JOIN rollout_units AS r ON r.env = :env AND r.flag = :flag
         AND r.unit_type = t.unit_type AND r.unit = t.unit"""
 _NEW_UNITS = f"""
     SELECT unit_type, unit, min(t0) AS t0, min(lo) AS lo, max(hi) AS hi FROM ({_OLD_UNITS}
         UNION ALL
         SELECT unit_type, unit, ts, variant, variant FROM fresh
     ) GROUP BY unit_type, unit"""  # noqa: S608 - constant pieces
-_UPSERT = f"""
-WITH {_FRESH.rstrip().rstrip(",")}
+_UPSERT = """
 INSERT INTO rollout_units (env, flag, unit_type, unit, t0, lo, hi)
-SELECT :env, :flag, unit_type, unit, min(ts), min(variant), max(variant) FROM fresh
-WHERE true GROUP BY unit_type, unit
+SELECT :env, :flag, value ->> 0, value ->> 1, min(value ->> 2), min(value ->> 3),
+       max(value ->> 3)
+FROM json_each(:fresh) WHERE true GROUP BY value ->> 0, value ->> 1
 ON CONFLICT (env, flag, unit_type, unit) DO UPDATE SET
-    t0 = min(t0, excluded.t0), lo = min(lo, excluded.lo), hi = max(hi, excluded.hi)"""  # noqa: S608
+    t0 = min(t0, excluded.t0), lo = min(lo, excluded.lo), hi = max(hi, excluded.hi)"""
 _VERSION_UNITS = """
-SELECT DISTINCT flag_version, variant, unit_type, unit FROM exposures
-WHERE seq > :lo AND seq <= :hi AND +env = :env AND +flag = :flag AND flag_version >= :min_version
+SELECT DISTINCT env, flag, flag_version, variant, unit_type, unit FROM exposures
+WHERE seq > :lo AND seq <= :hi
 """
+
+
+class Snapshot:
+    """One controller round's view of the event tables: the last ``seq`` of each, so that every
+    rollout of the round counts the same events, and the new outcomes' units matched to the
+    rollouts' counted units once for the whole round (not once per rollout)."""
+
+    def __init__(self, store: Store) -> None:
+        conn = store.reader()
+        self.store = store
+        self.exposure_seq = _max_seq(conn, "exposures")
+        self.outcome_seq = _max_seq(conn, "outcomes")
+        self._matched: dict[int, dict[tuple[str, str], list[tuple[str, str, str]]]] = {}
+        self._exposed: dict[int, dict[tuple[str, str], list[tuple[int, str, str, str]]]] = {}
+
+    def outcome_units(self, env: str, flag: str, after: int) -> list[tuple[str, str, str]]:
+        """``(metric, unit_type, unit)`` of the outcomes in ``(after, outcome_seq]`` whose unit
+        the rollout already counts (read before any rollout of the round updated its units)."""
+        matched = self._matched.get(after)
+        if matched is None:
+            matched = {}
+            rows = self.store.reader().execute(
+                _OUTCOME_UNITS, {"lo_o": after, "hi_o": self.outcome_seq}
+            )
+            for row_env, row_flag, metric, unit_type, unit in rows:
+                matched.setdefault((row_env, row_flag), []).append((metric, unit_type, unit))
+            self._matched[after] = matched
+        return matched.get((env, flag), [])
+
+    def version_units(self, env: str, flag: str, after: int) -> list[tuple[int, str, str, str]]:
+        """``(flag_version, variant, unit_type, unit)`` of the rollout's exposures in
+        ``(after, exposure_seq]``, read once for the whole round."""
+        exposed = self._exposed.get(after)
+        if exposed is None:
+            exposed = {}
+            rows = self.store.reader().execute(
+                _VERSION_UNITS, {"lo": after, "hi": self.exposure_seq}
+            )
+            for row_env, row_flag, version, variant, unit_type, unit in rows:
+                exposed.setdefault((row_env, row_flag), []).append(
+                    (int(version), variant, unit_type, unit)
+                )
+            self._exposed[after] = exposed
+        return exposed.get((env, flag), [])
+
+
+def _max_seq(conn: Any, table: str) -> int:
+    return int(conn.execute(f"SELECT coalesce(max(seq), 0) FROM {table}").fetchone()[0])  # noqa: S608
 
 
 @attrs.frozen
@@ -175,8 +230,9 @@ def _new_body(
 
 
 def look(
-    store: Store, plan: RolloutPlan, env: str, flag: str, since: str, until: str, min_version: int
-) -> Look:
+    store: Store, plan: RolloutPlan, env: str, flag: str, since: str, until: str,
+    min_version: int, snapshot: Snapshot | None = None,
+) -> Look:  # fmt: skip
     """Bring the rollout's tally up to now and return what it shows (see the module)."""
     row = (
         store.reader()
@@ -188,13 +244,27 @@ def look(
         body = _new_body(store, plan, env, flag, since, min_version)
     until = max(until, body["until"])  # time does not run backwards for the tally
     conn = store.reader()
-    hi_e = int(conn.execute("SELECT coalesce(max(seq), 0) FROM exposures").fetchone()[0])
-    hi_o = int(conn.execute("SELECT coalesce(max(seq), 0) FROM outcomes").fetchone()[0])
-    bounds = {
-        "env": env, "flag": flag, "since": since, "until": until, "old_until": body["until"],
-        "lo_e": body["exposure_seq"], "hi_e": hi_e, "lo_o": body["outcome_seq"], "hi_o": hi_o,
-        "metrics": json.dumps(_metrics(plan)),
-    }  # fmt: skip
+    if (
+        snapshot is None
+        or snapshot.exposure_seq < body["exposure_seq"]
+        or snapshot.outcome_seq < body["outcome_seq"]
+    ):  # none given, or the tally was just started after the round's snapshot
+        snapshot = Snapshot(store)
+    hi_e, hi_o = snapshot.exposure_seq, snapshot.outcome_seq
+    fresh = conn.execute(
+        _FRESH_ROWS,
+        {"env": env, "flag": flag, "since": since, "until": until, "old_until": body["until"],
+         "lo_e": body["exposure_seq"], "hi_e": hi_e},
+    ).fetchall()  # fmt: skip
+    metrics = set(_metrics(plan))
+    touched = {(unit_type, unit) for unit_type, unit, _, _ in fresh}
+    touched.update(
+        (unit_type, unit)
+        for metric, unit_type, unit in snapshot.outcome_units(env, flag, body["outcome_seq"])
+        if metric in metrics
+    )
+    bounds = {"env": env, "flag": flag, "fresh": json.dumps(fresh)}
+    bounds["touched"] = json.dumps(sorted(touched))
     sums: dict[str, Sums] = body["sums"]
     specs = slot_specs(plan, env, flag, since, until)
     for slot, spec in specs:
@@ -206,18 +276,16 @@ def look(
             sql, params = unit_reduction_sql(spec, units, ctes=_FRESH)
             params.update(bounds, exposure_seq=seqs[0], outcome_seq=seqs[1])
             _add(slot_sums, conn.execute(sql, params).fetchall(), sign)
-    fresh_versions = conn.execute(
-        _VERSION_UNITS,
-        {"lo": body["exposure_seq"], "hi": hi_e, "env": env, "flag": flag,
-         "min_version": body["min_version"]},
-    ).fetchall()  # fmt: skip
     groups: dict[tuple[int, str], list[tuple[Any, ...]]] = {}
-    for version, variant, unit_type, unit in fresh_versions:
-        groups.setdefault((int(version), variant), []).append(
-            (env, flag, version, variant, unit_type, unit)
-        )
+    for version, variant, unit_type, unit in snapshot.version_units(
+        env, flag, body["exposure_seq"]
+    ):
+        if version >= body["min_version"]:
+            groups.setdefault((version, variant), []).append(
+                (env, flag, version, variant, unit_type, unit)
+            )
     with store.transaction() as writer:
-        writer.execute(_UPSERT, bounds)
+        writer.execute(_UPSERT, {"env": env, "flag": flag, "fresh": bounds["fresh"]})
         for (version, variant), rows in groups.items():
             cursor = writer.executemany(
                 "INSERT OR IGNORE INTO rollout_version_units"

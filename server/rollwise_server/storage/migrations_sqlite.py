@@ -190,7 +190,9 @@ def m004_rollout_tallies(db: Database) -> None:
     per rollout; ``rollout_version_units``: the units seen per flag version and variant (the
     SRM check's counts); ``rollout_tallies``: the running sums per guardrail and cohort and
     the watermarks up to which events are counted. The ``exposures (env, flag, ts)`` index
-    finds the exposures that a look newly counts (those whose time passed the outcome delay).
+    finds the exposures that a look newly counts (those whose time passed the outcome delay);
+    ``rollout_units (unit_type, unit, env)`` matches a round's new outcomes to the rollouts
+    that count their units, once for all rollouts.
     """
     for statement in (
         """CREATE TABLE rollout_units (
@@ -207,6 +209,7 @@ def m004_rollout_tallies(db: Database) -> None:
             env TEXT NOT NULL, flag TEXT NOT NULL, body TEXT NOT NULL,
             PRIMARY KEY (env, flag)
         )""",
+        "CREATE INDEX rollout_units_by_unit ON rollout_units (unit_type, unit, env)",
         "CREATE INDEX exposures_flag_ts ON exposures (env, flag, ts)",
     ):
         db.execute(statement)
