@@ -86,7 +86,10 @@ def test_the_tally_equals_the_full_reduction_at_every_look(tmp_path: Path, seed:
     try:
         store.ingest("exposures", traffic.batch(START - 100)[0])  # before the rollout
         now = START
-        for _ in range(10):
+        for round_ in range(10):
+            if round_ == 6:  # the tally is lost: the next look catches up in bulk
+                with store.transaction() as writer:
+                    writer.execute("DELETE FROM rollout_tallies")
             now += traffic.rng.choice([10, 60, 400])
             exposures, outcomes = traffic.batch(now)
             store.ingest("exposures", exposures)

@@ -18,7 +18,9 @@ the old watermarks) and as they are now (up to the new ones), and adds the diffe
 follows the new events, not the stored ones; the result equals ``reduce_sql`` at the new
 watermarks (``tests/rollouts/test_tally.py`` checks it on random event streams).
 
-The tally restarts from nothing when the rollout or its guardrails change (a fingerprint).
+The tally restarts from nothing when the rollout or its guardrails change (a fingerprint); that
+first look counts what is stored in bulk (one ``GROUP BY`` into ``rollout_units`` and one
+reduction of all its units per slot), as the full reduction would.
 """
 
 from __future__ import annotations
@@ -78,6 +80,13 @@ SELECT :env, :flag, value ->> 0, value ->> 1, min(value ->> 2), min(value ->> 3)
 FROM json_each(:fresh) WHERE true GROUP BY value ->> 0, value ->> 1
 ON CONFLICT (env, flag, unit_type, unit) DO UPDATE SET
     t0 = min(t0, excluded.t0), lo = min(lo, excluded.lo), hi = max(hi, excluded.hi)"""
+_CATCH_UP = """
+INSERT INTO rollout_units (env, flag, unit_type, unit, t0, lo, hi)
+SELECT env, flag, unit_type, unit, min(ts), min(variant), max(variant) FROM exposures
+WHERE env = :env AND flag = :flag AND ts >= :since AND ts < :until AND seq <= :hi_e
+GROUP BY unit_type, unit"""
+_ALL_UNITS = """
+    SELECT unit_type, unit, t0, lo, hi FROM rollout_units WHERE env = :env AND flag = :flag"""
 _VERSION_UNITS = """
 SELECT DISTINCT env, flag, flag_version, variant, unit_type, unit FROM exposures
 WHERE seq > :lo AND seq <= :hi
@@ -240,10 +249,10 @@ def look(
         .fetchone()
     )
     body = json.loads(row[0]) if row else None
-    if body is None or body.get("fingerprint") != _fingerprint(plan, env, flag, since):
+    started = body is None or body.get("fingerprint") != _fingerprint(plan, env, flag, since)
+    if body is None or started:
         body = _new_body(store, plan, env, flag, since, min_version)
     until = max(until, body["until"])  # time does not run backwards for the tally
-    conn = store.reader()
     if (
         snapshot is None
         or snapshot.exposure_seq < body["exposure_seq"]
@@ -251,31 +260,13 @@ def look(
     ):  # none given, or the tally was just started after the round's snapshot
         snapshot = Snapshot(store)
     hi_e, hi_o = snapshot.exposure_seq, snapshot.outcome_seq
-    fresh = conn.execute(
-        _FRESH_ROWS,
-        {"env": env, "flag": flag, "since": since, "until": until, "old_until": body["until"],
-         "lo_e": body["exposure_seq"], "hi_e": hi_e},
-    ).fetchall()  # fmt: skip
-    metrics = set(_metrics(plan))
-    touched = {(unit_type, unit) for unit_type, unit, _, _ in fresh}
-    touched.update(
-        (unit_type, unit)
-        for metric, unit_type, unit in snapshot.outcome_units(env, flag, body["outcome_seq"])
-        if metric in metrics
-    )
-    bounds = {"env": env, "flag": flag, "fresh": json.dumps(fresh)}
-    bounds["touched"] = json.dumps(sorted(touched))
-    sums: dict[str, Sums] = body["sums"]
     specs = slot_specs(plan, env, flag, since, until)
-    for slot, spec in specs:
-        slot_sums = sums.setdefault(_slot_key(slot), {})
-        for units, seqs, sign in (
-            (_OLD_UNITS, (body["exposure_seq"], body["outcome_seq"]), -1),
-            (_NEW_UNITS, (hi_e, hi_o), +1),
-        ):
-            sql, params = unit_reduction_sql(spec, units, ctes=_FRESH)
-            params.update(bounds, exposure_seq=seqs[0], outcome_seq=seqs[1])
-            _add(slot_sums, conn.execute(sql, params).fetchall(), sign)
+    bounds = {"env": env, "flag": flag, "since": since, "until": until, "hi_e": hi_e}
+    if started:
+        fresh = "[]"
+        _catch_up(store, body, specs, bounds, hi_o)
+    else:
+        fresh = _changes(store, snapshot, plan, body, specs, bounds)
     groups: dict[tuple[int, str], list[tuple[Any, ...]]] = {}
     for version, variant, unit_type, unit in snapshot.version_units(
         env, flag, body["exposure_seq"]
@@ -285,7 +276,7 @@ def look(
                 (env, flag, version, variant, unit_type, unit)
             )
     with store.transaction() as writer:
-        writer.execute(_UPSERT, {"env": env, "flag": flag, "fresh": bounds["fresh"]})
+        writer.execute(_UPSERT, {"env": env, "flag": flag, "fresh": fresh})
         for (version, variant), rows in groups.items():
             cursor = writer.executemany(
                 "INSERT OR IGNORE INTO rollout_version_units"
@@ -299,6 +290,7 @@ def look(
             "INSERT OR REPLACE INTO rollout_tallies (env, flag, body) VALUES (?, ?, ?)",
             (env, flag, json.dumps(body, allow_nan=False)),
         )
+    sums: dict[str, Sums] = body["sums"]
     results = {
         slot: ReductionResult.from_rows(spec, _finite(sums[_slot_key(slot)].values()))
         for slot, spec in specs
@@ -308,6 +300,57 @@ def look(
         for v, counts in body["versions"].items()
     }
     return Look(results, versions, hi_e, hi_o)
+
+
+Specs = list[tuple[tuple[int, str | None], ReductionSpec]]
+
+
+def _catch_up(
+    store: Store, body: dict[str, Any], specs: Specs, bounds: dict[str, Any], hi_o: int
+) -> None:
+    """A tally just started: every stored exposure of the rollout in bulk (one ``GROUP BY``
+    into ``rollout_units``, then one reduction of all its units per slot)."""
+    with store.transaction() as writer:
+        writer.execute(_CATCH_UP, bounds)
+    conn = store.reader()
+    for slot, spec in specs:
+        sql, params = unit_reduction_sql(spec, _ALL_UNITS)
+        params.update(env=bounds["env"], flag=bounds["flag"])
+        params.update(exposure_seq=bounds["hi_e"], outcome_seq=hi_o)
+        slot_sums = body["sums"].setdefault(_slot_key(slot), {})
+        _add(slot_sums, conn.execute(sql, params).fetchall(), 1)
+
+
+def _changes(
+    store: Store, snapshot: Snapshot, plan: RolloutPlan, body: dict[str, Any], specs: Specs,
+    bounds: dict[str, Any],
+) -> str:  # fmt: skip
+    """Add the change of the units touched since the last look to the sums; the exposures
+    newly counted (JSON rows), for ``rollout_units``."""
+    conn = store.reader()
+    env, flag = bounds["env"], bounds["flag"]
+    fresh = conn.execute(
+        _FRESH_ROWS, {**bounds, "old_until": body["until"], "lo_e": body["exposure_seq"]}
+    ).fetchall()
+    metrics = set(_metrics(plan))
+    touched = {(unit_type, unit) for unit_type, unit, _, _ in fresh}
+    touched.update(
+        (unit_type, unit)
+        for metric, unit_type, unit in snapshot.outcome_units(env, flag, body["outcome_seq"])
+        if metric in metrics
+    )
+    fresh_json = json.dumps(fresh)
+    given = {"env": env, "flag": flag, "fresh": fresh_json, "touched": json.dumps(sorted(touched))}
+    for slot, spec in specs:
+        slot_sums = body["sums"].setdefault(_slot_key(slot), {})
+        for units, seqs, sign in (
+            (_OLD_UNITS, (body["exposure_seq"], body["outcome_seq"]), -1),
+            (_NEW_UNITS, (snapshot.exposure_seq, snapshot.outcome_seq), +1),
+        ):
+            sql, params = unit_reduction_sql(spec, units, ctes=_FRESH)
+            params.update(given, exposure_seq=seqs[0], outcome_seq=seqs[1])
+            _add(slot_sums, conn.execute(sql, params).fetchall(), sign)
+    return fresh_json
 
 
 def _finite(rows: Any) -> list[list[Any]]:
