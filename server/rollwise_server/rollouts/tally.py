@@ -37,6 +37,7 @@ from rollwise_server.storage.base import Store
 
 __all__ = ["Look", "Snapshot", "look"]
 
+Specs = list[tuple[tuple[int, str | None], ReductionSpec]]
 Sums = dict[str, list[Any]]  # json [variant, cohort] -> [variant, cohort, units, n, Σx, ...]
 
 _FRESH_ROWS = """
@@ -147,16 +148,12 @@ class Look:
 
     results: Mapping[tuple[int, str | None], ReductionResult]
     version_units: Mapping[int, Mapping[str, int]]
-    exposure_seq: int
-    outcome_seq: int
 
 
-def slot_specs(
-    plan: RolloutPlan, env: str, flag: str, since: str, until: str
-) -> list[tuple[tuple[int, str | None], ReductionSpec]]:
+def slot_specs(plan: RolloutPlan, env: str, flag: str, since: str, until: str) -> Specs:
     """One reduction per guardrail overall and per guardrail and cohort dimension; without
     guardrails one that only counts units (slot ``(-1, None)``)."""
-    out: list[tuple[tuple[int, str | None], ReductionSpec]] = []
+    out: Specs = []
     for index, guardrail in enumerate(plan.guardrails):
         base: dict[str, Any] = {
             "flag": flag, "metric": guardrail.metric, "kind": guardrail.kind, "env": env,
@@ -202,42 +199,6 @@ def _add(sums: Sums, rows: list[Any], sign: int) -> None:
             del sums[key]
 
 
-def _new_body(
-    store: Store, plan: RolloutPlan, env: str, flag: str, since: str, min_version: int
-) -> dict[str, Any]:
-    """A tally from nothing: the watermarks at the current end of the tables, so that stored
-    exposures are counted through the ``(env, flag, ts)`` index, not a scan of every event."""
-    conn = store.reader()
-    exposure_seq = int(conn.execute("SELECT coalesce(max(seq), 0) FROM exposures").fetchone()[0])
-    outcome_seq = int(conn.execute("SELECT coalesce(max(seq), 0) FROM outcomes").fetchone()[0])
-    with store.transaction() as writer:
-        writer.execute("DELETE FROM rollout_units WHERE env = ? AND flag = ?", (env, flag))
-        writer.execute("DELETE FROM rollout_version_units WHERE env = ? AND flag = ?", (env, flag))
-        writer.execute(
-            "INSERT OR IGNORE INTO rollout_version_units"
-            " (env, flag, flag_version, variant, unit_type, unit)"
-            " SELECT DISTINCT env, flag, flag_version, variant, unit_type, unit FROM exposures"
-            " WHERE env = ? AND flag = ? AND flag_version >= ? AND seq <= ?",
-            (env, flag, min_version, exposure_seq),
-        )
-        versions: dict[str, dict[str, int]] = {}
-        for version, variant, count in writer.execute(
-            "SELECT flag_version, variant, count(*) FROM rollout_version_units"
-            " WHERE env = ? AND flag = ? GROUP BY flag_version, variant",
-            (env, flag),
-        ):
-            versions.setdefault(str(version), {})[variant] = int(count)
-    return {
-        "fingerprint": _fingerprint(plan, env, flag, since),
-        "exposure_seq": exposure_seq,
-        "outcome_seq": outcome_seq,
-        "until": since,
-        "min_version": min_version,
-        "sums": {},
-        "versions": versions,
-    }
-
-
 def look(
     store: Store, plan: RolloutPlan, env: str, flag: str, since: str, until: str,
     min_version: int, snapshot: Snapshot | None = None,
@@ -249,24 +210,23 @@ def look(
         .fetchone()
     )
     body = json.loads(row[0]) if row else None
-    started = body is None or body.get("fingerprint") != _fingerprint(plan, env, flag, since)
-    if body is None or started:
-        body = _new_body(store, plan, env, flag, since, min_version)
-    until = max(until, body["until"])  # time does not run backwards for the tally
-    if (
+    behind = body is not None and (
         snapshot is None
         or snapshot.exposure_seq < body["exposure_seq"]
         or snapshot.outcome_seq < body["outcome_seq"]
-    ):  # none given, or the tally was just started after the round's snapshot
+    )  # a snapshot older than the tally: another replica looked at it since
+    if snapshot is None or behind:
         snapshot = Snapshot(store)
-    hi_e, hi_o = snapshot.exposure_seq, snapshot.outcome_seq
+    started = body is None or body.get("fingerprint") != _fingerprint(plan, env, flag, since)
+    until = max(until, since if started or body is None else body["until"])  # never backwards
     specs = slot_specs(plan, env, flag, since, until)
-    bounds = {"env": env, "flag": flag, "since": since, "until": until, "hi_e": hi_e}
-    if started:
-        fresh = "[]"
-        _catch_up(store, body, specs, bounds, hi_o)
+    bounds = {"env": env, "flag": flag, "since": since, "until": until}
+    fresh = "[]"
+    if started or body is None:
+        body = _start(store, plan, specs, bounds, snapshot, min_version)
     else:
         fresh = _changes(store, snapshot, plan, body, specs, bounds)
+    hi_e, hi_o = snapshot.exposure_seq, snapshot.outcome_seq
     groups: dict[tuple[int, str], list[tuple[Any, ...]]] = {}
     for version, variant, unit_type, unit in snapshot.version_units(
         env, flag, body["exposure_seq"]
@@ -292,33 +252,58 @@ def look(
         )
     sums: dict[str, Sums] = body["sums"]
     results = {
-        slot: ReductionResult.from_rows(spec, _finite(sums[_slot_key(slot)].values()))
+        slot: ReductionResult.from_rows(spec, _clamped(sums[_slot_key(slot)].values()))
         for slot, spec in specs
     }
     versions = {
         int(v): {variant: int(n) for variant, n in counts.items()}
         for v, counts in body["versions"].items()
     }
-    return Look(results, versions, hi_e, hi_o)
+    return Look(results, versions)
 
 
-Specs = list[tuple[tuple[int, str | None], ReductionSpec]]
-
-
-def _catch_up(
-    store: Store, body: dict[str, Any], specs: Specs, bounds: dict[str, Any], hi_o: int
-) -> None:
-    """A tally just started: every stored exposure of the rollout in bulk (one ``GROUP BY``
-    into ``rollout_units``, then one reduction of all its units per slot)."""
+def _start(
+    store: Store, plan: RolloutPlan, specs: Specs, bounds: dict[str, Any], snapshot: Snapshot,
+    min_version: int,
+) -> dict[str, Any]:  # fmt: skip
+    """A tally from nothing, counting what is stored up to the snapshot in bulk: in one
+    transaction the rollout's units (one ``GROUP BY``) and its units per flag version, then
+    one reduction of all its units per slot."""
+    env, flag = bounds["env"], bounds["flag"]
     with store.transaction() as writer:
-        writer.execute(_CATCH_UP, bounds)
+        writer.execute("DELETE FROM rollout_units WHERE env = ? AND flag = ?", (env, flag))
+        writer.execute("DELETE FROM rollout_version_units WHERE env = ? AND flag = ?", (env, flag))
+        writer.execute(_CATCH_UP, {**bounds, "hi_e": snapshot.exposure_seq})
+        writer.execute(
+            "INSERT INTO rollout_version_units"
+            " (env, flag, flag_version, variant, unit_type, unit)"
+            " SELECT DISTINCT env, flag, flag_version, variant, unit_type, unit FROM exposures"
+            " WHERE env = ? AND flag = ? AND flag_version >= ? AND seq <= ?",
+            (env, flag, min_version, snapshot.exposure_seq),
+        )
+        versions: dict[str, dict[str, int]] = {}
+        for version, variant, count in writer.execute(
+            "SELECT flag_version, variant, count(*) FROM rollout_version_units"
+            " WHERE env = ? AND flag = ? GROUP BY flag_version, variant",
+            (env, flag),
+        ):
+            versions.setdefault(str(version), {})[variant] = int(count)
+    sums: dict[str, Sums] = {}
     conn = store.reader()
     for slot, spec in specs:
         sql, params = unit_reduction_sql(spec, _ALL_UNITS)
-        params.update(env=bounds["env"], flag=bounds["flag"])
-        params.update(exposure_seq=bounds["hi_e"], outcome_seq=hi_o)
-        slot_sums = body["sums"].setdefault(_slot_key(slot), {})
-        _add(slot_sums, conn.execute(sql, params).fetchall(), 1)
+        params.update(env=env, flag=flag, exposure_seq=snapshot.exposure_seq)
+        params.update(outcome_seq=snapshot.outcome_seq)
+        _add(sums.setdefault(_slot_key(slot), {}), conn.execute(sql, params).fetchall(), 1)
+    return {
+        "fingerprint": _fingerprint(plan, env, flag, bounds["since"]),
+        "exposure_seq": snapshot.exposure_seq,
+        "outcome_seq": snapshot.outcome_seq,
+        "until": bounds["until"],
+        "min_version": min_version,
+        "sums": sums,
+        "versions": versions,
+    }
 
 
 def _changes(
@@ -330,8 +315,10 @@ def _changes(
     conn = store.reader()
     env, flag = bounds["env"], bounds["flag"]
     fresh = conn.execute(
-        _FRESH_ROWS, {**bounds, "old_until": body["until"], "lo_e": body["exposure_seq"]}
-    ).fetchall()
+        _FRESH_ROWS,
+        {**bounds, "old_until": body["until"], "lo_e": body["exposure_seq"],
+         "hi_e": snapshot.exposure_seq},
+    ).fetchall()  # fmt: skip
     metrics = set(_metrics(plan))
     touched = {(unit_type, unit) for unit_type, unit, _, _ in fresh}
     touched.update(
@@ -353,7 +340,7 @@ def _changes(
     return fresh_json
 
 
-def _finite(rows: Any) -> list[list[Any]]:
+def _clamped(rows: Any) -> list[list[Any]]:
     """A sum of squares that rounding left a hair below zero is zero."""
     out = []
     for variant, cohort, units, n, sx, sxx, sy, syy, sxy in rows:

@@ -121,7 +121,8 @@ class SQLiteStore:
         return conn
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection in one transaction (one writer at a time, under the lock)."""
         with self._write_lock, self._db.atomic():
             yield self._writer
 
@@ -146,7 +147,7 @@ class SQLiteStore:
         return [{"key": k, "revision": r, "created_at": c} for k, r, c in rows]
 
     def create_environment(self, key: str, *, actor: str, reason: str | None) -> dict[str, Any]:
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             if conn.execute("SELECT 1 FROM environments WHERE key = ?", (key,)).fetchone():
                 raise Conflict(f"environment {key!r} exists already")
             created = now_iso()
@@ -215,7 +216,7 @@ class SQLiteStore:
         details: Mapping[str, Any] | None = None,
     ) -> Resource:
         """Create (``expected_version=None``), update, or archive (``body=None``) a resource."""
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             revision = self._require_env(conn, env)
             row = conn.execute(
                 "SELECT version, archived, body FROM resources"
@@ -368,7 +369,7 @@ class SQLiteStore:
         reason: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> AuditEntry:
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             return self._audit(
                 conn,
                 actor,
@@ -416,7 +417,7 @@ class SQLiteStore:
         self, *, name: str, role: str, env: str | None, secret_hash: str, actor: str
     ) -> TokenRecord:
         token_id = f"tok_{secrets.token_hex(6)}"
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             if env is not None:
                 self._require_env(conn, env)
             created = now_iso()
@@ -448,7 +449,7 @@ class SQLiteStore:
         return TokenRecord(*row[:7])
 
     def revoke_token(self, token_id: str, *, actor: str) -> TokenRecord:
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             row = conn.execute(f"{self._TOKEN} WHERE id = ?", (token_id,)).fetchone()
             if row is None:
                 raise NotFound(f"token {token_id!r} does not exist")
@@ -505,7 +506,7 @@ class SQLiteStore:
         ``flag_change`` (``{"body": ..., "expected_version": n}``) writes a new flag version in
         the same transaction: a stage change and the weights it sets are one change.
         """
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             self._require_env(conn, env)
             row = conn.execute(
                 "SELECT version FROM rollouts WHERE env = ? AND flag = ?", (env, flag)
@@ -564,7 +565,7 @@ class SQLiteStore:
 
     def put_rollout_state(self, env: str, flag: str, state: Mapping[str, Any]) -> None:
         """Refresh a rollout's state (evidence between decisions): no new version, no audit."""
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             conn.execute(
                 "UPDATE rollouts SET state = ?, updated_at = ? WHERE env = ? AND flag = ?",
                 (_dumps(state), now_iso(), env, flag),
@@ -581,7 +582,7 @@ class SQLiteStore:
     def lease_rollout(self, env: str, flag: str, owner: str, seconds: float) -> bool:
         """Take the rollout's lease (no other controller evaluates it meanwhile)."""
         now = time.time()
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE rollouts SET lease_owner = ?, lease_until = ?"
                 " WHERE env = ? AND flag = ? AND (lease_until < ? OR lease_owner = ?)",
@@ -590,18 +591,12 @@ class SQLiteStore:
             return cursor.rowcount == 1
 
     def release_rollout(self, env: str, flag: str, owner: str) -> None:
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             conn.execute(
                 "UPDATE rollouts SET lease_until = 0"
                 " WHERE env = ? AND flag = ? AND lease_owner = ?",
                 (env, flag, owner),
             )
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """The writer connection in one transaction (for the rollout tally's tables)."""
-        with self._transaction() as conn:
-            yield conn
 
     def reader(self) -> sqlite3.Connection:
         """A read-only connection of this thread, for analysis queries (``reduce_sql``)."""
@@ -623,7 +618,7 @@ class SQLiteStore:
         if not any(rows for _, rows in batches):
             return [IngestCounts(0, 0) for _ in batches]
         counts = []
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             for table, rows in batches:
                 before = conn.total_changes
                 if rows:
