@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_server_common import MachineMeter, machine_meta, wait_for_quiet
+from bench_server_common import MachineMeter, bulk_load, machine_meta, wait_for_quiet
 from rollwise.analysis.reduce import ReductionResult, reduce_sql
 from rollwise_server.storage.sqlite import SQLiteStore
 
@@ -73,59 +73,47 @@ def generate(path: Path, exposures: int, outcomes: int, units: int) -> dict[str,
     for suffix in ("-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     SQLiteStore(path).close()  # the server's schema
-    conn = sqlite3.connect(path, isolation_level=None)
-    for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-4000000"):
-        conn.execute(f"PRAGMA {pragma}")
-    indexes = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-        " AND tbl_name IN ('exposures', 'outcomes')"
-    ).fetchall()
-    for name, _ in indexes:
-        conn.execute(f"DROP INDEX {name}")
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    country = "char(65 + u % 20, 65 + (u / 20) % 3)"
-    variant = "CASE WHEN ((u * 40503) / 7) % 2 = 0 THEN 'control' ELSE 'candidate' END"
-    other = "CASE WHEN ((u * 40503) / 7) % 2 = 0 THEN 'candidate' ELSE 'control' END"
-    conn.execute("BEGIN")
-    conn.execute(
-        f"""INSERT INTO exposures (id, env, ts, flag, flag_version, variant, rule, unit_type, unit,
-            attrs, received_at)
-        WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s LIMIT {exposures}),
-        k AS (SELECT i, i % {units} AS u, i / {units} AS rep FROM s)
-        SELECT {_id_sql("i", 11)}, '{ENV}',
-               strftime('%Y-%m-%dT%H:%M:%fZ', {BASE_EPOCH} + {_first_seconds("u")}
-                        + rep * 10800, 'unixepoch'),
-               '{FLAG}', 1,
-               CASE WHEN rep > 0 AND u % 1000 < {MULTI_PER_MILLE} THEN {other} ELSE {variant} END,
-               'split', 'user_id', 'u' || u,
-               '{{"amount":' || ((u * 37) % 2000) || '.5,"country":"' || {country} || '"}}',
-               '2026-11-01T00:00:00.000000Z'
-        FROM k"""  # noqa: S608
-    )
-    timings["insert_exposures_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    conn.execute(
-        f"""INSERT INTO outcomes (id, env, ts, metric, unit_type, unit, value, attrs, received_at)
-        WITH RECURSIVE s(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM s LIMIT {outcomes}),
-        k AS (SELECT j, j % {units} AS u FROM s)
-        SELECT {_id_sql("j", 977)}, '{ENV}',
-               strftime('%Y-%m-%dT%H:%M:%fZ', {BASE_EPOCH} + {_first_seconds("u")}
-                        + (j * 2654435761) % 2419200 - 172800, 'unixepoch'),
-               '{METRIC}', 'user_id', 'u' || u,
-               CASE WHEN (j * 31337) % 100 < (CASE WHEN {variant} = 'candidate' THEN 6 ELSE 5 END)
-                    THEN 1.0 ELSE 0.0 END,
-               '{{}}', '2026-11-01T00:00:00.000000Z'
-        FROM k"""  # noqa: S608
-    )
-    conn.execute("COMMIT")
-    timings["insert_outcomes_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    for _, sql in indexes:
-        conn.execute(sql)
-    timings["create_indexes_s"] = time.perf_counter() - start
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.close()
+    with bulk_load(path, 4_000_000) as (conn, timings):
+        start = time.perf_counter()
+        country = "char(65 + u % 20, 65 + (u / 20) % 3)"
+        variant = "CASE WHEN ((u * 40503) / 7) % 2 = 0 THEN 'control' ELSE 'candidate' END"
+        other = "CASE WHEN ((u * 40503) / 7) % 2 = 0 THEN 'candidate' ELSE 'control' END"
+        conn.execute("BEGIN")
+        conn.execute(
+            f"""INSERT INTO exposures (id, env, ts, flag, flag_version, variant, rule, unit_type,
+                unit, attrs, received_at)
+            WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s LIMIT {exposures}),
+            k AS (SELECT i, i % {units} AS u, i / {units} AS rep FROM s)
+            SELECT {_id_sql("i", 11)}, '{ENV}',
+                   strftime('%Y-%m-%dT%H:%M:%fZ', {BASE_EPOCH} + {_first_seconds("u")}
+                            + rep * 10800, 'unixepoch'),
+                   '{FLAG}', 1,
+                   CASE WHEN rep > 0 AND u % 1000 < {MULTI_PER_MILLE} THEN {other}
+                        ELSE {variant} END,
+                   'split', 'user_id', 'u' || u,
+                   '{{"amount":' || ((u * 37) % 2000) || '.5,"country":"' || {country} || '"}}',
+                   '2026-11-01T00:00:00.000000Z'
+            FROM k"""  # noqa: S608
+        )
+        timings["insert_exposures_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        conn.execute(
+            f"""INSERT INTO outcomes (id, env, ts, metric, unit_type, unit, value, attrs,
+                received_at)
+            WITH RECURSIVE s(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM s LIMIT {outcomes}),
+            k AS (SELECT j, j % {units} AS u FROM s)
+            SELECT {_id_sql("j", 977)}, '{ENV}',
+                   strftime('%Y-%m-%dT%H:%M:%fZ', {BASE_EPOCH} + {_first_seconds("u")}
+                            + (j * 2654435761) % 2419200 - 172800, 'unixepoch'),
+                   '{METRIC}', 'user_id', 'u' || u,
+                   CASE WHEN (j * 31337) % 100
+                             < (CASE WHEN {variant} = 'candidate' THEN 6 ELSE 5 END)
+                        THEN 1.0 ELSE 0.0 END,
+                   '{{}}', '2026-11-01T00:00:00.000000Z'
+            FROM k"""  # noqa: S608
+        )
+        conn.execute("COMMIT")
+        timings["insert_outcomes_s"] = time.perf_counter() - start
     return {key: round(value, 1) for key, value in timings.items()}
 
 

@@ -46,6 +46,7 @@ from typing import Any
 
 from bench_rollout_common import CANDIDATE, CONTROL, ENV, plan_body, setup_rollout
 from bench_sdk_common import machine_meta
+from bench_server_common import bulk_load
 from rollwise_server.rollouts.controller import Controller
 from rollwise_server.rollouts.evidence import iso
 from rollwise_server.storage import open_store
@@ -110,53 +111,40 @@ def generate(path: Path, rollouts: int, exposures: int, cohorts: bool) -> dict[s
             versions.append(int(state["stage_flag_version"]))
     finally:
         store.close()
-    conn = sqlite3.connect(path, isolation_level=None)
-    for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-2000000"):
-        conn.execute(f"PRAGMA {pragma}")
-    indexes = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-        " AND tbl_name IN ('exposures', 'outcomes')"
-    ).fetchall()
-    for name, _ in indexes:
-        conn.execute(f"DROP INDEX {name}")
-    units = exposures // 2
-    variant = VARIANT
-    first = f"{START} + 60 + (u * 7919) % 86400 + (u % 1000) / 1000.0"
-    started = time.perf_counter()
-    conn.execute("BEGIN")
-    for k, version in enumerate(versions):
-        conn.execute(
-            f"""INSERT INTO exposures (id, env, ts, flag, flag_version, variant, rule, unit_type,
-            unit, attrs, received_at)
-            WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s LIMIT {exposures}),
-            x AS (SELECT i, i % {units} AS u, i / {units} AS rep FROM s)
-            SELECT 'e{k}-' || i, '{ENV}',
-                   strftime('%Y-%m-%dT%H:%M:%fZ', {first} + rep * 10800, 'unixepoch'),
-                   'model-{k}', {version}, {variant}, 'split', 'user_id', 'm{k}-u' || u,
-                   {COUNTRY},
-                   '2026-11-01T00:00:00.000000Z'
-            FROM x"""  # noqa: S608
-        )
-        conn.execute(
-            f"""INSERT INTO outcomes (id, env, ts, metric, unit_type, unit, value, attrs,
-            received_at)
-            WITH RECURSIVE s(u) AS (SELECT 0 UNION ALL SELECT u + 1 FROM s LIMIT {units})
-            SELECT 'o{k}-' || u, '{ENV}',
-                   strftime('%Y-%m-%dT%H:%M:%fZ', {first} + 600, 'unixepoch'),
-                   '{METRIC}', 'user_id', 'm{k}-u' || u,
-                   {CONVERTED}, '{{}}',
-                   '2026-11-01T00:00:00.000000Z'
-            FROM s"""  # noqa: S608
-        )
-    conn.execute("COMMIT")
-    load = time.perf_counter() - started
-    started = time.perf_counter()
-    for _, sql in indexes:
-        conn.execute(sql)
-    index = time.perf_counter() - started
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.close()
-    return {"load_s": round(load, 1), "create_indexes_s": round(index, 1)}
+    with bulk_load(path, 2_000_000) as (conn, timings):
+        units = exposures // 2
+        variant = VARIANT
+        first = f"{START} + 60 + (u * 7919) % 86400 + (u % 1000) / 1000.0"
+        started = time.perf_counter()
+        conn.execute("BEGIN")
+        for k, version in enumerate(versions):
+            conn.execute(
+                f"""INSERT INTO exposures (id, env, ts, flag, flag_version, variant, rule,
+                unit_type, unit, attrs, received_at)
+                WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s LIMIT {exposures}),
+                x AS (SELECT i, i % {units} AS u, i / {units} AS rep FROM s)
+                SELECT 'e{k}-' || i, '{ENV}',
+                       strftime('%Y-%m-%dT%H:%M:%fZ', {first} + rep * 10800, 'unixepoch'),
+                       'model-{k}', {version}, {variant}, 'split', 'user_id', 'm{k}-u' || u,
+                       {COUNTRY},
+                       '2026-11-01T00:00:00.000000Z'
+                FROM x"""  # noqa: S608
+            )
+            conn.execute(
+                f"""INSERT INTO outcomes (id, env, ts, metric, unit_type, unit, value, attrs,
+                received_at)
+                WITH RECURSIVE s(u) AS (SELECT 0 UNION ALL SELECT u + 1 FROM s LIMIT {units})
+                SELECT 'o{k}-' || u, '{ENV}',
+                       strftime('%Y-%m-%dT%H:%M:%fZ', {first} + 600, 'unixepoch'),
+                       '{METRIC}', 'user_id', 'm{k}-u' || u,
+                       {CONVERTED}, '{{}}',
+                       '2026-11-01T00:00:00.000000Z'
+                FROM s"""  # noqa: S608
+            )
+        conn.execute("COMMIT")
+        load = time.perf_counter() - started
+        timings["load_s"] = round(load, 1)
+    return timings
 
 
 def main() -> int:

@@ -8,6 +8,7 @@ any address but 127.0.0.1.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
 import importlib.metadata
@@ -17,6 +18,7 @@ import platform
 import re
 import resource
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -66,6 +68,52 @@ def running_server(db_dir: str | None = None, **env: str) -> Iterator[ServerProc
             yield server
         finally:
             server.stop()
+
+
+@contextlib.contextmanager
+def bulk_load(path: Path, cache_kib: int) -> Iterator[tuple[sqlite3.Connection, dict[str, float]]]:
+    """A connection to load generated events into the server's tables fast (no journal, no
+    sync, the event tables' indexes dropped), and the timings; on leaving, the indexes are
+    re-created from the migration's own definitions (``create_indexes_s``) and WAL restored."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in ("journal_mode=OFF", "synchronous=OFF", f"cache_size=-{cache_kib}"):
+        conn.execute(f"PRAGMA {pragma}")
+    indexes = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        " AND tbl_name IN ('exposures', 'outcomes')"
+    ).fetchall()
+    for name, _ in indexes:
+        conn.execute(f"DROP INDEX {name}")
+    timings: dict[str, float] = {}
+    try:
+        yield conn, timings
+        started = time.perf_counter()
+        for _, sql in indexes:
+            conn.execute(sql)
+        timings["create_indexes_s"] = round(time.perf_counter() - started, 1)
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, before: str) -> None:
+    """The options every server benchmark has: ``--quiet-wait`` (``before``: when it waits,
+    e.g. "each mode"), ``--server-env``, ``--json`` and ``--out``."""
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help=f"before {before}, wait up to this many seconds for an idle machine (0: don't)",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a variable for the server process, e.g. ROLLWISE_TOKEN_CACHE_SECONDS=60 (repeatable)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--out", type=Path, help="also write the JSON results to this file")
 
 
 def server_env(pairs: Sequence[str]) -> dict[str, str]:

@@ -31,7 +31,6 @@ import re
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -40,6 +39,7 @@ from bench_server_common import (
     ENV,
     CpuMeter,
     MachineMeter,
+    add_run_arguments,
     admin_session,
     bench_flag,
     machine_meta,
@@ -219,21 +219,7 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=50, help="edits per editor")
     parser.add_argument("--max-attempts", type=int, default=2_000, help="per edit, at most")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds for the run, at most")
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=60.0,
-        help="before the run, wait up to this many seconds for an idle machine (0: don't)",
-    )
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a variable for the server process, e.g. ROLLWISE_TOKEN_CACHE_SECONDS=60 (repeatable)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--out", type=Path, help="also write the JSON results to this file")
+    add_run_arguments(parser, "the run")
     args = parser.parse_args()
     if not 0 < args.editors <= 200 or not 0 < args.edits <= 1000:
         parser.error("--editors must be in 1..200 and --edits in 1..1000")

@@ -39,6 +39,7 @@ from typing import Any
 from bench_server_common import (
     CpuMeter,
     MachineMeter,
+    add_run_arguments,
     machine_meta,
     percentiles,
     running_server,
@@ -280,21 +281,7 @@ def main() -> None:
         "--db-dir", help="directory for the server's database (e.g. /dev/shm: no disk writes)"
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mode, at most")
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=60.0,
-        help="before each mode, wait up to this many seconds for an idle machine (0: don't)",
-    )
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a variable for the server process, e.g. ROLLWISE_TOKEN_CACHE_SECONDS=60 (repeatable)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--out", type=Path, help="also write the JSON results to this file")
+    add_run_arguments(parser, "each mode")
     args = parser.parse_args()
     if not 0 < args.events <= 5_000_000 or not 0 < args.batch <= 10_000:
         parser.error("--events must be in 1..5,000,000 and --batch in 1..10,000")

@@ -48,6 +48,7 @@ import requests
 from bench_server_common import (
     CpuMeter,
     MachineMeter,
+    add_run_arguments,
     machine_meta,
     metric_value,
     percentiles,
@@ -248,21 +249,7 @@ def main() -> None:
     parser.add_argument("--flags", type=int, default=20, help="flags in the rules document")
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--processes", type=int, default=2, help="python generator processes")
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=60.0,
-        help="before each run, wait up to this many seconds for an idle machine (0: don't)",
-    )
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a variable for the server process, e.g. ROLLWISE_TOKEN_CACHE_SECONDS=60 (repeatable)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--out", type=Path, help="also write the JSON results to this file")
+    add_run_arguments(parser, "each run")
     args = parser.parse_args()
     if not 0 < args.duration <= 300 or not 0 < args.repeats <= 10:
         parser.error("--duration must be in (0, 300] and --repeats in 1..10")

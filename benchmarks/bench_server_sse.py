@@ -37,7 +37,6 @@ import os
 import sys
 import time
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,6 +46,7 @@ from bench_server_common import (
     ENV,
     CpuMeter,
     MachineMeter,
+    add_run_arguments,
     admin_session,
     bench_flag,
     machine_meta,
@@ -226,21 +226,7 @@ def main() -> None:
     parser.add_argument("--flags", type=int, default=20, help="flags in the rules document")
     parser.add_argument("--gap", type=float, default=0.5, help="seconds between changes")
     parser.add_argument("--settle-timeout", type=float, default=15.0, help="per change, seconds")
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=60.0,
-        help="before the changes, wait up to this many seconds for an idle machine (0: don't)",
-    )
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a variable for the server process, e.g. ROLLWISE_TOKEN_CACHE_SECONDS=60 (repeatable)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--out", type=Path, help="also write the JSON results to this file")
+    add_run_arguments(parser, "the changes")
     args = parser.parse_args()
     if not 0 < args.streams <= 5000 or not 0 < args.changes <= 200:
         parser.error("--streams must be in 1..5000 and --changes in 1..200")
