@@ -8,9 +8,11 @@ the start time so a benchmark can run the controller on a fake clock.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
+from rollwise_server.errors import Conflict
 from rollwise_server.rollouts import transitions
 from rollwise_server.storage.base import Store
 
@@ -58,12 +60,33 @@ def plan_body(
     }
 
 
+def catalogue_entry(guardrail: dict[str, Any]) -> dict[str, Any]:
+    """The metric catalogue entry that a plan's guardrail needs (its kind and direction)."""
+    harm = guardrail.get("harm", "decrease")
+    direction = "lower_is_better" if harm == "increase" else "higher_is_better"
+    entry = {"kind": guardrail.get("kind", "binary"), "direction": direction}
+    if guardrail.get("denominator"):
+        entry["denominator"] = guardrail["denominator"]
+    return entry
+
+
+def define_metrics(store: Store, plan: dict[str, Any]) -> None:
+    """Put the plan's guardrail metrics into the environment's catalogue (once)."""
+    for guardrail in plan.get("guardrails", []):
+        with contextlib.suppress(Conflict):  # defined already
+            store.write_resource(
+                ENV, "metric", guardrail["metric"], catalogue_entry(guardrail),
+                expected_version=None, action="metric.create", actor="bench", reason=None,
+            )  # fmt: skip
+
+
 def setup_rollout(store: Store, key: str, plan: dict[str, Any], now: float) -> dict[str, Any]:
     """Create the flag, put ``plan`` and start the rollout at ``now``; returns its state."""
     store.write_resource(
         ENV, "flag", key, flag_body(key), expected_version=None, action="flag.create",
         actor="bench", reason=None,
     )  # fmt: skip
+    define_metrics(store, plan)
     transitions.put_plan(store, ENV, key, plan, expected=None, actor="bench", reason="bench")
     record = transitions.transition(
         store, ENV, key, "start", actor="bench", reason="bench", now=now

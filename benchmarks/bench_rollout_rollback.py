@@ -46,7 +46,7 @@ from typing import Any
 import requests
 
 import rollwise
-from bench_rollout_common import CANDIDATE, CONTROL, ENV, flag_body, plan_body
+from bench_rollout_common import CANDIDATE, CONTROL, ENV, catalogue_entry, flag_body, plan_body
 from bench_sdk_common import (
     TIMEOUT,
     admin_session,
@@ -137,6 +137,9 @@ def trial(
     base = f"{server.url}/api/v1/envs/{ENV}/flags"
     admin.post(base, json={"key": flag, **flag_body(flag)}, timeout=TIMEOUT).raise_for_status()
     url = f"{base}/{flag}/rollout"
+    for guardrail in PLAN["guardrails"]:  # the catalogue the plan is checked against
+        metric = {"key": guardrail["metric"], **catalogue_entry(guardrail)}
+        admin.post(f"{server.url}/api/v1/envs/{ENV}/metrics", json=metric, timeout=TIMEOUT)
     admin.put(url, json=PLAN, timeout=TIMEOUT).raise_for_status()
     state = admin.post(f"{url}/start", timeout=TIMEOUT)
     state.raise_for_status()

@@ -57,6 +57,13 @@ FLAG = {
         }
     ],
 }
+METRIC = {
+    "key": "fraud_caught",
+    "kind": "binary",
+    "direction": "higher_is_better",
+    "description": "the model flagged a transaction that was fraud",
+    "owner": "risk-team",
+}
 PLAN = {
     "control": "v1",
     "candidate": "v2",
@@ -89,6 +96,7 @@ def setup(server: LiveServer) -> tuple[requests.Session, str]:
     base = f"{server.url}/api/v1/envs/production"
     admin.post(f"{base}/segments", json=SEGMENT).raise_for_status()
     admin.post(f"{base}/flags", json=FLAG).raise_for_status()
+    admin.post(f"{base}/metrics", json=METRIC).raise_for_status()  # guardrails name it
     url = f"{base}/flags/fraud-model/rollout"
     admin.put(url, json={**PLAN, "reason": "ship fraud-2025-11"}).raise_for_status()
     return admin, url
@@ -152,8 +160,8 @@ def run_scenario(
                     effect = f"effect {finding['effect']:+.3f}"
                     reading = f"always-valid CI {interval}  {finding['verdict']}"
                     print(f"           {what} {effect}  {reading}")
-        stage = state.get("stage", 0)
-        progress = f"{unit:>7,} transactions, stage {stage + 1}/{len(PLAN['stages'])}"
+        stage = state.get("stage", 1)
+        progress = f"{unit:>7,} transactions, stage {stage}/{len(PLAN['stages'])}"
         print(f"  ... {progress}, {state.get('status')}  ", end="\r", flush=True)
         if state.get("status") in ("rolled_back", "completed"):
             break

@@ -14,7 +14,7 @@ from typing import Any
 
 from rollwise.context import parse_datetime
 from rollwise.errors import Problem, RulesParseError, UnsupportedSchemaError
-from rollwise.operators import OPERATORS
+from rollwise.operators import OPERATORS, OperatorSpec
 from rollwise.rules import (
     SCHEMA_VERSION,
     Condition,
@@ -115,6 +115,31 @@ def _list(data: Mapping[str, Any], key: str, path: str, out: Problems) -> list[A
     return value
 
 
+def _refuse_ignored_operator_options(
+    operator: str, spec: OperatorSpec | None, case_insensitive: bool, path: str, out: Problems
+) -> None:
+    """Strict mode: what the SDK would not evaluate as written is a problem, not a no-op.
+
+    A default-mode parse keeps an unknown operator (its rule never matches, with one warning)
+    and a ``case_insensitive`` that the operator ignores; the server must refuse both.
+    """
+    if spec is None:
+        known = ", ".join(OPERATORS)
+        out.append(
+            Problem(
+                _join(path, "operator"), f"unknown operator {operator!r}; known operators: {known}"
+            )
+        )
+    elif case_insensitive and not spec.folds_case:
+        folding = ", ".join(name for name, s in OPERATORS.items() if s.folds_case)
+        out.append(
+            Problem(
+                _join(path, "case_insensitive"),
+                f"not used by operator {operator!r} (only by {folding})",
+            )
+        )
+
+
 def _read_condition(
     data: Any, path: str, out: Problems, segments: Collection[str] | None, strict: bool
 ) -> Condition | SegmentRef | None:
@@ -142,6 +167,8 @@ def _read_condition(
     operator = _text(obj.get("operator"), _join(path, "operator"), out)
     case_insensitive = _boolean(obj, "case_insensitive", path, out, False)
     spec = OPERATORS.get(operator) if operator is not None else None
+    if strict and operator is not None:
+        _refuse_ignored_operator_options(operator, spec, case_insensitive, path, out)
     if spec is not None:
         field = {"values": "values", "range": "values", "value": "value", "none": None}[spec.shape]
         for other in ("value", "values"):
@@ -195,6 +222,10 @@ def _read_serve(
         out.append(Problem(path, "must have exactly one of 'variant' or 'split'"))
         return None
     if has_variant:
+        if strict and "bucket_by" in obj:
+            out.append(
+                Problem(_join(path, "bucket_by"), "not used with 'variant', only with 'split'")
+            )
         name = obj["variant"]
         if not isinstance(name, str) or name not in variants:
             out.append(Problem(_join(path, "variant"), f"unknown variant {name!r}"))

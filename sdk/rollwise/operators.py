@@ -46,6 +46,8 @@ class OperatorSpec:
     normalize: Callable[[Any], Any]
     factory: Callable[[str, Any, bool], Predicate]
     negated: bool = False
+    folds_case: bool = False
+    """Whether ``case_insensitive`` changes the test; the other operators ignore it."""
 
     def predicate(self, attribute: str, operand: Any, case_insensitive: bool) -> Predicate:
         """The compiled test of this operator for one condition."""
@@ -251,25 +253,30 @@ def _spec(
     normalize: Callable[[Any], Any],
     factory: Callable[[str, Any, bool], Predicate],
     negated: bool = False,
+    folds_case: bool = False,
 ) -> tuple[str, OperatorSpec]:
-    return name, OperatorSpec(name, shape, normalize, factory, negated)
+    return name, OperatorSpec(name, shape, normalize, factory, negated, folds_case)
 
 
 OPERATORS: Mapping[str, OperatorSpec] = dict(
     [
-        _spec("in", "values", _string_list, _in),
-        _spec("not_in", "values", _string_list, _in, negated=True),
-        _spec("eq", "value", _scalar, _eq),
-        _spec("neq", "value", _scalar, _eq, negated=True),
+        _spec("in", "values", _string_list, _in, folds_case=True),
+        _spec("not_in", "values", _string_list, _in, negated=True, folds_case=True),
+        _spec("eq", "value", _scalar, _eq, folds_case=True),
+        _spec("neq", "value", _scalar, _eq, negated=True, folds_case=True),
         _spec("lt", "value", _number, _ordering(operator.lt)),
         _spec("lte", "value", _number, _ordering(operator.le)),
         _spec("gt", "value", _number, _ordering(operator.gt)),
         _spec("gte", "value", _number, _ordering(operator.ge)),
         _spec("between", "range", _range, _between),
-        _spec("starts_with", "value", _string_like, _string_factory(str.startswith)),
-        _spec("ends_with", "value", _string_like, _string_factory(str.endswith)),
-        _spec("contains", "value", _string_like, _string_factory(str.__contains__)),
-        _spec("matches", "value", _pattern, _matches),
+        _spec(
+            "starts_with", "value", _string_like, _string_factory(str.startswith), folds_case=True
+        ),
+        _spec("ends_with", "value", _string_like, _string_factory(str.endswith), folds_case=True),
+        _spec(
+            "contains", "value", _string_like, _string_factory(str.__contains__), folds_case=True
+        ),
+        _spec("matches", "value", _pattern, _matches, folds_case=True),
         _spec("semver_eq", "value", _semver, _semver_factory(lambda a, b: a == b)),
         _spec("semver_lt", "value", _semver, _semver_factory(lambda a, b: a < b)),
         _spec("semver_lte", "value", _semver, _semver_factory(lambda a, b: a <= b)),

@@ -15,7 +15,7 @@ Errors, under ``rollwise.errors.TransportError``::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -36,14 +36,19 @@ __all__ = [
     "strip_meta",
 ]
 
-Kind = Literal["flag", "segment"]
+Kind = Literal["flag", "segment", "metric"]
 ApplyOutcome = Literal["created", "updated", "unchanged"]
 Json = dict[str, Any]
 
 META_FIELDS = frozenset(
     {"key", "version", "archived", "updated_at", "updated_by", "reason", "stale"}
 )
-"""Fields the server adds to a flag or segment when it answers (and ignores when it reads)."""
+"""Fields the server adds to a flag, segment or metric when it answers (and ignores when it
+reads)."""
+
+_METRIC_DEFAULTS: Json = {"unit": "", "description": "", "default_tolerance": 0.0, "owner": ""}
+"""What the server stores for a metric field a file leaves out (so that applying such a file
+again finds it unchanged)."""
 
 
 class ApiResponseError(TransportError):
@@ -107,8 +112,20 @@ def _path(*parts: str) -> str:
 
 
 def strip_meta(body: Mapping[str, Any]) -> Json:
-    """A flag or segment without the fields the server manages (for comparing configurations)."""
+    """A flag, segment or metric without the fields the server manages (for comparing
+    configurations)."""
     return {k: v for k, v in body.items() if k not in META_FIELDS}
+
+
+def _configuration(kind: Kind, body: Mapping[str, Any]) -> Json:
+    """``strip_meta``, with a metric's left-out fields as the server fills them in."""
+    data = strip_meta(body)
+    if kind != "metric":
+        return data
+    filled = {**_METRIC_DEFAULTS, **{k: v for k, v in data.items() if v is not None}}
+    if filled.get("kind") == "ratio":
+        filled.setdefault("numerator", body.get("key"))
+    return filled
 
 
 class ApiClient:
@@ -184,7 +201,7 @@ class ApiClient:
             )
         return data
 
-    # --- flags and segments ---
+    # --- flags, segments and metrics ---
 
     def list_resources(self, env: str, kind: Kind, *, archived: bool = False) -> Json:
         params = {"archived": "true"} if archived else None
@@ -234,7 +251,7 @@ class ApiClient:
             current = None
         if current is None or current.get("archived"):
             return "created", self.create_resource(env, kind, body, reason=reason)
-        if strip_meta(current) == strip_meta(body):
+        if _configuration(kind, current) == _configuration(kind, body):
             return "unchanged", current
         version = body.get("version")
         if type(version) is not int:
@@ -267,19 +284,51 @@ class ApiClient:
     def environments(self) -> Json:
         return self.request("GET", "envs")
 
-    def create_environment(self, key: str, *, reason: str | None) -> Json:
-        return self.request("POST", "envs", body={"key": key, "reason": reason})
+    def environment(self, key: str) -> Json:
+        return self.request("GET", _path("envs", key))
+
+    def create_environment(
+        self, key: str, *, protected: bool = False, reason: str | None = None
+    ) -> Json:
+        return self.request(
+            "POST", "envs", body={"key": key, "protected": protected, "reason": reason}
+        )
+
+    def set_protected(self, key: str, *, protected: bool, reason: str) -> Json:
+        """``PATCH /envs/{key}``: protect or unprotect an environment (admin; reason required)."""
+        return self.request(
+            "PATCH", _path("envs", key), body={"protected": protected, "reason": reason}
+        )
 
     def tokens(self) -> Json:
         return self.request("GET", "tokens")
 
-    def create_token(self, *, role: str, name: str, env: str | None) -> Json:
-        return self.request("POST", "tokens", body={"role": role, "name": name, "env": env})
+    def create_token(
+        self,
+        *,
+        role: str,
+        name: str,
+        env: str | None,
+        owner: str | None = None,
+        envs: Sequence[str] | None = None,
+        expires_at: str | None = None,
+    ) -> Json:
+        """``owner`` is the person the token belongs to (required but for ``sdk`` tokens);
+        ``envs`` the environments its role applies to (``None``: all); ``expires_at`` an
+        RFC 3339 time in the future (``None``: never)."""
+        body: Json = {"role": role, "name": name, "env": env, "envs": envs,
+                      "expires_at": expires_at}  # fmt: skip
+        if owner is not None:
+            body["owner"] = owner
+        if envs is not None:
+            body["envs"] = list(envs)
+        return self.request("POST", "tokens", body=body)
 
     def revoke_token(self, token_id: str) -> Json:
         return self.request("DELETE", _path("tokens", token_id))
 
     def audit(self, **filters: str | int | None) -> Json:
-        """``GET /audit`` with ``env``, ``flag``, ``segment``, ``actor``, ``action``, ``since``,
-        ``until``, ``limit`` and ``before`` (the ``next_before`` cursor of the previous page)."""
+        """``GET /audit`` with ``env``, ``flag`` (its rollout's entries too), ``segment``,
+        ``metric``, ``actor`` (a token's owner), ``action``, ``since``, ``until``, ``limit`` and
+        ``before`` (the ``next_before`` cursor of the previous page)."""
         return self.request("GET", "audit", params=filters)

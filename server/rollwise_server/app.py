@@ -28,6 +28,7 @@ from rollwise_server.rollouts.controller import Controller
 from rollwise_server.settings import Settings
 from rollwise_server.state import ServerState
 from rollwise_server.storage import open_store
+from rollwise_server.storage.sqlite import now_iso
 from rollwise_server.webhooks import Webhooks
 
 __all__ = ["ROUTES", "create_app"]
@@ -42,6 +43,8 @@ ROUTES: list[Route] = [
     Route("/api/v1/openapi.json", lambda r: JSONResponse(openapi_document()), methods=["GET"]),
     Route("/api/v1/envs", admin.list_environments, methods=["GET"]),
     Route("/api/v1/envs", admin.create_environment, methods=["POST"]),
+    Route(f"{ENV}", admin.get_environment, methods=["GET"]),
+    Route(f"{ENV}", admin.update_environment, methods=["PATCH"]),
     Route(f"{ENV}/flags", resources.list_resources, methods=["GET"]),
     Route(f"{ENV}/flags", resources.create_resource, methods=["POST"]),
     Route(f"{ENV}/flags/{{key}}", resources.get_resource, methods=["GET"]),
@@ -60,6 +63,12 @@ ROUTES: list[Route] = [
     Route(f"{ENV}/segments/{{key}}", resources.replace_resource, methods=["PUT"]),
     Route(f"{ENV}/segments/{{key}}", resources.archive_resource, methods=["DELETE"]),
     Route(f"{ENV}/segments/{{key}}/history", resources.history, methods=["GET"]),
+    Route(f"{ENV}/metrics", resources.list_resources, methods=["GET"]),
+    Route(f"{ENV}/metrics", resources.create_resource, methods=["POST"]),
+    Route(f"{ENV}/metrics/{{key}}", resources.get_resource, methods=["GET"]),
+    Route(f"{ENV}/metrics/{{key}}", resources.replace_resource, methods=["PUT"]),
+    Route(f"{ENV}/metrics/{{key}}", resources.archive_resource, methods=["DELETE"]),
+    Route(f"{ENV}/metrics/{{key}}/history", resources.history, methods=["GET"]),
     Route("/api/v1/tokens", admin.list_tokens, methods=["GET"]),
     Route("/api/v1/tokens", admin.create_token, methods=["POST"]),
     Route("/api/v1/tokens/{token_id}", admin.revoke_token, methods=["DELETE"]),
@@ -151,6 +160,26 @@ async def _poll_revisions(server: ServerState) -> None:
             server.publish(env["key"], env["revision"])
 
 
+STREAM_TOKEN_CHECK_SECONDS = 1.0
+
+
+async def _close_ended_streams(server: ServerState) -> None:
+    """Close the streams of revoked or expired tokens (within about a second of the database
+    saying so, whichever replica revoked them): one query per second for all open streams."""
+    while True:
+        await asyncio.sleep(STREAM_TOKEN_CHECK_SECONDS)
+        tokens = server.broadcaster.token_ids()
+        if not tokens:
+            continue
+        try:
+            ended = await threaded(server.store.tokens_ended, tokens, now_iso())
+        except Exception:
+            logger.warning("rollwise: checking the streams' tokens failed", exc_info=True)
+            continue
+        for token_id in ended:
+            server.broadcaster.close_token(token_id)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """The flag server as an ASGI application; the store opens in the lifespan."""
     settings = settings or Settings.from_env()
@@ -161,6 +190,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await threaded(open_store, settings.db)
+        webhooks = Webhooks(settings.webhook_urls.split(","), settings.webhook_secret)
         server = ServerState(
             settings=settings,
             store=store,
@@ -173,17 +203,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 max_body_bytes=settings.max_body_bytes,
                 max_events=settings.max_batch_events,
             ),
+            webhooks=webhooks,
         )
         for env in await threaded(store.environments):
             server.publish(env["key"], env["revision"])
         app.state.rollwise = server
         holder["server"] = server
-        webhooks = Webhooks(settings.webhook_urls.split(","), settings.webhook_secret)
         controller = Controller(store, webhooks, server.publish, settings.controller_interval)
         app.state.controller = controller
         tasks = [
             asyncio.create_task(_poll_revisions(server)),
             asyncio.create_task(controller.run()),
+            asyncio.create_task(_close_ended_streams(server)),
         ]
         try:
             yield

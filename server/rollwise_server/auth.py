@@ -10,21 +10,38 @@ lookups compare hashes with ``hmac.compare_digest``. Roles grant permissions:
 | ``editor`` | viewer + change flags and segments |
 | ``approver`` | viewer + approve rollout stages |
 | ``admin`` | everything, including tokens and environments |
+
+A role applies to the environments the token lists (``envs``), or to all of them; tokens,
+creating environments and the audit log of every environment need a token for all of them.
+A token belongs to a person (``owner``): the audit log records the owner and the token id, and
+the two-person rule compares owners.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from datetime import datetime
 from typing import Literal
 
 import attrs
 import cachetools
 
 from rollwise_server.errors import Forbidden, Unauthorized
-from rollwise_server.storage.base import Store, TokenRecord
+from rollwise_server.storage.base import Actor, Store, TokenRecord
 
-__all__ = ["PERMISSIONS", "ROLES", "Principal", "TokenAuth", "hash_secret", "new_secret"]
+__all__ = [
+    "PERMISSIONS",
+    "ROLES",
+    "Principal",
+    "TokenAuth",
+    "bearer_secret",
+    "hash_secret",
+    "new_secret",
+    "require",
+    "same_person",
+]
 
 Permission = Literal["sdk", "read", "write", "approve", "admin"]
 ROLES = ("sdk", "viewer", "editor", "approver", "admin")
@@ -45,22 +62,66 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _parse_time(value: str | None) -> float | None:
+    if value is None:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
 @attrs.frozen
 class Principal:
-    """Who is calling: the token's id, name (the audit actor), role and environment."""
+    """Who is calling: the token's id, name, owner (the person: the audit actor), role, the
+    environments the role applies to (``None``: all) and when the token expires."""
 
     token_id: str
     name: str
     role: str
     env: str | None
+    owner: str = ""
+    envs: tuple[str, ...] | None = None
+    expires_at: float | None = None
 
     @property
-    def actor(self) -> str:
-        return self.name
+    def actor(self) -> Actor:
+        return Actor(self.owner or self.name, self.token_id, self.owner or self.name)
+
+    @property
+    def person(self) -> str:
+        """The owner as the two-person rule compares it (case and outer spaces ignored)."""
+        return same_person(self.owner or self.name)
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and (now or time.time()) >= self.expires_at
+
+    @classmethod
+    def of(cls, record: TokenRecord) -> Principal:
+        return cls(
+            record.id, record.name, record.role, record.env, record.owner, record.envs,
+            _parse_time(record.expires_at),
+        )  # fmt: skip
+
+
+def same_person(owner: str) -> str:
+    """The form in which owners are compared: ``Alice`` and `` alice`` are one person."""
+    return " ".join(owner.split()).casefold()
+
+
+def bearer_secret(authorization: str | None) -> str:
+    """The secret of an ``Authorization: Bearer <token>`` header; any other scheme is 401."""
+    if not authorization:
+        raise Unauthorized("a bearer token is required (Authorization: Bearer rw_...)")
+    scheme, _, secret = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    return secret.strip()
 
 
 class TokenAuth:
-    """Resolves bearer tokens to principals, with a short cache in front of the store."""
+    """Resolves bearer tokens to principals, with a short cache in front of the store.
+
+    The scheme and the expiry are checked on every request, cached or not; a revocation made
+    in this process drops the cache at once, one made by another replica is seen within
+    ``cache_seconds``."""
 
     def __init__(self, store: Store, cache_seconds: float) -> None:
         self._store = store
@@ -72,38 +133,57 @@ class TokenAuth:
         """Drop cached lookups (after a token is revoked in this process)."""
         self._cache.clear()
 
+    @staticmethod
+    def _principal(record: TokenRecord | None) -> Principal:
+        if record is None or record.revoked_at is not None:
+            raise Unauthorized("unknown or revoked token")
+        principal = Principal.of(record)
+        if principal.expired():
+            raise Unauthorized(f"the token expired at {record.expires_at}")
+        return principal
+
     def lookup(self, authorization: str | None) -> Principal:
         """Runs in a worker thread on a cache miss (it reads the database)."""
-        if not authorization:
-            raise Unauthorized("a bearer token is required (Authorization: Bearer rw_...)")
-        scheme, _, secret = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-        digest = hash_secret(secret.strip())
+        digest = hash_secret(bearer_secret(authorization))
         try:
             record = self._cache[digest]
         except KeyError:
             record = self._store.token_by_hash(digest)
             self._cache[digest] = record
-        if record is None or record.revoked_at is not None:
-            raise Unauthorized("unknown or revoked token")
-        return Principal(record.id, record.name, record.role, record.env)
+        return self._principal(record)
 
     def cached(self, authorization: str | None) -> Principal | None:
-        """The principal if the lookup is cached (no database access), else ``None``."""
-        if not authorization:
+        """The principal if the lookup is cached (no database access), else ``None``.
+
+        A malformed header, an unknown, revoked or expired token raise ``Unauthorized``."""
+        digest = hash_secret(bearer_secret(authorization))
+        if digest not in self._cache:
             return None
-        _, _, secret = authorization.partition(" ")
-        record = self._cache.get(hash_secret(secret.strip()))
-        if record is None or record.revoked_at is not None:
-            return None
-        return Principal(record.id, record.name, record.role, record.env)
+        return self._principal(self._cache.get(digest))
 
 
-def require(principal: Principal, permission: Permission, env: str | None = None) -> Principal:
-    """Raise ``Forbidden`` unless ``principal`` may do ``permission`` (in ``env``)."""
+def require(
+    principal: Principal,
+    permission: Permission,
+    env: str | None = None,
+    *,
+    everywhere: bool = False,
+) -> Principal:
+    """Raise ``Forbidden`` unless ``principal`` may do ``permission`` (in ``env``; with
+    ``everywhere``, only a token whose role applies to every environment may)."""
     if permission not in PERMISSIONS.get(principal.role, frozenset()):
         raise Forbidden(f"role {principal.role!r} may not do this (needs {permission!r})")
     if principal.role == "sdk" and env is not None and principal.env != env:
         raise Forbidden(f"this SDK token is for environment {principal.env!r}, not {env!r}")
+    if principal.envs is not None:
+        if everywhere:
+            raise Forbidden(
+                f"this token's role applies only to {', '.join(principal.envs)}; "
+                "this needs a token for every environment"
+            )
+        if env is not None and env not in principal.envs:
+            raise Forbidden(
+                f"this token's role {principal.role!r} applies to "
+                f"{', '.join(principal.envs)}, not to {env!r}"
+            )
     return principal

@@ -16,7 +16,7 @@ import json
 import re
 import sqlite3
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -72,12 +72,14 @@ def _failure(exc: TransportError, hint: Sequence[str] = ()) -> click.ClickExcept
     """The message for an error answer or an unreachable server (shown as ``Error: ...``)."""
     lines: list[str] = []
     if isinstance(exc, ApiResponseError):
-        detail = exc.detail
-        summary = "; ".join(str(p) for p in exc.problems)
+        detail, problems = exc.detail, exc.problems
+        summary = "; ".join(str(p) for p in problems)
         if summary and detail.endswith(f": {summary}"):  # the problems follow, one a line
             detail = detail.removesuffix(f": {summary}")
-        lines.append(f"{detail} (HTTP {exc.status}){':' if exc.problems else ''}")
-        lines += [f"  {p}" for p in exc.problems]
+        if len(problems) == 1 and problems[0].path and detail.startswith(f"{problems[0].path}: "):
+            problems = ()  # the detail says it already
+        lines.append(f"{detail} (HTTP {exc.status}){':' if problems else ''}")
+        lines += [f"  {p}" for p in problems]
         if exc.status == 401:
             lines.append("  check the token in ROLLWISE_TOKEN / --token")
     elif isinstance(exc, ServerUnreachableError):
@@ -217,25 +219,59 @@ _SPAN = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+def _moment(text: str, now: datetime, sign: int) -> datetime:
+    """An ISO date or time (UTC unless it says otherwise), or a span (30m, 24h, 7d, 2w) from
+    ``now``: back for ``sign`` -1, forward for +1."""
+    span = _SPAN.fullmatch(text)
+    try:
+        if span:
+            return now + sign * timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is neither an ISO date/time nor a span like 30m, 24h or 7d"
+        ) from None
+    except OverflowError:
+        raise click.BadParameter(f"{text!r} is out of range") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _iso(moment: datetime) -> str:
+    """As the server writes its timestamps (UTC, microseconds), so that they compare as text."""
+    try:
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (OverflowError, ValueError):
+        raise click.BadParameter(f"{moment.isoformat()} is out of range") from None
+
+
 def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """An ISO date or time (UTC unless it says otherwise) or a span back from now (24h, 7d),
-    as the server writes its timestamps, so that they compare as text."""
+    """An ISO date or time or a span back from now (24h, 7d)."""
     if value is None:
         return None
-    text = value.strip()
-    span = _SPAN.fullmatch(text)
-    if span:
-        instant = datetime.now(UTC) - timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
-    else:
-        try:
-            instant = datetime.fromisoformat(text)
-        except ValueError:
-            raise click.BadParameter(
-                f"{text!r} is neither an ISO date/time nor a span like 30m, 24h or 7d"
-            ) from None
-        if instant.tzinfo is None:
-            instant = instant.replace(tzinfo=UTC)
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _iso(_moment(value.strip(), datetime.now(UTC), -1))
+
+
+def _expiry(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An RFC 3339 time or a span forward from now (12h, 30d); it must be in the future."""
+    if value is None:
+        return None
+    now = datetime.now(UTC)
+    moment = _moment(value.strip(), now, +1)
+    if moment <= now:
+        raise click.BadParameter(f"{value.strip()!r} is not in the future")
+    return _iso(moment)
+
+
+def _env_list(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, ...] | None:
+    """``staging,production`` as ``("staging", "production")``."""
+    if value is None:
+        return None
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    if not names:
+        raise click.BadParameter("name at least one environment, e.g. staging,production")
+    return names
 
 
 # --- the group ----------------------------------------------------------------------------------

@@ -17,11 +17,14 @@ __all__ = ["Broadcaster", "Subscription"]
 class Subscription:
     """One subscriber's view: the newest revision it has not consumed yet."""
 
-    def __init__(self, broadcaster: Broadcaster, env: str) -> None:
+    def __init__(self, broadcaster: Broadcaster, env: str, token_id: str | None = None) -> None:
         self._broadcaster = broadcaster
         self.env = env
+        self.token_id = token_id
         self._event = asyncio.Event()
         self.latest: int | None = None
+        self.closed = False
+        """Set when the subscriber's token was revoked or expired: the stream ends."""
 
     def _offer(self, revision: int) -> None:
         if self.latest is None or revision > self.latest:
@@ -36,6 +39,11 @@ class Subscription:
             return None
         self._event.clear()
         return self.latest
+
+    def end(self) -> None:
+        """Its token ended: wake the stream so that it closes."""
+        self.closed = True
+        self._event.set()
 
     def close(self) -> None:
         self._broadcaster._remove(self)
@@ -54,10 +62,23 @@ class Broadcaster:
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
         self.revisions: dict[str, int] = {}
 
-    def subscribe(self, env: str) -> Subscription:
-        subscription = Subscription(self, env)
+    def subscribe(self, env: str, token_id: str | None = None) -> Subscription:
+        subscription = Subscription(self, env, token_id)
         self._subscribers[env].add(subscription)
         return subscription
+
+    def token_ids(self) -> list[str]:
+        """The tokens of the open subscriptions."""
+        return sorted(
+            {s.token_id for subs in self._subscribers.values() for s in subs if s.token_id}
+        )
+
+    def close_token(self, token_id: str) -> int:
+        """End every subscription of ``token_id``; how many there were."""
+        ended = [s for subs in self._subscribers.values() for s in subs if s.token_id == token_id]
+        for subscription in ended:
+            subscription.end()
+        return len(ended)
 
     def _remove(self, subscription: Subscription) -> None:
         self._subscribers[subscription.env].discard(subscription)

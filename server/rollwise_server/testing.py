@@ -64,9 +64,21 @@ class LiveServer:
         session.headers["Authorization"] = f"Bearer {token or self.admin_token}"
         return session
 
-    def token(self, role: str, name: str | None = None, env: str | None = None) -> str:
-        """Create a token through the API and return its secret."""
-        body = {"role": role, "name": name or f"{role}-{time.monotonic_ns()}", "env": env}
+    def token(
+        self,
+        role: str,
+        name: str | None = None,
+        env: str | None = None,
+        *,
+        owner: str | None = None,
+        envs: list[str] | None = None,
+        expires_at: str | None = None,
+    ) -> str:
+        """Create a token through the API and return its secret (its owner is ``owner``, or
+        its name: each test token is another person unless told otherwise)."""
+        name = name or f"{role}-{time.monotonic_ns()}"
+        body = {"role": role, "name": name, "env": env, "owner": owner or name, "envs": envs,
+                "expires_at": expires_at}  # fmt: skip
         response = self.session().post(f"{self.url}/api/v1/tokens", json=body, timeout=10)
         response.raise_for_status()
         return str(response.json()["token"])

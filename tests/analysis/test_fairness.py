@@ -175,7 +175,7 @@ def test_parity_edge_cases() -> None:
     assert math.isnan(nobody.ratio)  # 0/0, as fairlearn's ratio
     assert not nobody.four_fifths_violated
     with pytest.raises(ValueError, match="binary"):
-        selection_parity({"A": SufficientStats(3, 3.0, 5.0)})
+        selection_parity({"A": SufficientStats(3, 3.0, 5.0, "mean")})
 
 
 # --- bands ---

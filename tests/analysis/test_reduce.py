@@ -583,7 +583,7 @@ def test_postgresql_sql_is_one_query_with_named_parameters() -> None:
 )
 def test_bad_specifications_are_refused(args: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        ReductionSpec(**{"flag": FLAG, "metric": "m", **args})
+        ReductionSpec(**{"flag": FLAG, "metric": "m", "kind": "mean", **args})
 
 
 def test_windows_parse_and_format() -> None:

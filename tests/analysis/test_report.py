@@ -31,7 +31,9 @@ COLUMNS = [
 
 
 def _latency(n: int, mean: float, seed: int) -> SufficientStats:
-    return SufficientStats.from_values(np.random.default_rng(seed).gamma(4.0, mean / 4.0, n))
+    return SufficientStats.from_values(
+        np.random.default_rng(seed).gamma(4.0, mean / 4.0, n), kind="mean"
+    )
 
 
 def _stats() -> dict[str, dict[object, tuple[SufficientStats, SufficientStats]]]:
@@ -203,7 +205,9 @@ def test_specs_are_required_and_checked() -> None:
         Report.from_stats("f", _stats(), metric_specs={})
     with pytest.raises(ValueError, match="statistics for a mean metric"):
         Report.from_stats(
-            "f", {"m": {"overall": (B(10, 1), B(10, 2))}}, metric_specs={"m": MetricSpec()}
+            "f",
+            {"m": {"overall": (B(10, 1), B(10, 2))}},
+            metric_specs={"m": MetricSpec(kind="mean")},
         )
     with pytest.raises(ValueError, match="cohort key"):
         Report.from_stats(
@@ -211,7 +215,7 @@ def test_specs_are_required_and_checked() -> None:
             metric_specs={"m": MetricSpec(kind="binary")},
         )  # fmt: skip
     with pytest.raises(ValueError, match="tolerance"):
-        MetricSpec(tolerance=-1.0)
+        MetricSpec(kind="mean", tolerance=-1.0)
     with pytest.raises(ValueError, match="selection"):
         MetricSpec(kind="mean", selection=True)
 

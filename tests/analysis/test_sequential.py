@@ -148,7 +148,7 @@ def test_relative_with_zero_control_mean_is_insufficient() -> None:
 
 def test_compare_refuses_mixed_kinds_and_bad_alpha() -> None:
     with pytest.raises(ValueError, match="cannot compare"):
-        compare(SufficientStats.binary(10, 1), SufficientStats(10, 1.0, 1.0))
+        compare(SufficientStats.binary(10, 1), SufficientStats(10, 1.0, 1.0, "mean"))
     with pytest.raises(ValueError, match="alpha"):
         compare(SufficientStats.binary(10, 1), SufficientStats.binary(10, 2), alpha=1.5)
 
@@ -160,7 +160,7 @@ def _cuped_arms(
     for shift in (0.0, lift):
         pre = rng.normal(10.0, 2.0, n)
         post = 0.9 * pre + rng.normal(shift, 1.0, n)
-        arms.append(SufficientStats.from_values(post, covariate=pre))
+        arms.append(SufficientStats.from_values(post, kind="mean", covariate=pre))
     return arms[0], arms[1]
 
 
@@ -172,8 +172,8 @@ def test_cuped_reduces_variance_and_stays_unbiased() -> None:
         ctrl, cand = _cuped_arms(rng, 400, 0.3)
         with_cov = compare(ctrl, cand, sequential=False)
         without = compare(
-            SufficientStats(ctrl.n, ctrl.total, ctrl.total_sq),
-            SufficientStats(cand.n, cand.total, cand.total_sq),
+            SufficientStats(ctrl.n, ctrl.total, ctrl.total_sq, "mean"),
+            SufficientStats(cand.n, cand.total, cand.total_sq, "mean"),
             sequential=False,
         )
         assert with_cov.method.endswith("+ CUPED")
@@ -195,7 +195,7 @@ def test_cuped_reduces_variance_and_stays_unbiased() -> None:
 def test_cuped_needs_the_covariate_on_both_arms() -> None:
     rng = np.random.default_rng(1)
     ctrl, cand = _cuped_arms(rng, 200, 0.0)
-    bare = SufficientStats(cand.n, cand.total, cand.total_sq)
+    bare = SufficientStats(cand.n, cand.total, cand.total_sq, "mean")
     assert compare(ctrl, bare).method == "mixture-sprt"
 
 

@@ -12,7 +12,7 @@ from rollwise.analysis import SufficientStats, compare
 
 def test_mean_metric_moments_match_numpy() -> None:
     values = np.random.default_rng(3).lognormal(0.0, 0.7, 5000)
-    stats = SufficientStats.from_values(values)
+    stats = SufficientStats.from_values(values, kind="mean")
     assert stats.n == 5000
     assert stats.kind == "mean"
     assert stats.mean == pytest.approx(values.mean(), rel=1e-12)
@@ -36,10 +36,12 @@ def test_addition_equals_the_statistics_of_the_union() -> None:
     rng = np.random.default_rng(4)
     a, b = rng.normal(size=300), rng.normal(size=700)
     ca, cb = rng.normal(size=300), rng.normal(size=700)
-    left = SufficientStats.from_values(a, covariate=ca) + SufficientStats.from_values(
-        b, covariate=cb
+    left = SufficientStats.from_values(a, kind="mean", covariate=ca) + SufficientStats.from_values(
+        b, kind="mean", covariate=cb
     )
-    whole = SufficientStats.from_values(np.concatenate([a, b]), covariate=np.concatenate([ca, cb]))
+    whole = SufficientStats.from_values(
+        np.concatenate([a, b]), kind="mean", covariate=np.concatenate([ca, cb])
+    )
     for field in ("n", "total", "total_sq", "cov_total", "cov_total_sq", "cov_cross"):
         assert getattr(left, field) == pytest.approx(getattr(whole, field), rel=1e-12)
     assert left.has_covariate
@@ -49,14 +51,14 @@ def test_addition_equals_the_statistics_of_the_union() -> None:
 
 def test_addition_refuses_mixed_kinds_and_drops_partial_covariates() -> None:
     with pytest.raises(ValueError, match="cannot add"):
-        SufficientStats.binary(10, 1) + SufficientStats(10, 1.0, 1.0)
-    with_cov = SufficientStats.from_values([1.0, 2.0], covariate=[0.0, 1.0])
-    assert not (with_cov + SufficientStats.from_values([3.0])).has_covariate
+        SufficientStats.binary(10, 1) + SufficientStats(10, 1.0, 1.0, "mean")
+    with_cov = SufficientStats.from_values([1.0, 2.0], kind="mean", covariate=[0.0, 1.0])
+    assert not (with_cov + SufficientStats.from_values([3.0], kind="mean")).has_covariate
 
 
 def test_from_values_checks_its_inputs() -> None:
     with pytest.raises(ValueError, match="covariate"):
-        SufficientStats.from_values([1.0, 2.0], covariate=[1.0])
+        SufficientStats.from_values([1.0, 2.0], kind="mean", covariate=[1.0])
     with pytest.raises(ValueError, match="ratio_from_values"):
         SufficientStats.from_values([1.0], kind="ratio")
     with pytest.raises(ValueError, match="pair"):
@@ -64,12 +66,12 @@ def test_from_values_checks_its_inputs() -> None:
 
 
 def test_degenerate_moments_are_nan_not_errors() -> None:
-    empty = SufficientStats(0, 0.0, 0.0)
+    empty = SufficientStats(0, 0.0, 0.0, "mean")
     assert math.isnan(empty.mean)
     assert math.isnan(empty.variance)
-    assert math.isnan(SufficientStats.from_values([4.0]).variance)
+    assert math.isnan(SufficientStats.from_values([4.0], kind="mean").variance)
     assert math.isnan(SufficientStats.ratio_from_values([1.0, 2.0], [0.0, 0.0]).mean)
-    assert SufficientStats.from_values([2.0] * 5).variance == 0.0
+    assert SufficientStats.from_values([2.0] * 5, kind="mean").variance == 0.0
 
 
 def test_ratio_delta_method_matches_a_simulation() -> None:

@@ -97,8 +97,12 @@ def test_aa_mean_sequential_compare(measured: list[str]) -> None:
         rejected = naive_rejected = False
         for look in range(LOOKS):
             n = batch * (look + 1)
-            ctrl = SufficientStats(n, float(sums[0][0][run, look]), float(sums[0][1][run, look]))
-            cand = SufficientStats(n, float(sums[1][0][run, look]), float(sums[1][1][run, look]))
+            ctrl = SufficientStats(
+                n, float(sums[0][0][run, look]), float(sums[0][1][run, look]), "mean"
+            )
+            cand = SufficientStats(
+                n, float(sums[1][0][run, look]), float(sums[1][1][run, look]), "mean"
+            )
             if not rejected:
                 rejected = compare(ctrl, cand, alpha=ALPHA).p_value < ALPHA
             if not naive_rejected:
@@ -228,10 +232,13 @@ EDGE_CASES = {
     "empty arms": (B(0, 0), B(0, 0)),
     "empty candidate": (B(100, 10), B(0, 0)),
     "n = 1": (B(1, 1), B(100, 10)),
-    "n = 1 mean": (SufficientStats.from_values([3.0]), SufficientStats.from_values([1.0, 2.0])),
+    "n = 1 mean": (
+        SufficientStats.from_values([3.0], kind="mean"),
+        SufficientStats.from_values([1.0, 2.0], kind="mean"),
+    ),
     "zero variance (mean)": (
-        SufficientStats.from_values([5.0] * 10),
-        SufficientStats.from_values([5.0] * 12),
+        SufficientStats.from_values([5.0] * 10, kind="mean"),
+        SufficientStats.from_values([5.0] * 12, kind="mean"),
     ),
     "p = 0 in both": (B(500, 0), B(500, 0)),
     "p = 1 in both": (B(500, 500), B(500, 500)),

@@ -8,7 +8,7 @@ import requests
 
 from rollwise_server.testing import LiveServer
 from tests.rollouts.test_plan import PLAN
-from tests.server.conftest import EU_SEGMENT, example_flag
+from tests.server.conftest import EU_SEGMENT, define_metrics, example_flag
 
 
 def split_of(server: LiveServer) -> list[tuple[str, int]]:
@@ -22,10 +22,11 @@ def setup(server: LiveServer) -> tuple[requests.Session, str]:
     base = f"{server.url}/api/v1/envs/production"
     admin.post(f"{base}/segments", json=EU_SEGMENT).raise_for_status()
     admin.post(f"{base}/flags", json=example_flag()).raise_for_status()
+    define_metrics(server)
     url = f"{base}/flags/fraud-model/rollout"
     response = admin.put(url, json={**PLAN, "reason": "ship fraud-2025-11"})
     assert response.status_code == 200, response.text
-    assert response.json()["state"] == {"status": "draft"}
+    assert response.json()["state"] == {"status": "draft", "plan_by": "admin"}
     return admin, url
 
 
@@ -41,11 +42,11 @@ def test_start_advance_approve_and_complete(server: LiveServer) -> None:
     editor = server.session(server.token("editor", name="erin"))
     approver = server.session(server.token("approver", name="abe"))
     started = editor.post(f"{url}/start", json={"reason": "go"}).json()
-    assert (started["state"]["status"], started["state"]["stage"]) == ("running", 0)
+    assert (started["state"]["status"], started["state"]["stage"]) == ("running", 1)
     assert split_of(server) == [("v2", 100), ("v1", 9900)]  # 1%: the candidate first
     assert editor.post(f"{url}/approve").status_code == 403  # an editor cannot approve
     advanced = editor.post(f"{url}/advance", json={"reason": "looks fine"}).json()
-    assert advanced["state"]["stage"] == 1
+    assert advanced["state"]["stage"] == 2
     assert split_of(server) == [("v2", 2500), ("v1", 7500)]
     refused = editor.post(f"{url}/advance")
     assert refused.status_code == 409
@@ -53,7 +54,7 @@ def test_start_advance_approve_and_complete(server: LiveServer) -> None:
     own = server.session(server.token("approver", name="erin"))  # the starter's own name
     assert own.post(f"{url}/approve").status_code == 403  # two-person rule
     approved = approver.post(f"{url}/approve", json={"reason": "reviewed"}).json()
-    assert approved["state"]["stage"] == 2
+    assert approved["state"]["stage"] == 3
     assert approved["state"]["approvals"][0]["by"] == "abe"
     assert split_of(server) == [("v2", 10000), ("v1", 0)]
     done = editor.post(f"{url}/advance").json()
@@ -73,7 +74,13 @@ def test_pause_resume_and_rollback(server: LiveServer) -> None:
     admin, url = setup(server)
     admin.post(f"{url}/start").raise_for_status()
     assert admin.post(f"{url}/pause").json()["state"]["status"] == "paused"
-    assert admin.put(url, json=PLAN).status_code == 200  # a paused plan may change
+    frozen = admin.put(url, json=PLAN)  # a paused rollout is still active: its plan is frozen
+    assert frozen.status_code == 409
+    assert frozen.json()["rollout"] == {
+        "env": "production",
+        "flag": "fraud-model",
+        "status": "paused",
+    }
     assert admin.post(f"{url}/resume").json()["state"]["status"] == "running"
     assert admin.put(url, json=PLAN).status_code == 409  # a running one may not
     rolled: dict[str, Any] = admin.post(f"{url}/rollback", json={"reason": "bad"}).json()
@@ -81,7 +88,7 @@ def test_pause_resume_and_rollback(server: LiveServer) -> None:
     assert split_of(server) == [("v2", 0), ("v1", 10000)]
     history = admin.get(f"{server.url}/api/v1/envs/production/flags/fraud-model/history").json()
     assert history["versions"][-1]["action"] == "rollout.rollback"
-    assert admin.post(f"{url}/rollback").status_code == 409
+    assert admin.post(f"{url}/rollback", json={"reason": "again"}).status_code == 409
     assert admin.get(url).json()["state"]["status"] == "rolled_back"
 
 

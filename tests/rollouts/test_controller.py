@@ -20,7 +20,7 @@ from rollwise_server.storage import open_store
 from rollwise_server.testing import LiveServer
 from rollwise_server.webhooks import Webhooks, sign
 from tests.rollouts.test_plan import FLAG, PLAN
-from tests.server.conftest import EU_SEGMENT, example_flag
+from tests.server.conftest import EU_SEGMENT, define_metrics, example_flag
 
 FAST_PLAN: dict[str, Any] = {
     "control": "v1",
@@ -41,7 +41,7 @@ FAST_PLAN: dict[str, Any] = {
 def test_decide_policy_table() -> None:
     plan, _ = parse_plan(PLAN, FLAG)
     assert plan is not None
-    running = {"status": "running", "stage": 0, "stage_started_at": 0.0}
+    running = {"status": "running", "stage": 1, "stage_started_at": 0.0}
     quiet = Evidence(units_control=10_000, units_candidate=10_000, now=10_000.0)
     assert decide(plan, running, quiet).action == "advance"
     early = Evidence(units_control=10_000, units_candidate=10_000, now=60.0)
@@ -52,9 +52,9 @@ def test_decide_policy_table() -> None:
     assert decide(plan, running, srm).action == "rollback"
     late = Evidence(units_control=1, units_candidate=1, now=2e10)
     assert "deadline" in decide(plan, running, late).reason
-    approval = {**running, "stage": 1}
+    approval = {**running, "stage": 2}
     assert decide(plan, approval, quiet).action == "await_approval"
-    last = {**running, "stage": 2}
+    last = {**running, "stage": 3}
     assert decide(plan, last, quiet).action == "complete"
     assert decide(plan, {"status": "paused"}, quiet).action == "none"
 
@@ -77,6 +77,7 @@ def drive(server: LiveServer, tmp_path: Path, harm_country: str | None) -> tuple
     base = f"{server.url}/api/v1/envs/production"
     admin.post(f"{base}/segments", json=EU_SEGMENT).raise_for_status()
     admin.post(f"{base}/flags", json=example_flag()).raise_for_status()
+    define_metrics(server)
     url = f"{base}/flags/fraud-model/rollout"
     admin.put(url, json=FAST_PLAN).raise_for_status()
     admin.post(f"{url}/start").raise_for_status()
@@ -153,6 +154,7 @@ def test_the_state_survives_a_restart(server: LiveServer) -> None:
     base = f"{server.url}/api/v1/envs/production"
     admin.post(f"{base}/segments", json=EU_SEGMENT).raise_for_status()
     admin.post(f"{base}/flags", json=example_flag()).raise_for_status()
+    define_metrics(server)
     admin.put(f"{base}/flags/fraud-model/rollout", json=FAST_PLAN).raise_for_status()
     admin.post(f"{base}/flags/fraud-model/rollout/start").raise_for_status()
     store = open_store(server.db)  # a second "server" on the same database

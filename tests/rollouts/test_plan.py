@@ -60,7 +60,31 @@ def test_a_valid_plan_round_trips() -> None:
         ({"min_units_for_harm": 1}, "min_units_for_harm"),
         ({"min_units_for_harm": 10.5}, "min_units_for_harm"),
         ({"guardrails": [{"metric": "m", "kind": "ratio"}]}, "guardrails[0].denominator"),
-        ({"guardrails": [{"metric": "m", "bands": {"amount": [5, 1]}}]}, "guardrails[0].bands"),
+        (
+            {"guardrails": [{"metric": "m", "bands": {"amount": [5, 1]}}]},
+            "guardrails[0].bands.amount",
+        ),
+        (
+            {
+                "guardrails": [
+                    {"metric": "m", "cohorts": ["amount"], "bands": {"amount": [0, 100, 100]}}
+                ]
+            },
+            "guardrails[0].bands.amount",
+        ),
+        (
+            {"guardrails": [{"metric": "m", "bands": {"amount": [0, 100]}}]},
+            "guardrails[0].bands.amount",
+        ),
+        (
+            {"guardrails": [{"metric": "m", "harm": "decrease", "tolerance": 0.1}]},
+            "guardrails[0].tolerance",
+        ),
+        (
+            {"guardrails": [{"metric": "m", "harm": "increase", "tolerance": -0.1}]},
+            "guardrails[0].tolerance",
+        ),
+        ({"guardrails": [{"metric": "m", "colour": "red"}]}, "guardrails[0].colour"),
         ({"alpha": 0.9}, "alpha"),
         ({"deadline": "tomorrow"}, "deadline"),
         ({"on_breach": "panic"}, "on_breach"),

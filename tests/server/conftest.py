@@ -31,3 +31,20 @@ EU_SEGMENT = {
     "key": "eu",
     "conditions": [{"attribute": "country", "operator": "in", "values": ["DE", "FR", "NL"]}],
 }
+
+
+METRICS: list[dict[str, Any]] = [
+    {"key": "fraud_caught", "kind": "binary", "direction": "higher_is_better"},
+    {"key": "fraud_missed", "kind": "binary", "direction": "lower_is_better"},
+    {"key": "converted", "kind": "binary", "direction": "higher_is_better"},
+    {"key": "latency_ms", "kind": "mean", "direction": "lower_is_better", "unit": "ms"},
+]
+"""The metric catalogue the tests' rollout plans are checked against."""
+
+
+def define_metrics(server: LiveServer, env: str = "production") -> None:
+    """Put ``METRICS`` into ``env``'s metric catalogue."""
+    session = server.session()
+    for metric in METRICS:
+        response = session.post(f"{server.url}/api/v1/envs/{env}/metrics", json=metric)
+        response.raise_for_status()

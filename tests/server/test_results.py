@@ -45,6 +45,18 @@ def create_flag(server: LiveServer) -> None:
     assert admin.post(f"{base}/segments", json=EU_SEGMENT, timeout=10).status_code == 201
     created = admin.post(f"{base}/flags", json=example_flag(), timeout=10)
     assert created.status_code == 201, created.text
+    for metric in CATALOGUE:
+        defined = admin.post(f"{base}/metrics", json=metric, timeout=10)
+        assert defined.status_code == 201, defined.text
+
+
+CATALOGUE = [
+    {"key": "conv", "kind": "binary", "direction": "higher_is_better"},
+    {"key": "latency", "kind": "mean", "direction": "lower_is_better"},
+    {"key": "errors", "kind": "ratio", "direction": "lower_is_better", "denominator": "requests"},
+    {"key": "requests", "kind": "count", "direction": "higher_is_better"},
+]
+"""The metric catalogue of the generated events (the endpoint reads only defined metrics)."""
 
 
 def post_events(server: LiveServer, kind: str, events: Sequence[dict[str, Any]]) -> None:
@@ -168,7 +180,6 @@ BAD_QUERIES = [
     ({}, "metric"),
     ({"metric": "not a key"}, "metric"),
     ({"metric": "conv", "kind": "median"}, "kind"),
-    ({"metric": "errors", "kind": "ratio"}, "denominator"),
     ({"metric": "conv", "denominator": "requests"}, "denominator"),
     ({"metric": "conv", "bands": "0,100"}, "bands"),
     ({"metric": "conv", "cohort": "amount", "bands": "100,0"}, "increasing"),
@@ -191,6 +202,23 @@ def test_bad_parameters_are_400(
     assert answer.status_code == 400, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
     assert word in answer.json()["detail"]
+
+
+def test_the_catalogue_decides_the_kind_and_unknown_metrics_are_404(
+    loaded: tuple[LiveServer, Any, Any],
+) -> None:
+    server, exposures, outcomes = loaded
+    admin = server.session()
+    plain = admin.get(f"{server.url}{PATH}", params={"metric": "conv"}, timeout=10)
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["kind"] == "binary"  # a 0/1 metric read as binary, not as a mean
+    expected = reduce_frame(exposures, outcomes, FLAG, "conv", env=ENV, kind="binary")
+    assert_same(ReductionResult.from_json(plain.json()), expected)
+    ratio = admin.get(f"{server.url}{PATH}", params={"metric": "errors"}, timeout=10).json()
+    assert (ratio["kind"], ratio["denominator"]) == ("ratio", "requests")
+    unknown = admin.get(f"{server.url}{PATH}", params={"metric": "clickd"}, timeout=10)
+    assert unknown.status_code == 404
+    assert "catalogue" in unknown.json()["detail"]
 
 
 def test_a_flag_without_exposures_has_empty_results(tmp_path: Any) -> None:

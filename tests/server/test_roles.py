@@ -44,6 +44,13 @@ def _event() -> dict[str, Any]:
 
 
 FLAG = "/api/v1/envs/production/flags/fraud-model"
+METRICS = "/api/v1/envs/production/metrics"
+
+
+def _metric() -> dict[str, Any]:
+    return {"key": _fresh(), "kind": "binary", "direction": "lower_is_better"}
+
+
 SEGMENT = "/api/v1/envs/production/segments/eu"
 ENDPOINTS: dict[str, tuple[str, Call]] = {
     "GET /envs": ("read", lambda s, c: c.get(f"{s.url}/api/v1/envs")),
@@ -73,7 +80,10 @@ ENDPOINTS: dict[str, tuple[str, Call]] = {
     ),
     "GET history": ("read", lambda s, c: c.get(f"{s.url}{FLAG}/history")),
     "POST kill": ("write", lambda s, c: c.post(f"{s.url}{FLAG}/kill", json={"reason": "x"})),
-    "POST revert": ("write", lambda s, c: c.post(f"{s.url}{FLAG}/revert", json={"to_version": 1})),
+    "POST revert": (
+        "write",
+        lambda s, c: c.post(f"{s.url}{FLAG}/revert", json={"to_version": 1, "reason": "x"}),
+    ),
     "POST promote": (
         "write",
         lambda s, c: c.post(f"{s.url}{FLAG}/promote", json={"to": "staging"}),
@@ -102,17 +112,38 @@ ENDPOINTS: dict[str, tuple[str, Call]] = {
         ),
     ),
     "GET segment history": ("read", lambda s, c: c.get(f"{s.url}{SEGMENT}/history")),
+    "GET metrics": ("read", lambda s, c: c.get(f"{s.url}{METRICS}")),
+    "POST metrics": ("write", lambda s, c: c.post(f"{s.url}{METRICS}", json=_metric())),
+    "GET metric": ("read", lambda s, c: c.get(f"{s.url}{METRICS}/fraud_missed")),
+    "PUT metric": (
+        "write",
+        lambda s, c: c.put(
+            f"{s.url}{METRICS}/fraud_missed",
+            json={**_metric(), "description": _fresh()},
+            headers={"If-Match": _current(s, f"{METRICS}/fraud_missed")},
+        ),
+    ),
+    "GET metric history": ("read", lambda s, c: c.get(f"{s.url}{METRICS}/fraud_missed/history")),
+    "GET env": ("read", lambda s, c: c.get(f"{s.url}/api/v1/envs/production")),
+    "PATCH env": (
+        "admin",
+        lambda s, c: c.patch(
+            f"{s.url}/api/v1/envs/production", json={"protected": True, "reason": "x"}
+        ),
+    ),
     "GET tokens": ("admin", lambda s, c: c.get(f"{s.url}/api/v1/tokens")),
     "POST tokens": (
         "admin",
-        lambda s, c: c.post(f"{s.url}/api/v1/tokens", json={"name": _fresh(), "role": "viewer"}),
+        lambda s, c: c.post(
+            f"{s.url}/api/v1/tokens", json={"name": _fresh(), "role": "viewer", "owner": "o"}
+        ),
     ),
     "DELETE token": (
         "admin",
         lambda s, c: c.delete(
             f"{s.url}/api/v1/tokens/"
             + s.session()
-            .post(f"{s.url}/api/v1/tokens", json={"name": _fresh(), "role": "viewer"})
+            .post(f"{s.url}/api/v1/tokens", json={"name": _fresh(), "role": "viewer", "owner": "o"})
             .json()["id"]
         ),
     ),
@@ -155,6 +186,9 @@ def matrix_server(
         admin.post(f"{server.url}/api/v1/envs/staging/segments", json=EU_SEGMENT).raise_for_status()
         admin.post(
             f"{server.url}/api/v1/envs/production/flags", json=example_flag()
+        ).raise_for_status()
+        admin.post(
+            f"{server.url}{METRICS}", json={**_metric(), "key": "fraud_missed"}
         ).raise_for_status()
         tokens = {
             role: server.token(role, env="production" if role == "sdk" else None) for role in ROLES

@@ -10,6 +10,12 @@ Three ways in, from the largest data to the smallest transfer:
 * ``ResultsClient``: the server's results endpoint
   (``GET /api/v1/envs/{env}/flags/{key}/results``), which runs the same reduction next to the
   data; a viewer token is enough.
+
+The metric's ``kind`` is never assumed. The local reductions (``reduce_database``, and
+``reduce_frame`` / ``reduce_sql``) require it: a database or a DataFrame has no metric
+catalogue to ask. ``ResultsClient.results`` may leave it out: the request then carries no
+``kind``, the server reads the metric's kind from its metric catalogue, and the result's
+``spec.kind`` is the kind the server's answer states.
 """
 
 from __future__ import annotations
@@ -29,11 +35,13 @@ from rollwise.analysis.reduce import (
     Dialect,
     ReductionResult,
     ReductionSpec,
+    _check_bands,
+    _optional_window,
     dialect_of,
     format_window,
     reduce_spec,
 )
-from rollwise.analysis.suffstats import Kind
+from rollwise.analysis.suffstats import Kind, check_kind, requires_kind
 from rollwise.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -202,19 +210,21 @@ def load_outcomes(
     return _load(source, "outcomes", OUTCOME_COLUMNS, filters, since, until, parse_attrs)
 
 
+@requires_kind
 def reduce_database(
     source: str | Any,
     flag: str,
     metric: str,
     *,
     env: str | None,
-    kind: Kind = "mean",
+    kind: Kind,
     cohort: str | None = None,
     bands: Sequence[float] | None = None,
     window_seconds: float | None = DEFAULT_WINDOW_SECONDS,
     denominator_metric: str | None = None,
 ) -> ReductionResult:
-    """``reduce_sql`` on a database URL or connection: the statistics, computed in the database."""
+    """``reduce_sql`` on a database URL or connection: the statistics, computed in the database
+    (``kind`` required: a local reduction has no metric catalogue to ask)."""
     spec = ReductionSpec(
         flag=flag, metric=metric, kind=kind, env=env, cohort=cohort, bands=bands,
         window_seconds=window_seconds, denominator_metric=denominator_metric,
@@ -267,26 +277,30 @@ class ResultsClient:
         flag: str,
         metric: str,
         *,
-        kind: Kind = "mean",
+        kind: Kind | None = None,
         cohort: str | None = None,
         bands: Sequence[float] | None = None,
         window_seconds: float | None = DEFAULT_WINDOW_SECONDS,
         denominator_metric: str | None = None,
     ) -> ReductionResult:
-        """The statistics per variant and cohort, reduced by the server in its database."""
-        spec = ReductionSpec(
-            flag=flag, metric=metric, kind=kind, env=env, cohort=cohort, bands=bands,
-            window_seconds=window_seconds, denominator_metric=denominator_metric,
-        )  # fmt: skip
-        params: dict[str, str] = {
-            "metric": metric,
-            "kind": kind,
-            "window": format_window(spec.window_seconds),
-        }
+        """The statistics per variant and cohort, reduced by the server in its database.
+
+        ``kind=None`` sends no ``kind``: the server takes the metric's kind (and a ratio's
+        denominator) from its metric catalogue, and the result's ``spec.kind`` is the kind its
+        answer states. A given ``kind`` is sent for the server to check against its catalogue.
+        A server older than the catalogue reads a request without ``kind`` as ``mean``: pass
+        ``kind`` to such a server. Here only the values are checked (``kind``, ``bands``,
+        ``window_seconds``); whether they fit the metric is the server's to say (HTTP 400,
+        ``ResultsError``).
+        """
+        edges = _check_bands(bands)
+        params = {"metric": metric, "window": format_window(_optional_window(window_seconds))}
+        if kind is not None:
+            params["kind"] = check_kind(kind, "ResultsClient.results()")
         if cohort is not None:
             params["cohort"] = cohort
-        if spec.bands is not None:
-            params["bands"] = ",".join(repr(edge) for edge in spec.bands)
+        if edges is not None:
+            params["bands"] = ",".join(repr(edge) for edge in edges)
         if denominator_metric is not None:
             params["denominator"] = denominator_metric
         path = f"/api/v1/envs/{quote(env, safe='')}/flags/{quote(flag, safe='')}/results"

@@ -13,7 +13,10 @@ three follow the same rules and give the same statistics:
   ``unit`` (and ``env``) and ``t0 <= ts < t0 + window``, ``t0`` the first exposure's ``ts``.
   ``window_seconds=None``: no upper bound. Default 14 days. Outcomes before the first exposure
   never count (the variant cannot have caused them). Times have millisecond resolution.
-* **Per-unit value** ``x`` by metric kind (``n`` counts the units that have one):
+* **Per-unit value** ``x`` by metric kind (``n`` counts the units that have one). The kind is
+  required: it changes which units count, so a missing one raises ``ConfigurationError``
+  rather than being assumed (a 0/1 metric read as a ``mean`` would keep only the units with an
+  outcome: n = 1,189, mean 1.0):
 
   ``binary``
       1 if the unit has an attributed outcome with a value > 0, else 0 (also with no outcome);
@@ -57,7 +60,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from rollwise.analysis.suffstats import Kind, SufficientStats
+from rollwise.analysis.suffstats import (
+    KINDS,
+    Kind,
+    SufficientStats,
+    check_kind,
+    requires_kind,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,7 +92,6 @@ __all__ = [
 
 Dialect = Literal["sqlite", "postgresql"]
 DEFAULT_WINDOW_SECONDS: float = 14 * 86400.0
-KINDS: tuple[Kind, ...] = ("binary", "count", "mean", "ratio")
 MAX_BANDS = 64
 _ATTRIBUTE = re.compile(r'[^"\\\x00-\x1f\x7f]{1,256}')
 _WINDOW = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h|d|w)?")
@@ -159,13 +167,18 @@ def _check_bands(value: Sequence[float] | None) -> tuple[float, ...] | None:
     return edges
 
 
+@requires_kind
 @attrs.frozen(kw_only=True)
 class ReductionSpec:
-    """One reduction: which flag and metric, how to read the metric, which cohorts."""
+    """One reduction: which flag and metric, how to read the metric, which cohorts.
+
+    ``kind`` is required (``binary``, ``count``, ``mean`` or ``ratio``, as the server's metric
+    catalogue declares the metric): it decides which units count, so it is never assumed.
+    """
 
     flag: str
     metric: str
-    kind: Kind = "mean"
+    kind: Kind
     env: str | None = None
     cohort: str | None = None
     bands: tuple[float, ...] | None = attrs.field(default=None, converter=_check_bands)
@@ -183,8 +196,6 @@ class ReductionSpec:
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name}: must be a non-empty string")
-        if self.kind not in KINDS:
-            raise ValueError(f"kind: must be one of {', '.join(KINDS)}, not {self.kind!r}")
         if self.kind == "ratio" and not self.denominator_metric:
             raise ValueError("denominator_metric: a ratio metric needs one")
         if self.kind != "ratio" and self.denominator_metric is not None:
@@ -346,7 +357,7 @@ class ReductionResult:
         spec = ReductionSpec(
             flag=body["flag"],
             metric=body["metric"],
-            kind=body["kind"],
+            kind=check_kind(body.get("kind"), "the results' JSON"),  # how the server read it
             env=body.get("env"),
             cohort=body.get("cohort"),
             bands=body.get("bands"),
@@ -709,13 +720,14 @@ def _tuned(conn: Any) -> Iterator[None]:
             conn.execute(f"PRAGMA {name} = {int(value)}")
 
 
+@requires_kind
 def reduce_sql(
     conn: Any,
     flag: str,
     metric: str,
     *,
     env: str | None,
-    kind: Kind = "mean",
+    kind: Kind,
     dialect: Dialect | None = None,
     cohort: str | None = None,
     bands: Sequence[float] | None = None,
@@ -727,9 +739,10 @@ def reduce_sql(
     """Reduce in the database behind ``conn`` (any DB-API connection: ``sqlite3``, psycopg,
     ...) with one query; only the per-(variant, cohort) rows come back.
 
-    ``env=None`` reduces over every environment. ``dialect`` is guessed from the connection's
-    module when omitted. The tables are the server's ``exposures`` and ``outcomes``. A
-    PostgreSQL transaction opened by the query is left to the caller.
+    ``kind`` is required (see the module docstring; a missing one raises
+    ``ConfigurationError``). ``env=None`` reduces over every environment. ``dialect`` is guessed
+    from the connection's module when omitted. The tables are the server's ``exposures`` and
+    ``outcomes``. A PostgreSQL transaction opened by the query is left to the caller.
     """
     spec = ReductionSpec(
         flag=flag, metric=metric, kind=kind, env=env, cohort=cohort, bands=bands,
@@ -786,6 +799,7 @@ def _utc(series: pd.Series) -> pd.Series:
     return pd.to_datetime(series, utc=True, format="ISO8601")
 
 
+@requires_kind
 def reduce_frame(
     exposures: pd.DataFrame,
     outcomes: pd.DataFrame,
@@ -793,7 +807,7 @@ def reduce_frame(
     metric: str,
     *,
     env: str | None = None,
-    kind: Kind = "mean",
+    kind: Kind,
     cohort: str | None = None,
     bands: Sequence[float] | None = None,
     window_seconds: float | None = DEFAULT_WINDOW_SECONDS,
@@ -801,7 +815,8 @@ def reduce_frame(
     since: str | None = None,
     until: str | None = None,
 ) -> ReductionResult:
-    """The same reduction with pandas, for DataFrames with the event columns.
+    """The same reduction with pandas, for DataFrames with the event columns (``kind``
+    required, as for ``reduce_sql``).
 
     ``exposures``: ``ts``, ``flag``, ``variant``, ``unit_type``, ``unit``, ``attrs`` (a dict
     or JSON text; needed only with ``cohort``), ``id`` (ties; without it, row order), ``env``

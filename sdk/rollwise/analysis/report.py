@@ -40,7 +40,7 @@ from rollwise.analysis.fairness import CohortEffects, SelectionParity, cohort_ef
 from rollwise.analysis.fixed_horizon import correct
 from rollwise.analysis.sequential import SequentialMonitor
 from rollwise.analysis.srm import SRM_THRESHOLD, SequentialSRM, srm_chi2
-from rollwise.analysis.suffstats import Kind, SufficientStats
+from rollwise.analysis.suffstats import Kind, SufficientStats, requires_kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,9 +55,13 @@ CohortKey = str | tuple[str, Hashable]
 Arms = tuple[SufficientStats, SufficientStats]
 
 
+@requires_kind
 @attrs.frozen(kw_only=True)
 class MetricSpec:
     """How to read one metric: its kind, the direction in which it gets worse, the tolerance.
+
+    ``kind`` is required (``binary``, ``count``, ``mean`` or ``ratio``, as the server's metric
+    catalogue declares the metric); the report checks each arm's statistics against it.
 
     ``tolerance`` is the change tolerated in the harm direction (in the effect's units, so a
     fraction when ``relative``; gap changes are always absolute, so with ``relative`` they are
@@ -65,7 +69,7 @@ class MetricSpec:
     report adds selection-rate parity across the cohorts of each dimension.
     """
 
-    kind: Kind = "mean"
+    kind: Kind
     harm_direction: Literal["increase", "decrease"] = "increase"
     tolerance: float = attrs.field(default=0.0)
     relative: bool = False

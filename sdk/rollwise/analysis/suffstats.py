@@ -8,25 +8,83 @@ looks or cohorts add up with ``+``. Pure Python: the controller imports it witho
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
-from collections.abc import Iterable, Sequence
-from typing import Literal
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal, TypeVar, cast
 
 import attrs
 
-__all__ = ["Kind", "SufficientStats"]
+from rollwise.errors import ConfigurationError
+
+__all__ = ["KINDS", "Kind", "SufficientStats", "check_kind", "requires_kind"]
 
 Kind = Literal["mean", "binary", "ratio", "count"]
+KINDS: tuple[Kind, ...] = ("binary", "count", "mean", "ratio")
+
+_T = TypeVar("_T", bound=Callable[..., Any])
 
 
+def check_kind(kind: object, where: str) -> Kind:
+    """``kind`` if it is one of ``KINDS``; else a ``ConfigurationError`` (a ``ValueError``).
+
+    A missing kind (``None``) is never replaced by a default: how a metric is read changes which
+    units count (a 0/1 metric read as a mean keeps only the units that have an outcome, so its
+    mean is 1.0), so the caller states it, as the server's metric catalogue declares it.
+    """
+    if kind is None:
+        raise ConfigurationError(
+            f"kind: {where} needs the metric's kind, one of {', '.join(KINDS)}: the kind the "
+            'server\'s metric catalogue declares for the metric (e.g. kind="binary" for a 0/1 '
+            "metric such as fraud_caught). rollwise.analysis never assumes one: a 0/1 metric "
+            "read as a mean keeps only the units that have an outcome."
+        )
+    if kind not in KINDS:
+        raise ConfigurationError(f"kind: must be one of {', '.join(KINDS)}, not {kind!r}")
+    return kind
+
+
+def _kind_checked(func: Callable[..., Any], where: str) -> Callable[..., Any]:
+    parameters = list(inspect.signature(func).parameters.values())
+    index = [p.name for p in parameters].index("kind")
+    positional = parameters[index].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+
+    @functools.wraps(func)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if "kind" in kwargs:
+            kind = kwargs["kind"]
+        else:
+            kind = args[index] if positional and len(args) > index else None
+        check_kind(kind, where)
+        return func(*args, **kwargs)
+
+    return checked
+
+
+def requires_kind(target: _T) -> _T:
+    """Decorates a function (under ``classmethod`` for a method) or a class whose ``__init__``
+    takes ``kind``: a missing (or ``None``) or unknown kind raises ``check_kind``'s error, which
+    lists the kinds, where Python's own "missing 1 required argument" would name none.
+
+    The signature still declares ``kind`` without a default, so mypy flags a call without it.
+    """
+    if isinstance(target, type):
+        init = _kind_checked(vars(target)["__init__"], f"{target.__name__}()")
+        target.__init__ = init  # type: ignore[misc]
+        return target
+    return cast("_T", _kind_checked(target, f"{target.__qualname__}()"))
+
+
+@requires_kind
 @attrs.frozen
 class SufficientStats:
-    """Sums over the units of one arm (or cohort) for one metric."""
+    """Sums over the units of one arm (or cohort) for one metric (``kind`` is required)."""
 
     n: int
     total: float
     total_sq: float
-    kind: Kind = "mean"
+    kind: Kind
     den_total: float = 0.0
     den_total_sq: float = 0.0
     cross: float = 0.0
@@ -45,14 +103,16 @@ class SufficientStats:
         return cls(n=int(n), total=float(successes), total_sq=float(successes), kind="binary")
 
     @classmethod
+    @requires_kind
     def from_values(
         cls,
         values: Iterable[float],
         *,
-        kind: Kind = "mean",
+        kind: Kind,
         covariate: Iterable[float] | None = None,
     ) -> SufficientStats:
-        """Sums of unit-level values (and of a pre-exposure covariate, for CUPED)."""
+        """Sums of unit-level values (and of a pre-exposure covariate, for CUPED); ``kind`` is
+        ``"mean"``, ``"binary"`` (0/1 values) or ``"count"``."""
         if kind == "ratio":
             raise ValueError("from_values: a ratio metric needs ratio_from_values")
         xs = [float(v) for v in values]

@@ -11,13 +11,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from rollwise_server.auth import Permission, Principal, require
-from rollwise_server.errors import BadRequest, PayloadTooLarge, PreconditionRequired
+from rollwise_server.errors import BadRequest, Invalid, PayloadTooLarge, PreconditionRequired
 from rollwise_server.state import ServerState
 
 __all__ = [
     "authorize",
     "expected_version",
     "json_response",
+    "protected_reason",
     "read_json",
     "read_raw",
     "state",
@@ -37,15 +38,18 @@ async def threaded(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await run_in_threadpool(func, *args, **kwargs)
 
 
-async def authorize(request: Request, permission: Permission, env: str | None = None) -> Principal:
-    """The caller's principal, if allowed ``permission`` (in ``env``); else 401/403."""
+async def authorize(
+    request: Request, permission: Permission, env: str | None = None, *, everywhere: bool = False
+) -> Principal:
+    """The caller's principal, if allowed ``permission`` (in ``env``, or in every environment
+    with ``everywhere``); else 401/403. Environment routes always name their ``env``."""
     server = state(request)
     header = request.headers.get("authorization")
     principal = server.auth.cached(header)
     if principal is None:
         principal = await threaded(server.auth.lookup, header)
     request.state.principal = principal
-    return require(principal, permission, env)
+    return require(principal, permission, env, everywhere=everywhere)
 
 
 async def read_raw(request: Request) -> bytes:
@@ -108,6 +112,18 @@ def reason_of(request: Request, body: dict[str, Any]) -> str | None:
     if reason is not None and len(reason) > 2000:
         raise BadRequest("reason: must be at most 2000 characters")
     return reason
+
+
+async def protected_reason(request: Request, env: str, reason: str | None, what: str) -> None:
+    """A ``reason`` is required to ``what`` in a protected environment (422 naming it)."""
+    if reason is not None and reason.strip():
+        return
+    environment = await threaded(state(request).store.environment, env)
+    if environment["protected"]:
+        raise Invalid(
+            f"reason: required to {what} in protected environment {env!r}",
+            problems=[{"path": "reason", "message": f"required in protected environment {env!r}"}],
+        )
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -11,6 +11,7 @@ from rollwise_server.api.common import (
     authorize,
     expected_version,
     json_response,
+    protected_reason,
     read_json,
     reason_of,
     state,
@@ -33,12 +34,16 @@ async def _current(request: Request, env: str, key: str) -> Resource:
 
 
 async def kill(request: Request) -> Response:
-    """Serve the off variant to everyone now: a new version with ``enabled: false``."""
+    """Serve the off variant to everyone now: a new version with ``enabled: false``.
+
+    An active rollout of the flag ends in the same transaction (``aborted``, reason
+    ``killed``; see ``rollouts.ownership``)."""
     env, key = request.path_params["env"], request.path_params["key"]
-    await authorize(request, "write")
+    await authorize(request, "write", env)
     body = await read_json(request, required=False)
     expected = expected_version(request, body, required=False)
     reason = reason_of(request, body)
+    await protected_reason(request, env, reason, "kill a flag")
     for _ in range(_RETRIES):  # an emergency stop applies to whatever version is current
         current = await _current(request, env, key)
         if expected is not None and current.version != expected:
@@ -61,8 +66,9 @@ async def kill(request: Request) -> Response:
 async def revert(request: Request) -> Response:
     """A new version whose configuration is that of ``to_version``."""
     env, key = request.path_params["env"], request.path_params["key"]
-    await authorize(request, "write")
+    await authorize(request, "write", env)
     body = await read_json(request)
+    await protected_reason(request, env, reason_of(request, body), "revert a flag")
     target = body.get("to_version")
     if type(target) is not int or target < 1:
         raise BadRequest("to_version: must be the integer version to go back to")
@@ -82,13 +88,15 @@ async def revert(request: Request) -> Response:
 async def promote(request: Request) -> Response:
     """Copy a flag's configuration to another environment (a normal, audited change there)."""
     env, key = request.path_params["env"], request.path_params["key"]
-    await authorize(request, "write")
+    await authorize(request, "read", env)
     body = await read_json(request)
     target = body.get("to")
     if not isinstance(target, str):
         raise BadRequest("to: must name the target environment")
     if target == env:
         raise BadRequest("to: must be another environment")
+    await authorize(request, "write", target)
+    await protected_reason(request, target, reason_of(request, body), "promote a flag into it")
     source = await _current(request, env, key)
     store = state(request).store
     try:

@@ -1,9 +1,11 @@
-"""Flags and segments: list, get, create, replace, archive and history (one code path, two kinds).
+"""Flags, segments and metrics: list, get, create, replace, archive and history (one code path,
+three kinds).
 
 A flag in the API has the rules document's shape plus its ``key``; the server adds
 ``archived``, ``updated_at`` and ``updated_by`` when it answers and ignores them when it reads.
-Every write is validated with the SDK's own parser (``strict=True``: unknown fields are errors)
-inside the store's transaction, against the environment's current segments.
+Every flag or segment write is validated with the SDK's own parser (``strict=True``: unknown
+fields and operators are errors) inside the store's transaction, against the environment's
+current segments; a metric with ``catalogue.parse_metric``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from rollwise_server.api.common import (
     state,
     threaded,
 )
+from rollwise_server.catalogue import parse_metric
 from rollwise_server.errors import Invalid
 from rollwise_server.storage.base import Kind, Resource, ResourceVersion
 
@@ -70,6 +73,11 @@ def validator(kind: Kind, key: str) -> Any:
 
     def validate(body: dict[str, Any], segments: frozenset[str]) -> dict[str, Any]:
         data = {k: v for k, v in body.items() if k not in _META}
+        if kind == "metric":
+            metric, problems = parse_metric(key, data)
+            if metric is None:
+                raise Invalid.from_problems(problems)
+            return {**metric.to_json(), "version": body["version"]}
         try:
             if kind == "flag":
                 return Flag.from_json(data, key=key, segments=segments, strict=True).to_json()
@@ -82,8 +90,11 @@ def validator(kind: Kind, key: str) -> Any:
     return validate
 
 
+_KINDS: dict[str, Kind] = {"flags": "flag", "segments": "segment", "metrics": "metric"}
+
+
 def kind_of(request: Request) -> Kind:
-    return "flag" if request.url.path.split("/")[5] == "flags" else "segment"
+    return _KINDS[request.url.path.split("/")[5]]
 
 
 async def write(
@@ -100,6 +111,7 @@ async def write(
 ) -> Resource:
     server = state(request)
     actor = request.state.principal.actor
+    before = await threaded(server.store.get_rollout, env, key) if kind == "flag" else None
     resource = await threaded(
         server.store.write_resource,
         env,
@@ -113,32 +125,63 @@ async def write(
         validate=validator(kind, key),
         details=details,
     )
+    if kind == "metric":
+        return resource
     revision = await threaded(server.store.revision, env)
     server.publish(env, revision)
+    if before is not None:
+        await _notify_if_killed(request, env, key, resource)
     return resource
+
+
+async def _notify_if_killed(request: Request, env: str, key: str, resource: Resource) -> None:
+    """The rollout webhook when this write (a kill by any route) ended the flag's rollout."""
+    server = state(request)
+    record = await threaded(server.store.get_rollout, env, key)
+    if record is None or record.state.get("killed_flag_version") != resource.version:
+        return
+    text = f"rollwise: rollout of {key} in {env} ABORTED: the flag was killed"
+    server.webhooks.notify(
+        "rollout.aborted", text,
+        {"env": env, "flag": key, "reason": "killed", "actor": resource.updated_by,
+         "flag_version": resource.version},
+    )  # fmt: skip
 
 
 async def list_resources(request: Request) -> Response:
     env, kind = request.path_params["env"], kind_of(request)
-    await authorize(request, "read")
+    await authorize(request, "read", env)
     archived = request.query_params.get("archived", "false").lower() in ("1", "true", "yes")
-    items = await threaded(state(request).store.list_resources, env, kind, archived=archived)
+    store = state(request).store
+    items = await threaded(store.list_resources, env, kind, archived=archived)
     rendered = [render(r) for r in items]
     if request.query_params.get("stale", "").lower() in ("1", "true", "yes"):
         rendered = [r for r in rendered if r.get("stale")]
-    return json_response({f"{kind}s": rendered})
+    if kind != "metric":
+        return json_response({f"{kind}s": rendered})
+    defined = {r.key for r in items if not r.archived} | {
+        r.body[part] for r in items if not r.archived for part in ("numerator", "denominator")
+        if isinstance(r.body.get(part), str)
+    }  # fmt: skip
+    seen = await threaded(store.seen_metrics, env)
+    undefined = [
+        {"key": metric, "events": events, "last_seen": last}
+        for metric, events, last in seen
+        if metric not in defined
+    ]
+    return json_response({"metrics": rendered, "undefined": undefined})
 
 
 async def get_resource(request: Request) -> Response:
     env, key, kind = request.path_params["env"], request.path_params["key"], kind_of(request)
-    await authorize(request, "read")
+    await authorize(request, "read", env)
     resource = await threaded(state(request).store.get_resource, env, kind, key)
     return json_response(render(resource), headers={"ETag": f'"{resource.version}"'})
 
 
 async def create_resource(request: Request) -> Response:
     env, kind = request.path_params["env"], kind_of(request)
-    await authorize(request, "write")
+    await authorize(request, "write", env)
     body = await read_json(request)
     key = body.get("key")
     if not isinstance(key, str):
@@ -156,7 +199,7 @@ async def create_resource(request: Request) -> Response:
 
 async def replace_resource(request: Request) -> Response:
     env, key, kind = request.path_params["env"], request.path_params["key"], kind_of(request)
-    await authorize(request, "write")
+    await authorize(request, "write", env)
     body = await read_json(request)
     expected = expected_version(request, body, required=True)
     resource = await write(
@@ -168,7 +211,7 @@ async def replace_resource(request: Request) -> Response:
 
 async def archive_resource(request: Request) -> Response:
     env, key, kind = request.path_params["env"], request.path_params["key"], kind_of(request)
-    await authorize(request, "write")
+    await authorize(request, "write", env)
     body = await read_json(request, required=False)
     expected = expected_version(request, body, required=False)
     if expected is None:
@@ -199,7 +242,7 @@ def _history_entry(previous: ResourceVersion | None, entry: ResourceVersion) -> 
 
 async def history(request: Request) -> Response:
     env, key, kind = request.path_params["env"], request.path_params["key"], kind_of(request)
-    await authorize(request, "read")
+    await authorize(request, "read", env)
     versions = await threaded(state(request).store.history, env, kind, key)
     entries = [_history_entry(versions[i - 1] if i else None, v) for i, v in enumerate(versions)]
     return json_response({"key": key, "versions": entries})

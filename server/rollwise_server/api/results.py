@@ -3,9 +3,10 @@
 The reduction (``rollwise.analysis.reduce``: a unit's variant is its first exposure, units
 exposed to several variants left out and counted, outcomes within an attribution window) runs
 as one SQL ``GROUP BY`` query in the database, in a worker thread; only the statistics per
-variant and cohort travel. Query parameters: ``metric`` (required), ``kind`` (``binary``,
-``count``, ``mean`` (default) or ``ratio``), ``denominator`` (the ratio's denominator metric),
-``cohort`` (an exposure attribute), ``bands`` (increasing edges for a numeric cohort, e.g.
+variant and cohort travel. Query parameters: ``metric`` (required: a metric of the
+environment's catalogue, else 404), ``kind`` (``binary``, ``count``, ``mean`` or ``ratio``;
+the catalogue's kind when left out), ``denominator`` (a ratio's denominator metric; the
+catalogue's when left out), ``cohort`` (an exposure attribute), ``bands`` (increasing edges for a numeric cohort, e.g.
 ``0,100,500``), ``window`` (``14d`` by default; ``ms s m h d w`` units, or ``none``).
 
 Until the ``Store`` protocol has a method for it, the query runs on the SQLite store's
@@ -15,6 +16,7 @@ per-thread reader connection (``reduce_in_store``).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -32,7 +34,9 @@ from rollwise.analysis.reduce import (
     reduce_spec,
 )
 from rollwise_server.api.common import authorize, json_response, state, threaded
-from rollwise_server.errors import BadRequest
+from rollwise_server.catalogue import Metric
+from rollwise_server.errors import BadRequest, NotFound
+from rollwise_server.rollouts import transitions
 from rollwise_server.storage.base import Store
 from rollwise_server.storage.sqlite import SQLiteStore
 
@@ -54,13 +58,31 @@ def _key(params: Any, name: str, *, required: bool = False) -> str | None:
     return str(value)
 
 
-def parse_query(env: str, key: str, params: Any) -> ReductionSpec:
-    """The reduction a request asks for (``BadRequest`` on a malformed parameter)."""
+def parse_query(
+    env: str, key: str, params: Any, catalogue: Mapping[str, Metric] | None = None
+) -> ReductionSpec:
+    """The reduction a request asks for (``BadRequest`` on a malformed parameter).
+
+    With the environment's metric ``catalogue``, the metric must be defined there (404
+    otherwise) and its kind and denominator come from it unless ``kind`` is given explicitly
+    (another reading of the same events, e.g. ``count`` of a binary metric). Without a
+    catalogue (analysis tools) ``kind`` is required."""
     metric = _key(params, "metric", required=True)
-    kind = params.get("kind", "mean")
+    kind = params.get("kind")
+    denominator = _key(params, "denominator")
+    source = metric
+    if catalogue is not None:
+        entry = catalogue.get(metric or "")
+        if entry is None:
+            raise NotFound(
+                f"metric {metric!r} is not in the metric catalogue of {env!r}: define it "
+                f"(POST /api/v1/envs/{env}/metrics) before reading its results"
+            )
+        if kind is None:  # an explicit kind (another reading of the same events) wins
+            kind, denominator = entry.kind, denominator or entry.denominator
+            source = entry.source
     if kind not in KINDS:
         raise BadRequest(f"kind: must be one of {', '.join(KINDS)}")
-    denominator = _key(params, "denominator")
     bands: list[float] | None = None
     raw_bands = params.get("bands")
     if raw_bands is not None:
@@ -77,7 +99,7 @@ def parse_query(env: str, key: str, params: Any) -> ReductionSpec:
             raise BadRequest(str(exc)) from None
     try:
         return ReductionSpec(
-            flag=key, metric=metric or "", kind=kind, env=env, cohort=params.get("cohort"),
+            flag=key, metric=source or "", kind=kind, env=env, cohort=params.get("cohort"),
             bands=bands, window_seconds=window, denominator_metric=denominator,
         )  # fmt: skip
     except ValueError as exc:
@@ -101,7 +123,9 @@ def reduce_in_store(store: Store, spec: ReductionSpec) -> ReductionResult:
 async def results(request: Request) -> Response:
     env, key = request.path_params["env"], request.path_params["key"]
     await authorize(request, "read", env)
-    spec = parse_query(env, key, request.query_params)
+    store = state(request).store
+    catalogue = await threaded(transitions.catalogue, store, env)
+    spec = parse_query(env, key, request.query_params, catalogue)
     result = await threaded(reduce_in_store, state(request).store, spec)
     return json_response(result.to_json(), headers={"Cache-Control": "no-store"})
 

@@ -11,6 +11,7 @@ from rollwise_server.api.common import (
     authorize,
     expected_version,
     json_response,
+    protected_reason,
     read_json,
     reason_of,
     state,
@@ -28,8 +29,11 @@ ACTIONS = {
     "resume": "write",
     "advance": "write",
     "rollback": "write",
+    "abort": "write",
     "approve": "approve",
 }
+NEEDS_REASON = {"rollback": "roll back a rollout", "abort": "abort a rollout"}
+"""Actions that need a ``reason`` in a protected environment."""
 
 
 def render(record: RolloutRecord) -> dict[str, Any]:
@@ -50,7 +54,7 @@ async def _publish(request: Request, env: str) -> None:
 
 async def get_rollout(request: Request) -> Response:
     env, key = request.path_params["env"], request.path_params["key"]
-    await authorize(request, "read")
+    await authorize(request, "read", env)
     record = await threaded(state(request).store.get_rollout, env, key)
     if record is None:
         raise NotFound(f"flag {key!r} has no rollout plan in {env!r}")
@@ -59,7 +63,7 @@ async def get_rollout(request: Request) -> Response:
 
 async def put_rollout(request: Request) -> Response:
     env, key = request.path_params["env"], request.path_params["key"]
-    principal = await authorize(request, "write")
+    principal = await authorize(request, "write", env)
     body = await read_json(request)
     record = await threaded(
         transitions.put_plan, state(request).store, env, key, body,
@@ -74,11 +78,20 @@ async def rollout_action(request: Request) -> Response:
     action = request.path_params["action"]
     if action not in ACTIONS:
         raise NotFound(f"no rollout action {action!r}")
-    principal = await authorize(request, ACTIONS[action])  # type: ignore[arg-type]
+    principal = await authorize(request, ACTIONS[action], env)  # type: ignore[arg-type]
     body = await read_json(request, required=False)
+    if action in NEEDS_REASON:
+        await protected_reason(request, env, reason_of(request, body), NEEDS_REASON[action])
     record = await threaded(
         transitions.transition, state(request).store, env, key, action, actor=principal.actor,
         reason=reason_of(request, body), expected=expected_version(request, body, required=False),
     )  # fmt: skip
     await _publish(request, env)
+    if action == "abort":
+        text = f"rollwise: rollout of {key} in {env} ABORTED by {principal.actor.name}"
+        state(request).webhooks.notify(
+            "rollout.aborted", text,
+            {"env": env, "flag": key, "reason": record.state.get("end_reason"),
+             "actor": principal.actor.name},
+        )  # fmt: skip
     return json_response(render(record))

@@ -1,7 +1,11 @@
-"""The SDK endpoints: the rules document (ETag, 304, gzip), the change stream, event ingestion."""
+"""The SDK endpoints: the rules document (ETag, 304, gzip), the change stream, event ingestion.
+
+A stream ends when its token expires or is revoked (``app._close_ended_streams``); the SDK
+then reconnects and is refused with 401."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 from sse_starlette import EventSourceResponse
@@ -66,7 +70,8 @@ async def stream(request: Request) -> Response:
         last_seen = int(last) if last else None
     except ValueError:
         raise BadRequest("Last-Event-ID must be a revision number") from None
-    subscription = server.broadcaster.subscribe(env)
+    subscription = server.broadcaster.subscribe(env, principal.token_id)
+    expires = principal.expires_at
 
     async def events() -> AsyncIterator[bytes]:
         with subscription:
@@ -75,7 +80,10 @@ async def stream(request: Request) -> Response:
                 yield _event(document)
             seen = document.revision
             while True:
-                revision = await subscription.wait()
+                timeout = None if expires is None else max(0.0, expires - time.time())
+                revision = await subscription.wait(timeout)
+                if subscription.closed or (expires is not None and time.time() >= expires):
+                    return  # the token was revoked or expired: the stream ends
                 if revision is None or revision <= seen:
                     continue
                 document = await _document(request, env)

@@ -23,8 +23,10 @@ from typing import Any
 from rollwise_server.rollouts import transitions
 from rollwise_server.rollouts.decide import Decision, decide
 from rollwise_server.rollouts.evidence import gather, iso
+from rollwise_server.rollouts.plan import RolloutPlan
 from rollwise_server.rollouts.tally import Snapshot
-from rollwise_server.storage.base import RolloutRecord, Store
+from rollwise_server.rollouts.weights import SCALE, candidate_share
+from rollwise_server.storage.base import ACTIVE_ROLLOUT, RolloutRecord, Store
 from rollwise_server.webhooks import Webhooks
 
 __all__ = ["Controller"]
@@ -77,7 +79,12 @@ class Controller:
         snapshot = await asyncio.to_thread(Snapshot, self.store) if records else None
         taken = []
         for record in records:
-            outcome = await asyncio.to_thread(self._evaluate, record, snapshot)
+            try:  # each rollout in its own error boundary: one broken plan stops no other
+                outcome = await asyncio.to_thread(self._evaluate, record, snapshot)
+            except Exception:
+                logger.exception("rollwise: evaluating rollout %s/%s failed", record.env,
+                                 record.flag)  # fmt: skip
+                continue
             if outcome is not None:
                 taken.append((record.env, record.flag, outcome))
                 revision = await asyncio.to_thread(self.store.revision, record.env)
@@ -95,6 +102,8 @@ class Controller:
             return None
         try:
             current, plan, _ = transitions.load(self.store, record.env, record.flag)
+            if self._repair_weights(current, plan):
+                current, plan, _ = transitions.load(self.store, record.env, record.flag)
             if current.state.get("status") != "running":
                 return None
             now = self.clock()
@@ -107,8 +116,11 @@ class Controller:
                              "test": "always-valid normal mixture (mSPRT)"}  # fmt: skip
             if decision.action == "none":
                 self.store.put_rollout_state(
-                    record.env, record.flag, {**current.state, **keep, "evidence": evidence_json}
-                )
+                    record.env,
+                    record.flag,
+                    {**current.state, **keep, "evidence": evidence_json},
+                    expected_version=current.version,
+                )  # a change made meanwhile (a kill, a pause) wins over this reading
                 return None
             transitions.transition(
                 self.store, record.env, record.flag, _TRANSITION[decision.action],
@@ -121,6 +133,27 @@ class Controller:
             return decision
         finally:
             self.store.release_rollout(record.env, record.flag, self.owner)
+
+    def _repair_weights(self, current: RolloutRecord, plan: RolloutPlan) -> bool:
+        """Put the stage's weights back if the served flag differs from them (audited as
+        ``rollout.repair`` and a ``flag.rollout`` version); ``True`` if it did."""
+        if current.state.get("status") not in ACTIVE_ROLLOUT:
+            return False
+        expected = plan.stages[int(current.state["stage"]) - 1].share
+        flag = self.store.get_resource(current.env, "flag", current.flag)
+        served = candidate_share(flag.body, plan)
+        if served is not None and abs(served - expected) < 0.5 / SCALE:
+            return False
+        reason = (
+            f"the served weights (candidate {served if served is None else f'{served:.2%}'}) "
+            f"differed from stage {current.state['stage']}'s {expected:.2%}: put back"
+        )
+        transitions.transition(
+            self.store, current.env, current.flag, "repair", actor="controller", reason=reason,
+            expected=current.version, now=self.clock(),
+        )  # fmt: skip
+        logger.warning("rollwise: rollout %s/%s: %s", current.env, current.flag, reason)
+        return True
 
     def _notify(self, record: RolloutRecord, decision: Decision, evidence: dict[str, Any]) -> None:
         verb = {"rollback": "ROLLED BACK", "pause": "PAUSED", "await_approval": "awaits approval",
@@ -171,5 +204,8 @@ class Controller:
                         "stale_sdk_suspected": stale}  # fmt: skip
         if state.get("post_rollback") != verification:
             self.store.put_rollout_state(
-                record.env, record.flag, {**state, "post_rollback": verification}
+                record.env,
+                record.flag,
+                {**state, "post_rollback": verification},
+                expected_version=record.version,
             )

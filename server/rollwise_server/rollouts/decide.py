@@ -92,22 +92,18 @@ def decide(plan: RolloutPlan, state: Mapping[str, Any], evidence: Evidence) -> D
         )
     if plan.deadline is not None and evidence.now >= plan.deadline.timestamp():
         return Decision(breach, "the rollout's deadline passed before it completed")
-    stage_index = int(state.get("stage", 0))
-    stage = plan.stages[stage_index]
+    number = int(state.get("stage", 1))  # stages count from 1 everywhere
+    stage = plan.stages[number - 1]
     elapsed = evidence.now - float(state.get("stage_started_at", evidence.now))
     if elapsed < stage.min_duration:
-        return Decision(
-            "none", f"stage {stage_index + 1} runs {stage.min_duration - elapsed:.0f}s more"
-        )
+        return Decision("none", f"stage {number} runs {stage.min_duration - elapsed:.0f}s more")
     fewest = min(evidence.units_control, evidence.units_candidate)
     if fewest < stage.min_units:
         return Decision(
-            "none", f"stage {stage_index + 1} needs {stage.min_units} units per arm, has {fewest}"
+            "none", f"stage {number} needs {stage.min_units} units per arm, has {fewest}"
         )
-    if stage_index == len(plan.stages) - 1:
+    if number == len(plan.stages):
         return Decision("complete", "the last stage met its exit criteria")
     if stage.approval:
-        return Decision(
-            "await_approval", f"stage {stage_index + 1} met its exit criteria; approval needed"
-        )
-    return Decision("advance", f"stage {stage_index + 1} met its exit criteria")
+        return Decision("await_approval", f"stage {number} met its exit criteria; approval needed")
+    return Decision("advance", f"stage {number} met its exit criteria")

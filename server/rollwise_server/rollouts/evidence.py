@@ -141,8 +141,8 @@ def _srm(
     version_units: Mapping[int, Mapping[str, int]], plan: RolloutPlan, state: Mapping[str, Any]
 ) -> tuple[float, dict[str, Any]]:
     """The sequential SRM p-value of the current stage (running minimum kept in the state)."""
-    stage = int(state.get("stage", 0))
-    share = plan.stages[stage].share
+    stage = int(state.get("stage", 1))  # counted from 1
+    share = plan.stages[stage - 1].share
     if not plan.srm or share >= 1.0:
         return 1.0, {}
     # only exposures made with this stage's weights: SDKs pick a new version up a little later

@@ -8,6 +8,7 @@ that name the JSON path of each problem, before anything is stored.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Mapping
@@ -18,11 +19,18 @@ import attrs
 
 from rollwise.errors import Problem
 from rollwise.rules import Flag
+from rollwise_server.catalogue import Metric, tolerance_sign_problem
 
 __all__ = ["Guardrail", "RolloutPlan", "Stage", "parse_duration", "parse_plan"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
 _UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+_GUARDRAIL_FIELDS = frozenset(
+    {"metric", "kind", "harm", "tolerance", "relative", "cohorts", "bands", "denominator",
+     "numerator"}
+)  # fmt: skip
 
 
 def parse_duration(value: Any) -> float | None:
@@ -60,7 +68,9 @@ class Guardrail:
     harm: Literal["increase", "decrease"] = "decrease"
     """The direction in which the metric gets worse."""
     tolerance: float = 0.0
-    """The change tolerated in the harmful direction (0: any harm counts)."""
+    """The size of the change tolerated in the harmful direction (0: any harm counts). The
+    plan's JSON states it signed, as the change itself: ``-0.01`` for a metric whose decrease
+    harms, ``+0.01`` for one whose increase harms."""
     relative: bool = False
     """``tolerance`` and the effect are relative to the control (0.02 = 2%)."""
     cohorts: tuple[str, ...] = ()
@@ -69,17 +79,26 @@ class Guardrail:
     """Bin edges for numeric cohort attributes, e.g. ``{"amount": [0, 100, 500]}``."""
     denominator: str | None = None
     """The denominator metric of a ratio guardrail."""
+    numerator: str | None = None
+    """The tracked metric summed on top of a ratio, when it is not ``metric`` itself."""
+
+    @property
+    def source(self) -> str:
+        """The tracked metric whose outcomes are this guardrail's values."""
+        return self.numerator or self.metric
 
     def to_json(self) -> dict[str, Any]:
+        signed = -self.tolerance if self.harm == "decrease" else self.tolerance
         return {
             "metric": self.metric,
             "kind": self.kind,
             "harm": self.harm,
-            "tolerance": self.tolerance,
+            "tolerance": signed + 0.0,
             "relative": self.relative,
             "cohorts": list(self.cohorts),
             "bands": {k: list(v) for k, v in self.bands.items()},
             "denominator": self.denominator,
+            **({"numerator": self.numerator} if self.numerator else {}),
         }
 
 
@@ -137,15 +156,25 @@ def _num(data: Mapping[str, Any], key: str, path: str, out: list[Problem], defau
 
 
 def _edges(value: Any) -> bool:
-    """Ascending finite bin edges, at least one."""
+    """Strictly increasing finite bin edges, at least one."""
     if not isinstance(value, list) or not value:
         return False
-    numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in value)
-    return numbers and value == sorted(value)
+    numbers = all(
+        isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in value
+    )
+    return numbers and all(a < b for a, b in itertools.pairwise(value))
 
 
-def parse_plan(data: Any, flag: Flag) -> tuple[RolloutPlan | None, list[Problem]]:
-    """Validate a plan for ``flag``; every problem is reported with its path."""
+def parse_plan(
+    data: Any, flag: Flag, catalogue: Mapping[str, Metric] | None = None
+) -> tuple[RolloutPlan | None, list[Problem]]:
+    """Validate a plan for ``flag``; every problem is reported with its path.
+
+    With the environment's metric ``catalogue`` (a new plan), each guardrail's metric must be
+    defined there, its kind, harm and denominator are taken from it (and must agree if the
+    plan states them), its tolerance's sign must match the harm, and its cohorts must be
+    cohort attributes of the flag. Without it (a stored plan read back) only the shape is
+    checked: the catalogue may have changed since the plan was frozen."""
     out: list[Problem] = []
     if not isinstance(data, Mapping):
         return None, [Problem("", "must be an object")]
@@ -204,25 +233,77 @@ def parse_plan(data: Any, flag: Flag) -> tuple[RolloutPlan | None, list[Problem]
         if not isinstance(raw, Mapping):
             out.append(Problem(f"guardrails[{i}]", "must be an object"))
             continue
+        out += [Problem(f"{path}{k}", "unknown field") for k in raw if k not in _GUARDRAIL_FIELDS]
         metric = raw.get("metric")
+        entry = None
         if not isinstance(metric, str) or not metric:
             out.append(Problem(f"{path}metric", "must be a metric name"))
-        kind = raw.get("kind", "binary")
+        elif catalogue is not None:
+            entry = catalogue.get(metric)
+            if entry is None:
+                defined = ", ".join(sorted(catalogue)) or "none yet"
+                out.append(Problem(
+                    f"{path}metric",
+                    f"unknown metric {metric!r}: define it in the environment's metric "
+                    f"catalogue first (defined: {defined})",
+                ))  # fmt: skip
+        kind = raw.get("kind", entry.kind if entry else "binary")
         if kind not in ("binary", "mean", "count", "ratio"):
             out.append(Problem(f"{path}kind", "must be binary, mean, count or ratio"))
-        harm = raw.get("harm", "decrease")
+        elif entry is not None and kind != entry.kind:
+            out.append(
+                Problem(f"{path}kind", f"metric {metric!r} is {entry.kind} in the catalogue")
+            )
+        harm = raw.get("harm", entry.harm if entry else "decrease")
         if harm not in ("increase", "decrease"):
             out.append(Problem(f"{path}harm", "must be increase or decrease"))
-        tolerance = _num(raw, "tolerance", path, out, 0.0, 0.0, math.inf)
+        elif entry is not None and harm != entry.harm:
+            out.append(Problem(
+                f"{path}harm",
+                f"metric {metric!r} is {entry.direction.replace('_', ' ')} in the catalogue, "
+                f"so its harm is a {entry.harm}",
+            ))  # fmt: skip
+        default_tolerance = entry.default_tolerance if entry else 0.0
+        tolerance = _num(raw, "tolerance", path, out, default_tolerance, -math.inf, math.inf)
+        sign = tolerance_sign_problem(str(harm), tolerance)
+        if sign is not None:
+            out.append(Problem(f"{path}tolerance", sign))
         cohorts = raw.get("cohorts", [])
         if not isinstance(cohorts, list) or not all(isinstance(c, str) and c for c in cohorts):
             out.append(Problem(f"{path}cohorts", "must be a list of attribute names"))
             cohorts = []
+        for j, cohort in enumerate(cohorts):
+            if catalogue is not None and cohort not in flag.cohort_attributes:
+                attributes = ", ".join(flag.cohort_attributes) or "none"
+                out.append(Problem(
+                    f"{path}cohorts[{j}]",
+                    f"{cohort!r} is not a cohort attribute of flag {flag.key!r} (its "
+                    f"cohort_attributes: {attributes}); exposures carry only those",
+                ))  # fmt: skip
         bands = raw.get("bands", {})
-        if not isinstance(bands, Mapping) or not all(_edges(v) for v in bands.values()):
+        if not isinstance(bands, Mapping):
             out.append(Problem(f"{path}bands", "must map attributes to ascending bin edges"))
             bands = {}
-        denominator = raw.get("denominator")
+        for name, edges in list(bands.items()):
+            if not _edges(edges):
+                out.append(Problem(
+                    f"{path}bands.{name}",
+                    "must be a non-empty list of strictly increasing finite numbers",
+                ))  # fmt: skip
+                bands = {}
+                break
+            if name not in cohorts:
+                out.append(Problem(f"{path}bands.{name}", f"{name!r} is not one of its cohorts"))
+        denominator = raw.get("denominator", entry.denominator if entry else None)
+        if entry is not None and entry.kind == "ratio" and denominator != entry.denominator:
+            out.append(Problem(
+                f"{path}denominator",
+                f"metric {metric!r} divides by {entry.denominator!r} in the catalogue",
+            ))  # fmt: skip
+        numerator = raw.get("numerator", entry.source if entry else None)
+        if numerator is not None and not isinstance(numerator, str):
+            out.append(Problem(f"{path}numerator", "must be a metric name"))
+            numerator = None
         if kind == "ratio" and not isinstance(denominator, str):
             out.append(
                 Problem(f"{path}denominator", "a ratio guardrail needs its denominator metric")
@@ -235,11 +316,12 @@ def parse_plan(data: Any, flag: Flag) -> tuple[RolloutPlan | None, list[Problem]
                 str(metric),
                 kind,
                 harm,
-                tolerance,
+                abs(tolerance),
                 bool(relative),
                 tuple(cohorts),
                 {k: tuple(float(x) for x in v) for k, v in bands.items()},
                 denominator if isinstance(denominator, str) else None,
+                numerator if numerator != metric else None,
             )
         )
     srm = data.get("srm", True)

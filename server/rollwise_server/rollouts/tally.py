@@ -156,7 +156,7 @@ def slot_specs(plan: RolloutPlan, env: str, flag: str, since: str, until: str) -
     out: Specs = []
     for index, guardrail in enumerate(plan.guardrails):
         base: dict[str, Any] = {
-            "flag": flag, "metric": guardrail.metric, "kind": guardrail.kind, "env": env,
+            "flag": flag, "metric": guardrail.source, "kind": guardrail.kind, "env": env,
             "window_seconds": plan.attribution_window, "since": since, "until": until,
             "denominator_metric": guardrail.denominator,
         }  # fmt: skip
@@ -174,7 +174,7 @@ def slot_specs(plan: RolloutPlan, env: str, flag: str, since: str, until: str) -
 
 
 def _metrics(plan: RolloutPlan) -> list[str]:
-    names = {g.metric for g in plan.guardrails} | {
+    names = {g.source for g in plan.guardrails} | {
         g.denominator for g in plan.guardrails if g.denominator
     }
     return sorted(names)

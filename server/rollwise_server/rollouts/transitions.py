@@ -1,11 +1,16 @@
 """Rollout state changes, each one store transaction (with the flag change it implies).
 
 Used by the API (people) and the controller (automatic decisions) alike, so every transition
-is validated, versioned and audited the same way. States::
+is validated, versioned and audited the same way. Stages count from 1. States::
 
     draft → running ⇄ paused
     running → awaiting_approval → running (approved, next stage)
     running → completed | rolled_back;  paused/awaiting_approval → rolled_back
+    running | paused | awaiting_approval → aborted (a person's abort, or a kill of the flag)
+
+While a rollout is active (running, paused, awaiting approval) its plan is frozen and it owns
+its flag (``ownership``). In a protected environment an approver must be another person than
+the one who started the rollout and the one who last changed its plan (owners compared).
 """
 
 from __future__ import annotations
@@ -15,15 +20,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from rollwise.rules import Flag
+from rollwise_server.auth import same_person
+from rollwise_server.catalogue import Metric, parse_metric
 from rollwise_server.errors import Conflict, Forbidden, Invalid, NotFound
 from rollwise_server.rollouts.plan import RolloutPlan, parse_plan
 from rollwise_server.rollouts.weights import with_share
-from rollwise_server.storage.base import RolloutRecord, Store
+from rollwise_server.storage.base import ACTIVE_ROLLOUT, Actor, RolloutRecord, Store
 
-__all__ = ["load", "put_plan", "transition"]
+__all__ = ["catalogue", "load", "put_plan", "transition"]
 
 ACTIVE = ("running", "awaiting_approval")
-EDITABLE = ("draft", "paused", "completed", "rolled_back")
+ENDED = ("draft", "completed", "rolled_back", "aborted")
 
 
 def _flag(store: Store, env: str, key: str) -> tuple[Flag, Mapping[str, Any], int]:
@@ -36,6 +43,16 @@ def _flag(store: Store, env: str, key: str) -> tuple[Flag, Mapping[str, Any], in
     }  # fmt: skip
     flag = Flag.from_json(dict(resource.body), key=key, segments=referenced)
     return flag, resource.body, resource.version
+
+
+def catalogue(store: Store, env: str) -> dict[str, Metric]:
+    """The environment's metric catalogue (archived metrics left out)."""
+    out = {}
+    for resource in store.list_resources(env, "metric"):
+        metric, _ = parse_metric(resource.key, dict(resource.body))
+        if metric is not None:
+            out[resource.key] = metric
+    return out
 
 
 def load(store: Store, env: str, key: str) -> tuple[RolloutRecord, RolloutPlan, Flag]:
@@ -51,26 +68,46 @@ def load(store: Store, env: str, key: str) -> tuple[RolloutRecord, RolloutPlan, 
 
 def put_plan(
     store: Store, env: str, key: str, body: Mapping[str, Any], *, expected: int | None,
-    actor: str, reason: str | None,
+    actor: Actor | str, reason: str | None,
 ) -> RolloutRecord:  # fmt: skip
+    """Store a new plan (checked against the flag and the metric catalogue) as a draft.
+
+    Refused (409) while a rollout is active: its plan is frozen until it ends."""
     flag, _, _ = _flag(store, env, key)
-    plan, problems = parse_plan(body, flag)
+    current = store.get_rollout(env, key)
+    status = None if current is None else current.state.get("status")
+    if status in ACTIVE_ROLLOUT:
+        raise Conflict(
+            f"the rollout of {key!r} in {env!r} is {status}: its plan is frozen while it is "
+            "active. Roll it back or abort it, then put the new plan and start again",
+            rollout={"env": env, "flag": key, "status": status},
+        )
+    plan, problems = parse_plan(body, flag, catalogue(store, env))
     if plan is None:
         raise Invalid.from_problems(problems)
-    current = store.get_rollout(env, key)
-    if current is not None and current.state.get("status") not in EDITABLE:
-        raise Conflict("a running rollout's plan cannot change: pause it first")
     if current is not None and expected is None:
         expected = current.version
-    state = (
-        {"status": "draft"}
-        if current is None or current.state.get("status") != "paused"
-        else dict(current.state)
-    )
+    state = {"status": "draft", "plan_by": Actor.of(actor).name}
     return store.put_rollout(
         env, key, plan.to_json(), state, expected_version=expected, actor=actor,
         action="rollout.plan", reason=reason,
     )  # fmt: skip
+
+
+def _check_approver(store: Store, env: str, state: Mapping[str, Any], who: str) -> None:
+    if not store.environment(env)["protected"]:
+        return
+    person = same_person(who)
+    if person == same_person(str(state.get("started_by", ""))):
+        raise Forbidden(
+            f"two-person rule: {who!r} started this rollout and cannot approve it in protected "
+            f"environment {env!r}; another person must approve"
+        )
+    if person == same_person(str(state.get("plan_by", ""))):
+        raise Forbidden(
+            f"two-person rule: {who!r} wrote this rollout's plan and cannot approve it in "
+            f"protected environment {env!r}; another person must approve"
+        )
 
 
 def transition(
@@ -79,14 +116,16 @@ def transition(
     key: str,
     action: str,
     *,
-    actor: str,
+    actor: Actor | str,
     reason: str | None,
     expected: int | None = None,
     evidence: Mapping[str, Any] | None = None,
     now: float | None = None,
 ) -> RolloutRecord:
-    """Apply ``action`` (start, pause, resume, advance, approve, rollback, complete, await)."""
+    """Apply ``action`` (start, pause, resume, advance, approve, rollback, abort, complete,
+    await)."""
     now = time.time() if now is None else now
+    who = Actor.of(actor).name
     record, plan, _ = load(store, env, key)
     state = dict(record.state)
     status = state.get("status")
@@ -96,11 +135,14 @@ def transition(
     if evidence is not None:
         details["evidence"] = dict(evidence)
     if action == "start":
-        if status not in ("draft", "completed", "rolled_back"):
+        if status not in ENDED:
             raise Conflict(f"cannot start a rollout that is {status}")
+        if flag_body.get("enabled", True) is False:
+            raise Conflict(f"flag {key!r} is off (killed): turn it on before starting a rollout")
         state = {
-            "status": "running", "stage": 0, "stage_started_at": now, "started_at": now,
-            "started_by": actor, "approvals": [], "flag_version": flag_version + 1,
+            "status": "running", "stage": 1, "stage_started_at": now, "started_at": now,
+            "started_by": who, "plan_by": state.get("plan_by"), "approvals": [],
+            "flag_version": flag_version + 1,
         }  # fmt: skip
         share = plan.stages[0].share
     elif action == "pause":
@@ -114,25 +156,27 @@ def transition(
     elif action in ("advance", "approve"):
         if status not in ACTIVE:
             raise Conflict(f"cannot {action} a rollout that is {status}")
-        stage = int(state["stage"])
-        if action == "advance" and (status == "awaiting_approval" or plan.stages[stage].approval):
-            raise Conflict(f"stage {stage + 1} needs an approver's approval to advance")
+        number = int(state["stage"])
+        stage = plan.stages[number - 1]
+        if action == "advance" and (status == "awaiting_approval" or stage.approval):
+            raise Conflict(f"stage {number} needs an approver's approval to advance")
         if action == "approve":
-            if status != "awaiting_approval" and not plan.stages[stage].approval:
-                raise Conflict(f"stage {stage + 1} does not need approval")
-            if env == "production" and actor == state.get("started_by"):
-                raise Forbidden(
-                    "two-person rule: the person who started a production rollout cannot approve it"
-                )
+            if status != "awaiting_approval" and not stage.approval:
+                raise Conflict(f"stage {number} does not need approval")
+            _check_approver(store, env, state, who)
             state["approvals"] = [
                 *state.get("approvals", []),
-                {"stage": stage, "by": actor, "at": now},
+                {"stage": number, "by": who, "at": now},
             ]
-        if stage + 1 >= len(plan.stages):
+        if number >= len(plan.stages):
             state.update(status="completed", ended_at=now, end_reason=reason)
         else:
-            state.update(status="running", stage=stage + 1, stage_started_at=now)
-            share = plan.stages[stage + 1].share
+            state.update(status="running", stage=number + 1, stage_started_at=now)
+            share = plan.stages[number].share
+    elif action == "repair":  # the controller puts the stage's weights back
+        if status not in ACTIVE_ROLLOUT:
+            raise Conflict(f"cannot repair a rollout that is {status}")
+        share = plan.stages[int(state["stage"]) - 1].share
     elif action == "await":
         if status != "running":
             raise Conflict(f"cannot wait for approval while {status}")
@@ -141,10 +185,13 @@ def transition(
         if status not in ACTIVE:
             raise Conflict(f"cannot complete a rollout that is {status}")
         state.update(status="completed", ended_at=now, end_reason=reason)
-    elif action == "rollback":
-        if status not in (*ACTIVE, "paused"):
-            raise Conflict(f"cannot roll back a rollout that is {status}")
-        state.update(status="rolled_back", ended_at=now, end_reason=reason, rolled_back_at=now)
+    elif action in ("rollback", "abort"):
+        if status not in ACTIVE_ROLLOUT:
+            raise Conflict(f"cannot {action} a rollout that is {status}")
+        ended = "rolled_back" if action == "rollback" else "aborted"
+        state.update(status=ended, ended_at=now, end_reason=reason)
+        if action == "rollback":
+            state["rolled_back_at"] = now
         share = 0.0
     else:
         raise Invalid(f"unknown rollout action {action!r}")
@@ -154,6 +201,7 @@ def transition(
     if share is not None:
         flag_change = {"body": with_share(flag_body, plan, share), "expected_version": flag_version}
         details["share"] = share
+        details["to_stage"] = state.get("stage")
         state["stage_flag_version"] = flag_version + 1  # exposures of this stage carry it
         if action == "rollback":
             state["rollback_flag_version"] = flag_version + 1

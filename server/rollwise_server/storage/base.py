@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol
 import attrs
 
 __all__ = [
+    "ACTIVE_ROLLOUT",
+    "Actor",
     "AuditEntry",
     "AuditQuery",
     "EventRow",
@@ -28,7 +30,26 @@ __all__ = [
     "Validator",
 ]
 
-Kind = Literal["flag", "segment"]
+Kind = Literal["flag", "segment", "metric"]
+ACTIVE_ROLLOUT = ("running", "paused", "awaiting_approval")
+"""The states in which a rollout owns its flag: its plan is frozen, its weights are the
+controller's, and a kill ends it."""
+
+
+@attrs.frozen
+class Actor:
+    """Who makes a change: the person (a token's owner) and the token used, or a system actor
+    such as ``controller`` (no token). ``name`` is what the audit log shows as ``actor``."""
+
+    name: str
+    token_id: str | None = None
+    owner: str | None = None
+
+    @classmethod
+    def of(cls, who: Actor | str) -> Actor:
+        return who if isinstance(who, Actor) else cls(who)
+
+
 Validator = Callable[[dict[str, Any], frozenset[str]], dict[str, Any]]
 """Called inside the write transaction with the new body and the environment's segment keys;
 returns the canonical body or raises ``Invalid``."""
@@ -75,12 +96,19 @@ class AuditEntry:
     version: int | None
     reason: str | None
     details: Mapping[str, Any]
+    owner: str | None = None
+    """The person behind the change (the token's owner); ``None`` for the controller."""
+    token_id: str | None = None
+    """The token used; ``None`` for the controller and for bootstrap changes."""
 
 
 @attrs.frozen(kw_only=True)
 class AuditQuery:
     env: str | None = None
+    envs: tuple[str, ...] | None = None
+    """Only these environments (a token limited to some environments sees only theirs)."""
     resource_type: str | None = None
+    resource_types: tuple[str, ...] | None = None
     resource_key: str | None = None
     actor: str | None = None
     action: str | None = None
@@ -92,7 +120,11 @@ class AuditQuery:
 
 @attrs.frozen
 class TokenRecord:
-    """An API token; the secret itself is never stored, only its SHA-256."""
+    """An API token; the secret itself is never stored, only its SHA-256.
+
+    ``owner`` is the person the token belongs to (one person may hold several tokens);
+    ``envs`` the environments its role applies to (``None``: all); ``env`` the one
+    environment of an ``sdk`` token."""
 
     id: str
     name: str
@@ -101,6 +133,9 @@ class TokenRecord:
     created_at: str
     created_by: str
     revoked_at: str | None
+    owner: str = ""
+    envs: tuple[str, ...] | None = None
+    expires_at: str | None = None
 
 
 @attrs.frozen
@@ -134,7 +169,13 @@ class Store(Protocol):
 
     # environments
     def environments(self) -> list[dict[str, Any]]: ...
-    def create_environment(self, key: str, *, actor: str, reason: str | None) -> dict[str, Any]: ...
+    def create_environment(
+        self, key: str, *, actor: Actor | str, reason: str | None, protected: bool = False
+    ) -> dict[str, Any]: ...
+    def set_protected(
+        self, key: str, protected: bool, *, actor: Actor | str, reason: str
+    ) -> dict[str, Any]: ...
+    def environment(self, key: str) -> dict[str, Any]: ...
     def revision(self, env: str) -> int: ...
 
     # flags and segments
@@ -149,7 +190,7 @@ class Store(Protocol):
         *,
         expected_version: int | None,
         action: str,
-        actor: str,
+        actor: Actor | str,
         reason: str | None,
         validate: Validator | None = None,
         details: Mapping[str, Any] | None = None,
@@ -162,7 +203,7 @@ class Store(Protocol):
     def append_audit(
         self,
         *,
-        actor: str,
+        actor: Actor | str,
         action: str,
         env: str | None,
         resource_type: str,
@@ -174,11 +215,21 @@ class Store(Protocol):
 
     # tokens
     def create_token(
-        self, *, name: str, role: str, env: str | None, secret_hash: str, actor: str
+        self,
+        *,
+        name: str,
+        role: str,
+        env: str | None,
+        secret_hash: str,
+        actor: Actor | str,
+        owner: str | None = None,
+        envs: Sequence[str] | None = None,
+        expires_at: str | None = None,
     ) -> TokenRecord: ...
+    def tokens_ended(self, token_ids: Sequence[str], now: str) -> list[str]: ...
     def tokens(self) -> list[TokenRecord]: ...
     def token_by_hash(self, secret_hash: str) -> TokenRecord | None: ...
-    def revoke_token(self, token_id: str, *, actor: str) -> TokenRecord: ...
+    def revoke_token(self, token_id: str, *, actor: Actor | str) -> TokenRecord: ...
 
     # rollouts
     def get_rollout(self, env: str, flag: str) -> RolloutRecord | None: ...
@@ -191,14 +242,17 @@ class Store(Protocol):
         state: Mapping[str, Any],
         *,
         expected_version: int | None,
-        actor: str,
+        actor: Actor | str,
         action: str,
         reason: str | None,
         details: Mapping[str, Any] | None = None,
         flag_change: Mapping[str, Any] | None = None,
     ) -> RolloutRecord: ...
     def all_rollouts(self) -> list[RolloutRecord]: ...
-    def put_rollout_state(self, env: str, flag: str, state: Mapping[str, Any]) -> None: ...
+    def put_rollout_state(
+        self, env: str, flag: str, state: Mapping[str, Any], *, expected_version: int
+    ) -> bool: ...
+    def seen_metrics(self, env: str) -> list[tuple[str, int, str]]: ...
     def reader(self) -> Any: ...
     def transaction(self) -> AbstractContextManager[Any]: ...
     def lease_rollout(self, env: str, flag: str, owner: str, seconds: float) -> bool: ...

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -213,3 +215,70 @@ def m004_rollout_tallies(db: Database) -> None:
         "CREATE INDEX exposures_flag_ts ON exposures (env, flag, ts)",
     ):
         db.execute(statement)
+
+
+@migrations()
+def m005_control_plane(db: Database) -> None:
+    """Protected environments, token owners, environments and expiry, audit identity, the
+    metric catalogue (a third resource kind), and stages counted from 1.
+
+    Existing tokens get an owner equal to their name (and an ``sdk`` token its one
+    environment); an existing environment named ``production`` becomes protected; a stored
+    rollout's ``stage`` (and the stage of its approvals and SRM state) moves from 0-based to
+    1-based, as the API and the messages count; a stored plan's guardrail tolerance becomes
+    signed (negative where a decrease harms).
+    """
+    for statement in (
+        "ALTER TABLE environments ADD COLUMN protected INTEGER NOT NULL DEFAULT 0",
+        "UPDATE environments SET protected = 1 WHERE key = 'production'",
+        "ALTER TABLE tokens ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+        "UPDATE tokens SET owner = name",
+        "ALTER TABLE tokens ADD COLUMN envs TEXT",
+        "UPDATE tokens SET envs = json_array(env) WHERE env IS NOT NULL",
+        "ALTER TABLE tokens ADD COLUMN expires_at TEXT",
+        "ALTER TABLE audit ADD COLUMN owner TEXT",
+        "ALTER TABLE audit ADD COLUMN token_id TEXT",
+        "CREATE INDEX audit_resource_key ON audit (resource_key, id)",
+        """CREATE TABLE resources_new (
+            env TEXT NOT NULL REFERENCES environments(key),
+            kind TEXT NOT NULL CHECK (kind IN ('flag', 'segment', 'metric')),
+            key TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            archived INTEGER NOT NULL DEFAULT 0,
+            body TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            updated_by TEXT NOT NULL,
+            PRIMARY KEY (env, kind, key)
+        )""",
+        "INSERT INTO resources_new SELECT env, kind, key, version, archived, body, updated_at,"
+        " updated_by FROM resources",
+        "DROP TABLE resources",
+        "ALTER TABLE resources_new RENAME TO resources",
+    ):
+        db.execute(statement)
+    rows = db.execute("SELECT env, flag, plan, state FROM rollouts").fetchall()
+    for env, flag, raw_plan, raw in rows:
+        plan = json.loads(raw_plan)
+        for guardrail in plan.get("guardrails", []):  # tolerances are now signed as the change
+            if (
+                guardrail.get("harm", "decrease") == "decrease"
+                and guardrail.get("tolerance", 0) > 0
+            ):
+                guardrail["tolerance"] = -guardrail["tolerance"]
+        state = json.loads(raw)
+        if isinstance(state.get("stage"), int):
+            state["stage"] += 1
+        for approval in state.get("approvals", []):
+            if isinstance(approval, dict) and isinstance(approval.get("stage"), int):
+                approval["stage"] += 1
+        srm = state.get("srm")
+        if isinstance(srm, dict) and isinstance(srm.get("stage"), int):
+            srm["stage"] += 1
+        db.execute(
+            "UPDATE rollouts SET plan = ?, state = ? WHERE env = ? AND flag = ?",
+            (_dumps(plan), _dumps(state), env, flag),
+        )
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -24,7 +24,10 @@ import attrs
 from sqlite_utils import Database
 
 from rollwise_server.errors import Conflict, Invalid, NotFound
+from rollwise_server.rollouts.ownership import check_flag_edit, with_control_weights
 from rollwise_server.storage.base import (
+    ACTIVE_ROLLOUT,
+    Actor,
     AuditEntry,
     AuditQuery,
     EventRow,
@@ -42,6 +45,7 @@ from rollwise_server.storage.migrations_sqlite import migrations
 __all__ = ["DEFAULT_ENVIRONMENTS", "EXPOSURE_COLUMNS", "OUTCOME_COLUMNS", "SQLiteStore", "now_iso"]
 
 DEFAULT_ENVIRONMENTS = ("staging", "production")
+PROTECTED_BY_DEFAULT = frozenset({"production"})
 EXPOSURE_COLUMNS = (
     "id", "env", "ts", "flag", "flag_version", "variant", "rule", "unit_type", "unit", "attrs",
     "received_at",
@@ -102,9 +106,9 @@ class SQLiteStore:
             migrations.apply(self._db)
             for env in DEFAULT_ENVIRONMENTS:
                 self._writer.execute(
-                    "INSERT OR IGNORE INTO environments (key, revision, created_at)"
-                    " VALUES (?, 0, ?)",
-                    (env, now_iso()),
+                    "INSERT OR IGNORE INTO environments (key, revision, created_at, protected)"
+                    " VALUES (?, 0, ?, ?)",
+                    (env, now_iso(), int(env in PROTECTED_BY_DEFAULT)),
                 )
         self._checkpointer = WalCheckpointer(self.path)
 
@@ -140,25 +144,66 @@ class SQLiteStore:
 
     # --- environments ---
 
-    def environments(self) -> list[dict[str, Any]]:
-        rows = self._reader().execute(
-            "SELECT key, revision, created_at FROM environments ORDER BY created_at, key"
-        )
-        return [{"key": k, "revision": r, "created_at": c} for k, r, c in rows]
+    _ENVIRONMENT = "SELECT key, revision, created_at, protected FROM environments"
 
-    def create_environment(self, key: str, *, actor: str, reason: str | None) -> dict[str, Any]:
+    @staticmethod
+    def _environment(row: Sequence[Any]) -> dict[str, Any]:
+        key, revision, created, protected = row
+        return {
+            "key": key,
+            "revision": revision,
+            "created_at": created,
+            "protected": bool(protected),
+        }
+
+    def environments(self) -> list[dict[str, Any]]:
+        rows = self._reader().execute(f"{self._ENVIRONMENT} ORDER BY created_at, key")
+        return [self._environment(row) for row in rows]
+
+    def environment(self, key: str) -> dict[str, Any]:
+        row = self._reader().execute(f"{self._ENVIRONMENT} WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise NotFound(f"environment {key!r} does not exist")
+        return self._environment(row)
+
+    def create_environment(
+        self, key: str, *, actor: Actor | str, reason: str | None, protected: bool = False
+    ) -> dict[str, Any]:
         with self.transaction() as conn:
             if conn.execute("SELECT 1 FROM environments WHERE key = ?", (key,)).fetchone():
                 raise Conflict(f"environment {key!r} exists already")
             created = now_iso()
             conn.execute(
-                "INSERT INTO environments (key, revision, created_at) VALUES (?, 0, ?)",
-                (key, created),
+                "INSERT INTO environments (key, revision, created_at, protected)"
+                " VALUES (?, 0, ?, ?)",
+                (key, created, int(protected)),
             )
             self._audit(
-                conn, actor, "environment.create", key, "environment", key, None, reason, {}
-            )
-        return {"key": key, "revision": 0, "created_at": created}
+                conn, actor, "environment.create", key, "environment", key, None, reason,
+                {"protected": protected},
+            )  # fmt: skip
+        return {"key": key, "revision": 0, "created_at": created, "protected": protected}
+
+    def set_protected(
+        self, key: str, protected: bool, *, actor: Actor | str, reason: str
+    ) -> dict[str, Any]:
+        """Protect or unprotect an environment (audited as ``environment.protect`` or
+        ``environment.unprotect``; no entry when nothing changes)."""
+        with self.transaction() as conn:
+            row = conn.execute(f"{self._ENVIRONMENT} WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                raise NotFound(f"environment {key!r} does not exist")
+            if bool(row[3]) != protected:
+                conn.execute(
+                    "UPDATE environments SET protected = ? WHERE key = ?", (int(protected), key)
+                )
+                action = "environment.protect" if protected else "environment.unprotect"
+                self._audit(conn, actor, action, key, "environment", key, None, reason, {})
+            return self._environment((*row[:3], protected))
+
+    def _is_protected(self, conn: sqlite3.Connection, env: str) -> bool:
+        row = conn.execute("SELECT protected FROM environments WHERE key = ?", (env,)).fetchone()
+        return bool(row and row[0])
 
     def _require_env(self, conn: sqlite3.Connection, env: str) -> int:
         row = conn.execute("SELECT revision FROM environments WHERE key = ?", (env,)).fetchone()
@@ -210,12 +255,17 @@ class SQLiteStore:
         *,
         expected_version: int | None,
         action: str,
-        actor: str,
+        actor: Actor | str,
         reason: str | None,
         validate: Validator | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> Resource:
-        """Create (``expected_version=None``), update, or archive (``body=None``) a resource."""
+        """Create (``expected_version=None``), update, or archive (``body=None``) a resource.
+
+        A flag managed by an active rollout is checked by ``rollouts.ownership`` in the same
+        transaction: a refused edit raises ``Conflict``; an edit that turns the flag off ends
+        the rollout (``aborted``, reason ``killed``) with its own audit entry. Metrics are not
+        part of the rules document and do not move the environment's revision."""
         with self.transaction() as conn:
             revision = self._require_env(conn, env)
             row = conn.execute(
@@ -246,6 +296,8 @@ class SQLiteStore:
                 stored = {**json.loads(row[2]), "version": version}
                 if kind == "segment":
                     self._check_unreferenced(conn, env, key)
+                if kind == "metric":
+                    self._check_metric_unused(conn, env, key)
             else:
                 body = body or {}
                 segment_keys = frozenset(
@@ -258,24 +310,89 @@ class SQLiteStore:
                 stored = validate(dict(body, version=version), segment_keys) if validate else body
                 stored = {k: v for k, v in stored.items() if k not in ("key",)}
                 stored["version"] = version
+            if kind == "flag" and row is not None and not row[1]:
+                stored = self._rollout_owns(
+                    conn, env, key, json.loads(row[2]), None if archived else stored, version,
+                    actor, reason,
+                ) or stored  # fmt: skip
             ts = now_iso()
+            who = Actor.of(actor)
             conn.execute(
                 "INSERT INTO resources"
                 " (env, kind, key, version, archived, body, updated_at, updated_by)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (env, kind, key) DO UPDATE SET"
                 " version = excluded.version, archived = excluded.archived, body = excluded.body,"
                 " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                (env, kind, key, version, int(archived), _dumps(stored), ts, actor),
+                (env, kind, key, version, int(archived), _dumps(stored), ts, who.name),
             )
             conn.execute(
                 "INSERT INTO resource_versions"
                 " (env, kind, key, version, action, actor, reason, ts, archived, body)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (env, kind, key, version, action, actor, reason, ts, int(archived), _dumps(stored)),
-            )
-            conn.execute("UPDATE environments SET revision = ? WHERE key = ?", (revision + 1, env))
+                (env, kind, key, version, action, who.name, reason, ts, int(archived),
+                 _dumps(stored)),
+            )  # fmt: skip
+            if kind != "metric":
+                conn.execute(
+                    "UPDATE environments SET revision = ? WHERE key = ?", (revision + 1, env)
+                )
             self._audit(conn, actor, action, env, kind, key, version, reason, details or {})
-            return Resource(env, kind, key, version, archived, stored, ts, actor)
+            return Resource(env, kind, key, version, archived, stored, ts, who.name)
+
+    def _rollout_owns(
+        self,
+        conn: sqlite3.Connection,
+        env: str,
+        key: str,
+        old: dict[str, Any],
+        new: dict[str, Any] | None,
+        version: int,
+        actor: Actor | str,
+        reason: str | None,
+    ) -> dict[str, Any] | None:
+        """Hold a flag edit to its active rollout (``rollouts.ownership``); on a kill, end the
+        rollout and return the body with the managed rule on the control."""
+        row = conn.execute(
+            "SELECT version, plan, state FROM rollouts WHERE env = ? AND flag = ?", (env, key)
+        ).fetchone()
+        if row is None:
+            return None
+        plan, state = json.loads(row[1]), json.loads(row[2])
+        if state.get("status") not in ACTIVE_ROLLOUT:
+            return None
+        if check_flag_edit(env, key, plan, old, new) != "kill" or new is None:
+            return None
+        now = time.time()
+        ended = {
+            **state, "status": "aborted", "end_reason": "killed", "ended_at": now,
+            "killed_flag_version": version, "stage_flag_version": version,
+        }  # fmt: skip
+        conn.execute(
+            "UPDATE rollouts SET version = ?, state = ?, updated_at = ? WHERE env = ? AND flag = ?",
+            (int(row[0]) + 1, _dumps(ended), now_iso(), env, key),
+        )
+        details = {"from_status": state.get("status"), "stage": state.get("stage"),
+                   "cause": "killed", "flag_version": version}  # fmt: skip
+        self._audit(
+            conn, actor, "rollout.abort", env, "rollout", key, int(row[0]) + 1, reason, details
+        )
+        return {**with_control_weights(new, plan), "version": version}
+
+    def _check_metric_unused(self, conn: sqlite3.Connection, env: str, metric: str) -> None:
+        users = []
+        for flag, plan, state in conn.execute(
+            "SELECT flag, plan, state FROM rollouts WHERE env = ?", (env,)
+        ):
+            if json.loads(state).get("status") not in ACTIVE_ROLLOUT:
+                continue
+            if any(g.get("metric") == metric for g in json.loads(plan).get("guardrails", [])):
+                users.append(flag)
+        if users:
+            raise Conflict(
+                f"metric {metric!r} is a guardrail of the active rollouts of "
+                f"{', '.join(sorted(users))}",
+                flags=sorted(users),
+            )
 
     def _check_unreferenced(self, conn: sqlite3.Connection, env: str, segment: str) -> None:
         users = []
@@ -315,7 +432,8 @@ class SQLiteStore:
             flags: dict[str, Any] = {}
             segments: dict[str, Any] = {}
             for kind, key, body in conn.execute(
-                "SELECT kind, key, body FROM resources WHERE env = ? AND archived = 0 ORDER BY key",
+                "SELECT kind, key, body FROM resources"
+                " WHERE env = ? AND kind IN ('flag', 'segment') AND archived = 0 ORDER BY key",
                 (env,),
             ):
                 (flags if kind == "flag" else segments)[key] = json.loads(body)
@@ -337,7 +455,7 @@ class SQLiteStore:
     def _audit(
         self,
         conn: sqlite3.Connection,
-        actor: str,
+        actor: Actor | str,
         action: str,
         env: str | None,
         resource_type: str,
@@ -347,20 +465,23 @@ class SQLiteStore:
         details: Mapping[str, Any],
     ) -> AuditEntry:
         ts = now_iso()
+        who = Actor.of(actor)
         cursor = conn.execute(
             "INSERT INTO audit (ts, actor, action, env, resource_type, resource_key, version,"
-            " reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (ts, actor, action, env, resource_type, resource_key, version, reason, _dumps(details)),
-        )
+            " reason, details, owner, token_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ts, who.name, action, env, resource_type, resource_key, version, reason,
+             _dumps(details), who.owner, who.token_id),
+        )  # fmt: skip
         entry_id = int(cursor.lastrowid or 0)
         return AuditEntry(
-            entry_id, ts, actor, action, env, resource_type, resource_key, version, reason, details
-        )
+            entry_id, ts, who.name, action, env, resource_type, resource_key, version, reason,
+            details, who.owner, who.token_id,
+        )  # fmt: skip
 
     def append_audit(
         self,
         *,
-        actor: str,
+        actor: Actor | str,
         action: str,
         env: str | None,
         resource_type: str,
@@ -389,6 +510,10 @@ class SQLiteStore:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
+        for column, values in (("env", query.envs), ("resource_type", query.resource_types)):
+            if values is not None:
+                clauses.append(f"{column} IN ({', '.join('?' * len(values))})" if values else "0")
+                params.extend(values)
         if query.since is not None:
             clauses.append("ts >= ?")
             params.append(query.since)
@@ -401,64 +526,113 @@ class SQLiteStore:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._reader().execute(
             "SELECT id, ts, actor, action, env, resource_type, resource_key, version, reason,"
-            f" details FROM audit {where} ORDER BY id DESC LIMIT ?",
+            f" details, owner, token_id FROM audit {where} ORDER BY id DESC LIMIT ?",
             (*params, query.limit),
         )
         return [
-            AuditEntry(i, ts, actor, action, env, rtype, rkey, version, reason, json.loads(details))
-            for i, ts, actor, action, env, rtype, rkey, version, reason, details in rows
+            AuditEntry(*row[:9], json.loads(row[9]), row[10], row[11])  # type: ignore[call-arg]
+            for row in rows
         ]
 
     # --- tokens ---
 
-    _TOKEN = "SELECT id, name, role, env, created_at, created_by, revoked_at FROM tokens"  # noqa: S105
+    _COLUMNS_OF_TOKEN = (
+        "SELECT id, name, role, env, created_at, created_by, revoked_at, owner, envs, expires_at"
+    )
+    _TOKEN = f"{_COLUMNS_OF_TOKEN} FROM tokens"
+
+    @staticmethod
+    def _token(row: Sequence[Any]) -> TokenRecord:
+        envs = None if row[8] is None else tuple(json.loads(row[8]))
+        return TokenRecord(*row[:8], envs, row[9])  # type: ignore[call-arg]
 
     def create_token(
-        self, *, name: str, role: str, env: str | None, secret_hash: str, actor: str
+        self,
+        *,
+        name: str,
+        role: str,
+        env: str | None,
+        secret_hash: str,
+        actor: Actor | str,
+        owner: str | None = None,
+        envs: Sequence[str] | None = None,
+        expires_at: str | None = None,
     ) -> TokenRecord:
         token_id = f"tok_{secrets.token_hex(6)}"
+        owner = owner or name
+        if env is not None:
+            envs = (env,)
+        scope = None if envs is None else tuple(envs)
         with self.transaction() as conn:
-            if env is not None:
-                self._require_env(conn, env)
+            for each in scope or ():
+                self._require_env(conn, each)
             created = now_iso()
             conn.execute(
-                "INSERT INTO tokens (id, name, role, env, secret_hash, created_at, created_by)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (token_id, name, role, env, secret_hash, created, actor),
-            )
-            details = {"name": name, "role": role, "token_env": env}
+                "INSERT INTO tokens (id, name, role, env, secret_hash, created_at, created_by,"
+                " owner, envs, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (token_id, name, role, env, secret_hash, created, Actor.of(actor).name, owner,
+                 None if scope is None else json.dumps(list(scope)), expires_at),
+            )  # fmt: skip
+            details = {
+                "name": name,
+                "role": role,
+                "token_env": env,
+                "owner": owner,
+                "envs": None if scope is None else list(scope),
+                "expires_at": expires_at,
+            }
             self._audit(conn, actor, "token.create", env, "token", token_id, None, None, details)
-        return TokenRecord(token_id, name, role, env, created, actor, None)
+        return TokenRecord(
+            token_id, name, role, env, created, Actor.of(actor).name, None, owner, scope,
+            expires_at,
+        )  # fmt: skip
 
     def tokens(self) -> list[TokenRecord]:
         rows = self._reader().execute(f"{self._TOKEN} ORDER BY created_at, id")
-        return [TokenRecord(*row) for row in rows]
+        return [self._token(row) for row in rows]
 
     def token_by_hash(self, secret_hash: str) -> TokenRecord | None:
         row = (
             self._reader()
             .execute(
-                "SELECT id, name, role, env, created_at, created_by, revoked_at, secret_hash"
-                " FROM tokens WHERE secret_hash = ?",
+                f"{self._COLUMNS_OF_TOKEN}, secret_hash FROM tokens WHERE secret_hash = ?",
                 (secret_hash,),
             )
             .fetchone()
         )
-        if row is None or not hmac.compare_digest(row[7], secret_hash):
+        if row is None or not hmac.compare_digest(row[10], secret_hash):
             return None
-        return TokenRecord(*row[:7])
+        return self._token(row[:10])
 
-    def revoke_token(self, token_id: str, *, actor: str) -> TokenRecord:
+    def tokens_ended(self, token_ids: Sequence[str], now: str) -> list[str]:
+        """Which of ``token_ids`` are revoked, expired (at ``now``) or gone."""
+        ids = list(dict.fromkeys(token_ids))
+        if not ids:
+            return []
+        valid = {
+            token_id
+            for (token_id,) in self._reader().execute(
+                f"SELECT id FROM tokens WHERE id IN ({', '.join('?' * len(ids))})"
+                " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+                (*ids, now),
+            )
+        }
+        return [token_id for token_id in ids if token_id not in valid]
+
+    def revoke_token(self, token_id: str, *, actor: Actor | str) -> TokenRecord:
         with self.transaction() as conn:
             row = conn.execute(f"{self._TOKEN} WHERE id = ?", (token_id,)).fetchone()
             if row is None:
                 raise NotFound(f"token {token_id!r} does not exist")
-            record = TokenRecord(*row)
+            record = self._token(row)
             if record.revoked_at is not None:
                 return record
             revoked = now_iso()
             conn.execute("UPDATE tokens SET revoked_at = ? WHERE id = ?", (revoked, token_id))
-            self._audit(conn, actor, "token.revoke", record.env, "token", token_id, None, None, {})
+            self._audit(
+                conn, actor, "token.revoke", record.env, "token", token_id, None, None,
+                {"name": record.name, "owner": record.owner},
+            )  # fmt: skip
         return attrs.evolve(record, revoked_at=revoked)
 
     # --- rollouts ---
@@ -480,7 +654,7 @@ class SQLiteStore:
     def active_rollouts(self) -> list[RolloutRecord]:
         rows = self._reader().execute(
             "SELECT env, flag, version, plan, state, updated_at FROM rollouts"
-            " WHERE json_extract(state, '$.status') IN ('running', 'awaiting_approval')"
+            " WHERE json_extract(state, '$.status') IN ('running', 'paused', 'awaiting_approval')"
             " ORDER BY env, flag"
         )
         return [
@@ -495,7 +669,7 @@ class SQLiteStore:
         state: Mapping[str, Any],
         *,
         expected_version: int | None,
-        actor: str,
+        actor: Actor | str,
         action: str,
         reason: str | None,
         details: Mapping[str, Any] | None = None,
@@ -526,9 +700,9 @@ class SQLiteStore:
                 " updated_at = excluded.updated_at",
                 (env, flag, version, _dumps(plan), _dumps(state), ts),
             )
-            if flag_change is not None:
-                self._write_flag_in(conn, env, flag, flag_change, actor, action, reason)
             self._audit(conn, actor, action, env, "rollout", flag, version, reason, details or {})
+            if flag_change is not None:
+                self._write_flag_in(conn, env, flag, flag_change, actor, action, reason, details)
         return RolloutRecord(env, flag, version, dict(plan), dict(state), ts)
 
     def _write_flag_in(
@@ -537,10 +711,13 @@ class SQLiteStore:
         env: str,
         key: str,
         change: Mapping[str, Any],
-        actor: str,
+        actor: Actor | str,
         action: str,
         reason: str | None,
+        details: Mapping[str, Any] | None,
     ) -> None:
+        """The flag version a rollout step writes, with its own ``flag.rollout`` audit entry
+        (actor and reason those of the step: the controller and its decision, or a person)."""
         row = conn.execute(
             "SELECT version FROM resources WHERE env = ? AND kind = 'flag' AND key = ?",
             (env, key),
@@ -550,26 +727,58 @@ class SQLiteStore:
         version = int(row[0]) + 1
         body = {**change["body"], "version": version}
         ts = now_iso()
+        name = Actor.of(actor).name
         conn.execute(
             "UPDATE resources SET version = ?, body = ?, updated_at = ?, updated_by = ?"
             " WHERE env = ? AND kind = 'flag' AND key = ?",
-            (version, _dumps(body), ts, actor, env, key),
+            (version, _dumps(body), ts, name, env, key),
         )
         conn.execute(
             "INSERT INTO resource_versions"
             " (env, kind, key, version, action, actor, reason, ts, archived, body)"
             " VALUES (?, 'flag', ?, ?, ?, ?, ?, ?, 0, ?)",
-            (env, key, version, action, actor, reason, ts, _dumps(body)),
+            (env, key, version, action, name, reason, ts, _dumps(body)),
         )
         conn.execute("UPDATE environments SET revision = revision + 1 WHERE key = ?", (env,))
+        step = {"rollout_action": action, **(details or {})}
+        step.pop("evidence", None)
+        self._audit(conn, actor, "flag.rollout", env, "flag", key, version, reason, step)
 
-    def put_rollout_state(self, env: str, flag: str, state: Mapping[str, Any]) -> None:
-        """Refresh a rollout's state (evidence between decisions): no new version, no audit."""
+    def put_rollout_state(
+        self, env: str, flag: str, state: Mapping[str, Any], *, expected_version: int
+    ) -> bool:
+        """Refresh a rollout's state (evidence between decisions): no new version, no audit.
+
+        Only if the rollout is still at ``expected_version``: a decision made meanwhile (a
+        kill, a person's pause) is never overwritten by an older reading. ``False`` if not."""
         with self.transaction() as conn:
-            conn.execute(
-                "UPDATE rollouts SET state = ?, updated_at = ? WHERE env = ? AND flag = ?",
-                (_dumps(state), now_iso(), env, flag),
+            cursor = conn.execute(
+                "UPDATE rollouts SET state = ?, updated_at = ?"
+                " WHERE env = ? AND flag = ? AND version = ?",
+                (_dumps(state), now_iso(), env, flag, expected_version),
             )
+            return cursor.rowcount == 1
+
+    def seen_metrics(self, env: str) -> list[tuple[str, int, str]]:
+        """Every metric with outcomes in ``env``: ``(metric, events, last event time)``.
+
+        One index seek per distinct metric, then a count over that metric's index range."""
+        conn = self._reader()
+        self._require_env(conn, env)
+        out: list[tuple[str, int, str]] = []
+        after = ""
+        while True:
+            row = conn.execute(
+                "SELECT metric FROM outcomes WHERE env = ? AND metric > ? ORDER BY metric LIMIT 1",
+                (env, after),
+            ).fetchone()
+            if row is None:
+                return out
+            after = row[0]
+            count, last = conn.execute(
+                "SELECT count(*), max(ts) FROM outcomes WHERE env = ? AND metric = ?", (env, after)
+            ).fetchone()
+            out.append((after, int(count), str(last)))
 
     def all_rollouts(self) -> list[RolloutRecord]:
         rows = self._reader().execute(
