@@ -57,7 +57,7 @@ def serving_candidate(body: Mapping[str, Any], plan: Mapping[str, Any]) -> set[s
         managed_rule = isinstance(rule, Mapping) and rule.get("id") == managed
         if isinstance(rule, Mapping) and not managed_rule and _serves(rule.get("serve"), candidate):
             places.add(json.dumps(rule, sort_keys=True))
-    for field in ("default", "off"):
+    for field in ("default_variant", "off_variant"):
         if body.get(field) == candidate:
             places.add(field)
     return places
