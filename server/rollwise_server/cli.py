@@ -317,7 +317,7 @@ def serve(host: str, port: int, db: str | None, log_level: str) -> None:
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
 
 
-# --- flags and segments -------------------------------------------------------------------------
+# --- flags, segments and metrics ---------------------------------------------------------------
 
 
 def _read_body(file: Any, kind: Kind) -> Json:
@@ -367,6 +367,28 @@ def _segment_rows(segments: Iterable[Mapping[str, Any]], archived: bool) -> list
             _ts(segment.get("updated_at")),
         ]
         rows.append([*row, segment.get("archived")] if archived else row)
+    return rows
+
+
+_METRIC_HEADERS = [
+    "KEY", "VERSION", "KIND", "DIRECTION", "UNIT", "OWNER", "UPDATED_BY", "UPDATED_AT",
+]  # fmt: skip
+
+
+def _metric_rows(metrics: Iterable[Mapping[str, Any]], archived: bool) -> list[list[Any]]:
+    rows = []
+    for metric in metrics:
+        row = [
+            metric["key"],
+            metric.get("version"),
+            metric.get("kind"),
+            metric.get("direction"),
+            metric.get("unit") or None,
+            metric.get("owner") or None,
+            metric.get("updated_by"),
+            _ts(metric.get("updated_at")),
+        ]
+        rows.append([*row, metric.get("archived")] if archived else row)
     return rows
 
 
@@ -432,6 +454,58 @@ def _show_segment(segment: Mapping[str, Any], env: str) -> None:
     )
 
 
+def _tolerance(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return f"{value:+g}" if value else "0"
+
+
+def _show_metric(metric: Mapping[str, Any], env: str) -> None:
+    ratio = []
+    if metric.get("kind") == "ratio":
+        ratio = [("ratio", f"{metric.get('numerator')} / {metric.get('denominator')}")]
+    _fields(
+        [
+            ("metric", metric["key"]),
+            ("environment", env),
+            ("version", metric.get("version")),
+            ("archived", metric.get("archived")),
+            ("kind", metric.get("kind")),
+            *ratio,
+            ("direction", metric.get("direction")),
+            ("unit", metric.get("unit") or None),
+            ("description", metric.get("description") or None),
+            ("tolerance", _tolerance(metric.get("default_tolerance"))),
+            ("owner", metric.get("owner") or None),
+            ("updated", f"{_ts(metric.get('updated_at'))} by {metric.get('updated_by')}"),
+        ]
+    )
+
+
+def _show_undefined(undefined: Sequence[Mapping[str, Any]], env: str, after: bool) -> None:
+    """The metrics that outcome events name but the catalogue does not define."""
+    if not undefined:
+        return
+    if after:
+        click.echo("")
+    click.echo("seen in events but not defined:")
+    _table(
+        ["METRIC", "EVENTS", "LAST_SEEN"],
+        ([u.get("key"), u.get("events"), _ts(u.get("last_seen"))] for u in undefined),
+    )
+    _note(f"define them with: rollwise metrics apply -f FILE --env {env}")
+
+
+_Rows = Callable[[Iterable[Mapping[str, Any]], bool], list[list[Any]]]
+_Show = Callable[[Mapping[str, Any], str], None]
+_VIEWS: dict[Kind, tuple[list[str], _Rows, _Show, str]] = {
+    "flag": (_FLAG_HEADERS, _flag_rows, _show_flag, "the rules document"),
+    "segment": (_SEGMENT_HEADERS, _segment_rows, _show_segment, "the rules document"),
+    "metric": (_METRIC_HEADERS, _metric_rows, _show_metric, "the catalogue"),
+}
+"""Per kind: the list's columns, its rows, how ``get`` shows one, and what archiving leaves."""
+
+
 def _show_history(data: Mapping[str, Any]) -> None:
     rows, previous = [], None
     for entry in data.get("versions") or []:
@@ -451,13 +525,16 @@ def _show_history(data: Mapping[str, Any]) -> None:
 
 
 def _resource_commands(group: click.Group, kind: Kind) -> None:
-    """``list``, ``get``, ``apply``, ``archive``, ``history``: the same for flags and segments."""
+    """``list``, ``get``, ``apply``, ``archive``, ``history``: the same for flags, segments and
+    metrics."""
     plural = f"{kind}s"
-    headers = _FLAG_HEADERS if kind == "flag" else _SEGMENT_HEADERS
-    to_rows = _flag_rows if kind == "flag" else _segment_rows
-    show = _show_flag if kind == "flag" else _show_segment
+    headers, to_rows, show, container = _VIEWS[kind]
 
-    @group.command("list", help=f"List the {plural} of an environment.")
+    @group.command(
+        "list",
+        help=f"List the {plural} of an environment."
+        + (" Then the metrics seen in outcome events but not defined." if kind == "metric" else ""),
+    )
     @_env_option
     @click.option("--archived", is_flag=True, help=f"Include archived {plural}.")
     @_json_option
@@ -468,10 +545,12 @@ def _resource_commands(group: click.Group, kind: Kind) -> None:
             _echo_json(data)
             return
         items = data.get(plural) or []
-        if not items:
+        if items:
+            _table([*headers, "ARCHIVED"] if archived else headers, to_rows(items, archived))
+        else:
             _note(f"no {plural} in {env}")
-            return
-        _table([*headers, "ARCHIVED"] if archived else headers, to_rows(items, archived))
+        if kind == "metric":
+            _show_undefined(data.get("undefined") or [], env, after=bool(items))
 
     @group.command("get", help=f"Show one {kind}: its configuration at the current version.")
     @click.argument("key")
@@ -530,7 +609,7 @@ def _resource_commands(group: click.Group, kind: Kind) -> None:
 
     @group.command(
         "archive",
-        help=f"Archive a {kind}. It leaves the rules document (DELETE); its history stays.",
+        help=f"Archive a {kind}. It leaves {container} (DELETE); its history stays.",
     )
     @click.argument("key")
     @_env_option
@@ -582,8 +661,19 @@ def segments() -> None:
     """
 
 
+@main.group()
+def metrics() -> None:
+    """Manage the metric catalogue.
+
+    What each tracked metric is (kind, direction, unit, default tolerance), declared once per
+    environment for rollout guardrails to use: list, get, apply, history and archive; each
+    takes --env (ROLLWISE_ENV, default production) and --json.
+    """
+
+
 _resource_commands(flags, "flag")
 _resource_commands(segments, "segment")
+_resource_commands(metrics, "metric")
 
 
 @flags.command("kill")
@@ -644,8 +734,14 @@ def flags_promote(
     """Copy a flag to another environment.
 
     The configuration in --env becomes a new version in --to (an audited change there).
+    A protected --to needs a --reason.
     """
-    data = remote.client().promote(env, key, to=to, reason=reason)
+    try:
+        data = remote.client().promote(env, key, to=to, reason=reason)
+    except ApiResponseError as exc:
+        if exc.status != 422 or not any(p.path == "reason" for p in exc.problems):
+            raise
+        raise _failure(exc, [f"say why with --reason: {to} is a protected environment"]) from None
     if as_json:
         _echo_json(data)
         return
@@ -660,7 +756,16 @@ def tokens() -> None:
     """API tokens: create, list, revoke."""
 
 
-def _create_token_in_database(db: str, role: str, name: str, env: str | None) -> Json:
+def _create_token_in_database(
+    db: str,
+    role: str,
+    name: str,
+    env: str | None,
+    *,
+    owner: str,
+    envs: Sequence[str] | None,
+    expires_at: str | None,
+) -> Json:
     from rollwise_server.auth import hash_secret, new_secret
     from rollwise_server.storage import open_store
 
@@ -674,18 +779,43 @@ def _create_token_in_database(db: str, role: str, name: str, env: str | None) ->
                 env=env,
                 secret_hash=hash_secret(secret),
                 actor="cli (direct database access)",
+                owner=owner,
+                envs=envs,
+                expires_at=expires_at,
             )
         finally:
             store.close()
     except (RollwiseError, sqlite3.Error, OSError) as exc:
         raise click.ClickException(f"cannot create the token in {db}: {exc}") from None
-    return {**attrs.asdict(record), "token": secret}
+    data = attrs.asdict(record)
+    data["envs"] = None if record.envs is None else list(record.envs)
+    return {**data, "token": secret}
 
 
 @tokens.command("create")
 @click.option("--role", required=True, type=click.Choice(ROLES), help="What the token may do.")
-@click.option("--name", default=None, help="Who or what uses it (the audit actor).")
+@click.option("--name", default=None, help="What the token is for, e.g. ci-deploy (a label).")
+@click.option(
+    "--owner",
+    default=None,
+    help="The person it belongs to, named as the actor in the audit log (required but for sdk "
+    "tokens, which default to --name).",
+)
 @click.option("--env", "env", default=None, help="The environment of an sdk token.")
+@click.option(
+    "--envs",
+    "envs",
+    default=None,
+    callback=_env_list,
+    help="The environments the role applies to, comma-separated (default: all).",
+)
+@click.option(
+    "--expires",
+    default=None,
+    callback=_expiry,
+    help="When it stops working: an RFC 3339 time, or a span from now such as 12h, 30d or 2w "
+    "(default: never).",
+)
 @click.option(
     "--db",
     default=None,
@@ -694,7 +824,15 @@ def _create_token_in_database(db: str, role: str, name: str, env: str | None) ->
 @_json_option
 @click.pass_obj
 def tokens_create(
-    remote: Remote, role: str, name: str | None, env: str | None, db: str | None, as_json: bool
+    remote: Remote,
+    role: str,
+    name: str | None,
+    owner: str | None,
+    env: str | None,
+    envs: tuple[str, ...] | None,
+    expires: str | None,
+    db: str | None,
+    as_json: bool,
 ) -> None:
     """Create a token and print its secret once.
 
@@ -704,36 +842,71 @@ def tokens_create(
     if role == "sdk" and env is None:
         raise click.UsageError("an sdk token is bound to one environment: pass --env")
     if role != "sdk" and env is not None:
-        raise click.UsageError("only sdk tokens are bound to an environment: drop --env")
+        raise click.UsageError(
+            "only sdk tokens are bound to an environment: drop --env (--envs limits other roles)"
+        )
+    if role == "sdk" and envs is not None:
+        raise click.UsageError("an sdk token has one environment: pass --env, not --envs")
     if db is not None:
-        data = _create_token_in_database(db, role, name or f"{role}-bootstrap", env)
+        name = name or f"{role}-bootstrap"
+        data = _create_token_in_database(
+            db, role, name, env, owner=owner or name, envs=envs, expires_at=expires
+        )
     else:
-        default = f"{role}-{env}" if env else role
-        data = remote.client().create_token(role=role, name=name or default, env=env)
+        if owner is None and role != "sdk":
+            article = "an" if role[0] in "aeiou" else "a"
+            raise click.UsageError(
+                f"{article} {role} token belongs to a person: pass --owner (e.g. --owner alice), "
+                "whom the audit log names for its changes"
+            )
+        data = remote.client().create_token(
+            role=role, name=name or (f"{role}-{env}" if env else role), env=env, owner=owner,
+            envs=envs, expires_at=expires,
+        )  # fmt: skip
     if as_json:
         _echo_json(data)
         return
     click.echo(data["token"])
-    _note(f"created {data['role']} token {data['id']} ({data['name']}); the secret is shown once")
+    about = [str(data["name"]), f"owner {data.get('owner') or data['name']}"]
+    if role != "sdk" and data.get("envs") is not None:
+        about.append(f"envs {','.join(data['envs'])}")
+    if data.get("expires_at"):
+        about.append(f"expires {_ts(data['expires_at'])}")
+    _note(
+        f"created {data['role']} token {data['id']} ({', '.join(about)}); the secret is shown once"
+    )
 
 
 @tokens.command("list")
 @_json_option
 @click.pass_obj
 def tokens_list(remote: Remote, as_json: bool) -> None:
-    """List the tokens, revoked ones included (never their secrets)."""
+    """List the tokens, revoked ones included (never their secrets).
+
+    Each with its owner, the environments its role applies to and when it expires.
+    """
     data = remote.client().tokens()
     if as_json:
         _echo_json(data)
         return
     _table(
-        ["ID", "NAME", "ROLE", "ENV", "CREATED_BY", "CREATED_AT", "REVOKED_AT"],
+        ["ID", "NAME", "OWNER", "ROLE", "ENVS", "EXPIRES", "CREATED_BY", "CREATED_AT",
+         "REVOKED_AT"],
         (
-            [t["id"], t["name"], t["role"], t.get("env"), t.get("created_by"),
+            [t["id"], t["name"], t.get("owner") or None, t["role"], _token_envs(t),
+             _ts(t.get("expires_at")) or "never", t.get("created_by"),
              _ts(t.get("created_at")), _ts(t.get("revoked_at"))]
             for t in data.get("tokens") or []
         ),
     )  # fmt: skip
+
+
+def _token_envs(token: Mapping[str, Any]) -> str:
+    """Where a token's role applies: its environments, or ``all``."""
+    envs = token.get("envs")
+    if isinstance(envs, list) and envs:
+        return ",".join(str(e) for e in envs)
+    return str(token.get("env") or "all")
 
 
 @tokens.command("revoke")
@@ -757,43 +930,84 @@ def tokens_revoke(remote: Remote, token_id: str, as_json: bool) -> None:
 
 @main.group()
 def envs() -> None:
-    """Environments: list, create."""
+    """Environments: list, create, protect, unprotect."""
 
 
 @envs.command("list")
 @_json_option
 @click.pass_obj
 def envs_list(remote: Remote, as_json: bool) -> None:
-    """List the environments and their rules revision."""
+    """List the environments, whether each is protected, and their rules revision."""
     data = remote.client().environments()
     if as_json:
         _echo_json(data)
         return
     _table(
-        ["KEY", "REVISION", "CREATED_AT"],
-        ([e["key"], e.get("revision"), _ts(e.get("created_at"))] for e in data["environments"]),
+        ["KEY", "PROTECTED", "REVISION", "CREATED_AT"],
+        (
+            [e["key"], bool(e.get("protected")), e.get("revision"), _ts(e.get("created_at"))]
+            for e in data["environments"]
+        ),
     )
 
 
 @envs.command("create")
 @click.argument("key")
+@click.option("--protected", is_flag=True, help="Protect it from the start (see protect).")
 @_reason_option
 @_json_option
 @click.pass_obj
-def envs_create(remote: Remote, key: str, reason: str | None, as_json: bool) -> None:
+def envs_create(
+    remote: Remote, key: str, protected: bool, reason: str | None, as_json: bool
+) -> None:
     """Create an environment (admin)."""
-    data = remote.client().create_environment(key, reason=reason)
+    data = remote.client().create_environment(key, protected=protected, reason=reason)
     if as_json:
         _echo_json(data)
         return
-    click.echo(f"created environment {data['key']}")
+    click.echo(f"created {'protected ' if data.get('protected') else ''}environment {data['key']}")
+
+
+def _protection(remote: Remote, key: str, protected: bool, reason: str, as_json: bool) -> None:
+    data = remote.client().set_protected(key, protected=protected, reason=reason)
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(f"environment {data['key']} is {'' if data.get('protected') else 'not '}protected")
+
+
+@envs.command("protect")
+@click.argument("key")
+@click.option("--reason", required=True, help="Why: kept in the audit log.")
+@_json_option
+@click.pass_obj
+def envs_protect(remote: Remote, key: str, reason: str, as_json: bool) -> None:
+    """Protect an environment (admin).
+
+    Kills, reverts, promotions into it and rollout rollbacks and aborts then need a reason,
+    and a rollout's approver must be another person than its starter and its plan's author.
+    """
+    _protection(remote, key, True, reason, as_json)
+
+
+@envs.command("unprotect")
+@click.argument("key")
+@click.option("--reason", required=True, help="Why: kept in the audit log.")
+@_json_option
+@click.pass_obj
+def envs_unprotect(remote: Remote, key: str, reason: str, as_json: bool) -> None:
+    """Lift an environment's protection (admin)."""
+    _protection(remote, key, False, reason, as_json)
 
 
 @main.command()
 @click.option("--env", "env", default=None, help="Only this environment.")
-@click.option("--flag", default=None, help="Only this flag.")
+@click.option("--flag", default=None, help="Only this flag and its rollout.")
 @click.option("--segment", default=None, help="Only this segment.")
-@click.option("--actor", default=None, help="Only changes by this actor (a token's name).")
+@click.option("--metric", default=None, help="Only this metric (its catalogue entry).")
+@click.option(
+    "--actor", default=None, help="Only changes by this person (a token's owner, or controller)."
+)
 @click.option("--action", default=None, help="Only this action, e.g. flag.kill.")
 @click.option("--since", callback=_instant, help="From: 2026-11-01, or 24h, 7d.")
 @click.option("--until", callback=_instant, help="Before this time (same forms).")
@@ -808,6 +1022,7 @@ def audit(
     env: str | None,
     flag: str | None,
     segment: str | None,
+    metric: str | None,
     actor: str | None,
     action: str | None,
     since: str | None,
@@ -818,10 +1033,11 @@ def audit(
 ) -> None:
     """Show the audit log, newest first.
 
-    Who changed what, when and why; --before pages back.
+    Who changed what, with which token, when and why; --flag includes the flag's rollout,
+    --before pages back.
     """
     data = remote.client().audit(
-        env=env, flag=flag, segment=segment, actor=actor, action=action,
+        env=env, flag=flag, segment=segment, metric=metric, actor=actor, action=action,
         since=since, until=until, limit=limit, before=before,
     )  # fmt: skip
     if as_json:
@@ -832,9 +1048,10 @@ def audit(
         _note("no audit entries match")
         return
     _table(
-        ["ID", "TS", "ACTOR", "ACTION", "ENV", "RESOURCE", "VERSION", "REASON"],
+        ["ID", "TS", "ACTOR", "TOKEN", "ACTION", "ENV", "RESOURCE", "VERSION", "REASON"],
         (
-            [e["id"], _ts(e.get("ts")), e.get("actor"), e.get("action"), e.get("env"),
+            [e["id"], _ts(e.get("ts")), e.get("owner") or e.get("actor"), e.get("token_id"),
+             e.get("action"), e.get("env"),
              f"{e.get('resource_type')}:{e.get('resource_key')}", e.get("version"),
              e.get("reason")]
             for e in entries

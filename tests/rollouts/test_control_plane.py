@@ -139,6 +139,21 @@ def test_flag_edits_cannot_take_the_managed_rule(
     assert _split(after) == before
 
 
+def test_the_managed_rule_s_segment_is_part_of_the_rule(
+    running: tuple[LiveServer, requests.Session],
+) -> None:
+    """Bypass: widen the segment the managed rule refers to (25% of the EU becomes 25% of all)."""
+    server, editor = running
+    url = f"{server.url}{PROD}/segments/eu"
+    version = server.session().get(url).json()["version"]
+    wider = {**EU_SEGMENT, "conditions": [{"attribute": "country", "operator": "exists"}]}
+    answer = editor.put(url, json=wider, headers={"If-Match": f'"{version}"'})
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["rollout"] == {"env": "production", "flag": "fraud-model"}
+    described = {**EU_SEGMENT, "description": "EU card markets"}
+    assert editor.put(url, json=described, headers={"If-Match": f'"{version}"'}).status_code == 200
+
+
 def test_other_flag_edits_stay_allowed(running: tuple[LiveServer, requests.Session]) -> None:
     server, editor = running
     flag = _flag(server)

@@ -9,7 +9,9 @@ import re
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,8 @@ from click.testing import CliRunner, Result
 from rollwise_server.api_client import ApiClient, ApiResponseError
 from rollwise_server.cli import main
 from rollwise_server.testing import LiveServer, free_port, live_server
-from tests.server.conftest import EU_SEGMENT, example_flag
+from tests.rollouts.test_plan import PLAN
+from tests.server.conftest import EU_SEGMENT, define_metrics, example_flag
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "cli.md"
@@ -347,19 +350,22 @@ def test_segment_commands(flagged: LiveServer, tmp_path: Path) -> None:
 
 
 def test_tokens_over_rest(server: LiveServer) -> None:
-    created = ok(run(server, "tokens", "create", "--role", "viewer", "--name", "dashboard"))
+    created = ok(run(server, "tokens", "create", "--role", "viewer", "--name", "dashboard",
+                     "--owner", "dana"))  # fmt: skip
     secret = created.stdout.strip()
     assert secret.startswith("rw_")
     assert re.fullmatch(
-        r"created viewer token tok_\w+ \(dashboard\); the secret is shown once\n", created.stderr
+        r"created viewer token tok_\w+ \(dashboard, owner dana\); the secret is shown once\n",
+        created.stderr,
     )
     ok(run(server, "flags", "list", token=secret))  # the viewer may read
     forbidden = failed(run(server, "flags", "kill", "fraud-model", "--reason", "x", token=secret))
     assert "(HTTP 403)" in forbidden
     table = lines(ok(run(server, "tokens", "list")).stdout)
-    assert table[0] == ["ID", "NAME", "ROLE", "ENV", "CREATED_BY", "CREATED_AT", "REVOKED_AT"]
+    assert table[0] == TOKEN_HEADERS
     row = next(r for r in table if r[1] == "dashboard")
-    assert (row[2], row[3], row[4], row[6]) == ("viewer", "-", "admin", "-")
+    assert row[2:7] == ["dana", "viewer", "all", "never", "admin"]
+    assert row[8] == "-"
     listed = json.loads(ok(run(server, "tokens", "list", "--json")).stdout)
     assert listed == api(server, "GET", "tokens")
     assert all("token" not in t and "secret_hash" not in t for t in listed["tokens"])
@@ -374,10 +380,15 @@ def test_tokens_over_rest(server: LiveServer) -> None:
     assert missing == "Error: token 'tok_nope' does not exist (HTTP 404)\n"
 
 
+TOKEN_HEADERS = ["ID", "NAME", "OWNER", "ROLE", "ENVS", "EXPIRES", "CREATED_BY", "CREATED_AT",
+                 "REVOKED_AT"]  # fmt: skip
+
+
 def test_an_sdk_token_over_rest_with_json(server: LiveServer) -> None:
     result = ok(run(server, "tokens", "create", "--role", "sdk", "--env", "staging", "--json"))
     data = json.loads(result.stdout)
     assert (data["role"], data["env"], data["name"]) == ("sdk", "staging", "sdk-staging")
+    assert (data["owner"], data["envs"], data["expires_at"]) == ("sdk-staging", ["staging"], None)
     assert data["token"].startswith("rw_")
     revoked = json.loads(ok(run(server, "tokens", "revoke", data["id"], "--json")).stdout)
     assert revoked["revoked_at"] is not None
@@ -388,6 +399,14 @@ def test_an_sdk_token_over_rest_with_json(server: LiveServer) -> None:
     [
         (["--role", "sdk"], "an sdk token is bound to one environment: pass --env"),
         (["--role", "admin", "--env", "staging"], "only sdk tokens are bound to an environment"),
+        (["--role", "editor"], "an editor token belongs to a person: pass --owner"),
+        (["--role", "viewer", "--name", "x"], "a viewer token belongs to a person: pass --owner"),
+        (["--role", "sdk", "--env", "staging", "--envs", "staging"], "pass --env, not --envs"),
+        (["--role", "admin", "--owner", "a", "--envs", " , "], "name at least one environment"),
+        (["--role", "admin", "--owner", "a", "--expires", "2020-01-01"], "is not in the future"),
+        (["--role", "admin", "--owner", "a", "--expires", "0d"], "'0d' is not in the future"),
+        (["--role", "admin", "--owner", "a", "--expires", "soon"], "neither an ISO date/time"),
+        (["--role", "admin", "--owner", "a", "--expires", "99999999999d"], "out of range"),
     ],
 )
 def test_token_roles_and_environments_are_checked(
@@ -402,14 +421,28 @@ def test_tokens_create_db_bootstraps_the_first_admin(tmp_path: Path) -> None:
     secret = result.stdout.strip()
     assert secret.startswith("rw_")
     assert "created admin token tok_" in result.stderr
-    assert "(ops); the secret is shown once" in result.stderr
+    assert "(ops, owner ops); the secret is shown once" in result.stderr
     sdk = ok(run(None, "tokens", "create", "--role", "sdk", "--env", "staging", "--db", db,
                  "--json"))  # fmt: skip
     assert json.loads(sdk.stdout)["name"] == "sdk-bootstrap"
+    scoped = ok(run(None, "tokens", "create", "--role", "editor", "--owner", "Erin", "--envs",
+                    "staging", "--expires", "2999-01-01T00:00:00Z", "--db", db))  # fmt: skip
+    assert re.search(
+        r"\(editor-bootstrap, owner Erin, envs staging, expires 2999-01-01T00:00:00Z\)",
+        scoped.stderr,
+    )
     with live_server(tmp_path) as server:  # the server opens the same database
         table = lines(ok(run(server, "tokens", "list", token=secret)).stdout)
         ops = next(row for row in table if row[1] == "ops")
-        assert ops[2:5] == ["admin", "-", "cli (direct database access)"]
+        assert ops[2:7] == ["ops", "admin", "all", "never", "cli (direct database access)"]
+        erin = next(row for row in table if row[1] == "editor-bootstrap")
+        assert erin[2:6] == ["Erin", "editor", "staging", "2999-01-01T00:00:00Z"]
+        sdk_row = next(row for row in table if row[1] == "sdk-bootstrap")
+        assert sdk_row[3:5] == ["sdk", "staging"]
+        editor = scoped.stdout.strip()
+        ok(run(server, "flags", "list", "--env", "staging", token=editor))
+        outside = failed(run(server, "flags", "list", "--env", "production", token=editor))
+        assert "(HTTP 403)" in outside
 
 
 @pytest.mark.parametrize(
@@ -431,11 +464,11 @@ def test_environments(server: LiveServer) -> None:
     created = ok(run(server, "envs", "create", "canary", "--reason", "shadow traffic"))
     assert created.stdout == "created environment canary\n"
     table = lines(ok(run(server, "envs", "list")).stdout)
-    assert table[0] == ["KEY", "REVISION", "CREATED_AT"]
-    assert [row[:2] for row in table[1:]] == [
-        ["staging", "0"],
-        ["production", "0"],
-        ["canary", "0"],
+    assert table[0] == ["KEY", "PROTECTED", "REVISION", "CREATED_AT"]
+    assert [row[:3] for row in table[1:]] == [
+        ["staging", "no", "0"],
+        ["production", "yes", "0"],  # protected from the start
+        ["canary", "no", "0"],
     ]
     as_json = json.loads(ok(run(server, "envs", "list", "--json")).stdout)
     assert as_json == api(server, "GET", "envs")
@@ -444,23 +477,64 @@ def test_environments(server: LiveServer) -> None:
     bad = failed(run(server, "envs", "create", "no spaces", "--json"))
     assert bad.splitlines()[1] == "  key: must be 1-128 letters, digits, '_', '.' or '-'"
     made = json.loads(ok(run(server, "envs", "create", "dev", "--json")).stdout)
-    assert (made["key"], made["revision"]) == ("dev", 0)
+    assert (made["key"], made["revision"], made["protected"]) == ("dev", 0, False)
+    guarded = ok(run(server, "envs", "create", "prod-eu", "--protected"))
+    assert guarded.stdout == "created protected environment prod-eu\n"
+    assert api(server, "GET", "envs/prod-eu")["protected"] is True
+
+
+def test_protect_and_unprotect_an_environment(flagged: LiveServer, tmp_path: Path) -> None:
+    no_reason = failed(run(flagged, "envs", "protect", "staging"), code=2)
+    assert "Missing option '--reason'" in no_reason
+    assert "Missing option '--reason'" in failed(run(flagged, "envs", "unprotect", "staging"), 2)
+    assert api(flagged, "GET", "envs/staging")["protected"] is False
+    protected = ok(run(flagged, "envs", "protect", "staging", "--reason", "demo day"))
+    assert protected.stdout == "environment staging is protected\n"
+    table = lines(ok(run(flagged, "envs", "list")).stdout)
+    assert [row[:2] for row in table[1:]] == [["staging", "yes"], ["production", "yes"]]
+    # promoting into a protected environment needs a reason: the 422 reads as one message
+    ok(run(flagged, "segments", "apply", "-f", write_json(tmp_path / "eu.json", EU_SEGMENT),
+           "--env", "staging"))  # fmt: skip
+    refused = failed(run(flagged, "flags", "promote", "fraud-model", "--to", "staging"))
+    assert refused == (
+        "Error: reason: required to promote a flag into it in protected environment 'staging'"
+        " (HTTP 422)\n"
+        "  say why with --reason: staging is a protected environment\n"
+    )
+    ok(run(flagged, "flags", "promote", "fraud-model", "--to", "staging", "--reason", "tested"))
+    again = json.loads(ok(run(flagged, "envs", "protect", "staging", "--reason", "x",
+                              "--json")).stdout)  # fmt: skip
+    assert again == api(flagged, "GET", "envs/staging")
+    lifted = ok(run(flagged, "envs", "unprotect", "staging", "--reason", "demo over"))
+    assert lifted.stdout == "environment staging is not protected\n"
+    audit = json.loads(ok(run(flagged, "audit", "--env", "staging", "--json")).stdout)
+    changes = [(e["action"], e["reason"]) for e in audit["entries"]
+               if e["resource_type"] == "environment"]  # fmt: skip
+    assert changes == [("environment.unprotect", "demo over"),
+                       ("environment.protect", "demo day")]  # fmt: skip
+    missing = failed(run(flagged, "envs", "protect", "nowhere", "--reason", "x"))
+    assert missing == "Error: environment 'nowhere' does not exist (HTTP 404)\n"
 
 
 def test_audit(flagged: LiveServer) -> None:
     ok(run(flagged, "flags", "kill", "fraud-model", "--reason", "incident 42"))
     table = lines(ok(run(flagged, "audit")).stdout)
-    assert table[0] == ["ID", "TS", "ACTOR", "ACTION", "ENV", "RESOURCE", "VERSION", "REASON"]
-    assert table[1][2:] == ["admin", "flag.kill", "production", "flag:fraud-model", "2",
-                            "incident 42"]  # fmt: skip
+    assert table[0] == [
+        "ID", "TS", "ACTOR", "TOKEN", "ACTION", "ENV", "RESOURCE", "VERSION", "REASON",
+    ]  # fmt: skip
+    admin_id = next(
+        t["id"] for t in api(flagged, "GET", "tokens")["tokens"] if t["name"] == "admin"
+    )
+    assert table[1][2:] == ["admin", admin_id, "flag.kill", "production", "flag:fraud-model",
+                            "2", "incident 42"]  # fmt: skip
     only_flag = lines(ok(run(flagged, "audit", "--flag", "fraud-model", "--since", "1h")).stdout)
-    assert [row[3] for row in only_flag[1:]] == ["flag.kill", "flag.create"]
+    assert [row[4] for row in only_flag[1:]] == ["flag.kill", "flag.create"]
     page = ok(run(flagged, "audit", "--limit", "1", "--env", "production"))
     assert len(lines(page.stdout)) == 2
     cursor = re.fullmatch(r"more entries: rollwise audit --before (\d+) \.\.\.\n", page.stderr)
     assert cursor is not None
     older = lines(ok(run(flagged, "audit", "--before", cursor[1], "--limit", "1")).stdout)
-    assert older[1][3] == "flag.create"
+    assert older[1][4] == "flag.create"
     by_actor = json.loads(ok(run(flagged, "audit", "--actor", "test", "--json")).stdout)
     assert [e["action"] for e in by_actor["entries"]] == ["token.create"]
     assert by_actor == api(flagged, "GET", "audit", params={"actor": "test"})
@@ -473,6 +547,191 @@ def test_audit(flagged: LiveServer) -> None:
     assert until["entries"] == []
     assert "neither an ISO date/time" in failed(run(flagged, "audit", "--since", "yesterday"), 2)
     assert "1<=x<=1000" in failed(run(flagged, "audit", "--limit", "5000"), 2)
+
+
+def test_audit_names_the_owner_and_token_and_follows_rollouts_and_metrics(
+    flagged: LiveServer, tmp_path: Path
+) -> None:
+    created = ok(run(flagged, "tokens", "create", "--role", "editor", "--name", "ci",
+                     "--owner", "Bob", "--json"))  # fmt: skip
+    bob = json.loads(created.stdout)
+    define_metrics(flagged)
+    ok(run(flagged, "flags", "kill", "fraud-model", "--reason", "drill", token=bob["token"]))
+    ok(run(flagged, "flags", "revert", "fraud-model", "--to-version", "1", "--reason", "over"))
+    api(flagged, "PUT", "envs/production/flags/fraud-model/rollout", json=PLAN)
+    table = lines(ok(run(flagged, "audit", "--flag", "fraud-model")).stdout)
+    assert [(r[2], r[4], r[6]) for r in table[1:]] == [
+        ("admin", "rollout.plan", "rollout:fraud-model"),
+        ("admin", "flag.revert", "flag:fraud-model"),
+        ("Bob", "flag.kill", "flag:fraud-model"),
+        ("admin", "flag.create", "flag:fraud-model"),
+    ]
+    assert table[3][3] == bob["id"]
+    by_bob = json.loads(ok(run(flagged, "audit", "--actor", "Bob", "--json")).stdout)
+    assert [(e["action"], e["owner"], e["token_id"]) for e in by_bob["entries"]] == [
+        ("flag.kill", "Bob", bob["id"])
+    ]
+    seconds = {"key": "latency_ms", "kind": "mean", "direction": "lower_is_better", "unit": "s"}
+    metric = write_json(tmp_path / "m.json", seconds)
+    ok(run(flagged, "metrics", "apply", "-f", metric, "--reason", "seconds now"))
+    only_metric = lines(ok(run(flagged, "audit", "--metric", "latency_ms")).stdout)
+    assert [(r[4], r[6], r[8]) for r in only_metric[1:]] == [
+        ("metric.update", "metric:latency_ms", "seconds now"),
+        ("metric.create", "metric:latency_ms", "-"),
+    ]
+    as_json = json.loads(ok(run(flagged, "audit", "--metric", "latency_ms", "--json")).stdout)
+    assert as_json == api(flagged, "GET", "audit", params={"metric": "latency_ms"})
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+LATENCY = {"key": "latency_ms", "kind": "mean", "direction": "lower_is_better", "unit": "ms",
+           "default_tolerance": 5, "owner": "ml-platform"}  # fmt: skip
+
+
+def _track(server: LiveServer, metric: str, count: int) -> None:
+    """``count`` outcome events naming ``metric`` in production, sent with an sdk token."""
+    secret = server.token("sdk", env="production")
+    events = [
+        {"id": str(uuid.uuid4()), "ts": "2026-11-25T10:00:00Z", "flag": "fraud-model",
+         "flag_version": 1, "variant": "v1", "unit_type": "user_id", "unit": f"u{i}",
+         "metric": metric, "value": 1}
+        for i in range(count)
+    ]  # fmt: skip
+    with server.session(secret) as session:
+        response = session.post(f"{server.url}/api/v1/sdk/events", json={"events": events})
+        response.raise_for_status()
+        assert response.json()["accepted"] == count, response.json()
+
+
+def test_metric_commands(server: LiveServer, tmp_path: Path) -> None:
+    path = write_json(tmp_path / "latency.json", LATENCY)
+    created = ok(run(server, "metrics", "apply", "-f", path, "--reason", "guardrail"))
+    assert created.stdout == "created metric latency_ms in production (version 1)\n"
+    # left-out fields take their defaults, so the same files apply again unchanged
+    same = ok(run(server, "metrics", "apply", "-f", path))
+    assert same.stdout == "metric latency_ms in production is unchanged (version 1)\n"
+    minimal = {"key": "converted", "kind": "binary", "direction": "higher_is_better"}
+    ok(run(server, "metrics", "apply", "-f", write_json(tmp_path / "c.json", minimal)))
+    again = ok(run(server, "metrics", "apply", "-f", write_json(tmp_path / "c.json", minimal)))
+    assert again.stdout == "metric converted in production is unchanged (version 1)\n"
+    ratio = {"key": "approval_rate", "kind": "ratio", "direction": "higher_is_better",
+             "denominator": "applications", "default_tolerance": -0.01}  # fmt: skip
+    ok(run(server, "metrics", "apply", "-f", write_json(tmp_path / "r.json", ratio)))
+    unchanged = ok(run(server, "metrics", "apply", "-f", write_json(tmp_path / "r.json", ratio)))
+    assert "is unchanged (version 1)" in unchanged.stdout
+    table = lines(ok(run(server, "metrics", "list")).stdout)
+    assert table[0] == ["KEY", "VERSION", "KIND", "DIRECTION", "UNIT", "OWNER", "UPDATED_BY",
+                        "UPDATED_AT"]  # fmt: skip
+    assert sorted(row[:7] for row in table[1:]) == [
+        ["approval_rate", "1", "ratio", "higher_is_better", "-", "-", "admin"],
+        ["converted", "1", "binary", "higher_is_better", "-", "-", "admin"],
+        ["latency_ms", "1", "mean", "lower_is_better", "ms", "ml-platform", "admin"],
+    ]
+    listed = json.loads(ok(run(server, "metrics", "list", "--json")).stdout)
+    assert listed == api(server, "GET", "envs/production/metrics")
+    shown = ok(run(server, "metrics", "get", "latency_ms")).stdout
+    for line in ("metric       latency_ms", "kind         mean", "direction    lower_is_better",
+                 "unit         ms", "tolerance    +5", "owner        ml-platform",
+                 "description  -"):  # fmt: skip
+        assert f"{line}\n" in shown, shown
+    rate = ok(run(server, "metrics", "get", "approval_rate")).stdout
+    assert "ratio        approval_rate / applications\n" in rate
+    assert "tolerance    -0.01\n" in rate
+    got = json.loads(ok(run(server, "metrics", "get", "latency_ms", "--json")).stdout)
+    assert got == api(server, "GET", "envs/production/metrics/latency_ms")
+    bad = {**LATENCY, "default_tolerance": -1, "kind": "median"}
+    stderr = failed(run(server, "metrics", "apply", "-f", write_json(tmp_path / "b.json", bad)))
+    assert stderr.splitlines()[0] == "Error: invalid request body (HTTP 422):"
+    assert {p.split(":")[0].strip() for p in stderr.splitlines()[1:]} == {
+        "kind", "default_tolerance",
+    }  # fmt: skip
+    changed = write_json(tmp_path / "latency.json", {**LATENCY, "default_tolerance": 10})
+    updated = ok(run(server, "metrics", "apply", "-f", changed, "--reason", "p95 budget"))
+    assert updated.stdout == "updated metric latency_ms in production: now version 2\n"
+    history = lines(ok(run(server, "metrics", "history", "latency_ms")).stdout)
+    assert [(r[0], r[1], r[4], r[5]) for r in history[1:]] == [
+        ("1", "create", "guardrail", "(new)"),
+        ("2", "update", "p95 budget", "~/default_tolerance"),
+    ]
+    archived = ok(run(server, "metrics", "archive", "converted", "--reason", "unused"))
+    assert archived.stdout == (
+        "archived metric converted in production; its history stays "
+        "(rollwise metrics history converted --env production)\n"
+    )
+    keys = [row[0] for row in lines(ok(run(server, "metrics", "list")).stdout)[1:]]
+    assert sorted(keys) == ["approval_rate", "latency_ms"]
+    with_archived = lines(ok(run(server, "metrics", "list", "--archived")).stdout)
+    assert with_archived[0][-1] == "ARCHIVED"
+    converted = next(r for r in with_archived if r[0] == "converted")
+    assert (converted[1], converted[-1]) == ("2", "yes")  # the archive is a version
+    restored = ok(run(server, "metrics", "apply", "-f", write_json(tmp_path / "c.json", minimal)))
+    assert restored.stdout.startswith("created metric converted in production")
+    empty = ok(run(server, "metrics", "list", "--env", "staging"))
+    assert (empty.stdout, empty.stderr) == ("", "no metrics in staging\n")
+    assert "It leaves the catalogue" in ok(run(server, "metrics", "archive", "--help")).stdout
+
+
+def test_metrics_list_shows_the_metrics_seen_but_not_defined(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    _track(server, "clickd", 3)
+    _track(server, "latency_ms", 2)
+    only_seen = ok(run(server, "metrics", "list"))
+    assert only_seen.stderr == (
+        "no metrics in production\n"
+        "define them with: rollwise metrics apply -f FILE --env production\n"
+    )
+    heading, *table = only_seen.stdout.splitlines()
+    assert heading == "seen in events but not defined:"
+    assert [row[:2] for row in lines("\n".join(table))] == [
+        ["METRIC", "EVENTS"],
+        ["clickd", "3"],
+        ["latency_ms", "2"],
+    ]
+    assert lines(table[1])[0][2] == "2026-11-25T10:00:00Z"
+    ok(run(server, "metrics", "apply", "-f", write_json(tmp_path / "l.json", LATENCY)))
+    result = ok(run(server, "metrics", "list"))
+    defined, seen = result.stdout.split("\n\n")
+    assert [row[0] for row in lines(defined)] == ["KEY", "latency_ms"]
+    assert seen.splitlines()[0] == "seen in events but not defined:"
+    assert [row[:2] for row in lines(seen)[1:]] == [["METRIC", "EVENTS"], ["clickd", "3"]]
+    as_json = json.loads(ok(run(server, "metrics", "list", "--json")).stdout)
+    assert [(u["key"], u["events"]) for u in as_json["undefined"]] == [("clickd", 3)]
+
+
+# --- tokens with owners, environments and expiry -----------------------------------------------
+
+
+def test_tokens_create_with_owner_envs_and_expires(server: LiveServer) -> None:
+    before = datetime.now(UTC)
+    created = ok(run(server, "tokens", "create", "--role", "editor", "--name", "bob-laptop",
+                     "--owner", "bob", "--envs", "staging, staging,", "--expires", "30d",
+                     "--json"))  # fmt: skip
+    data = json.loads(created.stdout)
+    assert (data["owner"], data["envs"], data["env"]) == ("bob", ["staging"], None)
+    expires = datetime.fromisoformat(data["expires_at"])
+    assert before + timedelta(days=30) <= expires <= datetime.now(UTC) + timedelta(days=30)
+    table = lines(ok(run(server, "tokens", "list")).stdout)
+    assert table[0] == TOKEN_HEADERS
+    row = next(r for r in table if r[1] == "bob-laptop")
+    assert row[2:5] == ["bob", "editor", "staging"]
+    assert row[5] == data["expires_at"].split(".")[0] + "Z"
+    ok(run(server, "flags", "list", "--env", "staging", token=data["token"]))
+    outside = failed(run(server, "flags", "list", "--env", "production", token=data["token"]))
+    assert "(HTTP 403)" in outside
+    text = ok(run(server, "tokens", "create", "--role", "viewer", "--owner", "carol", "--envs",
+                  "staging,production", "--expires", "2999-01-01T00:00:00+01:00"))  # fmt: skip
+    assert re.fullmatch(
+        r"created viewer token tok_\w+ \(viewer, owner carol, envs staging,production, "
+        r"expires 2998-12-31T23:00:00Z\); the secret is shown once\n",
+        text.stderr,
+    )
+    unknown = failed(run(server, "tokens", "create", "--role", "viewer", "--owner", "x",
+                         "--envs", "nowhere"))  # fmt: skip
+    assert unknown == (
+        "Error: invalid request body (HTTP 422):\n  envs[0]: no environment 'nowhere'\n"
+    )
 
 
 # --- configuration and connection errors -------------------------------------------------------

@@ -87,8 +87,8 @@ class Controller:
                 continue
             if outcome is not None:
                 taken.append((record.env, record.flag, outcome))
-                revision = await asyncio.to_thread(self.store.revision, record.env)
-                self.publish(record.env, revision)
+        for env in sorted({record.env for record in records}):  # decisions and repairs
+            self.publish(env, await asyncio.to_thread(self.store.revision, env))
         for record in await asyncio.to_thread(self._recently_rolled_back):
             await asyncio.to_thread(self._verify_rollback, record)
         self.rounds += 1

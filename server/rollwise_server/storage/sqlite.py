@@ -310,6 +310,8 @@ class SQLiteStore:
                 stored = validate(dict(body, version=version), segment_keys) if validate else body
                 stored = {k: v for k, v in stored.items() if k not in ("key",)}
                 stored["version"] = version
+            if kind == "segment" and row is not None and not row[1]:
+                self._check_segment_not_managed(conn, env, key, json.loads(row[2]), body)
             if kind == "flag" and row is not None and not row[1]:
                 stored = self._rollout_owns(
                     conn, env, key, json.loads(row[2]), None if archived else stored, version,
@@ -377,6 +379,37 @@ class SQLiteStore:
             conn, actor, "rollout.abort", env, "rollout", key, int(row[0]) + 1, reason, details
         )
         return {**with_control_weights(new, plan), "version": version}
+
+    def _check_segment_not_managed(
+        self,
+        conn: sqlite3.Connection,
+        env: str,
+        segment: str,
+        old: Mapping[str, Any],
+        new: Mapping[str, Any] | None,
+    ) -> None:
+        """A segment that an active rollout's managed rule refers to is part of that rule's
+        conditions: changing it would change who is in the rollout (``rollouts.ownership``)."""
+        if new is not None and old.get("conditions") == new.get("conditions"):
+            return  # a description changes nobody's membership
+        for flag, plan, state, body in conn.execute(
+            "SELECT r.flag, r.plan, r.state, f.body FROM rollouts AS r JOIN resources AS f"
+            " ON f.env = r.env AND f.kind = 'flag' AND f.key = r.flag WHERE r.env = ?",
+            (env,),
+        ):
+            if json.loads(state).get("status") not in ACTIVE_ROLLOUT:
+                continue
+            managed = json.loads(plan).get("rule")
+            for rule in json.loads(body).get("rules", []):
+                if rule.get("id") == managed and any(
+                    c.get("segment") == segment for c in rule.get("conditions", [])
+                ):
+                    raise Conflict(
+                        f"segment {segment!r} is part of the managed rule {managed!r} of flag "
+                        f"{flag!r}, whose rollout in {env!r} is active: its conditions cannot "
+                        "change until the rollout ends",
+                        rollout={"env": env, "flag": flag},
+                    )
 
     def _check_metric_unused(self, conn: sqlite3.Connection, env: str, metric: str) -> None:
         users = []
