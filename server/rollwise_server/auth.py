@@ -125,7 +125,7 @@ class TokenAuth:
 
     def __init__(self, store: Store, cache_seconds: float) -> None:
         self._store = store
-        self._cache: cachetools.TTLCache[str, TokenRecord | None] = cachetools.TTLCache(
+        self._cache: cachetools.TTLCache[str, Principal | None] = cachetools.TTLCache(
             maxsize=10_000, ttl=cache_seconds
         )
 
@@ -134,23 +134,24 @@ class TokenAuth:
         self._cache.clear()
 
     @staticmethod
-    def _principal(record: TokenRecord | None) -> Principal:
-        if record is None or record.revoked_at is not None:
+    def _valid(principal: Principal | None) -> Principal:
+        if principal is None:
             raise Unauthorized("unknown or revoked token")
-        principal = Principal.of(record)
         if principal.expired():
-            raise Unauthorized(f"the token expired at {record.expires_at}")
+            raise Unauthorized("the token expired")
         return principal
 
     def lookup(self, authorization: str | None) -> Principal:
         """Runs in a worker thread on a cache miss (it reads the database)."""
         digest = hash_secret(bearer_secret(authorization))
         try:
-            record = self._cache[digest]
+            principal = self._cache[digest]
         except KeyError:
             record = self._store.token_by_hash(digest)
-            self._cache[digest] = record
-        return self._principal(record)
+            usable = record is not None and record.revoked_at is None
+            principal = Principal.of(record) if record is not None and usable else None
+            self._cache[digest] = principal
+        return self._valid(principal)
 
     def cached(self, authorization: str | None) -> Principal | None:
         """The principal if the lookup is cached (no database access), else ``None``.
@@ -159,7 +160,7 @@ class TokenAuth:
         digest = hash_secret(bearer_secret(authorization))
         if digest not in self._cache:
             return None
-        return self._principal(self._cache.get(digest))
+        return self._valid(self._cache.get(digest))
 
 
 def require(

@@ -6,8 +6,9 @@ as one SQL ``GROUP BY`` query in the database, in a worker thread; only the stat
 variant and cohort travel. Query parameters: ``metric`` (required: a metric of the
 environment's catalogue, else 404), ``kind`` (``binary``, ``count``, ``mean`` or ``ratio``;
 the catalogue's kind when left out), ``denominator`` (a ratio's denominator metric; the
-catalogue's when left out), ``cohort`` (an exposure attribute), ``bands`` (increasing edges for a numeric cohort, e.g.
-``0,100,500``), ``window`` (``14d`` by default; ``ms s m h d w`` units, or ``none``).
+catalogue's when left out), ``cohort`` (an exposure attribute), ``bands`` (increasing edges
+for a numeric cohort, e.g. ``0,100,500``), ``window`` (``14d`` by default; ``ms s m h d w``
+units, or ``none``).
 
 Until the ``Store`` protocol has a method for it, the query runs on the SQLite store's
 per-thread reader connection (``reduce_in_store``).

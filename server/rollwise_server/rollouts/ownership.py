@@ -12,9 +12,10 @@ to the same rule. Frozen while a rollout is active (running, paused or awaiting 
   variant, may start serving the candidate.
 
 Archiving the flag is refused too, and so is a change to the conditions of a segment that the
-managed rule refers to (``SQLiteStore._check_segment_not_managed``). Turning the flag off (a kill, by ``POST …/kill`` or by any
-edit that sets ``enabled: false``) is allowed and ends the rollout: ``aborted``, reason
-``killed``, the managed rule back on the control, all in the same transaction.
+managed rule refers to (``SQLiteStore._check_segment_not_managed``). Turning the flag off (a
+kill, by ``POST …/kill`` or by any edit that sets ``enabled: false``) is allowed and ends the
+rollout: ``aborted``, reason ``killed``, the managed rule back on the control, all in the same
+transaction.
 """
 
 from __future__ import annotations

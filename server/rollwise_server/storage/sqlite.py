@@ -569,10 +569,10 @@ class SQLiteStore:
 
     # --- tokens ---
 
-    _COLUMNS_OF_TOKEN = (
+    _GRANT_COLUMNS = (
         "SELECT id, name, role, env, created_at, created_by, revoked_at, owner, envs, expires_at"
     )
-    _TOKEN = f"{_COLUMNS_OF_TOKEN} FROM tokens"
+    _TOKEN = f"{_GRANT_COLUMNS} FROM tokens"
 
     @staticmethod
     def _token(row: Sequence[Any]) -> TokenRecord:
@@ -628,7 +628,7 @@ class SQLiteStore:
         row = (
             self._reader()
             .execute(
-                f"{self._COLUMNS_OF_TOKEN}, secret_hash FROM tokens WHERE secret_hash = ?",
+                f"{self._GRANT_COLUMNS}, secret_hash FROM tokens WHERE secret_hash = ?",
                 (secret_hash,),
             )
             .fetchone()
