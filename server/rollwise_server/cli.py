@@ -311,10 +311,14 @@ def serve(host: str, port: int, db: str | None, log_level: str) -> None:
     import uvicorn
 
     from rollwise_server.app import create_app
+    from rollwise_server.logs import log_config
     from rollwise_server.settings import Settings
 
     settings = Settings.from_env(db=db)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level=log_level,
+        log_config=log_config(log_level),
+    )  # fmt: skip
 
 
 # --- flags, segments and metrics ---------------------------------------------------------------

@@ -113,18 +113,21 @@ def live_server(directory: Path, **settings: object) -> Iterator[LiveServer]:
 class ServerProcess:
     """``python -m rollwise_server serve`` in a child process, restartable on the same port."""
 
-    def __init__(self, directory: Path, port: int | None = None, **env: str) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, log_level: str = "warning", **env: str
+    ) -> None:
         self.db = str(directory / "rollwise.db")
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_token = bootstrap_token(self.db)
         self.env = {**os.environ, **env}
         self.log = directory / "server.log"
+        self.log_level = log_level
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> None:
         command = [sys.executable, "-m", "rollwise_server", "serve", "--port", str(self.port)]
-        command += ["--db", self.db, "--log-level", "warning"]
+        command += ["--db", self.db, "--log-level", self.log_level]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=log, env=self.env)  # noqa: S603
         deadline = time.monotonic() + timeout

@@ -6,10 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from rollwise.rules import RulesDocument
 from rollwise_server.errors import Conflict
 from rollwise_server.rollouts.plan import parse_duration, parse_plan
+from rollwise_server.rollouts.tally import slot_specs
 from rollwise_server.storage import open_store
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "fraud-model.json"
@@ -127,3 +130,49 @@ def test_rollout_store_versions_and_lease(tmp_path: Path) -> None:
     store.release_rollout("production", "fraud-model", "replica-a")
     assert store.lease_rollout("production", "fraud-model", "replica-b", 30)
     store.close()
+
+
+_NUMBERS = st.one_of(
+    st.integers(-1000, 5000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, 100, 100.0, -0.0]),
+)
+_GUARDRAILS = st.fixed_dictionaries(
+    {"metric": st.sampled_from(["fraud_caught", "latency_ms", "m", ""])},
+    optional={
+        "kind": st.sampled_from(["binary", "mean", "count", "ratio", "median"]),
+        "denominator": st.sampled_from(["requests", "", None]),
+        "cohorts": st.lists(st.sampled_from(["country", "amount", 'a"b', ""]), max_size=3),
+        "bands": st.dictionaries(
+            st.sampled_from(["amount", "country", "x"]),
+            st.one_of(st.lists(_NUMBERS, max_size=70), st.just("0,100")),
+            max_size=2,
+        ),
+        "tolerance": _NUMBERS,
+        "harm": st.sampled_from(["increase", "decrease"]),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    guardrails=st.lists(_GUARDRAILS, max_size=3),
+    window=st.sampled_from(["14d", 1, "1000000d", 0.0001]),
+)
+def test_every_plan_the_validator_accepts_runs_in_the_statistics(
+    guardrails: list[dict[str, Any]], window: Any
+) -> None:
+    """What ``parse_plan`` accepts, the controller's reductions accept too (a bad plan once
+    stopped every controller round)."""
+    body = {**PLAN, "guardrails": guardrails, "attribution_window": window}
+    plan, problems = parse_plan(body, FLAG)
+    event("accepted" if plan is not None else "refused")
+    if plan is None:
+        assert problems
+        return
+    for _, spec in slot_specs(
+        plan, "production", FLAG.key, "2026-01-01T00:00:00Z", "2026-12-01T00:00:00Z"
+    ):
+        assert spec.kind in ("binary", "mean", "count", "ratio")
+    again, problems = parse_plan(plan.to_json(), FLAG)  # the stored form reads back
+    assert (again, problems) == (plan, [])

@@ -81,9 +81,10 @@ class Controller:
         for record in records:
             try:  # each rollout in its own error boundary: one broken plan stops no other
                 outcome = await asyncio.to_thread(self._evaluate, record, snapshot)
-            except Exception:
+            except Exception as exc:
                 logger.exception("rollwise: evaluating rollout %s/%s failed", record.env,
                                  record.flag)  # fmt: skip
+                await asyncio.to_thread(self._errored, record, exc)
                 continue
             if outcome is not None:
                 taken.append((record.env, record.flag, outcome))
@@ -124,15 +125,36 @@ class Controller:
                 return None
             transitions.transition(
                 self.store, record.env, record.flag, _TRANSITION[decision.action],
-                actor="controller", reason=decision.reason, evidence=evidence_json, now=now,
+                actor="controller", reason=decision.reason, evidence=evidence_json,
+                now=None if self.clock is time.time else now,
             )  # fmt: skip
-            logger.info("rollwise: rollout %s/%s: %s (%s)", record.env, record.flag,
-                        decision.action, decision.reason)  # fmt: skip
+            logger.info("rollwise: rollout %s/%s stage %s: %s (%s)", record.env, record.flag,
+                        current.state.get("stage"), decision.action, decision.reason)  # fmt: skip
             if decision.action in ("rollback", "pause", "await_approval", "complete"):
                 self._notify(record, decision, evidence_json)
             return decision
         finally:
             self.store.release_rollout(record.env, record.flag, self.owner)
+
+    def _errored(self, record: RolloutRecord, exc: Exception) -> None:
+        """Put a rollout that could not be evaluated on the control, ``errored``, and say so."""
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            marked = transitions.mark_errored(self.store, record.env, record.flag, error)
+        except Exception:  # the store itself failing: the next round tries again
+            logger.exception("rollwise: marking rollout %s/%s errored failed", record.env,
+                             record.flag)  # fmt: skip
+            return
+        if marked is None:
+            return
+        logger.error("rollwise: rollout %s/%s stage %s: ERRORED, on the control (%s)",
+                     record.env, record.flag, marked.state.get("stage"), error)  # fmt: skip
+        self.webhooks.notify(
+            "rollout.errored",
+            f"rollwise: rollout of {record.flag} in {record.env} ERRORED and waits on the "
+            f"control: {error}",
+            {"env": record.env, "flag": record.flag, "reason": error},
+        )
 
     def _repair_weights(self, current: RolloutRecord, plan: RolloutPlan) -> bool:
         """Put the stage's weights back if the served flag differs from them (audited as
@@ -150,7 +172,7 @@ class Controller:
         )
         transitions.transition(
             self.store, current.env, current.flag, "repair", actor="controller", reason=reason,
-            expected=current.version, now=self.clock(),
+            expected=current.version, now=None if self.clock is time.time else self.clock(),
         )  # fmt: skip
         logger.warning("rollwise: rollout %s/%s: %s", current.env, current.flag, reason)
         return True

@@ -26,9 +26,14 @@ from typing import Any, Literal
 
 from rollwise_server.errors import Conflict
 
-__all__ = ["check_flag_edit", "serving_candidate", "with_control_weights"]
+__all__ = ["check_flag_edit", "rule_of", "serving_candidate", "with_control_weights"]
 
 SCALE = 10_000
+
+
+def rule_of(body: Mapping[str, Any], plan: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The plan's managed rule in ``body`` (``None`` if it is gone)."""
+    return _rule(body, str(plan.get("rule")))
 
 
 def _rule(body: Mapping[str, Any], rule_id: str) -> Mapping[str, Any] | None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import attrs
 
+from rollwise.analysis.reduce import MAX_BANDS, ReductionSpec
 from rollwise.errors import Problem
 from rollwise.rules import Flag
 from rollwise_server.catalogue import Metric, tolerance_sign_problem
@@ -156,8 +157,9 @@ def _num(data: Mapping[str, Any], key: str, path: str, out: list[Problem], defau
 
 
 def _edges(value: Any) -> bool:
-    """Strictly increasing finite bin edges, at least one."""
-    if not isinstance(value, list) or not value:
+    """Strictly increasing finite bin edges, 1 to ``MAX_BANDS`` of them (what the statistics
+    accept)."""
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_BANDS:
         return False
     numbers = all(
         isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in value
@@ -288,7 +290,7 @@ def parse_plan(
             if not _edges(edges):
                 out.append(Problem(
                     f"{path}bands.{name}",
-                    "must be a non-empty list of strictly increasing finite numbers",
+                    f"must be a list of 1 to {MAX_BANDS} strictly increasing finite numbers",
                 ))  # fmt: skip
                 bands = {}
                 break
@@ -308,6 +310,8 @@ def parse_plan(
             out.append(
                 Problem(f"{path}denominator", "a ratio guardrail needs its denominator metric")
             )
+        if kind != "ratio" and denominator is not None:
+            out.append(Problem(f"{path}denominator", "only a ratio guardrail has one"))
         relative = raw.get("relative", False)
         if not isinstance(relative, bool):
             out.append(Problem(f"{path}relative", "must be true or false"))
@@ -357,4 +361,36 @@ def parse_plan(
         deadline=deadline, on_breach=on_breach, attribution_window=window or 14 * 86400.0,
         outcome_delay=delay or 0.0, min_units_for_harm=min_units,
     )  # fmt: skip
-    return plan, []
+    problems = _statistics_refusals(plan, flag.key)
+    return (None, problems) if problems else (plan, [])
+
+
+def _statistics_refusals(plan: RolloutPlan, flag: str) -> list[Problem]:
+    """Build every reduction the controller will run for ``plan`` (``tally.slot_specs`` reads
+    the same fields); whatever the statistics refuse is refused here, with its path, so that a
+    stored plan can never fail the controller."""
+    out = []
+    try:  # the unit count every plan runs (the only reduction of a plan without guardrails)
+        ReductionSpec(
+            flag=flag, metric="rollwise-units", kind="count",
+            window_seconds=plan.attribution_window,
+        )  # fmt: skip
+    except ValueError as exc:
+        return [Problem("attribution_window", str(exc).partition(": ")[2] or str(exc))]
+    for i, guardrail in enumerate(plan.guardrails):
+        for dim in (None, *guardrail.cohorts):
+            try:
+                ReductionSpec(
+                    flag=flag, metric=guardrail.source, kind=guardrail.kind,
+                    denominator_metric=guardrail.denominator, cohort=dim,
+                    bands=guardrail.bands.get(dim) if dim else None,
+                    window_seconds=plan.attribution_window,
+                )  # fmt: skip
+            except ValueError as exc:
+                field, _, message = str(exc).partition(": ")
+                path = {"denominator_metric": "denominator", "window_seconds": None}.get(
+                    field, field
+                )
+                where = f"guardrails[{i}].{path}" if path and message else f"guardrails[{i}]"
+                out.append(Problem(where, message or str(exc)))
+    return out

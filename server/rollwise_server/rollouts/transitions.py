@@ -6,7 +6,8 @@ is validated, versioned and audited the same way. Stages count from 1. States::
     draft → running ⇄ paused
     running → awaiting_approval → running (approved, next stage)
     running → completed | rolled_back;  paused/awaiting_approval → rolled_back
-    running | paused | awaiting_approval → aborted (a person's abort, or a kill of the flag)
+    running | paused | awaiting_approval | errored → aborted (a person's abort, or a kill)
+    running | awaiting_approval → errored (the controller failed: on the control) → running
 
 While a rollout is active (running, paused, awaiting approval) its plan is frozen and it owns
 its flag (``ownership``). In a protected environment an approver must be another person than
@@ -23,11 +24,12 @@ from rollwise.rules import Flag
 from rollwise_server.auth import same_person
 from rollwise_server.catalogue import Metric, parse_metric
 from rollwise_server.errors import Conflict, Forbidden, Invalid, NotFound
+from rollwise_server.rollouts import ownership
 from rollwise_server.rollouts.plan import RolloutPlan, parse_plan
 from rollwise_server.rollouts.weights import with_share
 from rollwise_server.storage.base import ACTIVE_ROLLOUT, Actor, RolloutRecord, Store
 
-__all__ = ["catalogue", "load", "put_plan", "transition"]
+__all__ = ["catalogue", "load", "mark_errored", "put_plan", "transition"]
 
 ACTIVE = ("running", "awaiting_approval")
 ENDED = ("draft", "completed", "rolled_back", "aborted")
@@ -124,9 +126,22 @@ def transition(
 ) -> RolloutRecord:
     """Apply ``action`` (start, pause, resume, advance, approve, rollback, abort, complete,
     await)."""
+    real_time = now is None  # then the times are those of the commit (``stamp``)
     now = time.time() if now is None else now
     who = Actor.of(actor).name
-    record, plan, _ = load(store, env, key)
+    stamped: list[str] = []
+
+    def at(*fields: str) -> None:
+        for field in fields:
+            state[field] = now
+            stamped.append(field)
+
+    try:
+        record, plan, _ = load(store, env, key)
+    except Invalid:
+        if action not in ("rollback", "abort"):
+            raise
+        return _end_unparsed(store, env, key, action, actor=actor, reason=reason)
     state = dict(record.state)
     status = state.get("status")
     _, flag_body, flag_version = _flag(store, env, key)
@@ -140,19 +155,23 @@ def transition(
         if flag_body.get("enabled", True) is False:
             raise Conflict(f"flag {key!r} is off (killed): turn it on before starting a rollout")
         state = {
-            "status": "running", "stage": 1, "stage_started_at": now, "started_at": now,
-            "started_by": who, "plan_by": state.get("plan_by"), "approvals": [],
-            "flag_version": flag_version + 1,
+            "status": "running", "stage": 1, "started_by": who, "plan_by": state.get("plan_by"),
+            "approvals": [], "flag_version": flag_version + 1,
         }  # fmt: skip
+        at("started_at", "stage_started_at")
         share = plan.stages[0].share
     elif action == "pause":
         if status not in ACTIVE:
             raise Conflict(f"cannot pause a rollout that is {status}")
         state["status"] = "paused"
+        at("paused_at")
     elif action == "resume":
-        if status != "paused":
+        if status not in ("paused", "errored"):
             raise Conflict(f"cannot resume a rollout that is {status}")
+        if status == "errored":  # it waited on the control: the stage's weights come back
+            share = plan.stages[int(state["stage"]) - 1].share
         state["status"] = "running"
+        state.pop("error", None)
     elif action in ("advance", "approve"):
         if status not in ACTIVE:
             raise Conflict(f"cannot {action} a rollout that is {status}")
@@ -169,9 +188,11 @@ def transition(
                 {"stage": number, "by": who, "at": now},
             ]
         if number >= len(plan.stages):
-            state.update(status="completed", ended_at=now, end_reason=reason)
+            state.update(status="completed", end_reason=reason)
+            at("ended_at")
         else:
-            state.update(status="running", stage=number + 1, stage_started_at=now)
+            state.update(status="running", stage=number + 1)
+            at("stage_started_at", "advanced_at")
             share = plan.stages[number].share
     elif action == "repair":  # the controller puts the stage's weights back
         if status not in ACTIVE_ROLLOUT:
@@ -184,14 +205,14 @@ def transition(
     elif action == "complete":
         if status not in ACTIVE:
             raise Conflict(f"cannot complete a rollout that is {status}")
-        state.update(status="completed", ended_at=now, end_reason=reason)
+        state.update(status="completed", end_reason=reason)
+        at("ended_at")
     elif action in ("rollback", "abort"):
         if status not in ACTIVE_ROLLOUT:
             raise Conflict(f"cannot {action} a rollout that is {status}")
         ended = "rolled_back" if action == "rollback" else "aborted"
-        state.update(status=ended, ended_at=now, end_reason=reason)
-        if action == "rollback":
-            state["rolled_back_at"] = now
+        state.update(status=ended, end_reason=reason)
+        at("ended_at", *(("rolled_back_at",) if action == "rollback" else ()))
         share = 0.0
     else:
         raise Invalid(f"unknown rollout action {action!r}")
@@ -208,4 +229,58 @@ def transition(
     return store.put_rollout(
         env, key, record.plan, state, expected_version=expected or record.version, actor=actor,
         action=f"rollout.{action}", reason=reason, details=details, flag_change=flag_change,
+        stamp=stamped if real_time else (),
+    )  # fmt: skip
+
+
+def _end_unparsed(
+    store: Store, env: str, key: str, action: str, *, actor: Actor | str, reason: str | None
+) -> RolloutRecord:
+    """Roll back or abort a rollout whose stored plan no longer parses (it errored): the
+    managed rule goes to the control from the plan's JSON as it is."""
+    record = store.get_rollout(env, key)
+    if record is None or record.state.get("status") not in ACTIVE_ROLLOUT:
+        status = None if record is None else record.state.get("status")
+        raise Conflict(f"cannot {action} a rollout that is {status}")
+    resource = store.get_resource(env, "flag", key)
+    ended = "rolled_back" if action == "rollback" else "aborted"
+    state = {**record.state, "status": ended, "end_reason": reason}
+    flag_change = None
+    if ownership.rule_of(resource.body, record.plan) is not None:
+        body = ownership.with_control_weights(resource.body, record.plan)
+        flag_change = {"body": body, "expected_version": resource.version}
+    stamp = ("ended_at", "rolled_back_at") if action == "rollback" else ("ended_at",)
+    return store.put_rollout(
+        env, key, record.plan, state, expected_version=record.version, actor=actor,
+        action=f"rollout.{action}", reason=reason,
+        details={"from_status": record.state.get("status"), "share": 0.0},
+        flag_change=flag_change, stamp=stamp,
+    )  # fmt: skip
+
+
+def mark_errored(
+    store: Store, env: str, key: str, error: str, *, expected: int | None = None
+) -> RolloutRecord | None:
+    """The controller could not evaluate this rollout: put it on the control, ``errored``.
+
+    Uses the stored plan's JSON as it is (the plan may be what failed to parse): the managed
+    rule serves the control, the rollout keeps owning its flag until a person resumes, rolls
+    back or aborts it. ``None`` if it is not active (nothing to protect)."""
+    record = store.get_rollout(env, key)
+    if record is None or record.state.get("status") not in ("running", "awaiting_approval"):
+        return None
+    resource = store.get_resource(env, "flag", key)
+    state = {**record.state, "status": "errored", "error": error[:2000]}
+    flag_change = None
+    if ownership.rule_of(resource.body, record.plan) is not None:
+        body = ownership.with_control_weights(resource.body, record.plan)
+        flag_change = {"body": body, "expected_version": resource.version}
+        state["stage_flag_version"] = resource.version + 1
+    details = {"from_status": record.state.get("status"), "stage": record.state.get("stage"),
+               "share": 0.0, "error": error[:2000]}  # fmt: skip
+    return store.put_rollout(
+        env, key, record.plan, state, expected_version=expected or record.version,
+        actor="controller", action="rollout.error",
+        reason="the controller could not evaluate this rollout; it waits on the control",
+        details=details, flag_change=flag_change, stamp=("errored_at",),
     )  # fmt: skip

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 Kind = Literal["flag", "segment", "metric"]
-ACTIVE_ROLLOUT = ("running", "paused", "awaiting_approval")
+ACTIVE_ROLLOUT = ("running", "paused", "awaiting_approval", "errored")
 """The states in which a rollout owns its flag: its plan is frozen, its weights are the
 controller's, and a kill ends it."""
 
@@ -247,6 +247,7 @@ class Store(Protocol):
         reason: str | None,
         details: Mapping[str, Any] | None = None,
         flag_change: Mapping[str, Any] | None = None,
+        stamp: Sequence[str] = (),
     ) -> RolloutRecord: ...
     def all_rollouts(self) -> list[RolloutRecord]: ...
     def put_rollout_state(

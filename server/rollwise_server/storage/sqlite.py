@@ -707,13 +707,19 @@ class SQLiteStore:
         reason: str | None,
         details: Mapping[str, Any] | None = None,
         flag_change: Mapping[str, Any] | None = None,
+        stamp: Sequence[str] = (),
     ) -> RolloutRecord:
         """Store a rollout's plan and state, checking its version; optionally change the flag.
 
         ``flag_change`` (``{"body": ..., "expected_version": n}``) writes a new flag version in
-        the same transaction: a stage change and the weights it sets are one change.
+        the same transaction: a stage change and the weights it sets are one change. The state
+        fields named in ``stamp`` (``rolled_back_at``, ...) are set to the time of the write,
+        inside the transaction, so they say when the change took effect.
         """
         with self.transaction() as conn:
+            if stamp:
+                moment = time.time()
+                state = {**state, **dict.fromkeys(stamp, moment)}
             self._require_env(conn, env)
             row = conn.execute(
                 "SELECT version FROM rollouts WHERE env = ? AND flag = ?", (env, flag)
