@@ -100,7 +100,7 @@ def one_run(args: tuple[int, int, float, int, int]) -> dict[str, Any]:
                 raise RuntimeError("check failed: record is not None")
             while record.state.get("status") == "running" and looks < max_looks:
                 state = record.state
-                share = float(STAGES[int(state["stage"])]["share"])
+                share = float(STAGES[int(state["stage"]) - 1]["share"])  # stages count from 1
                 version = int(state["stage_flag_version"])
                 candidate = rng.random(batch) < share
                 success = rng.random(batch) < rate
@@ -154,7 +154,7 @@ def one_run(args: tuple[int, int, float, int, int]) -> dict[str, Any]:
             return {
                 "run": run,
                 "status": state.get("status"),
-                "stage": int(state.get("stage", 0)) + 1,
+                "stage": int(state.get("stage", 1)),
                 "reason": state.get("end_reason"),
                 "looks": looks,
                 "units": units,

@@ -86,12 +86,30 @@ def test_worst_cohort_follows_the_harm_direction() -> None:
     assert verdict(big.gaps["DE"], harm_direction="increase") == "harm"
 
 
-def test_relative_effects_with_absolute_gaps() -> None:
+def test_relative_effects_with_relative_gaps() -> None:
     rel = cohort_effects(STATS, relative=True)
     assert rel.effects["DE"].relative
     assert rel.effects["DE"].effect == pytest.approx(0.5)
-    assert rel.gaps["DE"].effect == pytest.approx(0.044)
-    assert not rel.gaps["DE"].relative
+    rest_control = STATS["FR"][0] + STATS["IT"][0]
+    rest_candidate = STATS["FR"][1] + STATS["IT"][1]
+    rest = rest_candidate.mean / rest_control.mean - 1
+    assert rel.gaps["DE"].effect == pytest.approx(0.5 - rest)  # r_DE − r_rest
+    assert rel.gaps["DE"].relative
+    absolute = cohort_effects(STATS)
+    assert absolute.gaps["DE"].effect == pytest.approx(0.044)  # Δ_DE − Δ_rest
+    assert not absolute.gaps["DE"].relative
+
+
+def test_a_uniform_relative_change_is_no_relative_gap() -> None:
+    baselines = {"a": 0.02, "b": 0.1, "c": 0.3}
+    n = 100_000
+    stats = {
+        c: (B(n, round(n * p)), B(n, round(n * p * 0.7))) for c, p in baselines.items()
+    }  # the candidate 30% lower in every cohort
+    rel = cohort_effects(stats, relative=True)
+    assert all(abs(g.effect) < 1e-3 for g in rel.gaps.values())
+    absolute = cohort_effects(stats)
+    assert absolute.gaps["a"].effect > 0.05  # in absolute terms the small cohort "lags"
 
 
 def test_cohort_without_candidate_units_is_insufficient() -> None:

@@ -7,8 +7,9 @@ from ``bands``, a segment): a mapping ``cohort → (control, candidate)`` of ``S
   intervals at α/K for K cohorts (Bonferroni), so that all K intervals hold at once at any
   stopping time; the worst cohort's interval is therefore honest even though it was picked
   after looking. It also gives each cohort's **gap change**, the difference-in-differences of
-  the cohort against the rest, (cand_c − ctrl_c) − (cand_rest − ctrl_rest): positive when the
-  candidate moves the cohort up more than it moves everyone else.
+  the cohort against the rest, (cand_c − ctrl_c) − (cand_rest − ctrl_rest) (or, on the
+  relative scale, r_c − r_rest): positive when the candidate moves the cohort up more than it
+  moves everyone else.
 - ``selection_parity`` / ``parity_change`` read binary decisions (approve/decline) as
   selection rates, with fairlearn's definitions of the demographic-parity difference and ratio
   and the four-fifths rule flagged.
@@ -67,11 +68,13 @@ class CohortEffects(Generic[C]):
     harm_direction: Literal["increase", "decrease"]
     effects: Mapping[C, Comparison]
     gaps: Mapping[C, Comparison]
+    family: int | None = None
+    """The family size declared in advance (``None``: the cohorts passed in)."""
 
     @property
     def k(self) -> int:
-        """The number of cohorts, K (the Bonferroni divisor)."""
-        return len(self.effects)
+        """The Bonferroni divisor K: the declared family, or the number of cohorts."""
+        return self.family if self.family is not None else len(self.effects)
 
     @property
     def worst(self) -> C | None:
@@ -168,7 +171,7 @@ def _gap(
         control_mean=inside.control_mean - outside.control_mean,
         candidate_mean=inside.candidate_mean - outside.candidate_mean,
         n_control=n_control, n_candidate=n_candidate, alpha=alpha, sequential=sequential,
-        relative=False, method=method,
+        relative=inside.relative and outside.relative, method=method,
     )  # fmt: skip
 
 
@@ -180,19 +183,24 @@ def cohort_effects(
     relative: bool = False,
     sequential: bool = True,
     tuning: float = 5000,
+    family: int | None = None,
 ) -> CohortEffects[C]:
     """Per-cohort effects and gap changes of one metric, corrected for the number of cohorts.
 
-    Every interval is computed at α/K with K = ``len(stats)`` (Bonferroni; Dunn, "Multiple
-    Comparisons Among Means", JASA 56(293), 1961: P(∪ Aᵢ) ≤ Σ P(Aᵢ) = K·α/K), so the
-    K effects (and, separately, the K gap changes) are simultaneously valid; K counts every
-    cohort passed in, including insufficient ones, so it stays fixed across looks. ``relative``
-    applies to the per-cohort effects; gap changes are absolute. ``tuning`` is the mixture's
-    N* as in ``compare`` (for the gaps N counts all units, for a cohort its own).
+    Every interval is computed at α/K with K = ``family`` or ``len(stats)`` (Bonferroni; Dunn,
+    "Multiple Comparisons Among Means", JASA 56(293), 1961: P(∪ Aᵢ) ≤ Σ P(Aᵢ) = K·α/K), so
+    the K effects (and, separately, the K gap changes) are simultaneously valid. Pass
+    ``family`` (the number of cohorts declared in advance) to keep K fixed across looks while
+    cohorts appear. ``relative`` applies to the effects and to the gap changes: with it the gap
+    change is r_c − r_rest, the cohort's relative effect minus the rest's (each by the delta
+    method), so a uniform relative change has no gap; without it, Δ_c − Δ_rest. ``tuning`` is
+    the mixture's N* as in ``compare`` (for the gaps N counts all units, for a cohort its own).
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha: must be between 0 and 1, not {alpha}")
-    k = max(len(stats), 1)
+    if family is not None and family < len(stats):
+        raise ValueError(f"family: {family} is fewer than the {len(stats)} cohorts passed")
+    k = max(family or len(stats), 1)
     cohort_alpha = alpha / k
     effects: dict[C, Comparison] = {}
     gaps: dict[C, Comparison] = {}
@@ -217,14 +225,17 @@ def cohort_effects(
             tuning=tuning,
         )  # fmt: skip
         inside = effects[cohort]
-        if relative:
-            inside = compare(*arms, alpha=cohort_alpha, sequential=sequential, tuning=tuning)
+        if relative:  # the gap on the relative scale: a uniform relative change is no gap
+            outside = compare(
+                rest_control, rest_candidate, alpha=cohort_alpha, sequential=sequential,
+                relative=True, tuning=tuning,
+            )  # fmt: skip
         gaps[cohort] = _gap(
             inside, outside, alpha=cohort_alpha, sequential=sequential, tuning=tuning
         )
     return CohortEffects(
         alpha=alpha, cohort_alpha=cohort_alpha, harm_direction=harm_direction, effects=effects,
-        gaps=gaps,
+        gaps=gaps, family=family,
     )  # fmt: skip
 
 

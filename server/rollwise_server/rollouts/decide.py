@@ -35,6 +35,12 @@ class GuardrailFinding:
     verdict: str
     n_control: int
     n_candidate: int
+    alpha: float = 0.05
+    """The level of this test: the plan's alpha shared over guardrails, dimensions and cohorts."""
+    family: int = 1
+    """The cohorts of its dimension (the Bonferroni divisor), fixed by the plan."""
+    tolerance: float = 0.0
+    """The tolerance (or gap tolerance) this reading was judged against (a magnitude)."""
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)

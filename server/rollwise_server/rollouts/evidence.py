@@ -15,15 +15,18 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
+
 from rollwise.analysis.compare import Comparison, compare, verdict
 from rollwise.analysis.fairness import cohort_effects
 from rollwise.analysis.srm import srm_log_bayes_factor
+from rollwise.analysis.suffstats import SufficientStats
 from rollwise_server.rollouts.decide import Evidence, GuardrailFinding
-from rollwise_server.rollouts.plan import Guardrail, RolloutPlan
+from rollwise_server.rollouts.plan import DEFAULT_TOP, Guardrail, RolloutPlan
 from rollwise_server.rollouts.tally import Snapshot, look
 from rollwise_server.storage.base import Store
 
-__all__ = ["gather", "iso"]
+__all__ = ["OTHER", "buckets", "cohort_findings", "gather", "iso"]
 
 
 def iso(ts: float) -> str:
@@ -31,12 +34,18 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+OTHER = "(other)"
+"""The cohort of every value that is not declared (or not among the top K), and of units
+without the attribute."""
+
+
 def _finding(
-    metric: str, scope: str, result: Comparison, guardrail: Guardrail, enough: bool = True
-) -> GuardrailFinding:
+    metric: str, scope: str, result: Comparison, tolerance: float, harm: str, enough: bool,
+    family: int = 1,
+) -> GuardrailFinding:  # fmt: skip
     """``enough``: each arm of the scope has ``min_units_for_harm`` units; without them the
     normal approximation behind the tests is not trusted and the reading is insufficient."""
-    reading = verdict(result, harm_direction=guardrail.harm, tolerance=guardrail.tolerance)
+    reading = verdict(result, harm_direction=harm, tolerance=tolerance)  # type: ignore[arg-type]
     if not enough:
         reading = "insufficient data"
 
@@ -46,16 +55,66 @@ def _finding(
     return GuardrailFinding(
         metric=metric, scope=scope, effect=finite(result.effect), ci_low=finite(result.ci_low),
         ci_high=finite(result.ci_high), p_value=result.p_value, verdict=reading,
-        n_control=result.n_control, n_candidate=result.n_candidate,
+        n_control=result.n_control, n_candidate=result.n_candidate, alpha=result.alpha,
+        family=family, tolerance=tolerance,
     )  # fmt: skip
 
 
-def _gap_finding(
-    metric: str, scope: str, result: Comparison, guardrail: Guardrail, enough: bool
-) -> GuardrailFinding:
-    """A gap change is harmful when the cohort falls further behind the rest (tolerance 0)."""
-    gap_guard = Guardrail(metric, guardrail.kind, guardrail.harm, 0.0)
-    return _finding(metric, scope, result, gap_guard, enough)
+Cells = Mapping[str | None, tuple[SufficientStats, SufficientStats]]
+
+
+def buckets(guardrail: Guardrail, dim: str, cells: Cells) -> dict[str, tuple[Any, Any]]:
+    """The tally's cells of ``dim`` in the guardrail's declared cohorts (the fixed family):
+    bands (and ``missing``) as they are; declared values, or the top K by units, and
+    ``(other)`` for the rest, summed (sufficient statistics add)."""
+    if dim in guardrail.bands:
+        return {("missing" if c is None else c): arms for c, arms in cells.items()}
+    if dim in guardrail.values:
+        keep = set(guardrail.values[dim])
+    else:
+        k = guardrail.top.get(dim, DEFAULT_TOP)
+        named = [c for c in cells if c is not None]
+        named.sort(key=lambda c: (-(cells[c][0].n + cells[c][1].n), c))
+        keep = set(named[:k])
+    out: dict[str, tuple[Any, Any]] = {}
+    for cohort, (control, candidate) in cells.items():
+        label = cohort if cohort in keep and cohort is not None else OTHER
+        if label in out:
+            control, candidate = out[label][0] + control, out[label][1] + candidate
+        out[label] = (control, candidate)
+    return out
+
+
+def cohort_findings(
+    guardrail: Guardrail, dim: str, cells: Cells, *, alpha: float, tuning: float, min_units: int
+) -> list[GuardrailFinding]:
+    """Harm to a cohort of ``dim``, at ``alpha`` for the whole dimension (alpha/K a cohort, K
+    fixed by the plan): (a) ``dim=c``: the cohort is worse off under the candidate by more than the
+    tolerance; (b) ``gap:dim=c``: its gap to the rest widens by more than the gap tolerance
+    *and* it is worse off at all (its interval entirely on the harmful side of 0). Both on the
+    guardrail's scale (``relative``: a uniform relative change is no gap) and direction."""
+    grouped = buckets(guardrail, dim, cells)
+    if not grouped:
+        return []
+    family = guardrail.family(dim)
+    effects = cohort_effects(
+        grouped, alpha=alpha, harm_direction=guardrail.harm, relative=guardrail.relative,
+        tuning=tuning, family=max(family, len(grouped)),
+    )  # fmt: skip
+    out = []
+    for cohort, comparison in effects.effects.items():
+        control, candidate = grouped[cohort]
+        enough = min(control.n, candidate.n) >= min_units
+        effect = _finding(guardrail.metric, f"{dim}={cohort}", comparison, guardrail.tolerance,
+                          guardrail.harm, enough, effects.k)  # fmt: skip
+        out.append(effect)
+        gap = _finding(guardrail.metric, f"gap:{dim}={cohort}", effects.gaps[cohort],
+                       guardrail.gap_limit, guardrail.harm, enough, effects.k)  # fmt: skip
+        worse_off = verdict(comparison, harm_direction=guardrail.harm, tolerance=0.0) == "harm"
+        if gap.verdict == "harm" and not worse_off:
+            gap = attrs.evolve(gap, verdict="no harm shown yet")  # the rest gained more
+        out.append(gap)
+    return out
 
 
 def gather(
@@ -83,13 +142,10 @@ def gather(
         result = compare(
             control, candidate, alpha=share, relative=guardrail.relative, tuning=plan.tuning
         )
+        enough = min(control.n, candidate.n) >= plan.min_units_for_harm
         findings.append(
             _finding(
-                guardrail.metric,
-                "overall",
-                result,
-                guardrail,
-                min(control.n, candidate.n) >= plan.min_units_for_harm,
+                guardrail.metric, "overall", result, guardrail.tolerance, guardrail.harm, enough
             )
         )
         for dim in dims:
@@ -97,37 +153,11 @@ def gather(
             cells = {
                 cohort: (by.stats(plan.control, cohort), by.stats(plan.candidate, cohort))
                 for cohort in by.cohorts
-                if cohort is not None
             }
-            if not cells:
-                continue
-            least = {cohort: min(c.n, t.n) for cohort, (c, t) in cells.items()}
-            effects = cohort_effects(
-                cells, alpha=share, harm_direction=guardrail.harm, relative=guardrail.relative,
-                tuning=plan.tuning,
+            findings += cohort_findings(
+                guardrail, dim, cells, alpha=share, tuning=plan.tuning,
+                min_units=plan.min_units_for_harm,
             )  # fmt: skip
-            for cohort, comparison in effects.effects.items():
-                scope = f"{dim}={cohort}"
-                findings.append(
-                    _finding(
-                        guardrail.metric,
-                        scope,
-                        comparison,
-                        guardrail,
-                        least[cohort] >= plan.min_units_for_harm,
-                    )
-                )
-            for cohort, comparison in effects.gaps.items():
-                scope = f"gap:{dim}={cohort}"
-                findings.append(
-                    _gap_finding(
-                        guardrail.metric,
-                        scope,
-                        comparison,
-                        guardrail,
-                        least[cohort] >= plan.min_units_for_harm,
-                    )
-                )
     findings.sort(key=lambda f: (f.verdict != "harm", f.p_value))
     srm_p, keep = _srm(shown.version_units, plan, state)
     evidence = Evidence(

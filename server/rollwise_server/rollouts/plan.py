@@ -30,8 +30,11 @@ _UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0
 
 _GUARDRAIL_FIELDS = frozenset(
     {"metric", "kind", "harm", "tolerance", "relative", "cohorts", "bands", "denominator",
-     "numerator"}
+     "numerator", "values", "top", "gap_tolerance"}
 )  # fmt: skip
+DEFAULT_TOP = 10
+"""Cohorts of a categorical attribute without declared values: its 10 largest values."""
+MAX_VALUES = 64
 
 
 def parse_duration(value: Any) -> float | None:
@@ -82,6 +85,29 @@ class Guardrail:
     """The denominator metric of a ratio guardrail."""
     numerator: str | None = None
     """The tracked metric summed on top of a ratio, when it is not ``metric`` itself."""
+    values: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    """Declared values of categorical cohort attributes, e.g. ``{"country": ["DE", "FR"]}``:
+    one cohort each, and ``(other)`` for every other value (and a missing one)."""
+    top: Mapping[str, int] = attrs.field(factory=dict)
+    """For a categorical cohort attribute without declared values: its K largest values (by
+    units) are cohorts, the rest ``(other)``; ``DEFAULT_TOP`` when not set."""
+    gap_tolerance: float | None = None
+    """The widening of a cohort's gap to the rest that is tolerated, on the guardrail's scale
+    (a magnitude, like ``tolerance``); ``None``: the same as ``tolerance``."""
+
+    def family(self, dim: str) -> int:
+        """How many cohorts ``dim`` has, fixed when the plan is accepted (the Bonferroni
+        divisor of its tests): bands and ``missing``, declared values and ``(other)``, or the
+        top K and ``(other)``."""
+        if dim in self.bands:
+            return len(self.bands[dim]) + 2
+        if dim in self.values:
+            return len(self.values[dim]) + 1
+        return self.top.get(dim, DEFAULT_TOP) + 1
+
+    @property
+    def gap_limit(self) -> float:
+        return self.tolerance if self.gap_tolerance is None else self.gap_tolerance
 
     @property
     def source(self) -> str:
@@ -100,7 +126,14 @@ class Guardrail:
             "bands": {k: list(v) for k, v in self.bands.items()},
             "denominator": self.denominator,
             **({"numerator": self.numerator} if self.numerator else {}),
-        }
+            **({"values": {k: list(v) for k, v in self.values.items()}} if self.values else {}),
+            **({"top": dict(self.top)} if self.top else {}),
+            **(
+                {"gap_tolerance": -self.gap_tolerance if self.harm == "decrease"
+                 else self.gap_tolerance + 0.0}
+                if self.gap_tolerance is not None else {}
+            ),
+        }  # fmt: skip
 
 
 @attrs.frozen
@@ -315,6 +348,45 @@ def parse_plan(
         relative = raw.get("relative", False)
         if not isinstance(relative, bool):
             out.append(Problem(f"{path}relative", "must be true or false"))
+        values = raw.get("values", {})
+        if not isinstance(values, Mapping):
+            out.append(Problem(f"{path}values", "must map attributes to lists of values"))
+            values = {}
+        for name, listed in values.items():
+            ok = isinstance(listed, list) and 1 <= len(listed) <= MAX_VALUES
+            if (
+                not ok
+                or not all(isinstance(v, str) and v for v in listed)
+                or (len(set(listed)) != len(listed))
+            ):
+                out.append(Problem(
+                    f"{path}values.{name}",
+                    f"must be a list of 1 to {MAX_VALUES} distinct non-empty strings",
+                ))  # fmt: skip
+            elif name not in cohorts:
+                out.append(Problem(f"{path}values.{name}", f"{name!r} is not one of its cohorts"))
+            elif name in bands:
+                out.append(Problem(f"{path}values.{name}", "an attribute has bands or values"))
+        top = raw.get("top", {})
+        if not isinstance(top, Mapping):
+            out.append(Problem(f"{path}top", "must map attributes to a number of cohorts"))
+            top = {}
+        for name, k in top.items():
+            if type(k) is not int or not 1 <= k <= MAX_VALUES:
+                out.append(
+                    Problem(f"{path}top.{name}", f"must be an integer from 1 to {MAX_VALUES}")
+                )
+            elif name not in cohorts or name in bands or name in values:
+                out.append(Problem(
+                    f"{path}top.{name}",
+                    f"{name!r} must be one of its cohorts without bands or values",
+                ))  # fmt: skip
+        gap_tolerance = None
+        if raw.get("gap_tolerance") is not None:
+            gap_tolerance = _num(raw, "gap_tolerance", path, out, 0.0, -math.inf, math.inf)
+            sign = tolerance_sign_problem(str(harm), gap_tolerance)
+            if sign is not None:
+                out.append(Problem(f"{path}gap_tolerance", sign))
         guardrails.append(
             Guardrail(
                 str(metric),
@@ -326,6 +398,9 @@ def parse_plan(
                 {k: tuple(float(x) for x in v) for k, v in bands.items()},
                 denominator if isinstance(denominator, str) else None,
                 numerator if numerator != metric else None,
+                {k: tuple(v) for k, v in values.items() if isinstance(v, list)},
+                {k: v for k, v in top.items() if type(v) is int},
+                None if gap_tolerance is None else abs(gap_tolerance),
             )
         )
     srm = data.get("srm", True)
