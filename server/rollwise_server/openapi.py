@@ -19,9 +19,12 @@ from typing import Any
 
 from rollwise._version import __version__
 from rollwise_server.api.results import OPENAPI_PATHS
+from rollwise_server.api.rollouts import ACTIONS
 from rollwise_server.auth import ROLES
+from rollwise_server.catalogue import DIRECTIONS, KINDS
 from rollwise_server.ingest import MAX_ATTRS, MAX_UNIT_LENGTH
 from rollwise_server.settings import Settings
+from rollwise_server.storage.base import ACTIVE_ROLLOUT
 
 __all__ = ["openapi_document", "rules_schemas"]
 
@@ -414,6 +417,16 @@ _VERSION: Json = {
     "type": "integer",
     "minimum": 1,
 }
+_PROTECTED: Json = {
+    "type": "boolean",
+    "description": "A protected environment (production is, by default): killing or reverting a "
+    "flag, promoting one into it, and rolling back or aborting a rollout need a reason (422 "
+    "without one), and an approver must be another person than the one who started the "
+    "rollout or wrote its plan.",
+}
+_STATUSES = (
+    "draft", "running", "paused", "awaiting_approval", "completed", "rolled_back", "aborted"
+)  # fmt: skip
 _FLAG_FIELDS = (
     "enabled", "salt", "description", "variants", "off_variant", "default_variant",
     "cohort_attributes", "schedule", "rules",
@@ -429,9 +442,14 @@ def _api_schemas() -> Json:
             "description": "Archived (deleted): out of the rules document, history kept.",
         },
         "updated_at": _TIMESTAMP,
-        "updated_by": {"type": "string", "description": "The actor (token name) of the change."},
+        "updated_by": {
+            "type": "string",
+            "description": "The actor of the change: the owner of the token used.",
+        },
     }
-    writable_metadata = {"archived": _IGNORED, "updated_at": _IGNORED, "updated_by": _IGNORED}
+    writable_metadata = {
+        "archived": _IGNORED, "updated_at": _IGNORED, "updated_by": _IGNORED, "stale": _IGNORED,
+    }  # fmt: skip
     problem_item = {
         "type": "object",
         "required": ["path", "message"],
@@ -464,7 +482,20 @@ def _api_schemas() -> Json:
                 "flags": {
                     "type": "array",
                     "items": _ref("key"),
-                    "description": "409 on archiving a segment: the flags that use it.",
+                    "description": "409 on archiving a segment: the flags that use it; on "
+                    "archiving a metric: the flags whose active rollouts guard it.",
+                },
+                "rollout": {
+                    "description": "409 on a change refused because of an active rollout "
+                    "(running, paused or awaiting approval): the rollout, and its status when "
+                    "a new plan is refused.",
+                    "type": "object",
+                    "required": ["env", "flag"],
+                    "properties": {
+                        "env": {"type": "string"},
+                        "flag": {"type": "string"},
+                        "status": {"enum": list(ACTIVE_ROLLOUT)},
+                    },
                 },
             },
         },
@@ -499,9 +530,17 @@ def _api_schemas() -> Json:
                 {
                     "required": _names(
                         "key version enabled salt variants off_variant default_variant"
-                        " cohort_attributes schedule rules archived updated_at updated_by"
+                        " cohort_attributes schedule rules archived updated_at updated_by stale"
                     ),
-                    "properties": {"key": _ref("key"), **metadata},
+                    "properties": {
+                        "key": _ref("key"),
+                        **metadata,
+                        "stale": {
+                            "type": "boolean",
+                            "description": "Past its schedule's end: it serves only its off "
+                            "variant and can be cleaned up.",
+                        },
+                    },
                 },
             ],
         },
@@ -544,8 +583,9 @@ def _api_schemas() -> Json:
             "required": ["segments"],
             "properties": {"segments": {"type": "array", "items": _ref("Segment")}},
         },
+        **_metric_schemas(metadata, writable_metadata),
         "VersionedWrite": {
-            "description": "The optional body of archive and kill.",
+            "description": "The optional body of archive, kill and the rollout actions.",
             "type": "object",
             "properties": {"version": _VERSION, "reason": _ref("Reason")},
         },
@@ -602,7 +642,8 @@ def _api_schemas() -> Json:
                             "action": {
                                 "type": "string",
                                 "description": "flag.create, flag.update, flag.archive, "
-                                "flag.kill, flag.revert, flag.promote, segment.create, ...",
+                                "flag.kill, flag.revert, flag.promote, flag.rollout, "
+                                "segment.create, metric.create, ...",
                             },
                             "actor": {"type": "string"},
                             "reason": {"type": ["string", "null"]},
@@ -621,15 +662,16 @@ def _api_schemas() -> Json:
         },
         "Environment": {
             "type": "object",
-            "required": ["key", "revision", "created_at"],
+            "required": ["key", "revision", "created_at", "protected"],
             "properties": {
                 "key": _ref("key"),
                 "revision": {
                     "type": "integer",
                     "minimum": 0,
-                    "description": "Raised on every change in the environment.",
+                    "description": "Raised on every change to its flags and segments.",
                 },
                 "created_at": _TIMESTAMP,
+                "protected": _PROTECTED,
             },
         },
         "EnvironmentList": {
@@ -638,14 +680,40 @@ def _api_schemas() -> Json:
             "properties": {"environments": {"type": "array", "items": _ref("Environment")}},
         },
         "EnvironmentCreate": {
+            "description": "Unknown fields are 422.",
             "type": "object",
             "required": ["key"],
-            "properties": {"key": _ref("key"), "reason": _ref("Reason")},
+            "properties": {
+                "key": _ref("key"),
+                "protected": {**_PROTECTED, "default": False},
+                "reason": _ref("Reason"),
+            },
+            "additionalProperties": False,
+        },
+        "EnvironmentUpdate": {
+            "description": "Protect or unprotect an environment (audited as "
+            "environment.protect or environment.unprotect; nothing changes, and nothing is "
+            "audited, when it is so already). Unknown fields are 422.",
+            "type": "object",
+            "required": ["protected", "reason"],
+            "properties": {
+                "protected": _PROTECTED,
+                "reason": {
+                    "description": "Why (required, not blank): stored in the audit log.",
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 2000,
+                    "pattern": r"\S",
+                },
+            },
+            "additionalProperties": False,
         },
         "Token": {
             "description": "An API token (its secret is shown once, on creation).",
             "type": "object",
-            "required": ["id", "name", "role", "env", "created_at", "created_by", "revoked_at"],
+            "required": _names(
+                "id name role env created_at created_by revoked_at owner envs expires_at"
+            ),
             "properties": {
                 "id": {"type": "string"},
                 "name": {"type": "string"},
@@ -654,6 +722,21 @@ def _api_schemas() -> Json:
                 "created_at": _TIMESTAMP,
                 "created_by": {"type": "string"},
                 "revoked_at": _NULLABLE_TIMESTAMP,
+                "owner": {
+                    "type": "string",
+                    "description": "The person the token belongs to: the actor in the audit "
+                    "log (an sdk token's is its name unless given).",
+                },
+                "envs": {
+                    "type": ["array", "null"],
+                    "items": {"type": "string"},
+                    "description": "The environments its role applies to; null: all of them. "
+                    "An sdk token's is its one environment.",
+                },
+                "expires_at": {
+                    **_NULLABLE_TIMESTAMP,
+                    "description": "When it stops working (401 from then on); null: never.",
+                },
             },
         },
         "CreatedToken": {
@@ -677,6 +760,9 @@ def _api_schemas() -> Json:
             "properties": {"tokens": {"type": "array", "items": _ref("Token")}},
         },
         "TokenCreate": {
+            "description": "Unknown fields are 422, and so is every problem with the fields, "
+            "each with its path (an unknown environment in envs too; an sdk token's unknown "
+            "env is 404).",
             "type": "object",
             "required": ["name", "role"],
             "properties": {
@@ -684,38 +770,89 @@ def _api_schemas() -> Json:
                     "type": "string",
                     "minLength": 1,
                     "maxLength": 100,
-                    "description": "Who uses it; the actor in the audit log.",
+                    "description": "What it is for, e.g. the application or the laptop.",
+                },
+                "owner": {
+                    "type": ["string", "null"],
+                    "minLength": 1,
+                    "maxLength": 200,
+                    "pattern": "^[^\\x00-\\x1f\\x7f]*$",
+                    "description": "The person it belongs to (1-200 characters, no control "
+                    "characters, not blank): the actor in the audit log, compared by the "
+                    "two-person rule. Required, except for an sdk token (its name by default).",
                 },
                 "role": {"enum": list(ROLES)},
                 "env": {
                     "type": ["string", "null"],
-                    "description": "The environment of an sdk token (required for sdk, null "
-                    "otherwise).",
+                    "description": "The one environment of an sdk token (or give it as "
+                    "envs: [env]); null for the other roles.",
+                },
+                "envs": {
+                    "oneOf": [
+                        {"type": "null"},
+                        {"type": "array", "minItems": 1, "items": _ref("key")},
+                    ],
+                    "description": "The environments the role applies to (existing ones); "
+                    "null (the default): all of them. Tokens, creating environments and the "
+                    "audit log of every environment need a token for all of them.",
+                },
+                "expires_at": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "When it stops working, in the future (RFC 3339; no offset "
+                    "means UTC); null (the default): never.",
                 },
             },
-            "if": {"properties": {"role": {"const": "sdk"}}},
-            "then": {"required": ["env"], "properties": {"env": _ref("key")}},
-            "else": {"properties": {"env": {"type": "null"}}},
+            "additionalProperties": False,
+            "if": {"required": ["role"], "properties": {"role": {"const": "sdk"}}},
+            "then": {
+                "anyOf": [
+                    {"required": ["env"], "properties": {"env": _ref("key")}},
+                    {
+                        "required": ["envs"],
+                        "properties": {"envs": {"type": "array", "maxItems": 1}},
+                    },
+                ],
+                "properties": {"envs": {"maxItems": 1}},
+            },
+            "else": {
+                "required": ["owner"],
+                "properties": {"env": {"type": "null"}, "owner": {"type": "string"}},
+            },
         },
         "AuditEntry": {
             "type": "object",
             "required": _names(
                 "id ts actor action env resource_type resource_key version reason details"
+                " owner token_id"
             ),
             "properties": {
                 "id": {"type": "integer", "minimum": 1},
                 "ts": _TIMESTAMP,
-                "actor": {"type": "string"},
+                "actor": {
+                    "type": "string",
+                    "description": "Who: the token's owner, or a system actor such as controller.",
+                },
                 "action": {"type": "string"},
                 "env": {"type": ["string", "null"]},
                 "resource_type": {
                     "type": "string",
-                    "description": "flag, segment, token or environment.",
+                    "description": "flag, segment, metric, rollout, token or environment.",
                 },
                 "resource_key": {"type": ["string", "null"]},
                 "version": {"type": ["integer", "null"]},
                 "reason": {"type": ["string", "null"]},
                 "details": {"type": "object"},
+                "owner": {
+                    "type": ["string", "null"],
+                    "description": "The person behind the change (the token's owner); null "
+                    "for the controller.",
+                },
+                "token_id": {
+                    "type": ["string", "null"],
+                    "description": "The token used; null for the controller and for changes "
+                    "made directly in the database.",
+                },
             },
         },
         "AuditPage": {
@@ -734,6 +871,7 @@ def _api_schemas() -> Json:
             },
         },
         "RulesDocument": _rules_document(),
+        **_rollout_schemas(),
         **_event_schemas(),
         "Health": {
             "type": "object",
@@ -742,6 +880,367 @@ def _api_schemas() -> Json:
                 "status": {"enum": ["ok", "unavailable"]},
                 "version": {"type": "string"},
                 "detail": {"type": "string"},
+            },
+        },
+    }
+
+
+def _metric_schemas(metadata: Json, writable_metadata: Json) -> Json:
+    """The metric catalogue: a metric's write, its answer and the list."""
+
+    def text(limit: int, description: str) -> Json:
+        return {
+            "type": ["string", "null"],
+            "maxLength": limit,
+            "default": "",
+            "description": f"{description} At most {limit} characters; null is ''.",
+        }
+
+    metric_key: Json = {"oneOf": [{"type": "null"}, _ref("key")]}
+    fields: Json = {
+        "kind": {
+            "enum": list(KINDS),
+            "description": "How a unit's events become its value: binary (1 if an event has a "
+            "value > 0, else 0), mean (of its values), count (of its events), ratio (the sum of "
+            "the numerator over the sum of the denominator).",
+        },
+        "direction": {
+            "enum": list(DIRECTIONS),
+            "description": "Which way is better; a guardrail's harm is the other way.",
+        },
+        "numerator": {
+            **metric_key,
+            "description": "A ratio's numerator: the tracked metric summed on top (by default "
+            "the metric's own key). Only a ratio has one.",
+        },
+        "denominator": {
+            **metric_key,
+            "description": "A ratio's denominator: the tracked metric summed below. A ratio "
+            "needs one; only a ratio has one.",
+        },
+        "unit": text(50, "The unit of a value, e.g. ms or EUR."),
+        "description": text(2000, "What the metric measures."),
+        "default_tolerance": {
+            "type": "number",
+            "default": 0,
+            "description": "The change that a guardrail on the metric tolerates unless its plan "
+            "says otherwise, signed as the harmful change: >= 0 for lower_is_better, <= 0 for "
+            "higher_is_better.",
+        },
+        "owner": text(200, "Who answers for it (a person or a team)."),
+    }
+    by_kind: Json = {
+        "oneOf": [
+            {
+                "required": ["denominator"],
+                "properties": {"kind": {"const": "ratio"}, "denominator": _ref("key")},
+            },
+            {
+                "properties": {
+                    "kind": {"enum": [kind for kind in KINDS if kind != "ratio"]},
+                    "numerator": {"type": "null"},
+                    "denominator": {"type": "null"},
+                }
+            },
+        ]
+    }
+    by_direction: Json = {
+        "oneOf": [
+            {
+                "properties": {
+                    "direction": {"const": "lower_is_better"},
+                    "default_tolerance": {"minimum": 0},
+                }
+            },
+            {
+                "properties": {
+                    "direction": {"const": "higher_is_better"},
+                    "default_tolerance": {"maximum": 0},
+                }
+            },
+        ]
+    }
+    return {
+        "MetricWrite": {
+            "description": "A metric of the environment's catalogue, plus its key. Unknown "
+            "fields are 422, and so is every problem with the fields, each with its path.",
+            "type": "object",
+            "required": ["kind", "direction"],
+            "properties": {
+                "key": _ref("key", description="Required on create; ignored on replace."),
+                "version": _VERSION,
+                **fields,
+                "reason": _ref("Reason"),
+                **writable_metadata,
+            },
+            "additionalProperties": False,
+            "allOf": [by_kind, by_direction],
+        },
+        "MetricCreate": {"allOf": [_ref("MetricWrite"), {"required": ["key"]}]},
+        "Metric": {
+            "description": "A metric of the catalogue, with its key, version and metadata "
+            "(numerator and denominator for a ratio only).",
+            "type": "object",
+            "required": _names(
+                "key kind direction unit description default_tolerance owner version archived"
+                " updated_at updated_by"
+            ),
+            "properties": {
+                "key": _ref("key"),
+                **fields,
+                "version": {"type": "integer", "minimum": 1},
+                **metadata,
+            },
+        },
+        "MetricList": {
+            "type": "object",
+            "required": ["metrics", "undefined"],
+            "properties": {
+                "metrics": {"type": "array", "items": _ref("Metric")},
+                "undefined": {
+                    "description": "Metrics that outcome events were sent for in the "
+                    "environment but that the catalogue does not define (as a metric, or as a "
+                    "ratio's numerator or denominator): define them before a guardrail or a "
+                    "results query uses them.",
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["key", "events", "last_seen"],
+                        "properties": {
+                            "key": {"type": "string"},
+                            "events": {"type": "integer", "minimum": 1},
+                            "last_seen": {
+                                "type": "string",
+                                "description": "The ts of its latest event.",
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
+def _rollout_schemas() -> Json:
+    """The rollout plan, its state, and the rollout that has both."""
+    duration: Json = {
+        "oneOf": [
+            {"type": "number", "minimum": 0},
+            {
+                "type": "string",
+                "pattern": r"^\s*[0-9]+(?:\.[0-9]+)?\s*(?:ms|s|m|h|d)?\s*$",
+            },
+        ]
+    }
+    return {
+        "RolloutStage": {
+            "type": "object",
+            "required": ["share"],
+            "properties": {
+                "share": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": 1,
+                    "description": "The candidate's share of the rule's traffic, growing from "
+                    "stage to stage.",
+                },
+                "min_duration": {
+                    **duration,
+                    "default": 0,
+                    "description": "How long the stage lasts at least: seconds, or a string "
+                    "like 90s, 30m, 2h, 1d.",
+                },
+                "min_units": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "default": 0,
+                    "description": "Exposed units needed in each arm before the stage may end.",
+                },
+                "approval": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "Advancing past the stage needs an approver.",
+                },
+            },
+        },
+        "Guardrail": {
+            "description": "A metric the candidate must not harm. A new plan's guardrail names "
+            "a metric of the environment's catalogue; its kind, harm, denominator, numerator "
+            "and tolerance default to the catalogue's (those stated must agree with it), and "
+            "its cohorts must be cohort attributes of the flag. Unknown fields are 422.",
+            "type": "object",
+            "required": ["metric"],
+            "properties": {
+                "metric": {"type": "string", "minLength": 1},
+                "kind": {"enum": list(KINDS)},
+                "harm": {
+                    "enum": ["increase", "decrease"],
+                    "description": "The direction in which the metric gets worse.",
+                },
+                "tolerance": {
+                    "type": "number",
+                    "description": "The change tolerated, signed as the harmful change: <= 0 "
+                    "when a decrease harms (e.g. -0.01), >= 0 when an increase harms (e.g. "
+                    "0.01); 0: any harm counts. With relative, a fraction of the control's "
+                    "value.",
+                },
+                "relative": {"type": "boolean", "default": False},
+                "cohorts": {
+                    "description": "Cohort attributes to guard fairness on: harm in any one "
+                    "cohort, or a cohort falling further behind, is a breach.",
+                    "type": "array",
+                    "items": {"type": "string", "minLength": 1},
+                    "default": [],
+                },
+                "bands": {
+                    "description": "Strictly increasing bin edges for numeric cohorts, by "
+                    "cohort attribute.",
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": "number"},
+                    },
+                    "default": {},
+                },
+                "denominator": {
+                    "type": ["string", "null"],
+                    "description": "A ratio's denominator metric.",
+                },
+                "numerator": {
+                    "type": ["string", "null"],
+                    "description": "A ratio's numerator, when it is not the metric itself.",
+                },
+            },
+            "additionalProperties": False,
+        },
+        "RolloutPlan": {
+            "description": "A rollout plan: stages that raise the candidate's share of one "
+            "split rule of the flag, guardrails, the sample-ratio check and a deadline. Every "
+            "problem is 422 with its path; unknown fields are 422. Read back, every default is "
+            "filled in and durations are seconds.",
+            "type": "object",
+            "required": ["control", "candidate", "rule", "stages"],
+            "properties": {
+                "control": {"type": "string", "description": "The known-good variant."},
+                "candidate": {
+                    "type": "string",
+                    "description": "The new variant (not the control).",
+                },
+                "rule": {
+                    "type": "string",
+                    "description": "The id of the flag's rule that the rollout drives: a split "
+                    "between control and candidate only.",
+                },
+                "stages": {"type": "array", "minItems": 1, "items": _ref("RolloutStage")},
+                "guardrails": {"type": "array", "items": _ref("Guardrail"), "default": []},
+                "srm": {
+                    "type": "boolean",
+                    "default": True,
+                    "description": "Check each stage's sample ratio against its weights.",
+                },
+                "alpha": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": 0.5,
+                    "default": 0.05,
+                    "description": "The false-rollback rate the whole plan may have.",
+                },
+                "tuning": {
+                    "type": "number",
+                    "minimum": 1,
+                    "default": 5000,
+                    "description": "The units (both arms) at which the always-valid intervals "
+                    "are tightest.",
+                },
+                "deadline": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "default": None,
+                    "description": "The rollout must complete by then, or it is a breach.",
+                },
+                "on_breach": {"enum": ["rollback", "pause"], "default": "rollback"},
+                "attribution_window": {
+                    **duration,
+                    "default": "14d",
+                    "description": "Outcomes count for this long (> 0) after a unit's first "
+                    "exposure.",
+                },
+                "outcome_delay": {
+                    **duration,
+                    "default": "60s",
+                    "description": "Units first exposed more recently are left out of the "
+                    "evidence.",
+                },
+                "min_units_for_harm": {
+                    "type": "integer",
+                    "minimum": 2,
+                    "maximum": 10**9,
+                    "default": 100,
+                    "description": "Units needed in each arm of a scope (overall, or a cohort) "
+                    "before it can show harm.",
+                },
+                "reason": _ref("Reason"),
+                "version": {
+                    **_VERSION,
+                    "description": "The rollout's version this edits, if If-Match is absent; "
+                    "by default its current version.",
+                },
+            },
+            "additionalProperties": False,
+        },
+        "RolloutState": {
+            "description": "Where the rollout is. The controller and the transitions add "
+            "more members (timestamps in Unix seconds).",
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {
+                    "enum": list(_STATUSES),
+                    "description": "draft -> running <-> paused; running -> "
+                    "awaiting_approval -> running; running, paused or awaiting_approval -> "
+                    "rolled_back or aborted; running or awaiting_approval -> completed (after "
+                    "the last stage); an ended rollout can start again. While it is running, "
+                    "paused or awaiting approval the rollout is active: its plan is frozen and "
+                    "it owns its flag.",
+                },
+                "stage": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "The current stage, counted from 1 (once started).",
+                },
+                "started_by": {"type": "string"},
+                "plan_by": {"type": ["string", "null"], "description": "Who wrote the plan."},
+                "approvals": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["stage", "by", "at"],
+                        "properties": {
+                            "stage": {"type": "integer", "minimum": 1},
+                            "by": {"type": "string"},
+                            "at": {"type": "number"},
+                        },
+                    },
+                },
+                "end_reason": {
+                    "type": ["string", "null"],
+                    "description": "Why it ended: the reason given, or killed (the flag was "
+                    "killed).",
+                },
+                "evidence": {"type": "object", "description": "The latest evidence."},
+            },
+        },
+        "Rollout": {
+            "type": "object",
+            "required": ["flag", "env", "version", "plan", "state", "updated_at"],
+            "properties": {
+                "flag": _ref("key"),
+                "env": _ref("key"),
+                "version": {"type": "integer", "minimum": 1},
+                "plan": _ref("RolloutPlan"),
+                "state": _ref("RolloutState"),
+                "updated_at": _TIMESTAMP,
             },
         },
     }
@@ -845,8 +1344,12 @@ def _event_schemas() -> Json:
 
 _ERRORS: dict[int, tuple[str, str]] = {
     400: ("Malformed request: invalid JSON, a wrong type, a bad header value.", "Problem"),
-    401: ("No bearer token, or an unknown or revoked one.", "Problem"),
-    403: ("The token's role may not do this.", "Problem"),
+    401: (
+        "No bearer token (Authorization: Bearer rw_...; any other scheme is 401), or an "
+        "unknown, revoked or expired one.",
+        "Problem",
+    ),
+    403: ("The token's role may not do this, or not in this environment.", "Problem"),
     404: ("No such environment or resource.", "Problem"),
     409: ("A stale version (current_version says the latest), or a conflicting state.", "Problem"),
     413: ("The body is larger than the server accepts.", "Problem"),
@@ -911,6 +1414,8 @@ _PERMISSIONS = {
     "admin": "Role admin.",
     "sdk": "Role sdk (the token's environment).",
 }
+_IN_ENV = "The role must apply to the environment: a token whose `envs` leave it out gets 403."
+_EVERYWHERE = "The token must apply to every environment: one with `envs` gets 403."
 
 
 _EU_RULE: Json = {
@@ -941,8 +1446,15 @@ _EVENT_EXAMPLE: Json = {
     "attrs": {"country": "DE", "amount": 120.5},
 }
 _BODY_EXAMPLES: dict[str, Json] = {
-    "createEnvironment": {"key": "canary", "reason": "a canary cluster"},
-    "createToken": {"name": "checkout-service", "role": "sdk", "env": "production"},
+    "createEnvironment": {"key": "canary", "protected": False, "reason": "a canary cluster"},
+    "updateEnvironment": {"protected": True, "reason": "it serves customers from today"},
+    "createToken": {
+        "name": "alice-laptop",
+        "owner": "alice@example.com",
+        "role": "editor",
+        "envs": ["staging"],
+        "expires_at": "2030-01-01T00:00:00Z",
+    },
     "createFlag": {"key": "fraud-model-eu", **_FLAG_EXAMPLE, "reason": "EU pilot"},
     "replaceFlag": {**_FLAG_EXAMPLE, "version": 1, "reason": "5% of small EU payments on v2"},
     "archiveFlag": {"reason": "replaced by fraud-model-eu"},
@@ -961,6 +1473,43 @@ _BODY_EXAMPLES: dict[str, Json] = {
         "conditions": _CONDITIONS_EXAMPLE,
     },
     "archiveSegment": {"reason": "the pilot is over"},
+    "createMetric": {
+        "key": "chargeback",
+        "kind": "binary",
+        "direction": "lower_is_better",
+        "description": "The payment was disputed within 90 days",
+        "default_tolerance": 0.001,
+        "owner": "risk-team",
+    },
+    "replaceMetric": {
+        "version": 1,
+        "kind": "binary",
+        "direction": "higher_is_better",
+        "description": "The model flagged a payment later confirmed as fraud",
+        "default_tolerance": -0.005,
+        "owner": "risk-team",
+        "reason": "tolerate a 0.5 point drop",
+    },
+    "archiveMetric": {"reason": "replaced by chargeback"},
+    "putRollout": {
+        "control": "v1",
+        "candidate": "v2",
+        "rule": "eu-ramp",
+        "stages": [
+            {"share": 0.05, "min_duration": "30m", "min_units": 1000},
+            {"share": 0.25, "min_duration": "1d", "min_units": 20000, "approval": True},
+            {"share": 1},
+        ],
+        "guardrails": [
+            {"metric": "fraud_caught", "cohorts": ["country"]},
+            {"metric": "latency_ms", "tolerance": 0.05, "relative": True},
+        ],
+        "deadline": "2030-01-01T00:00:00Z",
+        "on_breach": "rollback",
+        "attribution_window": "14d",
+        "reason": "fraud-2025-11 for small EU payments",
+    },
+    "rolloutAction": {"reason": "the plan is reviewed"},
     "ingestExposures": {
         "events": [
             {
@@ -987,14 +1536,22 @@ def _operation(
     parameters: list[Json] | None = None,
     body: Json | None = None,
     body_required: bool = True,
+    everywhere: bool = False,
 ) -> Json:
+    """One operation. ``everywhere``: only a token for every environment may call it (the
+    document says so with ``x-rollwise-all-environments``)."""
     operation: Json = {"operationId": operation_id, "tags": [tag], "summary": summary}
     if permission is None:
         operation["security"] = []
         operation["description"] = description or summary
     else:
-        operation["description"] = f"{description}\n\n{_PERMISSIONS[permission]}".strip()
+        who = _PERMISSIONS[permission]
+        if everywhere:
+            who = f"{who} {_EVERYWHERE}"
+        operation["description"] = f"{description}\n\n{who}".strip()
         operation["x-rollwise-permission"] = permission
+        if everywhere:
+            operation["x-rollwise-all-environments"] = True
     if parameters:
         operation["parameters"] = parameters
     if body is not None:
@@ -1006,11 +1563,50 @@ def _operation(
     return operation
 
 
+_MANAGED = (
+    "a change that the flag's active rollout forbids (`rollout` names it: a managed flag's "
+    "rule, control and candidate, salt and the candidate's reach are frozen, and it cannot "
+    "be archived)"
+)
+_CONFLICTS = {
+    "flag": (
+        f"A stale version, or {_MANAGED}.",
+        f"A stale version, archived already, or {_MANAGED}.",
+    ),
+    "segment": (
+        "A stale version, or archived.",
+        "A stale version, archived already, or still used by flags (`flags`).",
+    ),
+    "metric": (
+        "A stale version, or archived.",
+        "A stale version, archived already, or a guardrail of active rollouts (`flags`).",
+    ),
+}
+_LIST_PARAMETERS = {
+    "flag": [
+        _parameter(
+            "query",
+            "stale",
+            {"type": "boolean", "default": False},
+            "Only the stale flags (past their schedule's end).",
+        )
+    ],
+    "segment": [],
+    "metric": [],
+}
+_LIST_DESCRIPTIONS = {
+    "flag": "The flags, by key.",
+    "segment": "The segments, by key.",
+    "metric": "The metrics, by key, and the metrics with events that it does not define.",
+}
+
+
 def _resource_paths(kind: str, title: str, example: str) -> Json:
-    """The flag or segment endpoints (one code path on the server)."""
+    """The flag, segment or metric endpoints (one code path on the server)."""
     plural = f"{kind}s"
     key = _path("key", _ref("key"), f"The {kind} key.", example)
     base = f"/api/v1/envs/{{env}}/{plural}"
+    replace_conflict, archive_conflict = _CONFLICTS[kind]
     paths: Json = {
         base: {
             "parameters": [_ENV],
@@ -1019,7 +1615,7 @@ def _resource_paths(kind: str, title: str, example: str) -> Json:
                 plural,
                 f"List the {plural} of an environment",
                 {
-                    "200": _json(_ref(f"{title}List"), f"The {plural}, by key."),
+                    "200": _json(_ref(f"{title}List"), _LIST_DESCRIPTIONS[kind]),
                     **_errors(401, 403, 404),
                 },
                 permission="read",
@@ -1029,7 +1625,8 @@ def _resource_paths(kind: str, title: str, example: str) -> Json:
                         "archived",
                         {"type": "boolean", "default": False},
                         f"Include archived {plural}.",
-                    )
+                    ),
+                    *_LIST_PARAMETERS[kind],
                 ],
             ),
             "post": _operation(
@@ -1062,11 +1659,12 @@ def _resource_paths(kind: str, title: str, example: str) -> Json:
                 f"Replace a {kind}",
                 {
                     "200": _json(_ref(title), f"The {kind} at its new version.", _ETAG),
-                    **_errors(400, 401, 403, 404, 409, 413, 422, 428),
+                    **_errors(400, 401, 403, 404, 409, 413, 422, 428, e409=replace_conflict),
                 },
                 permission="write",
                 description="The whole new configuration; the version it edits in If-Match or "
-                "`version` (428 if neither). Replacing an archived one restores it.",
+                "`version` (428 if neither). An archived one is 409: create it again to "
+                "restore it.",
                 parameters=[_IF_MATCH, _REASON],
                 body=_ref(f"{title}Write"),
             ),
@@ -1076,20 +1674,18 @@ def _resource_paths(kind: str, title: str, example: str) -> Json:
                 f"Archive a {kind}",
                 {
                     "200": _json(_ref(title), f"The archived {kind}."),
-                    **_errors(
-                        400,
-                        401,
-                        403,
-                        404,
-                        409,
-                        413,
-                        e409="A stale version, archived already"
-                        + (", or still used by flags (`flags`)." if kind == "segment" else "."),
-                    ),
+                    **_errors(400, 401, 403, 404, 409, 413, e409=archive_conflict),
                 },
                 permission="write",
-                description=f"The {kind} leaves the rules document; its history stays. The "
-                "version is optional (If-Match or the body): without one, the current version.",
+                description=(
+                    "The flag leaves the rules document; its history stays."
+                    if kind == "flag"
+                    else "The segment leaves the rules document; its history stays."
+                    if kind == "segment"
+                    else "The metric leaves the catalogue; its history and events stay."
+                )
+                + " The version is optional (If-Match or the body): without one, the current "
+                "version.",
                 parameters=[_IF_MATCH, _REASON],
                 body=_ref("VersionedWrite"),
                 body_required=False,
@@ -1114,6 +1710,9 @@ def _resource_paths(kind: str, title: str, example: str) -> Json:
     return paths
 
 
+_NEEDS_REASON = "In a protected environment a reason is required (422, problem path `reason`)."
+
+
 def _flag_action_paths() -> Json:
     key = _path("key", _ref("key"), "The flag key.", "fraud-model")
     base = "/api/v1/envs/{env}/flags/{key}"
@@ -1127,11 +1726,22 @@ def _flag_action_paths() -> Json:
                 "Kill a flag: serve its off variant to everyone now",
                 {
                     "200": _json(flag, "The flag at its new version, enabled false."),
-                    **_errors(400, 401, 403, 404, 409, 413, e409="A stale version, or archived."),
+                    **_errors(
+                        400,
+                        401,
+                        403,
+                        404,
+                        409,
+                        413,
+                        422,
+                        e409="A stale version, or archived.",
+                        e422="No reason, in a protected environment (problem path `reason`).",
+                    ),
                 },
                 permission="write",
                 description="A new version with enabled false. Without a version it applies "
-                "to whatever version is current.",
+                "to whatever version is current. An active rollout of the flag ends with it "
+                f"(aborted, end_reason killed). {_NEEDS_REASON}",
                 parameters=[_IF_MATCH, _REASON],
                 body=_ref("VersionedWrite"),
                 body_required=False,
@@ -1154,11 +1764,14 @@ def _flag_action_paths() -> Json:
                         413,
                         422,
                         e404="No such environment, flag, or version to revert to.",
-                        e422="The old configuration is not valid any more (e.g. a segment is "
+                        e409=f"A stale version, archived, or {_MANAGED}.",
+                        e422="No reason, in a protected environment (problem path `reason`); "
+                        "or the old configuration is not valid any more (e.g. a segment is "
                         "gone).",
                     ),
                 },
                 permission="write",
+                description=_NEEDS_REASON,
                 parameters=[_IF_MATCH, _REASON],
                 body=_ref("Revert"),
             ),
@@ -1180,11 +1793,19 @@ def _flag_action_paths() -> Json:
                         409,
                         413,
                         422,
-                        e422="Not valid in the target environment (e.g. a segment missing).",
+                        e403="The token may not read the flag here, or change flags in the "
+                        "target environment.",
+                        e409="A stale version, the flag archived here, or a change that the "
+                        "flag's active rollout in the target environment forbids (`rollout`).",
+                        e422="No reason, into a protected environment (problem path "
+                        "`reason`); or not valid in the target environment (e.g. a segment "
+                        "missing).",
                     ),
                 },
                 permission="write",
-                description="A normal, audited change in the target environment.",
+                description="A normal, audited change in the target environment (read "
+                "permission here, write permission there). Into a protected environment a "
+                "reason is required (422, problem path `reason`).",
                 parameters=[_IF_MATCH, _REASON],
                 body=_ref("Promote"),
             ),
@@ -1206,18 +1827,38 @@ def _admin_paths() -> Json:
             {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
             "Entries with an id below this one (`next_before` of the previous page).",
         ),
-        _parameter("query", "env", {"type": "string"}, "Only this environment."),
         _parameter(
-            "query", "resource_type", {"type": "string"}, "flag, segment, token or environment."
+            "query",
+            "env",
+            {"type": "string"},
+            "Only this environment (403 if the token's role does not apply to it).",
+        ),
+        _parameter(
+            "query",
+            "resource_type",
+            {"type": "string"},
+            "flag, segment, metric, rollout, token or environment.",
         ),
         _parameter("query", "resource_key", {"type": "string"}, "Only this resource key."),
-        _parameter("query", "flag", {"type": "string"}, "Only this flag (sets both above)."),
+        _parameter(
+            "query",
+            "flag",
+            {"type": "string"},
+            "Only this flag: its own entries and those of its rollout (instead of the two above).",
+        ),
         _parameter("query", "segment", {"type": "string"}, "Only this segment."),
-        _parameter("query", "actor", {"type": "string"}, "Only this actor (token name)."),
+        _parameter("query", "metric", {"type": "string"}, "Only this metric."),
+        _parameter(
+            "query",
+            "actor",
+            {"type": "string"},
+            "Only this actor (a token's owner, or controller).",
+        ),
         _parameter("query", "action", {"type": "string"}, "Only this action, e.g. flag.kill."),
         _parameter("query", "since", {"type": "string", "format": "date-time"}, "ts >= since."),
         _parameter("query", "until", {"type": "string", "format": "date-time"}, "ts < until."),
     ]
+    environment = _ref("Environment")
     return {
         "/api/v1/envs": {
             "get": _operation(
@@ -1225,7 +1866,10 @@ def _admin_paths() -> Json:
                 "environments",
                 "List the environments",
                 {
-                    "200": _json(_ref("EnvironmentList"), "Every environment."),
+                    "200": _json(
+                        _ref("EnvironmentList"),
+                        "Every environment the token's role applies to.",
+                    ),
                     **_errors(401, 403),
                 },
                 permission="read",
@@ -1235,12 +1879,44 @@ def _admin_paths() -> Json:
                 "environments",
                 "Create an environment",
                 {
-                    "201": _json(_ref("Environment"), "Created, at revision 0."),
+                    "201": _json(environment, "Created, at revision 0."),
                     **_errors(400, 401, 403, 409, 413, 422, e409="The environment exists."),
                 },
                 permission="admin",
                 parameters=[_REASON],
                 body=_ref("EnvironmentCreate"),
+                everywhere=True,
+            ),
+        },
+        "/api/v1/envs/{env}": {
+            "parameters": [_ENV],
+            "get": _operation(
+                "getEnvironment",
+                "environments",
+                "Get an environment",
+                {"200": _json(environment, "The environment."), **_errors(401, 403, 404)},
+                permission="read",
+            ),
+            "patch": _operation(
+                "updateEnvironment",
+                "environments",
+                "Protect or unprotect an environment",
+                {
+                    "200": _json(environment, "The environment as it is now."),
+                    **_errors(
+                        400,
+                        401,
+                        403,
+                        404,
+                        413,
+                        422,
+                        e422="Every problem: protected missing or not a boolean, no reason, "
+                        "an unknown field.",
+                    ),
+                },
+                permission="admin",
+                description="Audited, with the reason.",
+                body=_ref("EnvironmentUpdate"),
             ),
         },
         "/api/v1/tokens": {
@@ -1250,6 +1926,7 @@ def _admin_paths() -> Json:
                 "List the API tokens (never their secrets)",
                 {"200": _json(_ref("TokenList"), "Every token."), **_errors(401, 403)},
                 permission="admin",
+                everywhere=True,
             ),
             "post": _operation(
                 "createToken",
@@ -1260,7 +1937,10 @@ def _admin_paths() -> Json:
                     **_errors(400, 401, 403, 404, 413, 422, e404="The sdk token's environment."),
                 },
                 permission="admin",
+                description="A token belongs to a person (`owner`), has a role that applies to "
+                "some environments (`envs`) or all of them, and may expire (`expires_at`).",
                 body=_ref("TokenCreate"),
+                everywhere=True,
             ),
         },
         "/api/v1/tokens/{token_id}": {
@@ -1274,6 +1954,7 @@ def _admin_paths() -> Json:
                     **_errors(401, 403, 404),
                 },
                 permission="admin",
+                everywhere=True,
             ),
         },
         "/api/v1/audit": {
@@ -1283,11 +1964,18 @@ def _admin_paths() -> Json:
                 "The audit log: every change, newest first",
                 {
                     "200": _json(_ref("AuditPage"), "One page."),
-                    **_errors(400, 401, 403, e400="A bad limit or before."),
+                    **_errors(
+                        400,
+                        401,
+                        403,
+                        e400="A bad limit, before, since or until.",
+                        e403="The token's role may not read, or not in the environment of `env`.",
+                    ),
                 },
                 permission="read",
-                description="Every change to flags, segments, tokens and environments "
-                "(append-only), filtered and paginated.",
+                description="Every change to flags, segments, metrics, rollouts, tokens and "
+                "environments (append-only), filtered and paginated. A token whose role applies "
+                "to some environments (`envs`) sees only theirs.",
                 parameters=audit_filters,
             ),
         },
@@ -1442,11 +2130,21 @@ def _operations_paths() -> Json:
 
 
 _DESCRIPTION = """\
-The rollwise flag server: flags and segments per environment, their history and the audit log,
-API tokens, and the SDK endpoints (the rules document, its change stream, event ingestion).
+The rollwise flag server: flags, segments and the metric catalogue per environment, their
+history and the audit log, staged rollouts, API tokens, and the SDK endpoints (the rules
+document, its change stream, event ingestion).
 
-* Authentication: `Authorization: Bearer rw_...`. Roles: sdk (one environment's rules and
-  events), viewer (read), editor (change flags and segments), approver, admin (everything).
+* Authentication: `Authorization: Bearer rw_...` (only the Bearer scheme; anything else is
+  401). Roles: sdk (one environment's rules and events), viewer (read), editor (change flags,
+  segments, metrics and rollouts), approver (read, approve rollout stages), admin
+  (everything). A token belongs to a person (its `owner`, the actor in the audit log); its
+  role applies to the environments it lists (`envs`) or to all of them (403 elsewhere), and
+  it may expire.
+* Protected environments (production by default): killing, reverting or promoting a flag
+  into one, and rolling back or aborting a rollout, need a `reason` (422 without one); an
+  approver must be another person than the one who started the rollout or wrote its plan.
+* An active rollout (running, paused or awaiting approval) owns its flag: edits that would
+  change what it controls are 409, and killing the flag aborts it.
 * Errors are `application/problem+json` (RFC 9457) with a machine-readable `code`; 422 lists
   every problem with its JSON path.
 * Optimistic concurrency: a write names the version it edits (If-Match or `version` in the
@@ -1458,21 +2156,10 @@ API tokens, and the SDK endpoints (the rules document, its change stream, event 
 def _rollout_paths() -> Json:
     key = _path("key", _ref("key"), "The flag key.", "fraud-model")
     base = "/api/v1/envs/{env}/flags/{key}/rollout"
-    rollout: Json = {
-        "type": "object",
-        "required": ["flag", "env", "version", "plan", "state", "updated_at"],
-        "properties": {
-            "flag": {"type": "string"},
-            "env": {"type": "string"},
-            "version": {"type": "integer", "minimum": 1},
-            "plan": {"type": "object"},
-            "state": {"type": "object", "required": ["status"]},
-            "updated_at": {"type": "string"},
-        },
-    }
+    rollout = _ref("Rollout")
     action = _path(
         "action",
-        {"enum": ["start", "pause", "resume", "advance", "approve", "rollback"]},
+        {"enum": list(ACTIONS)},
         "The transition.",
         "start",
     )
@@ -1481,33 +2168,57 @@ def _rollout_paths() -> Json:
             "parameters": [_ENV, key],
             "get": _operation(
                 "getRollout", "rollouts", "The flag's rollout: plan, state and evidence",
-                {"200": _json(rollout, "The rollout."), **_errors(401, 403, 404)},
+                {"200": _json(rollout, "The rollout.", _ETAG), **_errors(401, 403, 404)},
                 permission="read",
             ),
             "put": _operation(
-                "putRollout", "rollouts", "Set the rollout plan (a draft, or a paused rollout's)",
+                "putRollout", "rollouts", "Set the rollout plan (a draft)",
                 {
-                    "200": _json(rollout, "The rollout with its new plan."),
-                    **_errors(400, 401, 403, 404, 409, 413, 422),
+                    "200": _json(rollout, "The rollout with its new plan, a draft.", _ETAG),
+                    **_errors(
+                        400, 401, 403, 404, 409, 413, 422,
+                        e409="A stale version, the flag archived, or the rollout active "
+                        "(running, paused or awaiting approval: its plan is frozen; `rollout` "
+                        "says which and its status).",
+                        e422="Every problem of the plan, by path (checked against the flag and "
+                        "the environment's metric catalogue).",
+                    ),
                 },
                 permission="write",
-                parameters=[_IF_MATCH],
-                body={"type": "object"},
+                description="The plan can change while the rollout is a draft or has ended "
+                "(completed, rolled back or aborted), not while it is active.",
+                parameters=[_IF_MATCH, _REASON],
+                body=_ref("RolloutPlan"),
             ),
         },
         f"{base}/{{action}}": {
             "parameters": [_ENV, key, action],
             "post": _operation(
-                "rolloutAction", "rollouts", "Start, pause, resume, advance, approve or roll back",
+                "rolloutAction", "rollouts",
+                "Start, pause, resume, advance, approve, roll back or abort",
                 {
                     "200": _json(rollout, "The rollout in its new state."),
-                    **_errors(400, 401, 403, 404, 409, 413, 422),
+                    **_errors(
+                        400, 401, 403, 404, 409, 413, 422,
+                        e403="The token's role may not do this (approve needs the approver "
+                        "permission), or not in this environment; or the two-person rule.",
+                        e404="No such environment, flag, rollout plan or action.",
+                        e409="A stale version, a transition the rollout's status does not "
+                        "allow, or the flag archived or changed meanwhile.",
+                        e422="No reason for a rollback or an abort, in a protected environment "
+                        "(problem path `reason`); or the stored plan is no longer valid for "
+                        "the flag.",
+                    ),
                 },
                 permission="write",
-                description="approve needs the approver permission (and, in production, "
-                "another person than the one who started the rollout).",
-                parameters=[_IF_MATCH],
-                body={"type": "object"},
+                description="start (at stage 1), pause, resume, advance, approve (the approver "
+                "permission; in a protected environment, another person than the one who "
+                "started the rollout and the one who wrote its plan), rollback (serve the "
+                "control to everyone; status rolled_back) or abort (the same; status aborted). "
+                "In a protected environment rollback and abort need a reason (422, problem "
+                "path `reason`).",
+                parameters=[_IF_MATCH, _REASON],
+                body=_ref("VersionedWrite"),
                 body_required=False,
             ),
         },
@@ -1522,10 +2233,16 @@ def openapi_document() -> dict[str, Any]:
         **_resource_paths("flag", "Flag", "fraud-model"),
         **_flag_action_paths(),
         **_resource_paths("segment", "Segment", "eu"),
+        **_resource_paths("metric", "Metric", "fraud_caught"),
         **_sdk_paths(),
         **_rollout_paths(),
         **copy.deepcopy(OPENAPI_PATHS),
     }
+    for path, item in paths.items():
+        if path.startswith("/api/v1/envs/{env}"):
+            for name, operation in item.items():
+                if name != "parameters" and "x-rollwise-permission" in operation:
+                    operation["description"] = f"{operation['description']} {_IN_ENV}"
     return {
         "openapi": "3.1.0",
         "info": {
@@ -1538,9 +2255,17 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"bearerAuth": []}],
         "tags": [
             {"name": "operations", "description": "Health, readiness, metrics, this document."},
-            {"name": "environments", "description": "staging, production and more."},
+            {
+                "name": "environments",
+                "description": "staging, production (protected) and more.",
+            },
             {"name": "flags", "description": "Flags: edit, kill, revert, promote, history."},
             {"name": "segments", "description": "Reusable sets of conditions."},
+            {
+                "name": "metrics",
+                "description": "The metric catalogue: what each tracked metric is (kind, "
+                "direction, default tolerance); guardrails and results read it.",
+            },
             {"name": "tokens", "description": "API tokens and their roles (admin)."},
             {"name": "audit", "description": "Who changed what, when and why."},
             {"name": "sdk", "description": "For SDKs: rules, change stream, events."},
@@ -1553,7 +2278,9 @@ def openapi_document() -> dict[str, Any]:
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "An API token: rw_ followed by 43 URL-safe characters.",
+                    "description": "An API token, rw_ followed by 43 URL-safe characters, "
+                    "as `Authorization: Bearer rw_...`. Only the Bearer scheme is accepted: "
+                    "any other scheme, an unknown, revoked or expired token is 401.",
                 }
             },
             "schemas": {**rules_schemas(), **_api_schemas()},

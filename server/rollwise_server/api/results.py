@@ -254,7 +254,9 @@ OPENAPI_PATHS: dict[str, Any] = {
             "operationId": "getFlagResults",
             "tags": ["flags"],
             "summary": "A metric's sufficient statistics per variant and cohort",
-            "description": "Reduced in the database by one SQL query: a unit's variant is its "
+            "description": "The metric is one of the environment's catalogue: its kind, "
+            "denominator and numerator come from there. "
+            "Reduced in the database by one SQL query: a unit's variant is its "
             "first exposure to the flag; units exposed to more than one variant are left out "
             "and counted (`diagnostics.multiple_variants`); an outcome counts when "
             "first exposure <= ts < first exposure + window. Per-unit value: binary, 1 if an "
@@ -267,15 +269,20 @@ OPENAPI_PATHS: dict[str, Any] = {
                 _query(
                     "metric",
                     {"$ref": "#/components/schemas/key"},
-                    "The outcome metric.",
+                    "A metric of the environment's catalogue (404 if it is not there).",
                     required=True,
                     example="fraud_caught",
                 ),
-                _query("kind", {"enum": list(KINDS), "default": "mean"}, "How to read it."),
+                _query(
+                    "kind",
+                    {"enum": list(KINDS)},
+                    "Optional: the catalogue's kind of the metric (400 if it disagrees).",
+                ),
                 _query(
                     "denominator",
                     {"$ref": "#/components/schemas/key"},
-                    "The denominator metric of a ratio (required with kind=ratio only).",
+                    "Optional: the catalogue's denominator of a ratio metric (400 if it "
+                    "disagrees).",
                 ),
                 _query(
                     "cohort",
@@ -303,10 +310,16 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "description": "The statistics and diagnostics.",
                     "content": {"application/json": {"schema": RESULTS_SCHEMA}},
                 },
-                "400": _problem("A malformed or inconsistent query parameter."),
-                "401": _problem("No bearer token, or an unknown or revoked one."),
-                "403": _problem("The token's role may not do this."),
-                "404": _problem("No such environment or flag."),
+                "400": _problem(
+                    "A malformed query parameter, or a kind or denominator that disagrees with "
+                    "the catalogue."
+                ),
+                "401": _problem(
+                    "No bearer token (Authorization: Bearer rw_...; any other scheme is 401), "
+                    "or an unknown, revoked or expired one."
+                ),
+                "403": _problem("The token's role may not do this, or not in this environment."),
+                "404": _problem("No such environment or flag, or no such metric in the catalogue."),
             },
         },
     }
