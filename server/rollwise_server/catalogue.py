@@ -18,7 +18,14 @@ import attrs
 from rollwise._parse import KEY_PATTERN
 from rollwise.errors import Problem
 
-__all__ = ["DIRECTIONS", "KINDS", "Metric", "parse_metric", "tolerance_sign_problem"]
+__all__ = [
+    "DIRECTIONS",
+    "KINDS",
+    "Metric",
+    "finite_number",
+    "parse_metric",
+    "tolerance_sign_problem",
+]
 
 KINDS = ("binary", "mean", "count", "ratio")
 DIRECTIONS = ("higher_is_better", "lower_is_better")
@@ -69,6 +76,18 @@ class Metric:
         return out
 
 
+def finite_number(value: Any) -> float | None:
+    """``value`` as a finite float, or ``None`` for anything else (a bool, a string, NaN, an
+    infinity, or a JSON integer too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def tolerance_sign_problem(harm: str, tolerance: float) -> str | None:
     """The message for a tolerance on the wrong side of zero for ``harm``, else ``None``."""
     if harm == "increase" and tolerance < 0:
@@ -116,13 +135,9 @@ def parse_metric(key: str, data: Any) -> tuple[Metric | None, list[Problem]]:
     if kind in KINDS and kind != "ratio":
         out += [Problem(f, "only a ratio metric has one") for f in ("numerator", "denominator")
                 if data.get(f) is not None]  # fmt: skip
-    tolerance = data.get("default_tolerance", 0.0)
-    if (
-        isinstance(tolerance, bool)
-        or not isinstance(tolerance, int | float)
-        or not math.isfinite(tolerance)
-    ):
-        out.append(Problem("default_tolerance", "must be a number"))
+    tolerance = finite_number(data.get("default_tolerance", 0.0))
+    if tolerance is None:
+        out.append(Problem("default_tolerance", "must be a finite number"))
         tolerance = 0.0
     elif direction in DIRECTIONS:
         harm = "increase" if direction == "lower_is_better" else "decrease"

@@ -425,7 +425,8 @@ _PROTECTED: Json = {
     "rollout or wrote its plan.",
 }
 _STATUSES = (
-    "draft", "running", "paused", "awaiting_approval", "completed", "rolled_back", "aborted"
+    "draft", "running", "paused", "awaiting_approval", "errored", "completed", "rolled_back",
+    "aborted",
 )  # fmt: skip
 _FLAG_FIELDS = (
     "enabled", "salt", "description", "variants", "off_variant", "default_variant",
@@ -1086,22 +1087,47 @@ def _rollout_schemas() -> Json:
                 },
                 "relative": {"type": "boolean", "default": False},
                 "cohorts": {
-                    "description": "Cohort attributes to guard fairness on: harm in any one "
-                    "cohort, or a cohort falling further behind, is a breach.",
+                    "description": "Cohort attributes to guard fairness on: a cohort worse "
+                    "off beyond the tolerance, or worse off and left behind the rest beyond "
+                    "the gap tolerance, is a breach.",
                     "type": "array",
                     "items": {"type": "string", "minLength": 1},
                     "default": [],
                 },
                 "bands": {
-                    "description": "Strictly increasing bin edges for numeric cohorts, by "
-                    "cohort attribute.",
+                    "description": "Strictly increasing finite bin edges for numeric cohorts, "
+                    "by cohort attribute: the cohorts are the bands and missing.",
                     "type": "object",
                     "additionalProperties": {
                         "type": "array",
                         "minItems": 1,
+                        "maxItems": 64,
                         "items": {"type": "number"},
                     },
                     "default": {},
+                },
+                "values": {
+                    "description": "Declared values of categorical cohorts, by attribute: "
+                    "one cohort each and (other) for the rest.",
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 64,
+                        "uniqueItems": True,
+                        "items": {"type": "string", "minLength": 1},
+                    },
+                },
+                "top": {
+                    "description": "For a categorical cohort without declared values: its K "
+                    "largest values are cohorts, the rest (other). Default 10.",
+                    "type": "object",
+                    "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 64},
+                },
+                "gap_tolerance": {
+                    "type": ["number", "null"],
+                    "description": "The widening of a cohort's gap to the rest that is "
+                    "tolerated, signed like tolerance; null: the tolerance.",
                 },
                 "denominator": {
                     "type": ["string", "null"],

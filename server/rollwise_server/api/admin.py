@@ -122,10 +122,15 @@ def _expiry(value: Any, problems: list[dict[str, str]]) -> str | None:
         if moment is not None:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
-            if moment <= datetime.now(UTC):
+            try:
+                utc = moment.astimezone(UTC)
+            except (OverflowError, ValueError):
+                problems.append({"path": "expires_at", "message": "is out of range"})
+                return None
+            if utc <= datetime.now(UTC):
                 problems.append({"path": "expires_at", "message": "must be in the future"})
                 return None
-            return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     problems.append(
         {"path": "expires_at", "message": "must be an RFC 3339 date-time or null (never)"}
     )

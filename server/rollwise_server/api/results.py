@@ -276,13 +276,13 @@ OPENAPI_PATHS: dict[str, Any] = {
                 _query(
                     "kind",
                     {"enum": list(KINDS)},
-                    "Optional: the catalogue's kind of the metric (400 if it disagrees).",
+                    "Optional: another reading of the metric's events (e.g. count of a binary "
+                    "metric); the catalogue's kind when left out.",
                 ),
                 _query(
                     "denominator",
                     {"$ref": "#/components/schemas/key"},
-                    "Optional: the catalogue's denominator of a ratio metric (400 if it "
-                    "disagrees).",
+                    "Optional: a ratio's denominator metric; the catalogue's when left out.",
                 ),
                 _query(
                     "cohort",

@@ -20,7 +20,7 @@ import attrs
 from rollwise.analysis.reduce import MAX_BANDS, ReductionSpec
 from rollwise.errors import Problem
 from rollwise.rules import Flag
-from rollwise_server.catalogue import Metric, tolerance_sign_problem
+from rollwise_server.catalogue import Metric, finite_number, tolerance_sign_problem
 
 __all__ = ["Guardrail", "RolloutPlan", "Stage", "parse_duration", "parse_plan"]
 
@@ -37,17 +37,23 @@ DEFAULT_TOP = 10
 MAX_VALUES = 64
 
 
+MAX_DURATION = 100 * 365.25 * 86400.0
+"""The longest duration a plan may state (100 years): anything longer is a typo."""
+
+
 def parse_duration(value: Any) -> float | None:
-    """Seconds from a number or a string like ``"90s"``, ``"10m"``, ``"2h"``, ``"1d"``."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) and value >= 0 else None
+    """Seconds from a number or a string like ``"90s"``, ``"10m"``, ``"2h"``, ``"1d"``;
+    ``None`` if it is not one, or negative, or longer than ``MAX_DURATION``."""
+    seconds: float | None = None
     if isinstance(value, str):
-        match = _DURATION.fullmatch(value.strip())
+        match = _DURATION.fullmatch(value.strip()[:100])
         if match:
-            return float(match.group(1)) * _UNITS[match.group(2)]
-    return None
+            seconds = finite_number(float(match.group(1)) * _UNITS[match.group(2)])
+    else:
+        seconds = finite_number(value)
+    if seconds is None or not 0 <= seconds <= MAX_DURATION:
+        return None
+    return seconds
 
 
 @attrs.frozen
@@ -178,9 +184,9 @@ class RolloutPlan:
 
 def _num(data: Mapping[str, Any], key: str, path: str, out: list[Problem], default: float,
          lo: float, hi: float, *, open_low: bool = False) -> float:  # fmt: skip
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        out.append(Problem(f"{path}{key}", "must be a number"))
+    value = finite_number(data.get(key, default))
+    if value is None:
+        out.append(Problem(f"{path}{key}", "must be a finite number"))
         return default
     if value < lo or value > hi or (open_low and value <= lo):
         bound = f"({lo}, {hi}]" if open_low else f"[{lo}, {hi}]"
@@ -194,10 +200,10 @@ def _edges(value: Any) -> bool:
     accept)."""
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_BANDS:
         return False
-    numbers = all(
-        isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in value
-    )
-    return numbers and all(a < b for a, b in itertools.pairwise(value))
+    numbers = [finite_number(x) for x in value]
+    if any(x is None for x in numbers):
+        return False
+    return all(a < b for a, b in itertools.pairwise(numbers))  # type: ignore[operator]
 
 
 def parse_plan(
