@@ -24,8 +24,17 @@ Reported: runs rolled back / completed / unfinished, the false-rollback rate wit
 (Clopper-Pearson) and Wilson 95% intervals, the reasons of the rollbacks, looks and units per
 run, wall time. Exit 1 if the rate exceeds 5%.
 
+``--scenario better`` and ``--scenario cell-harm`` (issue 11) run the same loop with a fraud
+guardrail instead: ``fraud_missed`` (lower is better) by amount band (edges 100, 500, 1000,
+5000; amounts log-normal, median ~665) and country (DE, FR, NL declared, 30/30/40%), control
+miss rates 2/5/10/20/30% by band. ``better``: the candidate misses 10, 20, 30 or 40% less
+(relative, by run) everywhere, and a rollback is false (target <= 5%). ``cell-harm``: the
+candidate misses 30% less everywhere but twice as much in amount [1000, 5000) x DE (about 10%
+of units); target: >= 95% of runs rolled back naming the cell.
+
 Run: ``cd benchmarks && ../.venv/bin/python bench_rollout_aa.py [--runs 200] [--workers 2]
-[--batch 1000] [--rate 0.2] [--out results/rollout-aa-DATE.json]``.
+[--batch 1000] [--rate 0.2] [--scenario aa|better|cell-harm]
+[--out results/rollout-aa-DATE.json]``.
 """
 
 from __future__ import annotations
@@ -80,15 +89,55 @@ def stages(batch: int) -> list[dict[str, Any]]:
 
 GUARDRAILS = [{"metric": METRIC, "kind": "binary", "harm": "decrease", "cohorts": ["country"]}]
 
+# --- the fraud scenarios of issue 11: a miss rate by amount band, cohorts by band and country ---
+MISSED = "fraud_missed"
+EDGES = [100, 500, 1000, 5000]
+MISS_RATES = [0.02, 0.05, 0.1, 0.2, 0.3]  # the control's miss rate in each amount band
+WEIGHTS = [0.3, 0.3, 0.4]  # DE, FR, NL
+CELL = (3, 0)  # amount [1000, 5000) in DE: about 10% of the units
+FAIRNESS = [
+    {"metric": MISSED, "kind": "binary", "harm": "increase", "cohorts": ["amount", "country"],
+     "bands": {"amount": EDGES}, "values": {"country": list(COUNTRIES)}},
+]  # fmt: skip
+SCENARIOS = {
+    "aa": "the candidate is the control (both convert at --rate): a rollback is false",
+    "better": "the candidate misses 10-40% less fraud (relative, by run) in every band and "
+    "country: a rollback is false",
+    "cell-harm": "the candidate misses twice as much fraud in one cell (amount [1000, 5000) in "
+    "DE, ~10% of units) and 30% less elsewhere: it must roll back",
+}
 
-def one_run(args: tuple[int, int, float, int, int]) -> dict[str, Any]:
-    run, batch, rate, max_looks, seed = args
+
+def _fraud_outcomes(
+    rng: np.random.Generator, scenario: str, run: int, candidate: np.ndarray, batch: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Country index, amount and missed (0/1) of ``batch`` units."""
+    country = rng.choice(len(COUNTRIES), size=batch, p=WEIGHTS)
+    amount = rng.lognormal(6.5, 1.2, batch)
+    band = np.searchsorted(np.asarray(EDGES, dtype=float), amount, side="right")
+    rate = np.asarray(MISS_RATES)[band]
+    better = 0.1 + 0.1 * (run % 4) if scenario == "better" else 0.3
+    treated = np.where(candidate, rate * (1 - better), rate)
+    if scenario == "cell-harm":
+        cell = (band == CELL[0]) & (country == CELL[1])
+        treated = np.where(candidate & cell, rate * 2.0, treated)
+    return country, amount, rng.random(batch) < treated
+
+
+def guardrails(scenario: str) -> list[dict[str, Any]]:
+    return GUARDRAILS if scenario == "aa" else FAIRNESS
+
+
+def one_run(args: tuple[int, int, float, int, int, str]) -> dict[str, Any]:
+    run, batch, rate, max_looks, seed, scenario = args
     rng = np.random.default_rng([seed, run])
     began = time.perf_counter()
+    metric = METRIC if scenario == "aa" else MISSED
     with tempfile.TemporaryDirectory(prefix="rollwise-aa-", dir=TMP_DIR) as tmp:
         store = open_store(str(Path(tmp) / "aa.db"))
         try:
-            setup_rollout(store, FLAG, plan_body(stages(batch), GUARDRAILS), now=START)
+            plan = plan_body(stages(batch), guardrails(scenario))
+            setup_rollout(store, FLAG, plan, now=START)
             clock = [START]
             controller = Controller(
                 store, Webhooks([], ""), lambda e, r: None, 1.0, clock=lambda: clock[0]
@@ -103,8 +152,12 @@ def one_run(args: tuple[int, int, float, int, int]) -> dict[str, Any]:
                 share = float(STAGES[int(state["stage"]) - 1]["share"])  # stages count from 1
                 version = int(state["stage_flag_version"])
                 candidate = rng.random(batch) < share
-                success = rng.random(batch) < rate
-                country = rng.integers(0, len(COUNTRIES), batch)
+                if scenario == "aa":
+                    success = rng.random(batch) < rate
+                    country = rng.integers(0, len(COUNTRIES), batch)
+                    amount = np.zeros(batch)
+                else:
+                    country, amount, success = _fraud_outcomes(rng, scenario, run, candidate, batch)
                 offsets = np.sort(rng.uniform(1.0, STEP - 120.0, batch))
                 received = iso(clock[0] + STEP)
                 exposures, outcomes = [], []
@@ -112,7 +165,9 @@ def one_run(args: tuple[int, int, float, int, int]) -> dict[str, Any]:
                     unit = f"u{units + i}"
                     ts = clock[0] + float(offsets[i])
                     variant = CANDIDATE if candidate[i] else CONTROL
-                    attrs = json.dumps({"country": COUNTRIES[int(country[i])]})
+                    attrs = json.dumps(
+                        {"country": COUNTRIES[int(country[i])], "amount": float(amount[i])}
+                    )
                     exposures.append(
                         (
                             f"e{units + i}",
@@ -133,7 +188,7 @@ def one_run(args: tuple[int, int, float, int, int]) -> dict[str, Any]:
                             f"o{units + i}",
                             ENV,
                             iso(ts + 30.0),
-                            METRIC,
+                            metric,
                             "user_id",
                             unit,
                             1.0 if success[i] else 0.0,
@@ -172,11 +227,15 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=0.2, help="outcome rate, both arms")
     parser.add_argument("--max-looks", type=int, default=200)
     parser.add_argument("--seed", type=int, default=20261125)
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="aa")
     parser.add_argument("--out", type=Path, help="write the JSON result here")
     args = parser.parse_args()
     meta = machine_meta()
     began = time.perf_counter()
-    jobs = [(run, args.batch, args.rate, args.max_looks, args.seed) for run in range(args.runs)]
+    jobs = [
+        (run, args.batch, args.rate, args.max_looks, args.seed, args.scenario)
+        for run in range(args.runs)
+    ]
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         runs = []
         for result in pool.imap_unordered(one_run, jobs):
@@ -188,6 +247,14 @@ def main() -> int:
     statuses = Counter(r["status"] for r in runs)
     rolled_back = statuses.get("rolled_back", 0)
     rate = rolled_back / len(runs)
+    must_roll_back = args.scenario == "cell-harm"
+    cell = ("amount=[1000, 5000)", "country=DE")
+    named = sum(
+        1
+        for r in runs
+        if r["status"] == "rolled_back" and all(part in (r["reason"] or "") for part in cell)
+    )
+    meets = named / len(runs) >= 0.95 if must_roll_back else rate <= TARGET
     exact = clopper_pearson(rolled_back, len(runs))
     wilson = binomial_ci(rolled_back, len(runs))
     reasons = Counter(
@@ -199,7 +266,8 @@ def main() -> int:
         "params": {
             **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             "stages": stages(args.batch),
-            "guardrails": GUARDRAILS,
+            "guardrails": guardrails(args.scenario),
+            "scenario": SCENARIOS[args.scenario],
             "alpha": 0.05,
             "look_every_s": STEP,
         },
@@ -208,8 +276,9 @@ def main() -> int:
         "false_rollback_rate": rate,
         "ci95_clopper_pearson": exact,
         "ci95_wilson": wilson,
-        "target": TARGET,
-        "meets_target": rate <= TARGET,
+        "target": ">= 95% rolled back naming the cell" if must_roll_back else TARGET,
+        "rolled_back_naming_the_cell": named,
+        "meets_target": meets,
         "rollback_reasons": dict(reasons),
         "rollback_stages": dict(Counter(r["stage"] for r in runs if r["status"] == "rolled_back")),
         "looks_per_run": {
@@ -222,16 +291,17 @@ def main() -> int:
         "per_run": runs,
     }
     print(
-        f"A/A: {len(runs)} runs, {dict(statuses)}; false rollbacks {rolled_back}/{len(runs)} = "
-        f"{rate:.1%} (95% CI exact [{exact[0]:.1%}, {exact[1]:.1%}], Wilson "
-        f"[{wilson[0]:.1%}, {wilson[1]:.1%}]); target <= {TARGET:.0%}; wall {wall:.0f} s"
+        f"{args.scenario}: {len(runs)} runs, {dict(statuses)}; rollbacks {rolled_back}/"
+        f"{len(runs)} = {rate:.1%} (95% CI exact [{exact[0]:.1%}, {exact[1]:.1%}], Wilson "
+        f"[{wilson[0]:.1%}, {wilson[1]:.1%}]); naming the cell {named}; "
+        f"target {result['target']}; wall {wall:.0f} s"
     )
     print(f"  rollback reasons: {dict(reasons)}")
     print(f"  looks per run: {result['looks_per_run']}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
-    return 0 if rate <= TARGET else 1
+    return 0 if meets else 1
 
 
 if __name__ == "__main__":

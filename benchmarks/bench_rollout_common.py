@@ -31,7 +31,7 @@ def flag_body(key: str) -> dict[str, Any]:
         },
         "off_variant": CONTROL,
         "default_variant": CONTROL,
-        "cohort_attributes": ["country"],
+        "cohort_attributes": ["country", "amount"],
         "rules": [
             {
                 "id": RULE,
