@@ -336,8 +336,11 @@ def _flag(
                 _unknown_keys(vobj, {"payload"}, vpath, out)
             variants[name] = Variant(name, vobj.get("payload"))
     for field in ("off_variant", "default_variant"):
-        if obj.get(field) not in variants and raw_variants:
-            out.append(Problem(_join(path, field), f"unknown variant {obj.get(field)!r}"))
+        named = obj.get(field)
+        if not isinstance(named, str):
+            out.append(Problem(_join(path, field), "must be the key of one of the variants"))
+        elif named not in variants and raw_variants:
+            out.append(Problem(_join(path, field), f"unknown variant {named!r}"))
 
     cohorts: list[str] = []
     for i, name in enumerate(_list(obj, "cohort_attributes", path, out)):

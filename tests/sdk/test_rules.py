@@ -712,3 +712,13 @@ def test_document_round_trip(data: dict[str, Any]) -> None:
     assert RulesDocument.from_text(document.to_text()) == document
     if not _strict_refusals(document.to_json()):
         assert RulesDocument.from_json(document.to_json(), strict=True) == document
+
+
+@pytest.mark.parametrize("value", [{"a": 1}, ["v1"], 3, None])
+def test_a_variant_reference_that_is_not_a_string_is_a_problem(value: Any) -> None:
+    """Found by schemathesis: a dict as ``default_variant`` raised TypeError (unhashable)."""
+    document = _example()
+    _flag(document)["default_variant"] = value
+    with pytest.raises(RulesParseError) as caught:
+        RulesDocument.from_json(document)
+    assert "flags.fraud-model.default_variant" in str(caught.value)
