@@ -163,19 +163,21 @@ async def _poll_revisions(server: ServerState) -> None:
 STREAM_TOKEN_CHECK_SECONDS = 1.0
 
 
-async def _close_ended_streams(server: ServerState) -> None:
-    """Close the streams of revoked or expired tokens (within about a second of the database
-    saying so, whichever replica revoked them): one query per second for all open streams."""
+async def _end_tokens(server: ServerState) -> None:
+    """Forget the cached lookups and close the streams of tokens that were revoked or expired
+    (within about a second of the database saying so, whichever replica revoked them): one
+    query per second for every token in use here."""
     while True:
         await asyncio.sleep(STREAM_TOKEN_CHECK_SECONDS)
-        tokens = server.broadcaster.token_ids()
+        tokens = sorted({*server.broadcaster.token_ids(), *server.auth.cached_token_ids()})
         if not tokens:
             continue
         try:
             ended = await threaded(server.store.tokens_ended, tokens, now_iso())
         except Exception:
-            logger.warning("rollwise: checking the streams' tokens failed", exc_info=True)
+            logger.warning("rollwise: checking the tokens in use failed", exc_info=True)
             continue
+        server.auth.forget_tokens(ended)
         for token_id in ended:
             server.broadcaster.close_token(token_id)
 
@@ -214,7 +216,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         tasks = [
             asyncio.create_task(_poll_revisions(server)),
             asyncio.create_task(controller.run()),
-            asyncio.create_task(_close_ended_streams(server)),
+            asyncio.create_task(_end_tokens(server)),
         ]
         try:
             yield

@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import time
+import unicodedata
+from collections.abc import Collection
 from datetime import datetime
 from typing import Literal
 
@@ -102,8 +105,12 @@ class Principal:
 
 
 def same_person(owner: str) -> str:
-    """The form in which owners are compared: ``Alice`` and `` alice`` are one person."""
-    return " ".join(owner.split()).casefold()
+    """The form in which owners are compared: ``Alice``, `` alice``, full-width letters
+    and ``alice`` with a zero-width space are one person (NFKC, format characters dropped,
+    spaces collapsed, case folded)."""
+    folded = unicodedata.normalize("NFKC", owner)
+    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    return unicodedata.normalize("NFKC", " ".join(visible.split()).casefold())
 
 
 def bearer_secret(authorization: str | None) -> str:
@@ -120,18 +127,37 @@ class TokenAuth:
     """Resolves bearer tokens to principals, with a short cache in front of the store.
 
     The scheme and the expiry are checked on every request, cached or not; a revocation made
-    in this process drops the cache at once, one made by another replica is seen within
-    ``cache_seconds``."""
+    in this process drops the cache at once, one made by another replica (or ``--db``) within
+    about a second (``app._end_tokens`` asks the database which cached tokens ended)."""
 
     def __init__(self, store: Store, cache_seconds: float) -> None:
         self._store = store
         self._cache: cachetools.TTLCache[str, Principal | None] = cachetools.TTLCache(
             maxsize=10_000, ttl=cache_seconds
         )
+        self._lock = threading.Lock()
+        self._generation = 0
 
     def forget(self) -> None:
-        """Drop cached lookups (after a token is revoked in this process)."""
-        self._cache.clear()
+        """Drop cached lookups (after a token is revoked in this process). A lookup that read
+        the database before this call does not put its (stale) answer in the cache."""
+        with self._lock:
+            self._generation += 1
+            self._cache.clear()
+
+    def forget_tokens(self, token_ids: Collection[str]) -> None:
+        """Drop the cached lookups of these tokens (revoked or expired, maybe elsewhere)."""
+        ended = set(token_ids)
+        with self._lock:
+            self._generation += 1
+            for digest, principal in list(self._cache.items()):
+                if principal is not None and principal.token_id in ended:
+                    del self._cache[digest]
+
+    def cached_token_ids(self) -> list[str]:
+        """The tokens with a cached lookup: the ones a revocation elsewhere must reach."""
+        with self._lock:
+            return sorted({p.token_id for p in self._cache.values() if p is not None})
 
     @staticmethod
     def _valid(principal: Principal | None) -> Principal:
@@ -144,13 +170,17 @@ class TokenAuth:
     def lookup(self, authorization: str | None) -> Principal:
         """Runs in a worker thread on a cache miss (it reads the database)."""
         digest = hash_secret(bearer_secret(authorization))
-        try:
-            principal = self._cache[digest]
-        except KeyError:
+        with self._lock:
+            generation = self._generation
+            found = digest in self._cache
+            principal = self._cache.get(digest)
+        if not found:
             record = self._store.token_by_hash(digest)
             usable = record is not None and record.revoked_at is None
             principal = Principal.of(record) if record is not None and usable else None
-            self._cache[digest] = principal
+            with self._lock:
+                if generation == self._generation:  # no revocation since the read
+                    self._cache[digest] = principal
         return self._valid(principal)
 
     def cached(self, authorization: str | None) -> Principal | None:
@@ -158,9 +188,11 @@ class TokenAuth:
 
         A malformed header, an unknown, revoked or expired token raise ``Unauthorized``."""
         digest = hash_secret(bearer_secret(authorization))
-        if digest not in self._cache:
-            return None
-        return self._valid(self._cache.get(digest))
+        with self._lock:
+            if digest not in self._cache:
+                return None
+            principal = self._cache.get(digest)
+        return self._valid(principal)
 
 
 def require(

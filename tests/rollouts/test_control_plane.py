@@ -238,7 +238,11 @@ def test_a_kill_ends_the_rollout(hooked: LiveServer, route: str) -> None:
     if route == "kill":
         answer = editor.post(f"{server.url}{FLAG}/kill", json={"reason": "incident 42"})
     elif route == "put enabled false":
-        answer = _put_flag(editor, server, {**_flag(server), "enabled": False})
+        off = {**_flag(server), "enabled": False}
+        unexplained = _put_flag(editor, server, off)  # a kill by another route: same rules
+        assert unexplained.status_code == 422
+        assert unexplained.json()["problems"][0]["path"] == "reason"
+        answer = _put_flag(editor, server, {**off, "reason": "incident 42"})
     else:
         answer = editor.post(f"{server.url}{FLAG}/revert", json={"to_version": 2, "reason": "x"})
     assert answer.status_code == 200, answer.text
@@ -625,3 +629,89 @@ def test_the_audit_of_a_flag_includes_its_rollout_and_the_versions_it_wrote(
     assert (newest["reason"], newest["details"]["rollout_action"]) == ("fine", "rollout.advance")
     assert newest["details"]["to_stage"] == 2
     assert newest["version"] == _flag(server)["version"]
+
+
+# --- routes found by a security review after the first version --------------------------------
+
+
+@pytest.mark.parametrize("route", ["schedule ends", "candidate clone", "clone as default"])
+def test_reviewed_flag_routes_are_refused(
+    running: tuple[LiveServer, requests.Session], route: str
+) -> None:
+    server, editor = running
+    edit = json.loads(json.dumps(_flag(server)))
+    if route == "schedule ends":  # the flag stops serving, the rollout keeps running
+        edit["schedule"] = {"start": None, "end": "2026-01-01T00:00:00Z"}
+    else:  # the candidate's payload under another name
+        edit["variants"]["v2-copy"] = edit["variants"]["v2"]
+        if route == "clone as default":
+            edit["default_variant"] = "v2-copy"
+        else:
+            edit["rules"].append({"id": "all", "conditions": [], "serve": {"variant": "v2-copy"}})
+    answer = _put_flag(editor, server, edit)
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["rollout"] == {"env": "production", "flag": "fraud-model"}
+
+
+def test_cohort_attributes_are_frozen(running: tuple[LiveServer, requests.Session]) -> None:
+    server, editor = running
+    edit = {**_flag(server), "cohort_attributes": ["amount"]}
+    assert _put_flag(editor, server, edit).status_code == 409
+
+
+def test_a_caller_s_version_must_be_the_one_read(server: LiveServer) -> None:
+    """A pause racing a kill once brought the killed rollout back: the transition read the
+    rollout, then wrote at the version the caller named (the one after the kill)."""
+    _setup(server)
+    admin = server.session()
+    started = admin.post(f"{server.url}{ROLLOUT}/start").json()
+    stale = admin.post(f"{server.url}{ROLLOUT}/pause", headers={"If-Match": '"99"'})
+    assert stale.status_code == 409
+    assert stale.json()["current_version"] == started["version"]
+    replaced = admin.put(f"{server.url}{ROLLOUT}", json=PLAN, headers={"If-Match": '"99"'})
+    assert replaced.status_code == 409
+
+
+def test_the_catalogue_holds_while_a_rollout_runs(server: LiveServer) -> None:
+    url = _setup(server)
+    admin = server.session()
+    metrics = f"{server.url}{PROD}/metrics"
+    assert admin.delete(f"{metrics}/latency_ms").status_code == 200  # the plan is a draft
+    refused = admin.post(f"{url}/start")  # ... but its guardrail's metric is gone
+    assert refused.status_code == 422
+    assert "plan.guardrails[1].metric" in {p["path"] for p in refused.json()["problems"]}
+    admin.post(metrics, json={"key": "latency_ms", "kind": "mean", "direction": "lower_is_better"})
+    assert admin.post(f"{url}/start").status_code == 200
+    current = admin.get(f"{metrics}/fraud_caught").json()
+    change = {"kind": current["kind"], "direction": "lower_is_better"}
+    flipped = admin.put(f"{metrics}/fraud_caught", json=change, headers={"If-Match": '"1"'})
+    assert flipped.status_code == 409
+    assert flipped.json()["flags"] == ["fraud-model"]
+    described = {"kind": "binary", "direction": "higher_is_better", "description": "caught"}
+    assert admin.put(f"{metrics}/fraud_caught", json=described, headers={"If-Match": '"1"'}).ok
+
+
+def test_owners_and_reasons_are_read_as_people_read_them(
+    running: tuple[LiveServer, requests.Session],
+) -> None:
+    server, _ = running
+    url = f"{server.url}{ROLLOUT}"
+    for spelling in ("\uff45\uff52\uff49\uff4e", "erin\u200b", " ERIN "):  # full-width, ZWSP
+        approver = server.session(server.token("approver", owner=spelling))
+        assert approver.post(f"{url}/approve").status_code == 403, spelling
+    blank = server.session().post(f"{url}/abort", json={"reason": "\u200b \u200d"})
+    assert blank.status_code == 422
+
+
+def test_a_revocation_elsewhere_reaches_this_server_s_cache(server: LiveServer) -> None:
+    secret = server.token("viewer", name="cached")
+    viewer = server.session(secret)
+    assert viewer.get(f"{server.url}/api/v1/envs").status_code == 200  # cached now
+    store = open_store(server.db)  # another replica, or `rollwise tokens revoke --db`
+    try:
+        (record,) = [t for t in store.tokens() if t.name == "cached"]
+        store.revoke_token(record.id, actor="elsewhere")
+    finally:
+        store.close()
+    took = _wait_for(lambda: viewer.get(f"{server.url}/api/v1/envs").status_code == 401, 10)
+    assert took < 3  # the cache lasts 5 s; the check every second drops it sooner

@@ -35,7 +35,11 @@ def test_create_get_and_list(server: LiveServer) -> None:
 def test_stale_version_gets_409_with_the_current_one(server: LiveServer) -> None:
     admin = setup_flag(server)
     url = f"{server.url}/api/v1/envs/production/flags/fraud-model"
-    first = admin.put(url, json={**example_flag(), "enabled": False}, headers={"If-Match": '"1"'})
+    off = {**example_flag(), "enabled": False}
+    unexplained = admin.put(url, json=off, headers={"If-Match": '"1"'})
+    assert unexplained.status_code == 422  # turning a flag off is a kill: production wants why
+    assert unexplained.json()["problems"][0]["path"] == "reason"
+    first = admin.put(url, json={**off, "reason": "drill"}, headers={"If-Match": '"1"'})
     assert first.status_code == 200
     assert first.json()["version"] == 2
     stale = admin.put(url, json={**example_flag(), "version": 1, "reason": "mine"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -114,9 +115,15 @@ def reason_of(request: Request, body: dict[str, Any]) -> str | None:
     return reason
 
 
+def meaningful(text: str) -> bool:
+    """Whether ``text`` says anything: more than spaces and invisible format characters
+    (zero-width spaces, joiners, direction marks)."""
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
+
+
 async def protected_reason(request: Request, env: str, reason: str | None, what: str) -> None:
     """A ``reason`` is required to ``what`` in a protected environment (422 naming it)."""
-    if reason is not None and reason.strip():
+    if reason is not None and meaningful(reason):
         return
     environment = await threaded(state(request).store.environment, env)
     if environment["protected"]:

@@ -25,6 +25,7 @@ from rollwise_server.api.common import (
     authorize,
     expected_version,
     json_response,
+    protected_reason,
     read_json,
     reason_of,
     state,
@@ -202,10 +203,14 @@ async def replace_resource(request: Request) -> Response:
     await authorize(request, "write", env)
     body = await read_json(request)
     expected = expected_version(request, body, required=True)
+    reason = reason_of(request, body)
+    if kind == "flag" and body.get("enabled") is False:  # a kill by another route
+        current = await threaded(state(request).store.get_resource, env, kind, key)
+        if current.body.get("enabled", True) is not False:
+            await protected_reason(request, env, reason, "kill a flag")
     resource = await write(
-        request, env, kind, key, body, expected=expected, action=f"{kind}.update",
-        reason=reason_of(request, body),
-    )  # fmt: skip
+        request, env, kind, key, body, expected=expected, action=f"{kind}.update", reason=reason
+    )
     return json_response(render(resource), headers={"ETag": f'"{resource.version}"'})
 
 

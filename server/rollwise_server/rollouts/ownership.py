@@ -6,8 +6,10 @@ to the same rule. Frozen while a rollout is active (running, paused or awaiting 
 
 - the managed rule, whole (its id, conditions, split, ``bucket_by``): its weights are the
   controller's;
-- the control and candidate variants' definitions (a candidate whose payload changes is
-  another candidate) and the flag's ``salt`` (it would re-bucket every unit);
+- the variants, all of them (a candidate whose payload changes is another candidate, and a new
+  variant with the candidate's payload is the candidate under another name), the ``salt`` (it
+  would re-bucket every unit), the ``schedule`` (an end in the past turns the flag off without
+  ending the rollout) and the ``cohort_attributes`` (the guardrails read them);
 - the candidate's reach outside the managed rule: no other rule, nor the default or the off
   variant, may start serving the candidate.
 
@@ -95,6 +97,15 @@ def _refuse(flag: str, env: str, what: str) -> Conflict:
     )
 
 
+FROZEN = {
+    "salt": "its salt cannot change (it would re-bucket every unit)",
+    "schedule": "its schedule cannot change (a schedule that ends turns the flag off: kill it "
+    "instead, which ends the rollout)",
+    "cohort_attributes": "its cohort attributes cannot change (the guardrails read them)",
+}
+"""Flag fields frozen while a rollout is active, and why."""
+
+
 def check_flag_edit(
     env: str,
     flag: str,
@@ -113,8 +124,11 @@ def check_flag_edit(
         key = str(plan[role])
         if _variant(old, key) != _variant(new, key):
             raise _refuse(flag, env, f"its {role} variant {key!r} cannot change")
-    if old.get("salt") != new.get("salt"):
-        raise _refuse(flag, env, "its salt cannot change")
+    if old.get("variants") != new.get("variants"):  # a copy of the candidate is the candidate
+        raise _refuse(flag, env, "its variants cannot change (none added, none changed)")
+    for field, why in FROZEN.items():
+        if old.get(field) != new.get(field):
+            raise _refuse(flag, env, why)
     if not serving_candidate(new, plan) <= serving_candidate(old, plan):
         raise _refuse(
             flag, env, f"the candidate {plan['candidate']!r} cannot be served outside its rule"

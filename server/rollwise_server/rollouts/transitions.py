@@ -77,6 +77,12 @@ def put_plan(
     Refused (409) while a rollout is active: its plan is frozen until it ends."""
     flag, _, _ = _flag(store, env, key)
     current = store.get_rollout(env, key)
+    version = 0 if current is None else current.version
+    if expected is not None and expected != version:
+        raise Conflict(
+            f"the rollout of {key!r} is at version {version}, not {expected}",
+            current_version=version,
+        )
     status = None if current is None else current.state.get("status")
     if status in ACTIVE_ROLLOUT:
         raise Conflict(
@@ -87,11 +93,9 @@ def put_plan(
     plan, problems = parse_plan(body, flag, catalogue(store, env))
     if plan is None:
         raise Invalid.from_problems(problems)
-    if current is not None and expected is None:
-        expected = current.version
     state = {"status": "draft", "plan_by": Actor.of(actor).name}
-    return store.put_rollout(
-        env, key, plan.to_json(), state, expected_version=expected, actor=actor,
+    return store.put_rollout(  # at the version read: a change made meanwhile is a 409
+        env, key, plan.to_json(), state, expected_version=version, actor=actor,
         action="rollout.plan", reason=reason,
     )  # fmt: skip
 
@@ -142,6 +146,11 @@ def transition(
         if action not in ("rollback", "abort"):
             raise
         return _end_unparsed(store, env, key, action, actor=actor, reason=reason)
+    if expected is not None and expected != record.version:  # the caller saw another state
+        raise Conflict(
+            f"the rollout of {key!r} is at version {record.version}, not {expected}",
+            current_version=record.version,
+        )
     state = dict(record.state)
     status = state.get("status")
     _, flag_body, flag_version = _flag(store, env, key)
@@ -154,6 +163,9 @@ def transition(
             raise Conflict(f"cannot start a rollout that is {status}")
         if flag_body.get("enabled", True) is False:
             raise Conflict(f"flag {key!r} is off (killed): turn it on before starting a rollout")
+        _, problems = parse_plan(record.plan, _flag(store, env, key)[0], catalogue(store, env))
+        if problems:  # the catalogue or the flag changed since the plan was put
+            raise Invalid.from_problems(problems, prefix="plan")
         state = {
             "status": "running", "stage": 1, "started_by": who, "plan_by": state.get("plan_by"),
             "approvals": [], "flag_version": flag_version + 1,
@@ -227,7 +239,7 @@ def transition(
         if action == "rollback":
             state["rollback_flag_version"] = flag_version + 1
     return store.put_rollout(
-        env, key, record.plan, state, expected_version=expected or record.version, actor=actor,
+        env, key, record.plan, state, expected_version=record.version, actor=actor,
         action=f"rollout.{action}", reason=reason, details=details, flag_change=flag_change,
         stamp=stamped if real_time else (),
     )  # fmt: skip
@@ -258,9 +270,7 @@ def _end_unparsed(
     )  # fmt: skip
 
 
-def mark_errored(
-    store: Store, env: str, key: str, error: str, *, expected: int | None = None
-) -> RolloutRecord | None:
+def mark_errored(store: Store, env: str, key: str, error: str) -> RolloutRecord | None:
     """The controller could not evaluate this rollout: put it on the control, ``errored``.
 
     Uses the stored plan's JSON as it is (the plan may be what failed to parse): the managed
@@ -279,7 +289,7 @@ def mark_errored(
     details = {"from_status": record.state.get("status"), "stage": record.state.get("stage"),
                "share": 0.0, "error": error[:2000]}  # fmt: skip
     return store.put_rollout(
-        env, key, record.plan, state, expected_version=expected or record.version,
+        env, key, record.plan, state, expected_version=record.version,
         actor="controller", action="rollout.error",
         reason="the controller could not evaluate this rollout; it waits on the control",
         details=details, flag_change=flag_change, stamp=("errored_at",),

@@ -312,6 +312,8 @@ class SQLiteStore:
                 stored["version"] = version
             if kind == "segment" and row is not None and not row[1]:
                 self._check_segment_not_managed(conn, env, key, json.loads(row[2]), body)
+            if kind == "metric" and row is not None and not row[1] and not archived:
+                self._check_metric_frozen(conn, env, key, json.loads(row[2]), stored)
             if kind == "flag" and row is not None and not row[1]:
                 stored = self._rollout_owns(
                     conn, env, key, json.loads(row[2]), None if archived else stored, version,
@@ -411,7 +413,8 @@ class SQLiteStore:
                         rollout={"env": env, "flag": flag},
                     )
 
-    def _check_metric_unused(self, conn: sqlite3.Connection, env: str, metric: str) -> None:
+    def _active_guardrail_flags(self, conn: sqlite3.Connection, env: str, metric: str) -> list[str]:
+        """The flags whose active rollout has a guardrail on ``metric``."""
         users = []
         for flag, plan, state in conn.execute(
             "SELECT flag, plan, state FROM rollouts WHERE env = ?", (env,)
@@ -420,6 +423,32 @@ class SQLiteStore:
                 continue
             if any(g.get("metric") == metric for g in json.loads(plan).get("guardrails", [])):
                 users.append(flag)
+        return sorted(users)
+
+    def _check_metric_frozen(
+        self,
+        conn: sqlite3.Connection,
+        env: str,
+        metric: str,
+        old: Mapping[str, Any],
+        new: Mapping[str, Any],
+    ) -> None:
+        """How a guardrail's metric is read is frozen while its rollout is active (its
+        description, unit and owner may change)."""
+        fields = ("kind", "direction", "numerator", "denominator")
+        if all(old.get(f) == new.get(f) for f in fields):
+            return
+        users = self._active_guardrail_flags(conn, env, metric)
+        if users:
+            raise Conflict(
+                f"metric {metric!r} is a guardrail of the active rollouts of "
+                f"{', '.join(users)}: its kind, direction, numerator and denominator cannot "
+                "change until they end",
+                flags=users,
+            )
+
+    def _check_metric_unused(self, conn: sqlite3.Connection, env: str, metric: str) -> None:
+        users = self._active_guardrail_flags(conn, env, metric)
         if users:
             raise Conflict(
                 f"metric {metric!r} is a guardrail of the active rollouts of "
@@ -725,9 +754,9 @@ class SQLiteStore:
                 "SELECT version FROM rollouts WHERE env = ? AND flag = ?", (env, flag)
             ).fetchone()
             current = None if row is None else int(row[0])
-            if expected_version is not None and current != expected_version:
-                raise Conflict(
-                    f"the rollout of {flag!r} is at version {current}, not {expected_version}",
+            if expected_version is not None and (current or 0) != expected_version:
+                raise Conflict(  # 0: there must be no rollout yet
+                    f"the rollout of {flag!r} is at version {current or 0}, not {expected_version}",
                     current_version=current,
                 )
             version = (current or 0) + 1
