@@ -25,8 +25,9 @@ B = SufficientStats.binary
 
 COLUMNS = [
     "metric", "cohort_dimension", "cohort", "estimand", "n_control", "n_candidate",
-    "control_mean", "candidate_mean", "effect", "ci_low", "ci_high", "p_value",
-    "adjusted_p_value", "verdict", "relative", "alpha", "worst", "method", "note",
+    "control_mean", "candidate_mean", "effect", "ci_low", "ci_high", "p_value", "ci_low_adj",
+    "ci_high_adj", "adjusted_p_value", "alpha_adj", "family", "harm_direction", "tolerance",
+    "verdict", "reason", "relative", "alpha", "worst", "method", "note",
 ]  # fmt: skip
 
 
@@ -95,11 +96,22 @@ def test_to_frame_is_tidy(report: Report) -> None:
     assert list(cohort_alpha) == pytest.approx([0.05 / 3, 0.05 / 3])
 
 
-def test_holm_across_the_always_valid_family(report: Report) -> None:
+def test_bonferroni_across_the_always_valid_family(report: Report) -> None:
     frame = report.to_frame()
-    _, holm, _, _ = multipletests(frame["p_value"].to_numpy(), alpha=0.05, method="holm")
-    assert frame["adjusted_p_value"].to_numpy() == pytest.approx(holm)
-    assert report.correction == "holm"
+    m = len(frame)
+    assert report.correction == "bonferroni"
+    assert (report.family, report.adjusted_alpha) == (m, pytest.approx(0.05 / m))
+    assert set(frame["family"]) == {m}
+    assert frame["alpha_adj"].to_numpy() == pytest.approx(0.05 / m)
+    overall = frame[(frame.metric == "fraud_caught") & (frame.cohort_dimension == "overall")]
+    again = compare(B(40_000, 4000), B(40_000, 3400), alpha=0.05 / m)
+    row = overall.iloc[0]
+    assert (row.ci_low_adj, row.ci_high_adj) == (again.ci_low, again.ci_high)
+    assert row.adjusted_p_value == pytest.approx(min(1.0, m * again.p_value))
+    for r in report.rows:  # adjusted p below α exactly when the adjusted interval excludes 0
+        if not r.adjusted.insufficient:
+            excludes_zero = r.adjusted.ci_low > 0 or r.adjusted.ci_high < 0
+            assert (r.adjusted_p_value < 0.05) == excludes_zero, r
 
 
 def test_benjamini_hochberg_for_a_fixed_horizon_report() -> None:
@@ -114,6 +126,13 @@ def test_benjamini_hochberg_for_a_fixed_horizon_report() -> None:
     assert frame["adjusted_p_value"].to_numpy() == pytest.approx(bh)
     assert fixed.correction == "fdr_bh"
     assert "fdr_bh" in fixed._repr_html_()
+    # false-coverage-adjusted intervals (Benjamini & Yekutieli 2005): level R·α/m
+    selected = int((bh <= 0.05).sum())
+    assert fixed.adjusted_alpha == pytest.approx(selected * 0.05 / len(frame))
+    for r in fixed.rows:  # BH selects a row exactly when its adjusted interval excludes 0
+        if not r.adjusted.insufficient:
+            excludes_zero = r.adjusted.ci_low > 0 or r.adjusted.ci_high < 0
+            assert (r.adjusted_p_value <= 0.05) == excludes_zero, r
 
 
 def test_verdicts(report: Report) -> None:
@@ -124,20 +143,26 @@ def test_verdicts(report: Report) -> None:
     assert frame.loc[("fraud_caught", "country", "<b>XX</b>", "effect"), "verdict"] == (
         "insufficient data"
     )
-    # latency: +1 ms on 100 ms, tolerance 5 ms, 2,000 units an arm: non-inferior
-    assert frame.loc[("latency_ms", "overall", "all", "effect"), "verdict"] == "non-inferior"
+    # latency: about 0 on 100 ms, tolerance 5 ms, 2,000 units an arm: non-inferior on its own
+    # interval, not yet on the one adjusted for the report's 17 rows
+    latency = frame.loc[("latency_ms", "overall", "all", "effect")]
+    assert latency.verdict == "no harm shown yet"
+    assert latency.reason.startswith("no harm shown yet: interval [")
+    assert latency.reason.endswith("includes the tolerance +5")
+    assert latency.note.startswith("non-inferior on the row's own interval (α = 0.05)")
     assert {r.metric for r in report.harms} == {"fraud_caught", "approved"}
     assert frame.loc[("approved", "country", "FR", "effect"), "verdict"] == "harm"
     assert ("approved", "country", "FR", "effect") in frame.index
 
 
-def test_harm_needs_the_adjusted_p_value_too() -> None:
-    """Significant at its own level, not after Holm across many tests: not called harm."""
-    # always-valid p ≈ 0.043 alone; Holm across 21 tests makes it ≈ 0.89
+def test_harm_needs_the_adjusted_interval() -> None:
+    """Harm at its own level, not on the interval adjusted across many rows: not called harm."""
+    # always-valid p ≈ 0.043 alone; across 21 rows the interval at α/21 includes 0
     stats = {"m": {"overall": (B(20_000, 2000), B(20_000, 2200))}}
     specs = {"m": MetricSpec(kind="binary", harm_direction="increase")}
     alone = Report.from_stats("f", stats, metric_specs=specs)
     assert alone.rows[0].verdict == "harm"
+    assert alone.rows[0].adjusted == alone.rows[0].result  # a family of one: α itself
     crowded = dict(stats)
     for i in range(20):
         crowded[f"null{i}"] = {"overall": (B(20_000, 2000), B(20_000, 2000))}
@@ -145,10 +170,15 @@ def test_harm_needs_the_adjusted_p_value_too() -> None:
     many = Report.from_stats("f", crowded, metric_specs=specs)
     first = many.rows[0]
     assert first.result == alone.rows[0].result
-    assert first.adjusted_p_value == pytest.approx(min(1.0, 21 * first.result.p_value))
+    assert first.family == 21
+    assert first.adjusted.alpha == pytest.approx(0.05 / 21)
+    assert first.adjusted.ci_low < 0 < first.result.ci_low
+    assert first.adjusted_p_value == pytest.approx(min(1.0, 21 * first.adjusted.p_value))
     assert first.verdict == "no harm shown yet"
+    assert first.reason.endswith("includes 0")
     assert first.note is not None
-    assert "holm across 21 tests" in first.note
+    assert "harm on the row's own interval" in first.note
+    assert "21 rows" in first.note
 
 
 def test_selection_parity_frame(report: Report) -> None:

@@ -12,7 +12,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the lazy names, for type checkers (kept in step with _HOMES by a test)
-    from rollwise.analysis.compare import Comparison, compare, verdict
+    from rollwise.analysis.compare import Comparison, at_level, compare, verdict, verdict_reason
     from rollwise.analysis.fairness import (
         CohortEffects,
         SelectionParity,
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers (kept in step with _HOMES
     )
     from rollwise.analysis.fixed_horizon import correct, sample_size_binary, sample_size_mean
     from rollwise.analysis.plots import plot_confidence_sequence, plot_forest
+    from rollwise.analysis.reduce import cohort_sort_key
     from rollwise.analysis.report import MetricSpec, Report, ReportRow, SRMCheck
     from rollwise.analysis.sequential import (
         AlwaysValid,
@@ -49,9 +50,11 @@ __all__ = [
     "SequentialSRM",
     "SufficientStats",
     "always_valid",
+    "at_level",
     "band_labels",
     "bands",
     "cohort_effects",
+    "cohort_sort_key",
     "compare",
     "correct",
     "gap_change",
@@ -63,6 +66,7 @@ __all__ = [
     "selection_parity",
     "srm_chi2",
     "verdict",
+    "verdict_reason",
 ]
 
 _HOMES = {
@@ -72,6 +76,9 @@ _HOMES = {
     "Comparison": "compare",
     "compare": "compare",
     "verdict": "compare",
+    "verdict_reason": "compare",
+    "at_level": "compare",
+    "cohort_sort_key": "reduce",
     "SufficientStats": "suffstats",
     "SequentialSRM": "srm",
     "srm_chi2": "srm",

@@ -3,7 +3,9 @@
 Figures are made with the object-oriented API (``matplotlib.figure.Figure``), without pyplot's
 global state, so they work on any backend (Agg in tests); notebooks display the returned
 Figure. Nothing here computes statistics: the numbers come from ``SequentialMonitor`` and
-``Report``.
+``Report``. Nor does anything here reorder rows: forest plots draw them top to bottom in the
+order given, which for ``Report.plot`` is the report's (cohorts by
+``reduce.cohort_sort_key``: amount bands by their edges).
 """
 
 from __future__ import annotations
@@ -83,12 +85,18 @@ def plot_forest(
     *,
     ax: Axes | None = None,
     title: str | None = None,
+    own: Sequence[Comparison] | None = None,
+    tolerance: float | None = None,
 ) -> Figure:
     """A forest plot: one interval per ``(label, comparison, verdict)``, top to bottom.
 
     Harm is drawn in red, improvement in green; rows with insufficient data are marked in
-    grey at 0 with no interval.
+    grey at 0 with no interval. ``own`` (one per row): a second, narrower interval of the same
+    estimate drawn as a thick bar inside the first (a report's own interval inside the
+    adjusted one its verdict reads). ``tolerance``: a dotted line at that effect.
     """
+    if own is not None and len(own) != len(rows):
+        raise ValueError("own: needs one comparison per row")
     if ax is None:
         figure = Figure(figsize=(7, 0.9 + 0.32 * max(len(rows), 1)), layout="constrained")
         ax = figure.add_subplot()
@@ -107,10 +115,17 @@ def plot_forest(
             xerr=[[result.effect - result.ci_low], [result.ci_high - result.effect]],
             fmt="o", color=colour, capsize=3, markersize=4,
         )  # fmt: skip
+        inner = None if own is None else own[i]
+        if inner is not None and not inner.insufficient:
+            ax.plot([inner.ci_low, inner.ci_high], [y, y], color=colour, linewidth=4,
+                    alpha=0.35, solid_capstyle="butt")  # fmt: skip
     ax.axvline(0, color="grey", linewidth=0.8, linestyle="--")
+    if tolerance is not None:
+        ax.axvline(tolerance, color="#c62828", linewidth=0.8, linestyle=":")
     ax.set_yticks(range(n), [label for label, _, _ in reversed(rows)])
     ax.set_ylim(-0.7, n - 0.3)
-    ax.set_xlabel("effect (candidate − control) and its interval")
+    what = "the interval the verdict reads (thick: own)" if own is not None else "its interval"
+    ax.set_xlabel(f"effect (candidate − control) and {what}")
     ax.set_title(title or "Cohort effects and gap changes")
     return _figure_of(ax)
 
@@ -122,8 +137,13 @@ def report_figure(
     history: Sequence[MonitorLook] | None,
     harm_direction: Literal["increase", "decrease"],
     title: str,
+    own: Sequence[Comparison] | None = None,
+    tolerance: float = 0.0,
 ) -> Figure:
-    """``Report.plot``: the confidence sequence (when there is a history) beside the forest."""
+    """``Report.plot``: the confidence sequence (when there is a history) beside the forest.
+
+    ``rows`` carry the adjusted intervals the verdicts read, ``own`` the rows' own intervals;
+    a positive ``tolerance`` is drawn on the harmful side."""
     columns = 2 if history else 1
     figure = Figure(figsize=(7 * columns, 1.2 + 0.32 * max(len(rows), 8)), layout="constrained")
     axes = figure.subplots(1, columns, squeeze=False)[0]
@@ -131,6 +151,10 @@ def report_figure(
         plot_confidence_sequence(
             history, ax=axes[0], harm_direction=harm_direction, title=f"{metric} over looks"
         )
-    plot_forest(rows, ax=axes[-1], title=f"{metric}: overall, cohorts and gap changes")
+    line = None if tolerance <= 0 else (tolerance if harm_direction == "increase" else -tolerance)
+    plot_forest(
+        rows, ax=axes[-1], title=f"{metric}: overall, cohorts and gap changes", own=own,
+        tolerance=line,
+    )  # fmt: skip
     figure.suptitle(title)
     return figure

@@ -41,6 +41,10 @@ three follow the same rules and give the same statistics:
   finite edges, e.g. ``[0, 100, 500]``) a numeric attribute is banded into ``"(-inf, 0)"``,
   ``"[0, 100)"``, ``"[100, 500)"``, ``"[500, inf)"``; a value that is not a JSON number → ``None``.
   Statistics add up, so the overall statistics are the sum over cohorts (``overall()``).
+  Cohorts are ordered by ``cohort_sort_key`` everywhere (cells, ``cohorts``, ``by_cohort``,
+  ``arms``, ``to_json``, ``to_frame``): bands by their edges, so ``"(-inf, 30)"``,
+  ``"[30, 100)"``, ``"[100, inf)"``, never as text (where ``"[100, inf)"`` comes before
+  ``"[30, 100)"``); cohort ``None`` last.
 
 ``ts`` must be RFC 3339 UTC text as the server writes it (``YYYY-MM-DDTHH:MM:SS.mmmZ``): SQLite
 compares it as text. PostgreSQL casts it to ``timestamptz`` (a ``timestamptz`` column works
@@ -80,6 +84,7 @@ __all__ = [
     "ReductionResult",
     "ReductionSpec",
     "band_label",
+    "cohort_sort_key",
     "dialect_of",
     "format_window",
     "parse_window",
@@ -148,6 +153,57 @@ def band_label(bands: Sequence[float], index: int) -> str:
     low = "-inf" if index == 0 else _number(bands[index - 1])
     high = "inf" if index == len(bands) else _number(bands[index])
     return f"{'(' if index == 0 else '['}{low}, {high})"
+
+
+_BAND = re.compile(r"[\[(]\s*([^,\s]+)\s*,\s*([^,\s\])]+)\s*[\])]")
+_MISSING = "missing"
+_OTHER = "(other)"
+
+CohortSortKey = tuple[int, float, float, str]
+
+
+def cohort_sort_key(label: object) -> CohortSortKey:
+    """The order of cohort labels, one rule for every place that lists cohorts.
+
+    1. Numeric bands (``band_label``, ``fairness.band_labels``, e.g. ``"(-inf, 30)"``,
+       ``"[30, 100)"``, ``"[100, inf)"``) by their lower edge, then their upper edge.
+    2. Numbers (an ``int`` or ``float`` label, or text that is one, such as ``"3"``, a numeric
+       attribute's JSON text) by value.
+    3. Any other label as text, in code-point order (``"BR"`` < ``"DE"`` < ``"FR"``): a
+       category has no order of its own, and a rule that depends only on the label gives every
+       caller (the reduction, the report, the plots, the server's results) the same order.
+    4. ``"(other)"``, the server's catch-all of undeclared values.
+    5. ``"missing"``, ``None`` and NaN (no value, or not a number where bands were asked for)
+       last.
+
+    Use it as ``sorted(labels, key=cohort_sort_key)``. Keys of all labels compare with each
+    other, so a mixed list sorts without error.
+    """
+    if label is None or label == _MISSING:
+        return (5, 0.0, 0.0, "")
+    if isinstance(label, int | float) and not isinstance(label, bool):
+        value = float(label)
+        return (5, 0.0, 0.0, "") if math.isnan(value) else (2, value, 0.0, "")
+    text = str(label)
+    band = _BAND.fullmatch(text.strip())
+    if band is not None:
+        try:
+            low, high = float(band[1]), float(band[2])
+        except ValueError:
+            pass
+        else:
+            if not (math.isnan(low) or math.isnan(high)):
+                return (1, low, high, text)
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isnan(value):
+            return (2, value, 0.0, text)
+    if text == _OTHER:
+        return (4, 0.0, 0.0, "")
+    return (3, 0.0, 0.0, text)
 
 
 def _optional_window(value: float | None) -> float | None:
@@ -237,17 +293,22 @@ class Cell:
 CohortKey = str | tuple[str, str | None]
 
 
+def _sorted_cells(cells: Iterable[Cell]) -> tuple[Cell, ...]:
+    return tuple(sorted(cells, key=lambda cell: (cell.variant, cohort_sort_key(cell.cohort))))
+
+
 @attrs.frozen(kw_only=True)
 class ReductionResult:
     """Statistics per (variant, cohort) and the diagnostics of one reduction.
 
-    ``cells`` are sorted by variant then cohort (``None`` first); without a cohort attribute
-    there is one cell per variant, cohort ``None``. ``multiple_variants``: units left out
-    because they were exposed to more than one variant.
+    ``cells`` are sorted by variant, then by cohort with ``cohort_sort_key`` (bands by their
+    edges, cohort ``None`` last), however the result was built (a query, summed rows, JSON);
+    without a cohort attribute there is one cell per variant, cohort ``None``.
+    ``multiple_variants``: units left out because they were exposed to more than one variant.
     """
 
     spec: ReductionSpec
-    cells: tuple[Cell, ...]
+    cells: tuple[Cell, ...] = attrs.field(converter=_sorted_cells)
     multiple_variants: int
 
     @property
@@ -256,7 +317,7 @@ class ReductionResult:
 
     @property
     def cohorts(self) -> list[str | None]:
-        return sorted({cell.cohort for cell in self.cells}, key=_cohort_order)
+        return sorted({cell.cohort for cell in self.cells}, key=cohort_sort_key)
 
     @property
     def units(self) -> int:
@@ -280,11 +341,12 @@ class ReductionResult:
         return dict(sorted(out.items()))
 
     def by_cohort(self) -> dict[str | None, dict[str, SufficientStats]]:
-        """Per cohort, per variant (a variant with no unit in a cohort is absent there)."""
+        """Per cohort (in ``cohorts`` order), per variant (a variant with no unit in a cohort is
+        absent there)."""
         out: dict[str | None, dict[str, SufficientStats]] = {}
         for cell in self.cells:
             out.setdefault(cell.cohort, {})[cell.variant] = cell.stats
-        return out
+        return {cohort: out[cohort] for cohort in self.cohorts}
 
     def stats(self, variant: str, cohort: str | None = None) -> SufficientStats:
         """One variant's statistics in ``cohort`` (zero when no unit is there)."""
@@ -401,10 +463,6 @@ class ReductionResult:
         return pd.DataFrame.from_records(records, columns=columns)
 
 
-def _cohort_order(cohort: str | None) -> tuple[int, str]:
-    return (0, "") if cohort is None else (1, cohort)
-
-
 def _stats_json(stats: SufficientStats) -> dict[str, Any]:
     return {
         "n": stats.n,
@@ -454,7 +512,6 @@ def _result(spec: ReductionSpec, rows: Iterable[Row]) -> ReductionResult:
             )
         label = spec.cohort_label(cohort) if spec.cohort is not None else None
         cells.append(Cell(str(variant), label, int(units), stats))
-    cells.sort(key=lambda cell: (cell.variant, _cohort_order(cell.cohort)))
     return ReductionResult(spec=spec, cells=tuple(cells), multiple_variants=multiple)
 
 

@@ -41,6 +41,8 @@ class GuardrailFinding:
     """The cohorts of its dimension (the Bonferroni divisor), fixed by the plan."""
     tolerance: float = 0.0
     """The tolerance (or gap tolerance) this reading was judged against (a magnitude)."""
+    reason: str = ""
+    """The verdict in one line, with the interval and the tolerance it was read against."""
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)

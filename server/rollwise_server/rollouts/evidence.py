@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from rollwise.analysis.compare import Comparison, compare, verdict
+from rollwise.analysis.compare import Comparison, compare, verdict, verdict_reason
 from rollwise.analysis.fairness import cohort_effects
 from rollwise.analysis.srm import srm_log_bayes_factor
 from rollwise.analysis.suffstats import SufficientStats
@@ -46,8 +46,13 @@ def _finding(
     """``enough``: each arm of the scope has ``min_units_for_harm`` units; without them the
     normal approximation behind the tests is not trusted and the reading is insufficient."""
     reading = verdict(result, harm_direction=harm, tolerance=tolerance)  # type: ignore[arg-type]
+    why = verdict_reason(result, harm_direction=harm, tolerance=tolerance)  # type: ignore[arg-type]
     if not enough:
         reading = "insufficient data"
+        why = (
+            f"insufficient data: {min(result.n_control, result.n_candidate)} units in the "
+            "smaller arm, fewer than min_units_for_harm"
+        )
 
     def finite(x: float) -> float:
         return x if math.isfinite(x) else (1e308 if x > 0 else -1e308)
@@ -56,7 +61,7 @@ def _finding(
         metric=metric, scope=scope, effect=finite(result.effect), ci_low=finite(result.ci_low),
         ci_high=finite(result.ci_high), p_value=result.p_value, verdict=reading,
         n_control=result.n_control, n_candidate=result.n_candidate, alpha=result.alpha,
-        family=family, tolerance=tolerance,
+        family=family, tolerance=tolerance, reason=why,
     )  # fmt: skip
 
 
@@ -111,8 +116,12 @@ def cohort_findings(
         gap = _finding(guardrail.metric, f"gap:{dim}={cohort}", effects.gaps[cohort],
                        guardrail.gap_limit, guardrail.harm, enough, effects.k)  # fmt: skip
         worse_off = verdict(comparison, harm_direction=guardrail.harm, tolerance=0.0) == "harm"
-        if gap.verdict == "harm" and not worse_off:
-            gap = attrs.evolve(gap, verdict="no harm shown yet")  # the rest gained more
+        if gap.verdict == "harm" and not worse_off:  # the rest gained more: no harm to it
+            gap = attrs.evolve(
+                gap, verdict="no harm shown yet",
+                reason=f"no harm shown yet: its gap widened beyond the gap tolerance, but "
+                f"the cohort is not shown worse off ({effect.reason})",
+            )  # fmt: skip
         out.append(gap)
     return out
 
