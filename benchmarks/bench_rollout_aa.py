@@ -26,7 +26,8 @@ run, wall time. Exit 1 if the rate exceeds 5%.
 
 ``--scenario better`` and ``--scenario cell-harm`` (issue 11) run the same loop with a fraud
 guardrail instead: ``fraud_missed`` (lower is better) by amount band (edges 100, 500, 1000,
-5000; amounts log-normal, median ~665) and country (DE, FR, NL declared, 30/30/40%), control
+5000; amounts log-normal, median ~665), by country (DE, FR, NL declared, 30/30/40%) and by
+their crossing (6 x 4 = 24 cells with ``missing`` and ``(other)``), control
 miss rates 2/5/10/20/30% by band. ``better``: the candidate misses 10, 20, 30 or 40% less
 (relative, by run) everywhere, and a rollback is false (target <= 5%). ``cell-harm``: the
 candidate misses 30% less everywhere but twice as much in amount [1000, 5000) x DE (about 10%
@@ -97,7 +98,8 @@ WEIGHTS = [0.3, 0.3, 0.4]  # DE, FR, NL
 CELL = (3, 0)  # amount [1000, 5000) in DE: about 10% of the units
 FAIRNESS = [
     {"metric": MISSED, "kind": "binary", "harm": "increase", "cohorts": ["amount", "country"],
-     "bands": {"amount": EDGES}, "values": {"country": list(COUNTRIES)}},
+     "bands": {"amount": EDGES}, "values": {"country": list(COUNTRIES)},
+     "crossings": [["amount", "country"]]},
 ]  # fmt: skip
 SCENARIOS = {
     "aa": "the candidate is the control (both convert at --rate): a rollback is false",

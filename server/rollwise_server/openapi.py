@@ -1129,6 +1129,24 @@ def _rollout_schemas() -> Json:
                     "description": "The widening of a cohort's gap to the rest that is "
                     "tolerated, signed like tolerance; null: the tolerance.",
                 },
+                "crossings": {
+                    "description": "Intersectional cohorts: pairs of its cohort attributes; "
+                    "every cell is a cohort of the fixed family (at most 1,024 cells).",
+                    "type": "array",
+                    "maxItems": 4,
+                    "items": {
+                        "type": "array",
+                        "minItems": 2,
+                        "maxItems": 2,
+                        "items": {"type": "string", "minLength": 1},
+                    },
+                },
+                "min_units_per_cell": {
+                    "type": ["integer", "null"],
+                    "minimum": 2,
+                    "description": "Units in each arm of a crossing's cell before it can show "
+                    "harm; null: the plan's min_units_for_harm.",
+                },
                 "denominator": {
                     "type": ["string", "null"],
                     "description": "A ratio's denominator metric.",

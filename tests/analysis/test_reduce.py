@@ -278,6 +278,14 @@ CASES: list[dict[str, Any]] = [
     {"kind": "ratio", "metric": "requests", "denominator_metric": "requests"},
     {"kind": "count", "metric": "conv", "cohort": "missing-attribute"},
 ]  # fmt: skip
+CROSSINGS: list[dict[str, Any]] = [
+    {"kind": "binary", "metric": "conv", "cohort": "amount", "bands": [0, 100, 500],
+     "cross": "country"},
+    {"kind": "count", "metric": "errors", "cohort": "country", "cross": "amount",
+     "cross_bands": [100]},
+    {"kind": "mean", "metric": "latency", "cohort": "country", "cross": "missing-attribute"},
+]  # fmt: skip
+"""Intersectional cohorts (the server's guardrail crossings), in every dialect."""
 
 
 def case_args(case: dict[str, Any]) -> dict[str, Any]:
@@ -290,7 +298,7 @@ def test_sqlite_postgresql_and_pandas_give_the_same_statistics(seed: int, postgr
     lite = sqlite_db(exposures, outcomes)
     load_postgres(postgres, exposures, outcomes)
     exp_df, out_df = frames(exposures, outcomes)
-    for case in CASES:
+    for case in [*CASES, *CROSSINGS]:
         args = case_args(case)
         metric = args.pop("metric")
         from_sqlite = reduce_sql(lite, FLAG, metric, env=ENV, **args)
@@ -307,7 +315,7 @@ def test_sqlite_and_pandas_agree_on_more_seeds(seed: int) -> None:
     exposures, outcomes = generate(seed, units=40)
     lite = sqlite_db(exposures, outcomes)
     exp_df, out_df = frames(exposures, outcomes)
-    for case in CASES:
+    for case in [*CASES, *CROSSINGS]:
         args = case_args(case)
         metric = args.pop("metric")
         assert_same(
@@ -622,3 +630,25 @@ def test_json_round_trip_and_frame() -> None:
     arms = result.arms("control", "candidate")
     assert set(arms) == {"overall", ("country", "DE"), ("country", "FR"), ("country", None)}
     assert arms[("country", "DE")][1].n == 0  # no candidate unit there: empty, not missing
+
+
+def test_a_crossing_is_labelled_by_both_attributes_and_adds_up() -> None:
+    exposures, outcomes = generate(4)
+    exp_df, out_df = frames(exposures, outcomes)
+    crossed = reduce_frame(
+        exp_df, out_df, FLAG, "conv", env=ENV, kind="binary", cohort="amount", bands=[100],
+        cross="country",
+    )  # fmt: skip
+    labels = {tuple(json.loads(c)) for c in crossed.cohorts if c is not None}
+    assert ("[100, inf)", "DE") in labels
+    assert any("missing" in label for label in labels)  # units without a country, or amount
+    single = reduce_frame(
+        exp_df, out_df, FLAG, "conv", env=ENV, kind="binary", cohort="amount", bands=[100]
+    )
+    summed: dict[tuple[str, str], int] = {}
+    for cell in crossed.cells:
+        band = json.loads(cell.cohort)[0] if cell.cohort is not None else "missing"
+        key = (cell.variant, band)
+        summed[key] = summed.get(key, 0) + cell.units
+    expected = {(c.variant, c.cohort or "missing"): c.units for c in single.cells}
+    assert summed == expected  # the crossings partition each band

@@ -6,13 +6,14 @@ Simulations with fixed seeds: binary outcomes per cohort and arm drawn from bino
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import numpy as np
 import pytest
 
 from rollwise.analysis.suffstats import SufficientStats
-from rollwise_server.rollouts.evidence import OTHER, buckets, cohort_findings
+from rollwise_server.rollouts.evidence import OTHER, buckets, cohort_findings, crossing_findings
 from rollwise_server.rollouts.plan import Guardrail, parse_plan
 from tests.rollouts.test_plan import FLAG, PLAN
 
@@ -153,10 +154,73 @@ def test_cohort_declarations_are_validated(change: dict[str, Any], path: str) ->
 
 
 def test_declarations_round_trip() -> None:
-    raw = {"metric": "m", "harm": "decrease", "cohorts": ["country"], "tolerance": -0.01,
-           "values": {"country": ["DE"]}, "gap_tolerance": -0.02}  # fmt: skip
+    raw = {"metric": "m", "harm": "decrease", "cohorts": ["country", "amount"],
+           "tolerance": -0.01, "values": {"country": ["DE"]}, "gap_tolerance": -0.02,
+           "bands": {"amount": [100]}, "crossings": [["amount", "country"]],
+           "min_units_per_cell": 50}  # fmt: skip
     plan, _ = parse_plan({**PLAN, "guardrails": [raw]}, FLAG)
     assert plan is not None
     stored = plan.to_json()["guardrails"][0]
     assert (stored["gap_tolerance"], stored["values"]) == (-0.02, {"country": ["DE"]})
+    assert (stored["crossings"], stored["min_units_per_cell"]) == ([["amount", "country"]], 50)
     assert parse_plan(plan.to_json(), FLAG) == (plan, [])
+
+
+COUNTRY = ["DE", "FR", "NL"]
+
+
+def test_harm_in_one_intersection_is_named_by_its_cell() -> None:
+    """Twice the misses in amount [500, 2000) x DE, 30% fewer everywhere else: found as the
+    cell, where the band alone and the country alone dilute it."""
+    rng = np.random.default_rng(15)
+    rail = guardrail(
+        cohorts=["amount", "country"], values={"country": COUNTRY},
+        crossings=[["amount", "country"]],
+    )  # fmt: skip
+    assert rail.crossing_family(("amount", "country")) == 6 * 4
+    caught = 0
+    for _ in range(RUNS):
+        cells = {}
+        for band, rate in zip(BANDS, [0.05, 0.1, 0.1, 0.2], strict=True):
+            for country in COUNTRY:
+                worse = band == "[500, 2000)" and country == "DE"
+                treated = rate * 2 if worse else rate * 0.7
+                n = 4000
+                cells[json.dumps([band, country])] = (
+                    B(n, int(rng.binomial(n, rate))),
+                    B(n, int(rng.binomial(n, treated))),
+                )
+        found = crossing_findings(
+            rail, ("amount", "country"), cells, alpha=ALPHA / 2, tuning=5000, min_units=100
+        )
+        named = [f.scope for f in found if f.verdict == "harm"]
+        caught += "amount=[500, 2000) & country=DE" in named
+        assert all("DE" in scope and "[500, 2000)" in scope for scope in named)
+        assert {f.family for f in found} == {24}
+    assert caught >= 0.95 * RUNS
+
+
+@pytest.mark.parametrize(
+    ("crossings", "path"),
+    [
+        ([["amount"]], "guardrails[0].crossings[0]"),
+        ([["amount", "amount"]], "guardrails[0].crossings[0]"),
+        ([["amount", "region"]], "guardrails[0].crossings[0]"),
+        ("amount", "guardrails[0].crossings"),
+    ],
+)
+def test_crossings_are_validated(crossings: Any, path: str) -> None:
+    raw = {"metric": "m", "harm": "increase", "cohorts": ["country", "amount"],
+           "bands": {"amount": [0, 100]}, "crossings": crossings}  # fmt: skip
+    plan, problems = parse_plan({**PLAN, "guardrails": [raw]}, FLAG)
+    assert plan is None
+    assert path in {p.path for p in problems}
+
+
+def test_a_crossing_is_capped_in_cells() -> None:
+    raw = {"metric": "m", "harm": "increase", "cohorts": ["country", "amount"],
+           "bands": {"amount": list(range(60))}, "top": {"country": 30},
+           "crossings": [["amount", "country"]]}  # fmt: skip
+    plan, problems = parse_plan({**PLAN, "guardrails": [raw]}, FLAG)
+    assert plan is None
+    assert "more than 1024" in {p.path: p.message for p in problems}["guardrails[0].crossings[0]"]

@@ -206,6 +206,15 @@ def cohort_sort_key(label: object) -> CohortSortKey:
     return (3, 0.0, 0.0, text)
 
 
+def _part_label(bands: tuple[float, ...] | None, raw: Any) -> str:
+    """One attribute's part of a crossing's label (``missing`` when it has no value)."""
+    if raw is None:
+        return _MISSING
+    if bands is not None:
+        return band_label(bands, int(raw))
+    return raw if isinstance(raw, str) else json.dumps(raw)
+
+
 def _optional_window(value: float | None) -> float | None:
     return None if value is None else _check_window(value)
 
@@ -242,6 +251,11 @@ class ReductionSpec:
         default=DEFAULT_WINDOW_SECONDS, converter=_optional_window
     )
     denominator_metric: str | None = None
+    cross: str | None = None
+    """A second cohort attribute: the cohorts are the crossings (``cohort`` x ``cross``),
+    labelled as a JSON array of the two labels, e.g. ``["[1000, 5000)", "DE"]``."""
+    cross_bands: tuple[float, ...] | None = attrs.field(default=None, converter=_check_bands)
+    """Bin edges of ``cross``, as ``bands`` are of ``cohort``."""
     since: str | None = None
     """Only exposures at or after this RFC 3339 time (a rollout's start) count."""
     until: str | None = None
@@ -263,6 +277,16 @@ class ReductionSpec:
             )
         if self.bands is not None and self.cohort is None:
             raise ValueError("bands: need a cohort attribute to band")
+        if self.cross is not None:
+            if self.cohort is None or self.cross == self.cohort:
+                raise ValueError("cross: needs a cohort attribute, and another one to cross it")
+            if _ATTRIBUTE.fullmatch(self.cross) is None:
+                raise ValueError(
+                    "cross: an attribute name of 1-256 characters without quotes, backslashes "
+                    "or control characters"
+                )
+        if self.cross_bands is not None and self.cross is None:
+            raise ValueError("cross_bands: need a cross attribute to band")
 
     @property
     def window_ms(self) -> int | None:
@@ -270,6 +294,10 @@ class ReductionSpec:
 
     def cohort_label(self, raw: Any) -> str | None:
         """The label of a cohort value as the SQL returns it (a band index, or text)."""
+        if self.cross is not None:
+            first, second = json.loads(raw) if isinstance(raw, str) else (None, None)
+            parts = (_part_label(self.bands, first), _part_label(self.cross_bands, second))
+            return json.dumps(parts, ensure_ascii=False)
         if raw is None:
             return None
         if self.bands is not None:
@@ -385,6 +413,14 @@ class ReductionResult:
             "denominator": spec.denominator_metric,
             "cohort": spec.cohort,
             "bands": None if spec.bands is None else list(spec.bands),
+            **(
+                {
+                    "cross": spec.cross,
+                    "cross_bands": None if spec.cross_bands is None else list(spec.cross_bands),
+                }
+                if spec.cross is not None
+                else {}
+            ),
             "window": format_window(spec.window_seconds),
             "window_seconds": spec.window_seconds,
             "variants": self.variants,
@@ -425,6 +461,8 @@ class ReductionResult:
             bands=body.get("bands"),
             window_seconds=None if window is None else float(window),
             denominator_metric=body.get("denominator"),
+            cross=body.get("cross"),
+            cross_bands=body.get("cross_bands"),
         )
         cells = tuple(
             Cell(
@@ -523,6 +561,24 @@ def _bands_case(bands: Sequence[float], value: str, param: Any) -> str:
     return f"CASE {whens} ELSE {len(bands)} END"
 
 
+def _sqlite_value(
+    attribute: str, bands: Sequence[float] | None, prefix: str, params: dict[str, Any]
+) -> str:
+    """The SQLite expression of one attribute's cohort value in ``e.attrs``: its text (JSON
+    text for a number or boolean), or its band's index; parameters named with ``prefix``."""
+    path = f":{prefix}path"
+    params[f"{prefix}path"] = f'$."{attribute}"'
+    if bands is None:
+        return (
+            f"CASE json_type(e.attrs, {path}) WHEN 'text' THEN json_extract(e.attrs, {path}) "
+            f"WHEN 'null' THEN NULL ELSE e.attrs -> {path} END"
+        )
+    for i, edge in enumerate(bands):
+        params[f"{prefix}edge{i}"] = edge
+    case = _bands_case(bands, f"json_extract(e.attrs, {path})", lambda n: f":{prefix}{n}")
+    return f"CASE WHEN json_type(e.attrs, {path}) IN ('integer', 'real') THEN {case} END"
+
+
 def _sqlite_sql(
     spec: ReductionSpec, *, units: str | None = None, ctes: str = ""
 ) -> tuple[str, dict[str, Any]]:
@@ -555,19 +611,10 @@ def _sqlite_sql(
 
     cohort = "NULL"
     if spec.cohort is not None:
-        params["path"] = f'$."{spec.cohort}"'
-        if spec.bands is None:
-            value = (
-                "CASE json_type(e.attrs, :path) WHEN 'text' THEN json_extract(e.attrs, :path) "
-                "WHEN 'null' THEN NULL ELSE e.attrs -> :path END"
-            )
-        else:
-            for i, edge in enumerate(spec.bands):
-                params[f"edge{i}"] = edge
-            value = (
-                "CASE WHEN json_type(e.attrs, :path) IN ('integer', 'real') THEN "
-                f"{_bands_case(spec.bands, 'json_extract(e.attrs, :path)', p)} END"
-            )
+        value = _sqlite_value(spec.cohort, spec.bands, "", params)
+        if spec.cross is not None:
+            crossed = _sqlite_value(spec.cross, spec.cross_bands, "x_", params)
+            value = f"json_array({value}, {crossed})"
         cohort = (
             f"(SELECT {value} FROM exposures AS e WHERE {env_first}e.flag = :flag "  # noqa: S608
             "AND e.unit_type = x.unit_type AND e.unit = x.unit AND e.ts = x.t0"
@@ -624,6 +671,20 @@ GROUP BY variant, cohort"""  # noqa: S608 (pieces are constants; values are para
     return sql.strip(), params
 
 
+def _postgresql_value(
+    attribute: str, bands: Sequence[float] | None, prefix: str, params: dict[str, Any]
+) -> str:
+    """The PostgreSQL expression of one attribute's cohort value in ``x.a``, as in SQLite."""
+    name = f"%({prefix}attribute)s"
+    params[f"{prefix}attribute"] = attribute
+    if bands is None:
+        return f"x.a ->> {name}"
+    for i, edge in enumerate(bands):
+        params[f"{prefix}edge{i}"] = edge
+    case = _bands_case(bands, f"(x.a ->> {name})::float8", lambda n: f"%({prefix}{n})s")
+    return f"CASE WHEN jsonb_typeof(x.a -> {name}) = 'number' THEN {case} END"
+
+
 def _postgresql_sql(spec: ReductionSpec) -> tuple[str, dict[str, Any]]:
     """PostgreSQL: hash aggregates and a hash join (``ts`` cast to ``timestamptz``, ``attrs``
     to ``jsonb``; ids compared in the C collation, as SQLite and Python compare them)."""
@@ -643,18 +704,11 @@ def _postgresql_sql(spec: ReductionSpec) -> tuple[str, dict[str, Any]]:
     first_attrs = ""
     cohort = "NULL::text"
     if spec.cohort is not None:
-        params["attribute"] = spec.cohort
         first_attrs = ', (array_agg(attrs ORDER BY ts::timestamptz, id COLLATE "C"))[1]::jsonb AS a'
-        if spec.bands is None:
-            cohort = "x.a ->> %(attribute)s"
-        else:
-            for i, edge in enumerate(spec.bands):
-                params[f"edge{i}"] = edge
-            value = "(x.a ->> %(attribute)s)::float8"
-            cohort = (
-                "CASE WHEN jsonb_typeof(x.a -> %(attribute)s) = 'number' THEN "
-                f"{_bands_case(spec.bands, value, p)} END"
-            )
+        cohort = _postgresql_value(spec.cohort, spec.bands, "", params)
+        if spec.cross is not None:
+            crossed = _postgresql_value(spec.cross, spec.cross_bands, "x_", params)
+            cohort = f"jsonb_build_array({cohort}, {crossed})::text"
     window = ""
     if spec.window_ms is not None:
         params["window"] = spec.window_ms / 1000
@@ -792,6 +846,8 @@ def reduce_sql(
     denominator_metric: str | None = None,
     since: str | None = None,
     until: str | None = None,
+    cross: str | None = None,
+    cross_bands: Sequence[float] | None = None,
 ) -> ReductionResult:
     """Reduce in the database behind ``conn`` (any DB-API connection: ``sqlite3``, psycopg,
     ...) with one query; only the per-(variant, cohort) rows come back.
@@ -804,7 +860,7 @@ def reduce_sql(
     spec = ReductionSpec(
         flag=flag, metric=metric, kind=kind, env=env, cohort=cohort, bands=bands,
         window_seconds=window_seconds, denominator_metric=denominator_metric, since=since,
-        until=until,
+        until=until, cross=cross, cross_bands=cross_bands,
     )  # fmt: skip
     return reduce_spec(conn, spec, dialect=dialect)
 
@@ -839,15 +895,26 @@ def _attrs_value(attrs_value: Any, name: str) -> Any:
 
 
 def _cohort_raw(spec: ReductionSpec, value: Any) -> Any:
+    return _raw_value(spec.bands, value)
+
+
+def _raw_value(bands: Sequence[float] | None, value: Any) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    if spec.bands is not None:
+    if bands is not None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None
-        return sum(1 for edge in spec.bands if value >= edge)
+        return sum(1 for edge in bands if value >= edge)
     if isinstance(value, str):
         return value
     return json.dumps(value)
+
+
+def _crossed_raw(spec: ReductionSpec, attrs_value: Any) -> str:
+    """A crossing's raw value, as the SQL gives it: the JSON array of the two raw values."""
+    first = _raw_value(spec.bands, _attrs_value(attrs_value, spec.cohort or ""))
+    second = _raw_value(spec.cross_bands, _attrs_value(attrs_value, spec.cross or ""))
+    return json.dumps([first, second])
 
 
 def _utc(series: pd.Series) -> pd.Series:
@@ -871,6 +938,8 @@ def reduce_frame(
     denominator_metric: str | None = None,
     since: str | None = None,
     until: str | None = None,
+    cross: str | None = None,
+    cross_bands: Sequence[float] | None = None,
 ) -> ReductionResult:
     """The same reduction with pandas, for DataFrames with the event columns (``kind``
     required, as for ``reduce_sql``).
@@ -886,7 +955,7 @@ def reduce_frame(
     spec = ReductionSpec(
         flag=flag, metric=metric, kind=kind, env=env, cohort=cohort, bands=bands,
         window_seconds=window_seconds, denominator_metric=denominator_metric, since=since,
-        until=until,
+        until=until, cross=cross, cross_bands=cross_bands,
     )  # fmt: skip
     mask = exposures["flag"] == flag
     if env is not None and "env" in exposures.columns:
@@ -914,7 +983,10 @@ def reduce_frame(
     if spec.cohort is not None:
         name = spec.cohort
         first_attrs = exp["attrs"].to_numpy()[units["row"].to_numpy()]
-        units["cohort"] = [_cohort_raw(spec, _attrs_value(a, name)) for a in first_attrs]
+        if spec.cross is not None:
+            units["cohort"] = [_crossed_raw(spec, a) for a in first_attrs]
+        else:
+            units["cohort"] = [_cohort_raw(spec, _attrs_value(a, name)) for a in first_attrs]
     else:
         units["cohort"] = None
     kept = units.loc[units["single"]]

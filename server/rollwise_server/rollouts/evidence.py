@@ -10,6 +10,7 @@ so rolling back on any single reading keeps the false-rollback rate at most alph
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -23,10 +24,18 @@ from rollwise.analysis.srm import srm_log_bayes_factor
 from rollwise.analysis.suffstats import SufficientStats
 from rollwise_server.rollouts.decide import Evidence, GuardrailFinding
 from rollwise_server.rollouts.plan import DEFAULT_TOP, Guardrail, RolloutPlan
-from rollwise_server.rollouts.tally import Snapshot, look
+from rollwise_server.rollouts.tally import Snapshot, crossing_slot, look
 from rollwise_server.storage.base import Store
 
-__all__ = ["OTHER", "buckets", "cohort_findings", "gather", "iso"]
+__all__ = [
+    "OTHER",
+    "buckets",
+    "cohort_findings",
+    "crossing_buckets",
+    "crossing_findings",
+    "gather",
+    "iso",
+]
 
 
 def iso(ts: float) -> str:
@@ -68,52 +77,78 @@ def _finding(
 Cells = Mapping[str | None, tuple[SufficientStats, SufficientStats]]
 
 
+def _bucket_of(guardrail: Guardrail, dim: str, units: Mapping[str | None, int]) -> Any:
+    """How ``dim``'s labels map to its declared cohorts: bands (``missing`` for no value) as
+    they are; declared values, or the top K by ``units``, and ``(other)`` for the rest."""
+    if dim in guardrail.bands:
+        return lambda label: "missing" if label is None else label
+    if dim in guardrail.values:
+        keep = set(guardrail.values[dim])
+    else:
+        named = sorted((c for c in units if c is not None and c != "missing"),
+                       key=lambda c: (-units[c], c))  # fmt: skip
+        keep = set(named[: guardrail.top.get(dim, DEFAULT_TOP)])
+    return lambda label: label if label in keep else OTHER
+
+
+def _merge(out: dict[str, tuple[Any, Any]], label: str, arms: tuple[Any, Any]) -> None:
+    if label in out:
+        arms = (out[label][0] + arms[0], out[label][1] + arms[1])
+    out[label] = arms
+
+
 def buckets(guardrail: Guardrail, dim: str, cells: Cells) -> dict[str, tuple[Any, Any]]:
     """The tally's cells of ``dim`` in the guardrail's declared cohorts (the fixed family):
     bands (and ``missing``) as they are; declared values, or the top K by units, and
     ``(other)`` for the rest, summed (sufficient statistics add)."""
-    if dim in guardrail.bands:
-        return {("missing" if c is None else c): arms for c, arms in cells.items()}
-    if dim in guardrail.values:
-        keep = set(guardrail.values[dim])
-    else:
-        k = guardrail.top.get(dim, DEFAULT_TOP)
-        named = [c for c in cells if c is not None]
-        named.sort(key=lambda c: (-(cells[c][0].n + cells[c][1].n), c))
-        keep = set(named[:k])
+    bucket = _bucket_of(guardrail, dim, {c: a[0].n + a[1].n for c, a in cells.items()})
     out: dict[str, tuple[Any, Any]] = {}
-    for cohort, (control, candidate) in cells.items():
-        label = cohort if cohort in keep and cohort is not None else OTHER
-        if label in out:
-            control, candidate = out[label][0] + control, out[label][1] + candidate
-        out[label] = (control, candidate)
+    for cohort, arms in cells.items():
+        _merge(out, bucket(cohort), arms)
     return out
 
 
-def cohort_findings(
-    guardrail: Guardrail, dim: str, cells: Cells, *, alpha: float, tuning: float, min_units: int
-) -> list[GuardrailFinding]:
-    """Harm to a cohort of ``dim``, at ``alpha`` for the whole dimension (alpha/K a cohort, K
-    fixed by the plan): (a) ``dim=c``: the cohort is worse off under the candidate by more than the
-    tolerance; (b) ``gap:dim=c``: its gap to the rest widens by more than the gap tolerance
-    *and* it is worse off at all (its interval entirely on the harmful side of 0). Both on the
-    guardrail's scale (``relative``: a uniform relative change is no gap) and direction."""
-    grouped = buckets(guardrail, dim, cells)
-    if not grouped:
+def crossing_buckets(
+    guardrail: Guardrail, crossing: tuple[str, str], cells: Cells
+) -> dict[str, tuple[Any, Any]]:
+    """A crossing's cells (labelled ``["band", "value"]`` by the reduction) in the declared
+    cohorts of each attribute, named ``amount=[1000, 5000) & country=DE``."""
+    parts: list[tuple[str, str, tuple[Any, Any]]] = []
+    totals: tuple[dict[str | None, int], dict[str | None, int]] = ({}, {})
+    for label, arms in cells.items():
+        if label is None:
+            continue  # units exposed to both variants: in neither arm
+        first, second = json.loads(label)
+        parts.append((first, second, arms))
+        for side, value in enumerate((first, second)):
+            totals[side][value] = totals[side].get(value, 0) + arms[0].n + arms[1].n
+    one = _bucket_of(guardrail, crossing[0], totals[0])
+    two = _bucket_of(guardrail, crossing[1], totals[1])
+    out: dict[str, tuple[Any, Any]] = {}
+    for first, second, arms in parts:
+        _merge(out, f"{crossing[0]}={one(first)} & {crossing[1]}={two(second)}", arms)
+    return out
+
+
+def _family_findings(
+    guardrail: Guardrail, cohorts: Mapping[str, tuple[Any, Any]], family: int, *,
+    alpha: float, tuning: float, min_units: int,
+) -> list[GuardrailFinding]:  # fmt: skip
+    """(a) and (b) of ``cohort_findings`` for cohorts named by their scope."""
+    if not cohorts:
         return []
-    family = guardrail.family(dim)
     effects = cohort_effects(
-        grouped, alpha=alpha, harm_direction=guardrail.harm, relative=guardrail.relative,
-        tuning=tuning, family=max(family, len(grouped)),
+        cohorts, alpha=alpha, harm_direction=guardrail.harm, relative=guardrail.relative,
+        tuning=tuning, family=max(family, len(cohorts)),
     )  # fmt: skip
     out = []
-    for cohort, comparison in effects.effects.items():
-        control, candidate = grouped[cohort]
+    for scope, comparison in effects.effects.items():
+        control, candidate = cohorts[scope]
         enough = min(control.n, candidate.n) >= min_units
-        effect = _finding(guardrail.metric, f"{dim}={cohort}", comparison, guardrail.tolerance,
+        effect = _finding(guardrail.metric, scope, comparison, guardrail.tolerance,
                           guardrail.harm, enough, effects.k)  # fmt: skip
         out.append(effect)
-        gap = _finding(guardrail.metric, f"gap:{dim}={cohort}", effects.gaps[cohort],
+        gap = _finding(guardrail.metric, f"gap:{scope}", effects.gaps[scope],
                        guardrail.gap_limit, guardrail.harm, enough, effects.k)  # fmt: skip
         worse_off = verdict(comparison, harm_direction=guardrail.harm, tolerance=0.0) == "harm"
         if gap.verdict == "harm" and not worse_off:  # the rest gained more: no harm to it
@@ -124,6 +159,34 @@ def cohort_findings(
             )  # fmt: skip
         out.append(gap)
     return out
+
+
+def cohort_findings(
+    guardrail: Guardrail, dim: str, cells: Cells, *, alpha: float, tuning: float, min_units: int
+) -> list[GuardrailFinding]:
+    """Harm to a cohort of ``dim``, at ``alpha`` for the whole dimension (alpha/K a cohort, K
+    fixed by the plan): (a) ``dim=c``: the cohort is worse off under the candidate by more than
+    the tolerance; (b) ``gap:dim=c``: its gap to the rest widens by more than the gap tolerance
+    *and* it is worse off at all (its interval entirely on the harmful side of 0). Both on the
+    guardrail's scale (``relative``: a uniform relative change is no gap) and direction."""
+    grouped = {f"{dim}={c}": arms for c, arms in buckets(guardrail, dim, cells).items()}
+    return _family_findings(
+        guardrail, grouped, guardrail.family(dim), alpha=alpha, tuning=tuning,
+        min_units=min_units,
+    )  # fmt: skip
+
+
+def crossing_findings(
+    guardrail: Guardrail, crossing: tuple[str, str], cells: Cells, *, alpha: float,
+    tuning: float, min_units: int,
+) -> list[GuardrailFinding]:  # fmt: skip
+    """``cohort_findings`` for the cells of a crossing (K: the product of the two families;
+    ``min_units``: the guardrail's ``min_units_per_cell`` when it sets one)."""
+    return _family_findings(
+        guardrail, crossing_buckets(guardrail, crossing, cells),
+        guardrail.crossing_family(crossing), alpha=alpha, tuning=tuning,
+        min_units=guardrail.min_units_per_cell or min_units,
+    )  # fmt: skip
 
 
 def gather(
@@ -147,7 +210,7 @@ def gather(
         control = summed.get(plan.control, overall.stats(plan.control))
         candidate = summed.get(plan.candidate, overall.stats(plan.candidate))
         dims = guardrail.cohorts
-        share = alpha / (1 + len(dims))  # the overall test and each cohort dimension
+        share = alpha / (1 + len(dims) + len(guardrail.crossings))  # overall, dims, crossings
         result = compare(
             control, candidate, alpha=share, relative=guardrail.relative, tuning=plan.tuning
         )
@@ -165,6 +228,16 @@ def gather(
             }
             findings += cohort_findings(
                 guardrail, dim, cells, alpha=share, tuning=plan.tuning,
+                min_units=plan.min_units_for_harm,
+            )  # fmt: skip
+        for crossing in guardrail.crossings:
+            by = shown.results[(index, crossing_slot(crossing))]
+            cells = {
+                cohort: (by.stats(plan.control, cohort), by.stats(plan.candidate, cohort))
+                for cohort in by.cohorts
+            }
+            findings += crossing_findings(
+                guardrail, crossing, cells, alpha=share, tuning=plan.tuning,
                 min_units=plan.min_units_for_harm,
             )  # fmt: skip
     findings.sort(key=lambda f: (f.verdict != "harm", f.p_value))

@@ -30,11 +30,13 @@ _UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0
 
 _GUARDRAIL_FIELDS = frozenset(
     {"metric", "kind", "harm", "tolerance", "relative", "cohorts", "bands", "denominator",
-     "numerator", "values", "top", "gap_tolerance"}
+     "numerator", "values", "top", "gap_tolerance", "crossings", "min_units_per_cell"}
 )  # fmt: skip
 DEFAULT_TOP = 10
 """Cohorts of a categorical attribute without declared values: its 10 largest values."""
 MAX_VALUES = 64
+MAX_CELLS = 1024
+"""The most cells a crossing may have (its family: the Bonferroni divisor of its tests)."""
 
 
 MAX_DURATION = 100 * 365.25 * 86400.0
@@ -100,6 +102,12 @@ class Guardrail:
     gap_tolerance: float | None = None
     """The widening of a cohort's gap to the rest that is tolerated, on the guardrail's scale
     (a magnitude, like ``tolerance``); ``None``: the same as ``tolerance``."""
+    crossings: tuple[tuple[str, str], ...] = ()
+    """Intersectional cohorts: pairs of its cohort attributes, e.g. ``(("amount", "country"),)``:
+    every cell (a band or value of the first and of the second) is a cohort."""
+    min_units_per_cell: int | None = None
+    """Units needed in each arm of a crossing's cell before it can show harm (``None``: the
+    plan's ``min_units_for_harm``)."""
 
     def family(self, dim: str) -> int:
         """How many cohorts ``dim`` has, fixed when the plan is accepted (the Bonferroni
@@ -110,6 +118,10 @@ class Guardrail:
         if dim in self.values:
             return len(self.values[dim]) + 1
         return self.top.get(dim, DEFAULT_TOP) + 1
+
+    def crossing_family(self, crossing: tuple[str, str]) -> int:
+        """The cells of a crossing: the product of its two attributes' families."""
+        return self.family(crossing[0]) * self.family(crossing[1])
 
     @property
     def gap_limit(self) -> float:
@@ -134,6 +146,11 @@ class Guardrail:
             **({"numerator": self.numerator} if self.numerator else {}),
             **({"values": {k: list(v) for k, v in self.values.items()}} if self.values else {}),
             **({"top": dict(self.top)} if self.top else {}),
+            **({"crossings": [list(c) for c in self.crossings]} if self.crossings else {}),
+            **(
+                {"min_units_per_cell": self.min_units_per_cell}
+                if self.min_units_per_cell is not None else {}
+            ),
             **(
                 {"gap_tolerance": -self.gap_tolerance if self.harm == "decrease"
                  else self.gap_tolerance + 0.0}
@@ -387,6 +404,25 @@ def parse_plan(
                     f"{path}top.{name}",
                     f"{name!r} must be one of its cohorts without bands or values",
                 ))  # fmt: skip
+        crossings: list[tuple[str, str]] = []
+        raw_crossings = raw.get("crossings", [])
+        if not isinstance(raw_crossings, list) or len(raw_crossings) > 4:
+            out.append(Problem(f"{path}crossings", "must be a list of at most 4 pairs"))
+            raw_crossings = []
+        for j, pair in enumerate(raw_crossings):
+            where = f"{path}crossings[{j}]"
+            if not (isinstance(pair, list) and len(pair) == 2 and all(
+                isinstance(a, str) and a in cohorts for a in pair
+            ) and pair[0] != pair[1]):  # fmt: skip
+                out.append(Problem(where, "must be two different attributes of its cohorts"))
+                continue
+            crossings.append((pair[0], pair[1]))
+        per_cell = raw.get("min_units_per_cell")
+        if per_cell is not None and (type(per_cell) is not int or not 2 <= per_cell <= 10**9):
+            out.append(
+                Problem(f"{path}min_units_per_cell", "must be an integer from 2 to 1,000,000,000")
+            )
+            per_cell = None
         gap_tolerance = None
         if raw.get("gap_tolerance") is not None:
             gap_tolerance = _num(raw, "gap_tolerance", path, out, 0.0, -math.inf, math.inf)
@@ -407,8 +443,17 @@ def parse_plan(
                 {k: tuple(v) for k, v in values.items() if isinstance(v, list)},
                 {k: v for k, v in top.items() if type(v) is int},
                 None if gap_tolerance is None else abs(gap_tolerance),
+                tuple(crossings),
+                per_cell,
             )
         )
+        for j, crossing in enumerate(guardrails[-1].crossings):
+            cells = guardrails[-1].crossing_family(crossing)
+            if cells > MAX_CELLS:
+                out.append(Problem(
+                    f"{path}crossings[{j}]",
+                    f"has {cells} cells, more than {MAX_CELLS}: declare fewer values or bands",
+                ))  # fmt: skip
     srm = data.get("srm", True)
     if not isinstance(srm, bool):
         out.append(Problem("srm", "must be true or false"))
@@ -446,6 +491,22 @@ def parse_plan(
     return (None, problems) if problems else (plan, [])
 
 
+def reduction_of(
+    guardrail: Guardrail, dim: str | tuple[str, str] | None, flag: str, window: float,
+    **extra: Any,
+) -> ReductionSpec:  # fmt: skip
+    """The reduction the controller runs for ``guardrail`` overall (``dim=None``), by one
+    cohort attribute, or by a crossing of two."""
+    cohort = dim[0] if isinstance(dim, tuple) else dim
+    cross = dim[1] if isinstance(dim, tuple) else None
+    return ReductionSpec(
+        flag=flag, metric=guardrail.source, kind=guardrail.kind,
+        denominator_metric=guardrail.denominator, window_seconds=window, cohort=cohort,
+        bands=guardrail.bands.get(cohort) if cohort else None, cross=cross,
+        cross_bands=guardrail.bands.get(cross) if cross else None, **extra,
+    )  # fmt: skip
+
+
 def _statistics_refusals(plan: RolloutPlan, flag: str) -> list[Problem]:
     """Build every reduction the controller will run for ``plan`` (``tally.slot_specs`` reads
     the same fields); whatever the statistics refuse is refused here, with its path, so that a
@@ -459,14 +520,9 @@ def _statistics_refusals(plan: RolloutPlan, flag: str) -> list[Problem]:
     except ValueError as exc:
         return [Problem("attribution_window", str(exc).partition(": ")[2] or str(exc))]
     for i, guardrail in enumerate(plan.guardrails):
-        for dim in (None, *guardrail.cohorts):
+        for dim in (None, *guardrail.cohorts, *guardrail.crossings):
             try:
-                ReductionSpec(
-                    flag=flag, metric=guardrail.source, kind=guardrail.kind,
-                    denominator_metric=guardrail.denominator, cohort=dim,
-                    bands=guardrail.bands.get(dim) if dim else None,
-                    window_seconds=plan.attribution_window,
-                )  # fmt: skip
+                reduction_of(guardrail, dim, flag, plan.attribution_window)
             except ValueError as exc:
                 field, _, message = str(exc).partition(": ")
                 path = {"denominator_metric": "denominator", "window_seconds": None}.get(

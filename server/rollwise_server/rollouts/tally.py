@@ -32,7 +32,7 @@ from typing import Any
 import attrs
 
 from rollwise.analysis.reduce import ReductionResult, ReductionSpec, unit_reduction_sql
-from rollwise_server.rollouts.plan import RolloutPlan
+from rollwise_server.rollouts.plan import RolloutPlan, reduction_of
 from rollwise_server.storage.base import Store
 
 __all__ = ["Look", "Snapshot", "look"]
@@ -150,20 +150,26 @@ class Look:
     version_units: Mapping[int, Mapping[str, int]]
 
 
+def crossing_slot(crossing: tuple[str, str]) -> str:
+    """The slot name of a crossing (attribute names hold no control character, so the unit
+    separator between them never collides with a single attribute)."""
+    return "\x1f".join(crossing)
+
+
 def slot_specs(plan: RolloutPlan, env: str, flag: str, since: str, until: str) -> Specs:
-    """One reduction per guardrail overall and per guardrail and cohort dimension; without
-    guardrails one that only counts units (slot ``(-1, None)``)."""
+    """One reduction per guardrail overall, per guardrail and cohort dimension, and per
+    guardrail and crossing (``plan.reduction_of`` builds each, as plan validation does);
+    without guardrails one that only counts units (slot ``(-1, None)``)."""
     out: Specs = []
+    extra = {"env": env, "since": since, "until": until}
     for index, guardrail in enumerate(plan.guardrails):
-        base: dict[str, Any] = {
-            "flag": flag, "metric": guardrail.source, "kind": guardrail.kind, "env": env,
-            "window_seconds": plan.attribution_window, "since": since, "until": until,
-            "denominator_metric": guardrail.denominator,
-        }  # fmt: skip
-        out.append(((index, None), ReductionSpec(**base)))
+        window = plan.attribution_window
+        out.append(((index, None), reduction_of(guardrail, None, flag, window, **extra)))
         for dim in guardrail.cohorts:
-            spec = ReductionSpec(**base, cohort=dim, bands=guardrail.bands.get(dim))
-            out.append(((index, dim), spec))
+            out.append(((index, dim), reduction_of(guardrail, dim, flag, window, **extra)))
+        for crossing in guardrail.crossings:
+            spec = reduction_of(guardrail, crossing, flag, window, **extra)
+            out.append(((index, crossing_slot(crossing)), spec))
     if not out:
         spec = ReductionSpec(
             flag=flag, metric="rollwise-units", kind="count", env=env, since=since, until=until,
