@@ -350,8 +350,8 @@ def rules_schemas() -> Json:
                 },
                 "negate": {"type": "boolean", "default": False},
                 "case_insensitive": {
-                    "description": "Compare strings after str.casefold() (re.IGNORECASE for "
-                    "matches); ignored by the other operators.",
+                    "description": "Compare strings after str.casefold() (RE2 "
+                    "case-insensitive for matches); ignored by the other operators.",
                     "type": "boolean",
                     "default": False,
                 },

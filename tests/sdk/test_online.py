@@ -48,7 +48,7 @@ def set_enabled(server: LiveServer, enabled: bool) -> int:
     current = admin.get(url).json()
     response = admin.put(
         url,
-        json={**example_flag(), "enabled": enabled},
+        json={**example_flag(), "enabled": enabled, "reason": "test"},
         headers={"If-Match": f'"{current["version"]}"'},
     )
     response.raise_for_status()

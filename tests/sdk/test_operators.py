@@ -735,7 +735,9 @@ def test_pattern_of_257_characters_is_rejected() -> None:
         pytest.param("[a-", id="unterminated-set"),
         pytest.param("a**", id="multiple-repeat"),
         pytest.param(r"(?<=a+)b", id="variable-lookbehind"),
-        pytest.param("a{4294967296}", id="repeat-overflow"),
+        pytest.param("a{1001}", id="repeat-over-1000"),
+        pytest.param(r"(a)\1", id="backreference"),
+        pytest.param(r"a(?=b)", id="lookahead"),
     ],
 )
 def test_invalid_pattern_is_rejected(pattern: str) -> None:
@@ -990,3 +992,26 @@ def test_awkward_values_never_raise(operator: str, make: Callable[[], Any]) -> N
         client = Client.offline(_document(_rule({"attribute": "x", **condition, "negate": negate})))
         result = _evaluate(client, {"x": value})
         assert result.reason in (Reason.TARGETING_MATCH, Reason.DEFAULT)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        (r"^[[:alpha:]]+$", "abc", True),  # POSIX classes, as the Unleash specification expects
+        (r"^[[:alpha:]]+$", "ab1", False),
+        (r"(?i)^beta", "BETA-tester", True),  # inline flags
+        (r"^a$", "a\n", False),  # RE2's $ is the end of the text (Python's also before a \n)
+        (r"^(a+)+$", "a" * 4096, True),
+        (r"^(a+)+$", "a" * 4000 + "b", False),  # catastrophic for a backtracking engine
+        (r"é", "café", True),  # UTF-8 text
+    ],
+)
+def test_patterns_are_re2_in_linear_time(pattern: str, value: str, expected: bool) -> None:
+    """``matches`` uses RE2 (issue 12): ``^(a+)+$`` on 4,000 characters took hours with Python's
+    ``re``; the speed itself is measured in benchmarks/bench_matches.py."""
+    assert _matches(_op("matches", value=pattern), value) is expected
+
+
+def test_a_lone_surrogate_never_raises() -> None:
+    assert _matches(_op("matches", value=r"^.$"), "\ud800") in (True, False)
+    assert _matches(_op("matches", value=r"x"), "\ud800x") is True
