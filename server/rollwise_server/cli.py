@@ -87,7 +87,7 @@ def _failure(exc: TransportError, hint: Sequence[str] = ()) -> click.ClickExcept
     else:
         lines.append(str(exc))
     lines += [f"  {h}" for h in hint]
-    return click.ClickException("\n".join(lines))
+    return click.ClickException(visible("\n".join(lines)))
 
 
 class _Main(click.Group):
@@ -103,12 +103,37 @@ class _Main(click.Group):
 # --- output -------------------------------------------------------------------------------------
 
 
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character (and bidirectional override) escaped, so that
+    text someone stored (a reason, a description) can never drive the admin's terminal: an
+    ESC sequence prints as ``\\x1b[2J``, not as a cleared screen. Line breaks stay."""
+    if text.isascii() and text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch == "\n" or (ch.isprintable() and ch not in _BIDI) or ch == " ":
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
+
+
+def _echo(message: Any = None, *, err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` of text made visible (see ``visible``)."""
+    text = None if message is None else visible(str(message))
+    click.echo(text, err=err, nl=nl)
+
+
 def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    _echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _note(message: str) -> None:
-    click.echo(message, err=True)
+    _echo(message, err=True)
 
 
 def _cell(value: Any, limit: int = _MAX_CELL) -> str:
@@ -128,7 +153,7 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     cells = [[_cell(v, 200 if i == last else _MAX_CELL) for i, v in enumerate(row)] for row in rows]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
     for row in [list(headers), *cells]:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        _echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _fields(pairs: Iterable[tuple[str, Any]]) -> None:
@@ -139,7 +164,7 @@ def _fields(pairs: Iterable[tuple[str, Any]]) -> None:
         values = value if isinstance(value, list) else [value]
         for i, item in enumerate(values or ["-"]):
             label = name if i == 0 else ""
-            click.echo(f"{label.ljust(width)}  {_cell(item, 100)}".rstrip())
+            _echo(f"{label.ljust(width)}  {_cell(item, 100)}".rstrip())
 
 
 def _ts(value: Any) -> str | None:
@@ -425,9 +450,9 @@ def _show_flag(flag: Mapping[str, Any], env: str) -> None:
         ]
     )
     rules = flag.get("rules") or []
-    click.echo("")
+    _echo("")
     if not rules:
-        click.echo(f"no rules: everyone gets the default variant {flag.get('default_variant')}")
+        _echo(f"no rules: everyone gets the default variant {flag.get('default_variant')}")
         return
     _table(
         ["#", "RULE", "CONDITIONS", "SERVES"],
@@ -491,8 +516,8 @@ def _show_undefined(undefined: Sequence[Mapping[str, Any]], env: str, after: boo
     if not undefined:
         return
     if after:
-        click.echo("")
-    click.echo("seen in events but not defined:")
+        _echo("")
+    _echo("seen in events but not defined:")
     _table(
         ["METRIC", "EVENTS", "LAST_SEEN"],
         ([u.get("key"), u.get("events"), _ts(u.get("last_seen"))] for u in undefined),
@@ -603,13 +628,13 @@ def _resource_commands(group: click.Group, kind: Kind) -> None:
         if as_json:
             _echo_json(data)
         elif outcome == "created":
-            click.echo(f"created {kind} {key} in {env} (version {data.get('version')})")
+            _echo(f"created {kind} {key} in {env} (version {data.get('version')})")
         elif outcome == "updated":
             before = body.get("version") if type(body.get("version")) is int else None
             was = f"version {before} -> " if before else "now version "
-            click.echo(f"updated {kind} {key} in {env}: {was}{data.get('version')}")
+            _echo(f"updated {kind} {key} in {env}: {was}{data.get('version')}")
         else:
-            click.echo(f"{kind} {key} in {env} is unchanged (version {data.get('version')})")
+            _echo(f"{kind} {key} in {env} is unchanged (version {data.get('version')})")
 
     @group.command(
         "archive",
@@ -625,7 +650,7 @@ def _resource_commands(group: click.Group, kind: Kind) -> None:
         if as_json:
             _echo_json(data)
         else:
-            click.echo(
+            _echo(
                 f"archived {kind} {key} in {env}; its history stays "
                 f"(rollwise {plural} history {key} --env {env})"
             )
@@ -695,7 +720,7 @@ def flags_kill(remote: Remote, key: str, env: str, reason: str, as_json: bool) -
     if as_json:
         _echo_json(data)
         return
-    click.echo(
+    _echo(
         f"killed flag {key} in {env}: version {data.get('version')} serves the off variant "
         f"{data.get('off_variant')} to everyone"
     )
@@ -719,7 +744,7 @@ def flags_revert(
     if as_json:
         _echo_json(data)
         return
-    click.echo(
+    _echo(
         f"reverted flag {key} in {env} to the configuration of version {to_version}: "
         f"now version {data.get('version')}"
     )
@@ -749,7 +774,7 @@ def flags_promote(
     if as_json:
         _echo_json(data)
         return
-    click.echo(f"promoted flag {key} from {env} to {to}: version {data.get('version')} in {to}")
+    _echo(f"promoted flag {key} from {env} to {to}: version {data.get('version')} in {to}")
 
 
 # --- tokens -------------------------------------------------------------------------------------
@@ -870,7 +895,7 @@ def tokens_create(
     if as_json:
         _echo_json(data)
         return
-    click.echo(data["token"])
+    _echo(data["token"])
     about = [str(data["name"]), f"owner {data.get('owner') or data['name']}"]
     if role != "sdk" and data.get("envs") is not None:
         about.append(f"envs {','.join(data['envs'])}")
@@ -926,7 +951,7 @@ def tokens_revoke(remote: Remote, token_id: str, as_json: bool) -> None:
     if as_json:
         _echo_json(data)
         return
-    click.echo(f"revoked token {data['id']} ({data['name']}) at {_ts(data.get('revoked_at'))}")
+    _echo(f"revoked token {data['id']} ({data['name']}) at {_ts(data.get('revoked_at'))}")
 
 
 # --- environments and audit ---------------------------------------------------------------------
@@ -969,7 +994,7 @@ def envs_create(
     if as_json:
         _echo_json(data)
         return
-    click.echo(f"created {'protected ' if data.get('protected') else ''}environment {data['key']}")
+    _echo(f"created {'protected ' if data.get('protected') else ''}environment {data['key']}")
 
 
 def _protection(remote: Remote, key: str, protected: bool, reason: str, as_json: bool) -> None:
@@ -977,7 +1002,7 @@ def _protection(remote: Remote, key: str, protected: bool, reason: str, as_json:
     if as_json:
         _echo_json(data)
         return
-    click.echo(f"environment {data['key']} is {'' if data.get('protected') else 'not '}protected")
+    _echo(f"environment {data['key']} is {'' if data.get('protected') else 'not '}protected")
 
 
 @envs.command("protect")

@@ -909,3 +909,22 @@ def test_every_group_is_documented() -> None:
         assert f"`{path} " in text or f"`{path}`" in text, path
     for opt in ("--url", "--token", "ROLLWISE_URL", "ROLLWISE_TOKEN", "ROLLWISE_ENV"):
         assert opt in text, opt
+
+
+def test_stored_text_never_drives_the_terminal(server: LiveServer) -> None:
+    """An ESC sequence in a reason cleared the admin's screen (issue 12)."""
+    api(server, "POST", "envs/staging/segments", json={**EU_SEGMENT})
+    hostile = "drill \x1b[2J\x1b[H\u202egnp.exe"
+    body = {**example_flag(), "description": hostile, "reason": hostile}
+    api(server, "POST", "envs/staging/flags", json=body)
+    for args in (
+        ("audit", "--env", "staging"),
+        ("flags", "get", "fraud-model", "--env", "staging"),
+    ):
+        out = ok(run(server, *args)).output
+        assert "\x1b" not in out
+        assert "\u202e" not in out
+        assert "\\x1b[2J" in out
+    raw = ok(run(server, "flags", "get", "fraud-model", "--env", "staging", "--json")).output
+    assert "\x1b" not in raw
+    assert json.loads(raw)["description"] == hostile  # --json keeps the text, escaped as JSON
