@@ -60,6 +60,8 @@ def decode_body(raw: bytes, encoding: str | None, max_bytes: int) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # nested beyond the parser's stack: refused, never a 500
+        raise BadRequest("the body nests too deeply to be a batch of events") from None
 
 
 def _text(value: Any, longest: int) -> bool:

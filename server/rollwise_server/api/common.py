@@ -69,6 +69,28 @@ async def read_raw(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+MAX_JSON_DEPTH = 64
+"""How deep an admin request's JSON may nest (objects and arrays): far more than any flag,
+plan or metric needs, far less than a parser's or an SDK's recursion limit."""
+
+
+def json_depth(value: Any) -> int:
+    """How deep ``value`` nests, computed without recursion (a hostile body cannot exhaust
+    the stack here)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 async def read_json(request: Request, *, required: bool = True) -> dict[str, Any]:
     """A JSON object body (an empty body is ``{}`` unless ``required``)."""
     raw = await read_raw(request)
@@ -78,8 +100,15 @@ async def read_json(request: Request, *, required: bool = True) -> dict[str, Any
         return {}
     try:
         body = json.loads(raw)
-        json.dumps(body, ensure_ascii=False, allow_nan=False).encode()  # no NaN, lone surrogate
     except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        body = None
+    if body is None or json_depth(body) > MAX_JSON_DEPTH:
+        raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        json.dumps(body, ensure_ascii=False, allow_nan=False).encode()  # no NaN, lone surrogate
+    except (ValueError, UnicodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
