@@ -1,7 +1,7 @@
 """Ingestion of exposure and outcome batches: decode, validate each event, store idempotently.
 
 A batch is ``{"events": [...]}`` (a bare JSON array is accepted too), optionally gzip'd
-(``Content-Encoding: gzip``), of at most ``max_batch_events`` events. Each event is validated on
+(``Content-Encoding: gzip``, every member read), of at most ``max_batch_events`` events. Each event is validated on
 its own: valid ones are stored, invalid ones are counted and reported with their index and the
 path of each problem, so one bad event does not cost the batch. Storage is idempotent on the
 event ``id`` (``INSERT OR IGNORE``): a redelivered batch adds nothing.
@@ -44,16 +44,33 @@ _CANONICAL_TS = re.compile(
 ).fullmatch
 
 
+def _gunzip(raw: bytes, max_bytes: int) -> bytes:
+    """Every member of a gzip body (RFC 1952 allows several, one after the other: all are
+    read), never more than ``max_bytes`` in all."""
+    parts: list[bytes] = []
+    size = 0
+    rest = raw
+    while True:
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            part = inflater.decompress(rest, max_bytes + 1 - size)
+        except zlib.error as exc:
+            raise BadRequest(f"the body is not valid gzip: {exc}") from None
+        size += len(part)
+        if size > max_bytes or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"the decompressed body exceeds {max_bytes} bytes")
+        if not inflater.eof:
+            raise BadRequest("the body is not valid gzip: it ends inside a member")
+        parts.append(part)
+        rest = inflater.unused_data
+        if not rest.strip(b"\x00"):  # trailing zero padding is allowed after the last member
+            return b"".join(parts)
+
+
 def decode_body(raw: bytes, encoding: str | None, max_bytes: int) -> Any:
     """The JSON of a request body, gunzipped if needed, never larger than ``max_bytes``."""
     if encoding and encoding.strip().lower() == "gzip":
-        inflater = zlib.decompressobj(wbits=31)
-        try:
-            raw = inflater.decompress(raw, max_bytes + 1)
-        except zlib.error as exc:
-            raise BadRequest(f"the body is not valid gzip: {exc}") from None
-        if len(raw) > max_bytes or inflater.unconsumed_tail:
-            raise PayloadTooLarge(f"the decompressed body exceeds {max_bytes} bytes")
+        raw = _gunzip(raw, max_bytes)
     elif encoding and encoding.strip().lower() not in ("identity", ""):
         raise BadRequest(f"unsupported Content-Encoding {encoding!r} (use gzip or none)")
     try:

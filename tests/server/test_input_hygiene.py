@@ -49,3 +49,35 @@ def test_json_depth_needs_no_recursion() -> None:
     assert json_depth(value) == 200_001
     assert json_depth({"a": [1, {"b": None}]}) == 3
     assert json_depth(7) == 0
+
+
+def test_every_gzip_member_is_read(server: LiveServer) -> None:
+    """Two gzip members: only the first one's events were read, the rest dropped silently."""
+    import gzip
+    import json
+    import uuid
+
+    def batch(unit: str) -> bytes:
+        event = {"id": str(uuid.uuid4()), "ts": "2026-11-25T10:00:00.000Z", "flag": "f",
+                 "flag_version": 1, "variant": "v1", "rule": None, "unit_type": "user_id",
+                 "unit": unit, "attrs": {}}  # fmt: skip
+        return json.dumps({"events": [event]}).encode()
+
+    # one JSON document split over two members: read whole, it is the batch of two events
+    whole = json.loads(batch("u1"))
+    whole["events"] += json.loads(batch("u2"))["events"]
+    text = json.dumps(whole).encode()
+    body = gzip.compress(text[:40]) + gzip.compress(text[40:])
+    sdk = server.session(server.token("sdk", env="production"))
+    answer = sdk.post(
+        f"{server.url}/api/v1/sdk/exposures", data=body,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}, timeout=30,
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["accepted"] == 2
+    cut = gzip.compress(text)[:-9]  # a member that ends early
+    truncated = sdk.post(
+        f"{server.url}/api/v1/sdk/exposures", data=cut,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}, timeout=30,
+    )  # fmt: skip
+    assert truncated.status_code == 400
