@@ -2,8 +2,9 @@
 
 A batch is ``{"events": [...]}`` (a bare JSON array is accepted too), optionally gzip'd
 (``Content-Encoding: gzip``, every member read), of at most ``max_batch_events`` events.
-Each event is validated on its own: valid ones are stored, invalid ones are counted and reported with their index and the
-path of each problem, so one bad event does not cost the batch. Storage is idempotent on the
+Each event is validated on its own: valid ones are stored, invalid ones are counted and
+reported with their index and the path of each problem, so one bad event does not cost the
+batch. Storage is idempotent on the
 event ``id`` (``INSERT OR IGNORE``): a redelivered batch adds nothing.
 """
 
