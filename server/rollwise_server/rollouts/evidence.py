@@ -189,6 +189,11 @@ def crossing_findings(
     )  # fmt: skip
 
 
+def _arms(by: Any, plan: RolloutPlan) -> Cells:
+    """Each cohort of a reduction: (control, candidate) statistics."""
+    return {c: (by.stats(plan.control, c), by.stats(plan.candidate, c)) for c in by.cohorts}
+
+
 def gather(
     store: Store, env: str, flag: str, plan: RolloutPlan, state: Mapping[str, Any], now: float,
     snapshot: Snapshot | None = None,
@@ -220,26 +225,17 @@ def gather(
                 guardrail.metric, "overall", result, guardrail.tolerance, guardrail.harm, enough
             )
         )
+        tuning, least = plan.tuning, plan.min_units_for_harm
         for dim in dims:
-            by = shown.results[(index, dim)]
-            cells = {
-                cohort: (by.stats(plan.control, cohort), by.stats(plan.candidate, cohort))
-                for cohort in by.cohorts
-            }
+            cells = _arms(shown.results[(index, dim)], plan)
             findings += cohort_findings(
-                guardrail, dim, cells, alpha=share, tuning=plan.tuning,
-                min_units=plan.min_units_for_harm,
-            )  # fmt: skip
+                guardrail, dim, cells, alpha=share, tuning=tuning, min_units=least
+            )
         for crossing in guardrail.crossings:
-            by = shown.results[(index, crossing_slot(crossing))]
-            cells = {
-                cohort: (by.stats(plan.control, cohort), by.stats(plan.candidate, cohort))
-                for cohort in by.cohorts
-            }
+            cells = _arms(shown.results[(index, crossing_slot(crossing))], plan)
             findings += crossing_findings(
-                guardrail, crossing, cells, alpha=share, tuning=plan.tuning,
-                min_units=plan.min_units_for_harm,
-            )  # fmt: skip
+                guardrail, crossing, cells, alpha=share, tuning=tuning, min_units=least
+            )
     findings.sort(key=lambda f: (f.verdict != "harm", f.p_value))
     srm_p, keep = _srm(shown.version_units, plan, state)
     evidence = Evidence(
