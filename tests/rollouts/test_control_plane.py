@@ -537,7 +537,7 @@ def _wait_for(condition: Any, seconds: float) -> float:
 
 
 def test_tokens_expire(server: LiveServer) -> None:
-    soon = (datetime.now(UTC) + timedelta(seconds=1.5)).isoformat()
+    soon = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
     viewer = server.session(server.token("viewer", expires_at=soon))
     assert viewer.get(f"{server.url}/api/v1/envs").status_code == 200  # cached from now on
     _wait_for(lambda: viewer.get(f"{server.url}/api/v1/envs").status_code == 401, 10)
@@ -591,10 +591,10 @@ def test_a_revocation_by_another_replica_closes_the_stream(server: LiveServer) -
 
 
 def test_an_expiring_sdk_key_loses_its_stream(server: LiveServer) -> None:
-    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    soon = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
     secret = server.token("sdk", env="production", expires_at=soon)
     took = _stream_ends(server, secret, lambda: None)
-    assert took < 5
+    assert took < 6  # it ends when the token does (4 s after it was made), not later
 
 
 def test_only_bearer_is_accepted_even_when_cached(server: LiveServer) -> None:
@@ -714,4 +714,4 @@ def test_a_revocation_elsewhere_reaches_this_server_s_cache(server: LiveServer) 
     finally:
         store.close()
     took = _wait_for(lambda: viewer.get(f"{server.url}/api/v1/envs").status_code == 401, 10)
-    assert took < 3  # the cache lasts 5 s; the check every second drops it sooner
+    assert took < 5  # within the 5 s of the guarantee (the check runs every second)

@@ -154,7 +154,7 @@ _GUARDRAILS = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)  # the same cases in CI
 @given(
     guardrails=st.lists(_GUARDRAILS, max_size=3),
     window=st.sampled_from(["14d", 1, "1000000d", 0.0001]),
