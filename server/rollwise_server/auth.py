@@ -88,11 +88,6 @@ class Principal:
     def actor(self) -> Actor:
         return Actor(self.owner or self.name, self.token_id, self.owner or self.name)
 
-    @property
-    def person(self) -> str:
-        """The owner as the two-person rule compares it (case and outer spaces ignored)."""
-        return same_person(self.owner or self.name)
-
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and (now or time.time()) >= self.expires_at
 

@@ -112,7 +112,6 @@ async def write(
 ) -> Resource:
     server = state(request)
     actor = request.state.principal.actor
-    before = await threaded(server.store.get_rollout, env, key) if kind == "flag" else None
     resource = await threaded(
         server.store.write_resource,
         env,
@@ -130,7 +129,7 @@ async def write(
         return resource
     revision = await threaded(server.store.revision, env)
     server.publish(env, revision)
-    if before is not None:
+    if kind == "flag" and resource.body.get("enabled", True) is False:
         await _notify_if_killed(request, env, key, resource)
     return resource
 

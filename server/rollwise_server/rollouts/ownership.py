@@ -27,10 +27,15 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from rollwise_server.errors import Conflict
+from rollwise_server.rollouts.weights import SCALE
 
-__all__ = ["check_flag_edit", "rule_of", "serving_candidate", "with_control_weights"]
-
-SCALE = 10_000
+__all__ = [
+    "check_flag_edit",
+    "control_change",
+    "rule_of",
+    "serving_candidate",
+    "with_control_weights",
+]
 
 
 def rule_of(body: Mapping[str, Any], plan: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -75,6 +80,17 @@ def serving_candidate(body: Mapping[str, Any], plan: Mapping[str, Any]) -> set[s
 def _variant(body: Mapping[str, Any], key: str) -> Any:
     variants = body.get("variants")
     return variants.get(key) if isinstance(variants, Mapping) else None
+
+
+def control_change(
+    body: Mapping[str, Any], version: int, plan: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The flag change (``Store.put_rollout``'s ``flag_change``) that puts the managed rule of
+    a flag at ``version`` on the control, from the plan's JSON as stored (it need not parse);
+    ``None`` if the rule is gone."""
+    if rule_of(body, plan) is None:
+        return None
+    return {"body": with_control_weights(body, plan), "expected_version": version}
 
 
 def with_control_weights(body: Mapping[str, Any], plan: Mapping[str, Any]) -> dict[str, Any]:

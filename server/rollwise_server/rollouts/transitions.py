@@ -257,10 +257,7 @@ def _end_unparsed(
     resource = store.get_resource(env, "flag", key)
     ended = "rolled_back" if action == "rollback" else "aborted"
     state = {**record.state, "status": ended, "end_reason": reason}
-    flag_change = None
-    if ownership.rule_of(resource.body, record.plan) is not None:
-        body = ownership.with_control_weights(resource.body, record.plan)
-        flag_change = {"body": body, "expected_version": resource.version}
+    flag_change = ownership.control_change(resource.body, resource.version, record.plan)
     stamp = ("ended_at", "rolled_back_at") if action == "rollback" else ("ended_at",)
     return store.put_rollout(
         env, key, record.plan, state, expected_version=record.version, actor=actor,
@@ -281,10 +278,8 @@ def mark_errored(store: Store, env: str, key: str, error: str) -> RolloutRecord 
         return None
     resource = store.get_resource(env, "flag", key)
     state = {**record.state, "status": "errored", "error": error[:2000]}
-    flag_change = None
-    if ownership.rule_of(resource.body, record.plan) is not None:
-        body = ownership.with_control_weights(resource.body, record.plan)
-        flag_change = {"body": body, "expected_version": resource.version}
+    flag_change = ownership.control_change(resource.body, resource.version, record.plan)
+    if flag_change is not None:
         state["stage_flag_version"] = resource.version + 1
     details = {"from_status": record.state.get("status"), "stage": record.state.get("stage"),
                "share": 0.0, "error": error[:2000]}  # fmt: skip

@@ -201,10 +201,6 @@ class SQLiteStore:
                 self._audit(conn, actor, action, key, "environment", key, None, reason, {})
             return self._environment((*row[:3], protected))
 
-    def _is_protected(self, conn: sqlite3.Connection, env: str) -> bool:
-        row = conn.execute("SELECT protected FROM environments WHERE key = ?", (env,)).fetchone()
-        return bool(row and row[0])
-
     def _require_env(self, conn: sqlite3.Connection, env: str) -> int:
         row = conn.execute("SELECT revision FROM environments WHERE key = ?", (env,)).fetchone()
         if row is None:
@@ -451,9 +447,8 @@ class SQLiteStore:
         users = self._active_guardrail_flags(conn, env, metric)
         if users:
             raise Conflict(
-                f"metric {metric!r} is a guardrail of the active rollouts of "
-                f"{', '.join(sorted(users))}",
-                flags=sorted(users),
+                f"metric {metric!r} is a guardrail of the active rollouts of {', '.join(users)}",
+                flags=users,
             )
 
     def _check_unreferenced(self, conn: sqlite3.Connection, env: str, segment: str) -> None:
