@@ -945,7 +945,7 @@ def _token_envs(token: Mapping[str, Any]) -> str:
 def tokens_revoke(remote: Remote, token_id: str, as_json: bool) -> None:
     """Revoke a token by its id (tok_...).
 
-    It stops working within the server's token cache time (seconds).
+    It stops working at once (within about a second on other replicas), streams included.
     """
     data = remote.client().revoke_token(token_id)
     if as_json:
