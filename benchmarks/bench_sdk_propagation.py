@@ -90,7 +90,8 @@ class _TracedStream:
 
     def events(self) -> Iterator[Any]:
         for event in self._stream.events():
-            self._trace.append(f"received {time.monotonic_ns()}")
+            if event.event == "rules":  # not the heartbeats the stream also yields
+                self._trace.append(f"received {time.monotonic_ns()}")
             yield event
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ Reported:
   whole process's CPU time; the same for the rules-sync thread.
 
 Run: ``cd benchmarks && python bench_sdk_sustained.py [--duration 60] [--threads 8]
-[--rate 0] [--track-every 1] [--json]``.
+[--rate 0] [--track-every 1] [--spool-first] [--json]``.
 """
 
 from __future__ import annotations
@@ -95,7 +95,9 @@ def worker(
 
 
 def run(server: Any, args: argparse.Namespace, cache: Any) -> dict[str, Any]:
-    client = rollwise.Client(server.url, sdk_token(server), cache_dir=cache)
+    client = rollwise.Client(
+        server.url, sdk_token(server), cache_dir=cache, spool_first=args.spool_first
+    )
     try:
         if not client.wait_until_ready(30):
             raise RuntimeError("the online client did not become ready")
@@ -223,6 +225,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--rate", type=float, default=0.0, help="evaluations/s in total (0: max)")
     parser.add_argument("--track-every", type=int, default=1, help="track() every N evaluations")
+    parser.add_argument(
+        "--spool-first", action="store_true", help="spool_first=True: every event through the spool"
+    )
     args = parser.parse_args()
     meta = machine_meta()
     with running_server() as (server, tmp):

@@ -16,6 +16,7 @@ PUBLIC_MODULES = [
     "rollwise.assignment",
     "rollwise.bucketing",
     "rollwise.client",
+    "rollwise.durations",
     "rollwise.errors",
     "rollwise.events",
     "rollwise.rules",

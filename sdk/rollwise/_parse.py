@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from rollwise import limits
 from rollwise.context import parse_datetime
 from rollwise.errors import Problem, RulesParseError, UnsupportedSchemaError
 from rollwise.operators import OPERATORS, OperatorSpec
@@ -29,7 +30,14 @@ from rollwise.rules import (
     Variant,
 )
 
-__all__ = ["KEY_PATTERN", "load_json", "parse_document", "parse_flag", "parse_segment"]
+__all__ = [
+    "KEY_PATTERN",
+    "condition_cost",
+    "load_json",
+    "parse_document",
+    "parse_flag",
+    "parse_segment",
+]
 
 KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 """Flag, segment, variant and rule identifiers: 1-128 characters, no spaces or slashes."""
@@ -48,16 +56,82 @@ _CONDITION_KEYS = {"attribute", "operator", "value", "values", "negate", "case_i
 Problems = list[Problem]
 
 
+def _shown(value: Any) -> str:
+    """``value`` as a problem message quotes it: short, and never failing to print (an integer
+    too long for ``str``, an object nested too deep for ``repr``)."""
+    if isinstance(value, str):
+        return repr(value[:60]) + ("…" if len(value) > 60 else "")
+    if isinstance(value, bool | float) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        digits = int(value.bit_length() * 0.30103) + 1
+        return repr(value) if digits <= 40 else f"an integer of about {digits} digits"
+    return f"a {type(value).__name__}"
+
+
+def _name(key: Any) -> str:
+    """A key as a path shows it: the string itself (cut at 200 characters), or ``_shown``."""
+    if isinstance(key, str):
+        return key if len(key) <= 200 else key[:200] + "…"
+    return _shown(key)
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
 def load_json(text: str | bytes) -> Any:
-    """Decode JSON text, turning a decoding error into a ``RulesParseError``."""
+    """Decode a rules document's JSON text, turning a decoding error, a text longer than
+    ``limits.MAX_DOCUMENT_BYTES`` or nesting too deep to decode into a ``RulesParseError``."""
+    if len(text) > limits.MAX_DOCUMENT_BYTES:
+        raise RulesParseError([Problem("", _over("max_document_bytes", len(text), "bytes"))])
     try:
         return json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RulesParseError([Problem("", f"not valid JSON: {exc}")]) from None
+    except RecursionError:
+        raise RulesParseError([Problem("", "nests too deep to be a rules document")]) from None
+
+
+def _over(limit: str, actual: int, unit: str) -> str:
+    """The message of a broken limit, naming it (``limits.MAX_<NAME>``)."""
+    allowed = getattr(limits, limit.upper())
+    return f"has {actual} {unit}, more than the limit {limit} = {allowed}"
+
+
+def _too_deep(limit: str) -> str:
+    return f"nests deeper than the limit {limit} = {getattr(limits, limit.upper())}"
+
+
+def _count(items: Collection[Any], limit: str, unit: str, path: str, out: Problems) -> bool:
+    """Whether ``items`` are within ``limits.<LIMIT>``; a problem at ``path`` if not."""
+    if len(items) > getattr(limits, limit.upper()):
+        out.append(Problem(path, _over(limit, len(items), unit)))
+        return False
+    return True
+
+
+def _segment_cost(segments: Mapping[str, Any] | None, key: str) -> int:
+    cost = None if segments is None else segments.get(key)
+    return cost if type(cost) is int else 1
+
+
+def condition_cost(conditions: Any, segments: Mapping[str, int] | None = None) -> int:
+    """What evaluating ``conditions`` (JSON or parsed) costs in ``limits.MAX_CONDITION_COST``
+    units: 1 a condition, ``MATCHES_COST`` a ``matches``, a segment reference its segment's
+    cost (``segments``: key → cost; 1 if unknown)."""
+    cost = 0
+    for item in conditions if isinstance(conditions, list | tuple) else ():
+        if isinstance(item, SegmentRef):
+            cost += _segment_cost(segments, item.segment)
+        elif isinstance(item, Condition):
+            cost += limits.MATCHES_COST if item.operator == "matches" else 1
+        elif isinstance(item, Mapping) and isinstance(item.get("segment"), str):
+            cost += _segment_cost(segments, item["segment"])
+        else:
+            matches = isinstance(item, Mapping) and item.get("operator") == "matches"
+            cost += limits.MATCHES_COST if matches else 1
+    return cost
 
 
 def _unknown_keys(
@@ -65,10 +139,12 @@ def _unknown_keys(
 ) -> None:
     for key in data:
         if key not in known:
-            out.append(Problem(_join(path, str(key)), "unknown field"))
+            out.append(Problem(_join(path, _name(key)), "unknown field"))
 
 
 def _object(data: Any, path: str, out: Problems) -> Mapping[str, Any] | None:
+    if type(data) is dict:  # the usual case, without the ABC check's cost
+        return data
     if not isinstance(data, Mapping):
         out.append(Problem(path, "must be an object"))
         return None
@@ -163,8 +239,10 @@ def _read_condition(
     if strict:
         _unknown_keys(obj, _CONDITION_KEYS, path, out)
     start = len(out)
-    attribute = _text(obj.get("attribute"), _join(path, "attribute"), out)
+    attribute = _attribute(obj.get("attribute"), _join(path, "attribute"), out)
     operator = _text(obj.get("operator"), _join(path, "operator"), out)
+    if not _operand_within_limits(obj, path, out):
+        return None
     case_insensitive = _boolean(obj, "case_insensitive", path, out, False)
     spec = OPERATORS.get(operator) if operator is not None else None
     if strict and operator is not None:
@@ -197,6 +275,37 @@ def _read_condition(
     )
 
 
+def _attribute(value: Any, path: str, out: Problems) -> str | None:
+    name = _text(value, path, out)
+    if name is not None and len(name) > limits.MAX_ATTRIBUTE_LENGTH:
+        out.append(Problem(path, _over("max_attribute_length", len(name), "characters")))
+        return None
+    return name
+
+
+def _operand_within_limits(obj: Mapping[str, Any], path: str, out: Problems) -> bool:
+    """A condition's ``value``/``values`` within the limits, checked before anything reads them
+    (an unknown operator's operand is kept as written, so its depth is bounded here too)."""
+    start = len(out)
+    for field in ("value", "values"):
+        operand = obj.get(field)
+        if operand is None:
+            continue
+        fpath = _join(path, field)
+        depth = limits.json_depth(operand, limits.MAX_OPERAND_DEPTH)
+        if depth > limits.MAX_OPERAND_DEPTH:
+            out.append(Problem(fpath, _too_deep("max_operand_depth")))
+            continue
+        if isinstance(operand, list) and not _count(operand, "max_values", "values", fpath, out):
+            continue
+        for i, item in enumerate(operand if isinstance(operand, list) else [operand]):
+            if isinstance(item, str) and len(item) > limits.MAX_STRING_LENGTH:
+                ipath = f"{fpath}[{i}]" if isinstance(operand, list) else fpath
+                out.append(Problem(ipath, _over("max_string_length", len(item), "characters")))
+                break
+    return len(out) == start
+
+
 def _read_conditions(
     data: Mapping[str, Any],
     path: str,
@@ -206,6 +315,8 @@ def _read_conditions(
 ) -> list[Any]:
     items = _list(data, "conditions", path, out)
     base = _join(path, "conditions")
+    if not _count(items, "max_conditions", "conditions", base, out):
+        return [None]
     return [_read_condition(c, f"{base}[{i}]", out, segments, strict) for i, c in enumerate(items)]
 
 
@@ -228,19 +339,22 @@ def _read_serve(
             )
         name = obj["variant"]
         if not isinstance(name, str) or name not in variants:
-            out.append(Problem(_join(path, "variant"), f"unknown variant {name!r}"))
+            out.append(Problem(_join(path, "variant"), f"unknown variant {_shown(name)}"))
             return None
         return Serve(variant=name)
     start = len(out)
-    bucket_by = _text(obj.get("bucket_by", "user_id"), _join(path, "bucket_by"), out)
+    bucket_by = _attribute(obj.get("bucket_by", "user_id"), _join(path, "bucket_by"), out)
     arms = obj["split"]
     if not isinstance(arms, list) or not arms:
         out.append(Problem(_join(path, "split"), "must be a non-empty list"))
         return None
+    if not _count(arms, "max_variants", "arms", _join(path, "split"), out):
+        return None
     seen: set[str] = set()
     parsed: list[SplitArm] = []
+    split_path = _join(path, "split")
     for i, arm in enumerate(arms):
-        arm_path = f"{_join(path, 'split')}[{i}]"
+        arm_path = f"{split_path}[{i}]"
         arm_obj = _object(arm, arm_path, out)
         if arm_obj is None:
             continue
@@ -248,9 +362,9 @@ def _read_serve(
             _unknown_keys(arm_obj, {"variant", "weight"}, arm_path, out)
         name = arm_obj.get("variant")
         if not isinstance(name, str) or name not in variants:
-            out.append(Problem(_join(arm_path, "variant"), f"unknown variant {name!r}"))
+            out.append(Problem(_join(arm_path, "variant"), f"unknown variant {_shown(name)}"))
         elif name in seen:
-            out.append(Problem(_join(arm_path, "variant"), f"variant {name!r} appears twice"))
+            out.append(Problem(_join(arm_path, "variant"), f"variant {_shown(name)} appears twice"))
         weight = arm_obj.get("weight")
         if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
             out.append(Problem(_join(arm_path, "weight"), "must be a non-negative integer"))
@@ -262,7 +376,10 @@ def _read_serve(
     total = sum(a.weight for a in parsed)
     if not 1 <= total <= MAX_WEIGHT_TOTAL:
         out.append(
-            Problem(_join(path, "split"), f"weights must sum to between 1 and 2**32, not {total}")
+            Problem(
+                _join(path, "split"),
+                f"weights must sum to between 1 and 2**32, not {_shown(total)}",
+            )
         )
         return None
     return Serve(split=tuple(parsed), bucket_by=bucket_by or "user_id")
@@ -287,6 +404,41 @@ def _read_schedule(data: Any, path: str, out: Problems, strict: bool) -> Schedul
     if start is not None and end is not None and not start < end:
         out.append(Problem(_join(path, "end"), "must be later than start"))
     return Schedule(start, end)
+
+
+def _description(obj: Mapping[str, Any], path: str, out: Problems) -> str | None:
+    text = _text(obj.get("description", ""), _join(path, "description"), out, allow_empty=True)
+    if text is not None and len(text) > limits.MAX_DESCRIPTION_LENGTH:
+        out.append(
+            Problem(
+                _join(path, "description"), _over("max_description_length", len(text), "characters")
+            )
+        )
+    return text
+
+
+def _payload_within_limits(payload: Any, path: str, out: Problems) -> bool:
+    """Depth first, without recursion; the size only of a value shallow enough to encode."""
+    if payload is None or isinstance(payload, bool | int | float):
+        return True
+    depth = limits.json_depth(payload, limits.MAX_PAYLOAD_DEPTH)
+    if depth > limits.MAX_PAYLOAD_DEPTH:
+        out.append(Problem(path, _too_deep("max_payload_depth")))
+        return False
+    try:
+        size = limits.json_size(payload)
+    except (TypeError, ValueError) as exc:
+        out.append(Problem(path, f"must be a JSON value: {exc}"))
+        return False
+    if size > limits.MAX_PAYLOAD_BYTES:
+        out.append(Problem(path, _over("max_payload_bytes", size, "bytes of JSON")))
+        return False
+    return True
+
+
+def _costs(segments: Collection[str] | None) -> Mapping[str, int] | None:
+    """Segment costs when the caller knows them (``segment key → cost``), else ``None``."""
+    return segments if isinstance(segments, Mapping) else None
 
 
 def _collect(
@@ -316,17 +468,19 @@ def _flag(
     version = _integer(obj.get("version"), _join(path, "version"), out, 1)
     enabled = _boolean(obj, "enabled", path, out, True)
     salt = _text(obj.get("salt", key or ""), _join(path, "salt"), out)
-    description = _text(
-        obj.get("description", ""), _join(path, "description"), out, allow_empty=True
-    )
+    description = _description(obj, path, out)
 
     variants: dict[str, Variant] = {}
     raw_variants = _object(obj.get("variants"), _join(path, "variants"), out)
+    if raw_variants is not None and not _count(
+        raw_variants, "max_variants", "variants", _join(path, "variants"), out
+    ):
+        raw_variants = None
     if raw_variants is not None:
         if not raw_variants:
             out.append(Problem(_join(path, "variants"), "must name at least one variant"))
         for name, body in raw_variants.items():
-            vpath = _join(_join(path, "variants"), str(name))
+            vpath = _join(_join(path, "variants"), _name(name))
             if _key(name, vpath, out, "variant key") is None:
                 continue
             vobj = _object(body, vpath, out)
@@ -334,7 +488,8 @@ def _flag(
                 continue
             if strict:
                 _unknown_keys(vobj, {"payload"}, vpath, out)
-            variants[name] = Variant(name, vobj.get("payload"))
+            if _payload_within_limits(vobj.get("payload"), _join(vpath, "payload"), out):
+                variants[name] = Variant(name, vobj.get("payload"))
     for field in ("off_variant", "default_variant"):
         named = obj.get(field)
         if not isinstance(named, str):
@@ -343,9 +498,14 @@ def _flag(
             out.append(Problem(_join(path, field), f"unknown variant {named!r}"))
 
     cohorts: list[str] = []
-    for i, name in enumerate(_list(obj, "cohort_attributes", path, out)):
+    raw_cohorts = _list(obj, "cohort_attributes", path, out)
+    if not _count(
+        raw_cohorts, "max_cohort_attributes", "attributes", _join(path, "cohort_attributes"), out
+    ):
+        raw_cohorts = []
+    for i, name in enumerate(raw_cohorts):
         cpath = f"{_join(path, 'cohort_attributes')}[{i}]"
-        if _text(name, cpath, out) is not None:
+        if _attribute(name, cpath, out) is not None:
             if name in cohorts:
                 out.append(Problem(cpath, f"attribute {name!r} appears twice"))
             cohorts.append(name)
@@ -354,7 +514,10 @@ def _flag(
 
     rules: list[Rule] = []
     rule_ids: set[str] = set()
-    for i, raw_rule in enumerate(_list(obj, "rules", path, out)):
+    raw_rules = _list(obj, "rules", path, out)
+    if not _count(raw_rules, "max_rules", "rules", _join(path, "rules"), out):
+        raw_rules = []
+    for i, raw_rule in enumerate(raw_rules):
         rpath = f"{_join(path, 'rules')}[{i}]"
         robj = _object(raw_rule, rpath, out)
         if robj is None:
@@ -371,6 +534,10 @@ def _flag(
         if rule_id is not None and serve is not None and None not in conditions:
             rules.append(Rule(rule_id, tuple(conditions), serve))
 
+    if len(out) == start:
+        cost = sum(condition_cost(rule.conditions, _costs(segments)) for rule in rules)
+        if cost > limits.MAX_CONDITION_COST:
+            out.append(Problem(_join(path, "rules"), _over("max_condition_cost", cost, "units")))
     if len(out) > start or key is None or version is None or salt is None:
         return None
     return Flag(
@@ -399,9 +566,7 @@ def _segment(data: Any, key: str | None, path: str, out: Problems, strict: bool)
         key = _key(obj.get("key"), _join(path, "key"), out, "segment key")
     elif "key" in obj and obj["key"] != key:
         out.append(Problem(_join(path, "key"), f"does not match the segment's key {key!r}"))
-    description = _text(
-        obj.get("description", ""), _join(path, "description"), out, allow_empty=True
-    )
+    description = _description(obj, path, out)
     conditions = _read_conditions(obj, path, out, None, strict)
     if len(out) > start or key is None:
         return None
@@ -430,7 +595,7 @@ def parse_document(data: Any, *, strict: bool = False) -> RulesDocument:
     schema_version = obj.get("schema_version")
     if type(schema_version) is int and schema_version > SCHEMA_VERSION:
         raise UnsupportedSchemaError(
-            f"schema_version {schema_version} is newer than this SDK supports "
+            f"schema_version {_shown(schema_version)} is newer than this SDK supports "
             f"({SCHEMA_VERSION}); upgrade rollwise"
         )
     _integer(schema_version, "schema_version", out, SCHEMA_VERSION)
@@ -441,8 +606,10 @@ def parse_document(data: Any, *, strict: bool = False) -> RulesDocument:
 
     segments: dict[str, Segment] = {}
     raw_segments = _object(obj.get("segments", {}), "segments", out) or {}
+    if not _count(raw_segments, "max_segments", "segments", "segments", out):
+        raw_segments = {}
     for name, body in raw_segments.items():
-        spath = _join("segments", str(name))
+        spath = _join("segments", _name(name))
         if _key(name, spath, out, "segment key") is not None:
             segment = _segment(body, name, spath, out, strict)
             if segment is not None:
@@ -450,10 +617,14 @@ def parse_document(data: Any, *, strict: bool = False) -> RulesDocument:
 
     flags: dict[str, Flag] = {}
     raw_flags = _object(obj.get("flags", {}), "flags", out) or {}
+    if not _count(raw_flags, "max_flags", "flags", "flags", out):
+        raw_flags = {}
+    costs = {name: condition_cost(segment.conditions) for name, segment in segments.items()}
+    known = {name: costs.get(name, 1) for name in raw_segments}
     for name, body in raw_flags.items():
-        fpath = _join("flags", str(name))
+        fpath = _join("flags", _name(name))
         if _key(name, fpath, out, "flag key") is not None:
-            flag = _flag(body, name, fpath, out, raw_segments.keys(), strict)
+            flag = _flag(body, name, fpath, out, known, strict)
             if flag is not None:
                 flags[name] = flag
 

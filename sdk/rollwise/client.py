@@ -2,7 +2,8 @@
 
 ``variant()`` and ``evaluate()`` are the hot path: one dictionary lookup and one call into the
 flag's compiled closure. They never raise: any fault returns the flag's known-safe
-``off_variant`` (or ``default`` for an unknown flag) with ``reason=ERROR``, and is logged once.
+``off_variant`` (or ``default`` for an unknown flag, and for every flag while an online client has
+no rules yet: ``PROVIDER_NOT_READY``) with ``reason=ERROR``, and is logged once.
 """
 
 from __future__ import annotations
@@ -39,7 +40,28 @@ RulesSource = RulesDocument | Mapping[str, Any] | str | bytes | os.PathLike[str]
 """A rules document, its parsed JSON, its JSON text, or the path of a JSON file."""
 
 _MAX_REMEMBERED_KEYS = 1024
+
+
+def _key_text(flag_key: Any) -> str:
+    """A flag key as logs and results show it, whatever was passed: never raises (an integer
+    too long to print, an object whose ``repr`` fails) and never long."""
+    if isinstance(flag_key, str):
+        plain = str.__str__(flag_key)  # a subclass's own __str__ or __format__ is not called
+        return plain if len(plain) <= 200 else plain[:200] + "…"
+    try:
+        text = repr(flag_key)
+    except Exception:  # noqa: BLE001 - any object may be passed as a key
+        text = f"<{type(flag_key).__name__}>"
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
 _CONFIG_FIELDS = frozenset(a.name for a in attrs.fields(ClientConfig))
+
+
+def _looks_like_json(text: str) -> bool:
+    """JSON text rather than a path: empty, or starting (after a BOM or white space) with an
+    object or an array (a document must be an object; an array gets the parser's message)."""
+    return text.lstrip("\ufeff \t\r\n")[:1] in ("{", "[", "")
 
 
 def load_document(rules: RulesSource) -> RulesDocument:
@@ -50,10 +72,18 @@ def load_document(rules: RulesSource) -> RulesDocument:
         return RulesDocument.from_json(rules)
     if isinstance(rules, bytes):
         return RulesDocument.from_text(rules)
-    if isinstance(rules, str) and rules.lstrip().startswith("{"):
-        return RulesDocument.from_text(rules)
+    if isinstance(rules, str) and _looks_like_json(rules):
+        return RulesDocument.from_text(rules.lstrip("\ufeff \t\r\n"))
     if isinstance(rules, str | os.PathLike):
-        return RulesDocument.from_file(Path(rules))
+        try:
+            return RulesDocument.from_file(Path(rules))
+        except (OSError, ValueError) as exc:  # a missing file, or text that is no path
+            shown = str(rules)[:80] + ("…" if len(str(rules)) > 80 else "")
+            raise ConfigurationError(
+                f"rules: {shown!r} is neither JSON text nor a readable file: {exc.strerror or exc}"
+                if isinstance(exc, OSError)
+                else f"rules: {shown!r} is neither JSON text nor a file path"
+            ) from None
     raise ConfigurationError(
         f"rules: expected a mapping, JSON text or a file path, not {type(rules).__name__}"
     )
@@ -208,19 +238,46 @@ class Client:
     # --- the cold paths ---
 
     def _missing(self, flag_key: Any, default: str | None) -> Assignment:
-        key = flag_key if isinstance(flag_key, str) else repr(flag_key)
-        self._report_once(
-            f"missing:{key}", "rollwise: unknown flag %r; serving the default %r", key, default
-        )
+        key = _key_text(flag_key)
+        online = self._online
+        if online is not None and not online.ready.is_set():
+            # the server, not yet heard from, may have the flag: say so, and say it again if
+            # the flag is still unknown once the server has answered
+            self._report_once(
+                f"missing-early:{key}",
+                "rollwise: unknown flag %r in %s; the server has not answered yet; serving the "
+                "default %r",
+                key, online.rules_in_use(), default,
+            )  # fmt: skip
+        else:
+            self._report_once(
+                f"missing:{key}", "rollwise: unknown flag %r; serving the default %r", key, default
+            )
         return Assignment(
             flag=key, variant=default, reason=Reason.ERROR, error_code=ErrorCode.FLAG_NOT_FOUND
         )
 
+    def _not_ready(self, flag_key: Any, default: str | None) -> Assignment:
+        """An online client with no rules at all yet: not an unknown flag, a client not ready."""
+        key = _key_text(flag_key)
+        self._report_once(
+            "not-ready",
+            "rollwise: no rules yet (the flag server has not answered, and there is no disk "
+            "cache or bootstrap document): %r and every other flag serve the caller's default "
+            "until the rules arrive",
+            key,
+        )
+        return Assignment(
+            flag=key, variant=default, reason=Reason.ERROR, error_code=ErrorCode.PROVIDER_NOT_READY
+        )
+
     def _slow(self, flag_key: Any, context: Any, default: str | None) -> Assignment:
         """The fast function raised, or the flag is unknown: decide with the reference evaluator."""
+        compiled = self._store.compiled
+        if compiled is None:
+            return self._not_ready(flag_key, default)
         try:
-            compiled = self._store.compiled
-            flag = compiled.flags.get(flag_key) if compiled is not None else None
+            flag = compiled.flags.get(flag_key)
         except Exception:  # noqa: BLE001 - an unhashable flag key
             flag = None
         if flag is None:
@@ -341,7 +398,7 @@ class Client:
             revision=revision,
             origin=online.origin,
             age_seconds=None if received is None else max(0.0, time.time() - received),
-            connection="closed" if online.closed else state.connection,  # type: ignore[arg-type]
+            connection="closed" if online.closed else state.connection,
             ready=online.ready.is_set(),
             last_sync=state.last_sync,
             last_error=state.last_error,

@@ -9,9 +9,10 @@ uses an operator this SDK does not know never matches (``warnings`` says so).
 
 from __future__ import annotations
 
+import threading
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -22,7 +23,7 @@ from rollwise._types import Clock, Evaluator, Recorder
 from rollwise.assignment import Assignment, ErrorCode, Reason
 from rollwise.bucketing import boundaries
 from rollwise.context import as_string
-from rollwise.operators import Predicate, UnknownOperatorError, condition_predicate
+from rollwise.operators import OPERATORS, Predicate, UnknownOperatorError, condition_predicate
 from rollwise.rules import Condition, Flag, Rule, RulesDocument, Segment, SegmentRef
 
 __all__ = [
@@ -244,22 +245,100 @@ def _compile_flag(
     )
 
 
+def _unknown_operators(document: RulesDocument) -> list[str]:
+    """The compile-time warnings, found without compiling: rules using an unknown operator."""
+    warnings = []
+    for flag in document.flags.values():
+        for rule in flag.rules:
+            for item in rule.conditions:
+                inner = (
+                    document.segments[item.segment].conditions
+                    if isinstance(item, SegmentRef)
+                    else (item,)
+                )
+                unknown = next((c.operator for c in inner if c.operator not in OPERATORS), None)
+                if unknown is not None:
+                    warnings.append(
+                        f"flag {flag.key!r} rule {rule.id!r} uses operator {unknown!r}, which "
+                        "this SDK does not know; the rule never matches (upgrade rollwise)"
+                    )
+                    break
+    return warnings
+
+
+class _CompiledFlags(Mapping[str, CompiledFlag]):
+    """Each flag compiled the first time it is asked for, once: compiling (above all generating
+    the fast functions) costs far more than validating, so loading a large document only
+    validates it, and a flag that is never evaluated is never compiled."""
+
+    def __init__(self, build: Callable[[Flag], CompiledFlag], flags: Mapping[str, Flag]):
+        self._build = build
+        self._flags = flags
+        self._done: dict[str, CompiledFlag] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key: str) -> CompiledFlag:
+        done = self._done.get(key)
+        if done is not None:
+            return done
+        flag = self._flags[key]
+        with self._lock:
+            done = self._done.get(key)
+            if done is None:
+                done = self._done[key] = self._build(flag)
+        return done
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._flags)
+
+    def __len__(self) -> int:
+        return len(self._flags)
+
+
+def _first_call(
+    key: str,
+    flags: _CompiledFlags,
+    fast: dict[str, Evaluator],
+    fast_variant: dict[str, Callable[[Mapping[str, Any]], str | None]],
+) -> tuple[Evaluator, Callable[[Mapping[str, Any]], str | None]]:
+    """Stand-ins for a flag's fast functions: the first call compiles the flag and puts its
+    real functions in their place (a plain dict item swap, safe beside readers)."""
+
+    def install() -> CompiledFlag:
+        compiled = flags[key]
+        fast[key], fast_variant[key] = compiled.fast, compiled.fast_variant
+        return compiled
+
+    def evaluate(ctx: Mapping[str, Any]) -> Assignment:
+        return install().fast(ctx)
+
+    def variant(ctx: Mapping[str, Any]) -> str | None:
+        return install().fast_variant(ctx)
+
+    return evaluate, variant
+
+
 def compile_rules(
     document: RulesDocument,
     *,
     clock: Clock = time.time,
     recorder: RecorderFactory | None = None,
 ) -> CompiledRules:
-    """Compile every flag of ``document``; ``recorder(flag)`` gives each flag's exposure hook."""
-    warnings: list[str] = []
-    flags = {
-        key: _compile_flag(flag, document.segments, clock, recorder, warnings)
-        for key, flag in document.flags.items()
-    }
+    """Compile ``document``'s flags (each on first use); ``recorder(flag)`` gives each flag's
+    exposure hook."""
+
+    def build(flag: Flag) -> CompiledFlag:
+        return _compile_flag(flag, document.segments, clock, recorder, [])
+
+    flags = _CompiledFlags(build, document.flags)
+    fast: dict[str, Evaluator] = {}
+    fast_variant: dict[str, Callable[[Mapping[str, Any]], str | None]] = {}
+    for key in document.flags:
+        fast[key], fast_variant[key] = _first_call(key, flags, fast, fast_variant)
     return CompiledRules(
         document=document,
         flags=flags,
-        fast={key: compiled.fast for key, compiled in flags.items()},
-        fast_variant={key: compiled.fast_variant for key, compiled in flags.items()},
-        warnings=tuple(warnings),
+        fast=fast,
+        fast_variant=fast_variant,
+        warnings=tuple(_unknown_operators(document)),
     )

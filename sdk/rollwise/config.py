@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from rollwise.durations import parse_duration
 from rollwise.errors import ConfigurationError
 
 __all__ = ["ClientConfig", "default_cache_dir"]
@@ -58,6 +59,11 @@ def _boolean(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None
         raise ConfigurationError(f"{attribute.name}: must be true or false, not {value!r}")
 
 
+def _needs_cache_dir(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value and instance.cache_dir is None:
+        raise ConfigurationError(f"{attribute.name}: needs a cache_dir, where the spool lives")
+
+
 def _strip_slash(value: str) -> str:
     return value.rstrip("/") if isinstance(value, str) else value
 
@@ -86,13 +92,17 @@ class ClientConfig:
     stream_timeout: float = attrs.field(default=60.0, validator=_positive)
     """A stream silent this long (no event, no heartbeat) is reconnected."""
     max_backoff: float = attrs.field(default=30.0, validator=_positive)
-    """The longest wait between reconnection or resend attempts (jittered exponential)."""
+    """The longest wait between reconnection or resend attempts (jittered exponential); it also
+    caps the reconnection time a server asks for with the stream's ``retry:`` field."""
     flush_interval: float = attrs.field(default=1.0, validator=_positive)
     batch_size: int = attrs.field(default=1000, validator=_positive_int)
     max_queue: int = attrs.field(default=100_000, validator=_positive_int)
     """Events of each kind held in memory; past half of it the sender spills to the spool, and
     an event that finds the queue full is dropped, counted and warned about."""
     spool_max_bytes: int = attrs.field(default=100 * 1024 * 1024, validator=_positive_int)
+    spool_first: bool = attrs.field(default=False, validator=[_boolean, _needs_cache_dir])
+    """Write events to the spool before sending them, so that a crash of the process loses only
+    those recorded since the sender's last spool write (about ``flush_interval``'s worth)."""
     dedup_size: int = attrs.field(default=100_000, validator=_positive_int)
     dedup_ttl: float = attrs.field(default=3600.0, validator=_positive)
     send_events: bool = attrs.field(default=True, validator=_boolean)
@@ -129,11 +139,11 @@ def _cast(field: attrs.Attribute[Any], raw: str) -> Any:
         if lowered in ("0", "false", "no", "off"):
             return False
         raise ConfigurationError(f"{name}: must be true or false, not {raw!r}")
+    if isinstance(default, float):  # every float option is a time: a duration (30s, 500ms)
+        return parse_duration(raw, name, positive=True)
     try:
         if isinstance(default, int):
             return int(raw)
-        if isinstance(default, float):
-            return float(raw)
     except ValueError:
         raise ConfigurationError(f"{name}: must be a number, not {raw!r}") from None
     return raw

@@ -37,6 +37,13 @@ __all__ = ["Online"]
 logger = logging.getLogger("rollwise")
 
 
+_ORIGINS = {
+    "server": "received from the server",
+    "disk_cache": "from the disk cache",
+    "bootstrap": "from the bootstrap document",
+}
+
+
 def _fingerprint(config: ClientConfig) -> str:
     return hashlib.sha256(f"{config.url}\n{config.sdk_key}".encode()).hexdigest()[:16]
 
@@ -84,6 +91,7 @@ class Online:
             self.install_from_server,
             lambda: None if client is None else client._store.revision,
             self.ready,
+            self.serving,
         )
 
     def _open_spool(self, suffix: str) -> Spool | None:
@@ -111,6 +119,21 @@ class Online:
         document, saved_at = loaded
         self.received_at = saved_at
         return document
+
+    def rules_in_use(self) -> str | None:
+        """``"rules revision 4 from the disk cache"``, or ``None`` while there are no rules."""
+        client = self._client()
+        revision = None if client is None else client._store.revision
+        if revision is None:
+            return None
+        return f"rules revision {revision} {_ORIGINS.get(self.origin or '', '')}".rstrip()
+
+    def serving(self) -> str:
+        """What the client serves while the server cannot be used, for the log lines."""
+        rules = self.rules_in_use()
+        if rules is None:
+            return "no rules yet: every flag serves the caller's default"
+        return f"serving {rules}"
 
     def install_from_server(self, document: RulesDocument) -> bool:
         client = self._client()

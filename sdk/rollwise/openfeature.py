@@ -259,8 +259,6 @@ class RollwiseProvider(AbstractProvider):
         if code is None:
             rollwise_code = assignment.error_code or ErrorCode.GENERAL
             code = _ERROR_CODES.get(rollwise_code, OFErrorCode.GENERAL)
-        if code is OFErrorCode.FLAG_NOT_FOUND and self._client.rules is None:
-            code = OFErrorCode.PROVIDER_NOT_READY  # an online client before its first rules
         return FlagResolutionDetails(
             value=default_value,
             reason=OFReason.ERROR,

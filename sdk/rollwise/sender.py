@@ -6,6 +6,10 @@ jittered backoff; when the server stays unreachable the batch goes to the on-dis
 while the spool holds anything new batches go behind it, so events reach the server in order.
 Once the server answers again the spool is replayed, oldest first. Events the server rejects as
 invalid are dropped and counted. Event ids make delivery at-least-once and storage exactly-once.
+
+With ``spool_first`` every batch is written to the spool before it is sent, and what queued
+while a batch was being sent is spooled before the next send: a crash of the process loses only
+the events still in memory, those recorded since the last spool write.
 """
 
 from __future__ import annotations
@@ -127,6 +131,7 @@ class EventSender:
         self._backoff = Backoff(base=0.5, cap=config.max_backoff)
         self.dropped_unspoolable = 0
         self._behind = False
+        self._away = False  # the server stopped taking events: logged once, until it is back
 
     def start(self) -> None:
         self._stop.clear()
@@ -179,9 +184,16 @@ class EventSender:
                 return
 
     def _cycle(self) -> None:
-        batch = self._config.batch_size
         backlog = len(self._exposures) + len(self._outcomes)
         self._behind = backlog > self._config.max_queue // 2
+        self._drain()
+        self._replay()
+        if self._config.spool_first:
+            self._drain()  # what queued during the last send waits on disk, not in memory
+
+    def _drain(self) -> None:
+        """Send or spool everything queued, batch by batch."""
+        batch = self._config.batch_size
         while True:
             exposures = self._exposures.drain(batch)
             if exposures:
@@ -191,7 +203,6 @@ class EventSender:
                 self._deliver("outcomes", [_json(o) for o in outcomes])
             if not exposures and not outcomes:
                 break
-        self._replay()
 
     def _reachable(self) -> bool:
         return time.monotonic() >= self._unreachable_until
@@ -199,24 +210,31 @@ class EventSender:
     def _deliver(self, kind: EventKind, bodies: list[str]) -> None:
         """Send now, or behind the spool when it holds anything or the server is away."""
         behind = self._behind  # sending cannot keep up: spill to disk rather than drop later
-        if self._spool is not None and (len(self._spool) > 0 or behind or not self._reachable()):
+        first = self._config.spool_first
+        if self._spool is not None and (
+            first or len(self._spool) > 0 or behind or not self._reachable()
+        ):
             self._to_spool(kind, bodies)
             return
         if not self._send(kind, bodies):
             self._to_spool(kind, bodies)
 
-    def _send(self, kind: EventKind, bodies: list[str]) -> bool:
-        """Post one batch with a few quick retries; ``False`` when the server stays away."""
-        for attempt in range(_IMMEDIATE_RETRIES + 1):
+    def _send(self, kind: EventKind, bodies: list[str], retries: int = _IMMEDIATE_RETRIES) -> bool:
+        """Post one batch with ``retries`` quick retries; ``False`` when the server stays away."""
+        for attempt in range(retries + 1):
             try:
                 result = self._transport.send_events(kind, bodies)
             except (ServerUnavailableError, AuthenticationError) as exc:
                 self.stats.last_error = str(exc)
-                if attempt < _IMMEDIATE_RETRIES and not self._stop.is_set():
+                if attempt < retries and not self._stop.is_set():
                     time.sleep(min(1.0, self._backoff.next()))
                     continue
                 self._unreachable_until = time.monotonic() + self._backoff.next()
-                logger.warning("rollwise: %s; events kept for later", exc)
+                if self._away:
+                    logger.debug("rollwise: %s; events kept for later", exc)
+                else:
+                    self._away = True
+                    logger.warning("rollwise: %s; events are kept until it is back", exc)
                 return False
             except TransportError as exc:
                 if getattr(exc, "status", None) == 413 and len(bodies) > 1:
@@ -227,6 +245,9 @@ class EventSender:
                 logger.error("rollwise: the server refused %d %s: %s", len(bodies), kind, exc)
                 return True
             self._backoff.reset()
+            if self._away:
+                self._away = False
+                logger.info("rollwise: the flag server takes events again")
             self.stats.batches += 1
             self.stats.sent[kind] += result.accepted
             self.stats.duplicates[kind] += result.duplicates
@@ -259,14 +280,20 @@ class EventSender:
         spool = self._spool
         if spool is None or not self._reachable():
             return
+        first = self._config.spool_first
         while len(spool):
+            if first:  # what queued during the last send goes to disk before the next one
+                self._drain()
             rows = spool.peek(self._config.batch_size)
             if not rows:
                 return
             kind: EventKind = "outcomes" if rows[0][1] == "outcomes" else "exposures"
             cut = next((i for i, row in enumerate(rows) if row[1] != rows[0][1]), len(rows))
             same = rows[:cut]
-            if not self._send(kind, [body for _, _, body in same]):
+            # spooling first, a send is not retried at once: the batch is safe on disk, and a
+            # send that cannot stall longer than its timeouts keeps the in-memory window short
+            retries = 0 if first else _IMMEDIATE_RETRIES
+            if not self._send(kind, [body for _, _, body in same], retries):
                 return
             spool.remove([seq for seq, _, _ in same])
             self.stats.replayed += len(same)

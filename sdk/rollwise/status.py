@@ -9,7 +9,13 @@ import attrs
 __all__ = ["ClientStatus", "Connection", "RulesOrigin"]
 
 RulesOrigin = Literal["server", "disk_cache", "bootstrap", "offline"]
-Connection = Literal["offline", "connecting", "streaming", "polling", "disconnected", "closed"]
+Connection = Literal[
+    "offline", "connecting", "streaming", "polling", "disconnected", "unauthorized", "closed"
+]
+"""``offline``: ``Client.offline``; ``connecting``: no answer yet, or reconnecting the stream;
+``streaming``: the change stream is open; ``polling``: polling (streaming off or failing);
+``disconnected``: the server is unreachable or failing, retried with backoff; ``unauthorized``:
+the server refused the SDK key; ``closed``: after ``close()``."""
 
 
 @attrs.frozen(kw_only=True)
@@ -23,6 +29,7 @@ class ClientStatus:
     age_seconds: float | None
     """Seconds since the rules in use were received (or saved, for the disk cache)."""
     connection: Connection
+    """The state of the link to the server (see ``Connection``)."""
     ready: bool
     """Whether the client has heard from the server since it started."""
     last_sync: float | None

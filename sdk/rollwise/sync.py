@@ -1,47 +1,95 @@
-"""``RulesSync``: the thread that keeps a client's rules fresh.
+"""``RulesSync``: the thread that keeps a client's rules fresh, and says truthfully how it goes.
 
 It fetches the document (``If-None-Match``), then follows the server-sent-events stream, each
-event carrying a new revision's document. When the stream breaks it reconnects with jittered
-exponential backoff and ``Last-Event-ID``, fetching once in between so nothing is missed; when
-streaming is off, or keeps failing, it polls every ``poll_interval``. A document that fails to
-parse or compile is rejected and the last good one stays; the error shows in ``status()``.
+event carrying a new revision's document. When the stream ends or breaks it reconnects after the
+server's ``retry:`` time (0.5 s if it sent none), doubled on each consecutive failure up to
+``max_backoff``, with up to 50% jitter, and fetches once in between so nothing is missed. When
+streaming is off, or three streams in a row fail within a minute, it polls every
+``poll_interval`` and tries the stream again now and then. A document that fails to parse or
+compile is rejected and the last good one stays; the error shows in ``status()``.
+
+``state.connection`` is what ``status().connection`` reports:
+
+- ``connecting``: no answer yet, or reconnecting after the stream ended (transient);
+- ``streaming``: the stream is open;
+- ``polling``: streaming is off or keeps failing, and the last poll was answered;
+- ``disconnected``: the server is unreachable, times out or answers 5xx; retried with backoff;
+- ``unauthorized``: the server refused the SDK key (401/403); retried every ``poll_interval``.
+
+A change between the settled states (all but ``connecting``) is logged once, with what the
+client serves meanwhile; single retries are logged at DEBUG only.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import math
+import random
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from rollwise.backoff import Backoff
+from rollwise._parse import load_json
 from rollwise.config import ClientConfig
-from rollwise.errors import AuthenticationError, RollwiseError
+from rollwise.errors import AuthenticationError, ConfigurationError, RollwiseError
 from rollwise.rules import RulesDocument
+from rollwise.status import Connection
 from rollwise.transport import Stream, Transport
 
-__all__ = ["RulesSync", "SyncState"]
+__all__ = ["RulesSync", "SyncState", "reconnect_delay"]
 
 logger = logging.getLogger("rollwise")
 
 _STREAM_FAILURES_BEFORE_POLLING = 3
+_STREAM_WORKED = 60.0
+"""A stream open this long was a success: the failure counts start over."""
+_DEFAULT_RETRY = 0.5
+"""The reconnection time (seconds) until the server sends a ``retry:`` field."""
+_MIN_RETRY = 0.1
+_TROUBLE = ("disconnected", "unauthorized")
+"""The shortest reconnection time honoured: ``retry: 0`` must not become a busy loop."""
+
+
+def reconnect_delay(
+    attempt: int,
+    *,
+    base: float,
+    cap: float,
+    rng: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to wait before reconnection ``attempt`` (0: the first since things worked).
+
+    ``base`` (the server's ``retry:``) doubles with each consecutive failure up to ``cap``; the
+    wait is that plus up to half as much again (``rng`` in ``[0, 1)``), never more than
+    ``cap``. So it is never sooner than the server asked, unless it asked for more than
+    ``cap``, and clients that lost the server together do not all return at the same instant.
+    """
+    if not (math.isfinite(base) and base >= 0 and math.isfinite(cap) and cap >= 0):
+        raise ConfigurationError(f"reconnect delay: bad base {base!r} or cap {cap!r}")
+    ceiling = min(cap, math.ldexp(base, min(max(attempt, 0), 64)))
+    return min(cap, ceiling * (1.0 + rng() / 2))
 
 
 class SyncState:
     """What the sync thread knows, read by ``Client.status()`` (plain attributes, no lock)."""
 
     def __init__(self) -> None:
-        self.connection = "connecting"
+        self.connection: Connection = "connecting"
         self.last_sync: float | None = None
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self.rejected_revision: int | None = None
+        self.retry: float | None = None
+        """The reconnection time (seconds) the server asked for with ``retry:``, bounded."""
 
 
 class RulesSync:
-    """Fetch, stream, reconnect and poll; ``install(document, source)`` adopts a new document."""
+    """Fetch, stream, reconnect and poll; ``install(document)`` adopts a new document.
+
+    ``serving()`` says what the client serves meanwhile (for the log lines), for example
+    ``"serving rules revision 4 from the disk cache"``.
+    """
 
     def __init__(
         self,
@@ -50,18 +98,24 @@ class RulesSync:
         install: Callable[[RulesDocument], bool],
         current_revision: Callable[[], int | None],
         ready: threading.Event,
+        serving: Callable[[], str],
     ) -> None:
         self._config = config
         self._transport = transport
         self._install = install
         self._current_revision = current_revision
         self._ready = ready
+        self._serving = serving
         self.state = SyncState()
         self._stop = threading.Event()
         self._stream: Stream | None = None
         self._etag: str | None = None
         self._thread: threading.Thread | None = None
-        self._logged_at: float | None = None
+        self._settled: Connection = "connecting"
+        self._settled_at = time.monotonic()
+        self._stream_error: str | None = None
+        self._stream_failures = 0
+        self._tracebacks: set[str] = set()
 
     def start(self) -> None:
         self._stop.clear()
@@ -79,62 +133,135 @@ class RulesSync:
     # --- the loop ---
 
     def _run(self) -> None:
+        attempt = 0
         while not self._stop.is_set():
             try:
                 self._loop()
-            except Exception:  # the sync thread must outlive any bug; it starts over
+            except Exception as exc:  # noqa: BLE001 - the sync thread outlives any bug; logged
                 if self._stop.is_set():
                     return  # closing: the transport was torn down under the thread
-                logger.exception("rollwise: the rules sync failed; restarting it")
-                self._stop.wait(1.0)
+                self._unexpected("the rules sync", exc)
+                self._error(f"the rules sync failed: {exc!r}")
+                self._enter("disconnected", self.state.last_error)
+                self._stop.wait(self._delay(attempt))
+                attempt += 1
 
     def _loop(self) -> None:
-        backoff = Backoff(base=0.5, cap=self._config.max_backoff)
-        stream_failures = 0
+        failures = 0  # consecutive failed attempts: they set the reconnection delay
         while not self._stop.is_set():
             try:
                 self._fetch()
             except AuthenticationError as exc:
-                self._failed(exc)
+                self._error(str(exc))
+                self._enter("unauthorized", str(exc))
                 self._stop.wait(self._config.poll_interval)
                 continue
             except RollwiseError as exc:
-                self._failed(exc)
-                self._stop.wait(backoff.next())
+                self._error(str(exc))
+                self._enter("disconnected", str(exc))
+                self._stop.wait(self._delay(failures))
+                failures += 1
                 continue
-            backoff.reset()
-            if self._config.streaming and stream_failures < _STREAM_FAILURES_BEFORE_POLLING:
-                started = time.monotonic()
-                try:
-                    self._follow()
-                except RollwiseError as exc:
-                    if self._stop.is_set():
-                        break
-                    self._failed(exc)
-                if time.monotonic() - started > 60:
-                    stream_failures = 0  # it worked for a while: a fresh start
+            if self._config.streaming and self._stream_failures < _STREAM_FAILURES_BEFORE_POLLING:
+                if self._stream_once() >= _STREAM_WORKED:
+                    failures = self._stream_failures = 0
                 else:
-                    stream_failures += 1
-                self._stop.wait(backoff.next())
+                    self._stream_failures += 1
+                if self._stop.is_set():
+                    break
+                self._stop.wait(self._delay(failures))
+                failures += 1
             else:
-                self.state.connection = "polling"
+                failures = 0
+                self._enter("polling")
                 if self._stop.wait(self._config.poll_interval):
                     break
-                if stream_failures >= _STREAM_FAILURES_BEFORE_POLLING:
-                    stream_failures -= 1  # try the stream again now and then
+                if self._stream_failures >= _STREAM_FAILURES_BEFORE_POLLING:
+                    self._stream_failures -= 1  # try the stream again now and then
 
-    def _failed(self, exc: Exception) -> None:
-        if self._stop.is_set():
+    def _delay(self, attempt: int) -> float:
+        base = _DEFAULT_RETRY if self.state.retry is None else self.state.retry
+        delay = reconnect_delay(attempt, base=base, cap=self._config.max_backoff)
+        logger.debug("rollwise: reconnecting to %s in %.2f s", self._config.url, delay)
+        return delay
+
+    def _stream_once(self) -> float:
+        """Follow the stream until it ends; how many seconds it lasted."""
+        started = time.monotonic()
+        self._stream_error = None
+        try:
+            self._follow()
+            logger.debug("rollwise: the rules stream ended")
+        except RollwiseError as exc:
+            if not self._stop.is_set():
+                self._stream_failed(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug in the stream code: reconnect, then poll
+            if not self._stop.is_set():
+                self._unexpected("the rules stream", exc)
+                self._stream_failed(f"the rules stream failed: {exc!r}")
+        finally:
+            if not self._stop.is_set():
+                self._enter("connecting")
+        return time.monotonic() - started
+
+    def _stream_failed(self, message: str) -> None:
+        self._stream_error = message
+        self._error(message)
+        logger.debug("rollwise: %s", message)
+
+    def _unexpected(self, what: str, exc: Exception) -> None:
+        """Log a bug with its traceback, once per kind: it would recur on every attempt."""
+        kind = f"{what}:{type(exc).__name__}:{exc}"
+        if kind in self._tracebacks or len(self._tracebacks) >= 16:
+            logger.debug("rollwise: %s failed again: %r", what, exc)
             return
-        message = str(exc)
-        now = time.time()
-        # log a new kind of problem at once, the same one again at most once a minute
-        if message != self.state.last_error or now - (self._logged_at or 0) > 60:
-            logger.warning("rollwise: %s; serving the last good rules", message)
-            self._logged_at = now
-        self.state.connection = "disconnected"
+        self._tracebacks.add(kind)
+        logger.error("rollwise: %s failed unexpectedly; it carries on", what, exc_info=exc)
+
+    # --- the state, and one log line per change ---
+
+    def _error(self, message: str | None) -> None:
         self.state.last_error = message
-        self.state.last_error_at = now
+        self.state.last_error_at = time.time()
+
+    def _enter(
+        self, connection: Connection, detail: str | None = None, *, log: bool = True
+    ) -> None:
+        self.state.connection = connection
+        if not log or connection in ("connecting", self._settled) or self._stop.is_set():
+            return
+        previous, away = self._settled, time.monotonic() - self._settled_at
+        self._settled, self._settled_at = connection, time.monotonic()
+        url = self._config.url
+        if connection == "disconnected":
+            logger.warning(
+                "rollwise: %s; %s; retrying with backoff (at most %g s apart)",
+                detail, self._serving(), self._config.max_backoff,
+            )  # fmt: skip
+            return
+        if connection == "unauthorized":
+            logger.error(
+                "rollwise: the flag server rejected the SDK key (%s); %s; retrying every %g s",
+                detail, self._serving(), self._config.poll_interval,
+            )  # fmt: skip
+            return
+        since = f", after {away:.0f} s {previous}" if previous in _TROUBLE else ""
+        if connection == "streaming":
+            logger.info(
+                "rollwise: streaming rule changes from %s (rules revision %s)%s",
+                url, self._current_revision(), since,
+            )  # fmt: skip
+        elif connection == "polling":
+            why = ""
+            if self._config.streaming:
+                why = f"; {_STREAM_FAILURES_BEFORE_POLLING} streams in a row ended within a minute"
+                why += f", the last with: {self._stream_error}" if self._stream_error else ""
+            logger.info(
+                "rollwise: polling %s for rule changes every %g s (rules revision %s)%s%s",
+                url, self._config.poll_interval, self._current_revision(), since, why,
+            )  # fmt: skip
+
+    # --- fetching and streaming ---
 
     def _fetch(self) -> None:
         response = self._transport.fetch_rules(self._etag)
@@ -151,29 +278,45 @@ class RulesSync:
         try:
             if self._stop.is_set():
                 return
-            self.state.connection = "streaming"
+            # A stream tried again while polling is logged once it has proved itself (an event
+            # or heartbeat a minute on): one that opens and soon fails is not worth two lines.
+            opened = time.monotonic()
+            probing = self._settled == "polling"
+            self._enter("streaming", log=not probing)
             for event in stream.events():
                 if self._stop.is_set():
                     return
+                if probing and time.monotonic() - opened >= _STREAM_WORKED:
+                    probing = False
+                    self._enter("streaming")
                 self.state.last_sync = time.time()
                 if event.event != "rules":
-                    continue
+                    continue  # a heartbeat (HEARTBEAT), or an event this SDK does not use
                 try:
-                    payload: Any = json.loads(event.data)
+                    payload: Any = load_json(event.data)  # size and depth bounded
                     document = payload["document"]
-                except (ValueError, KeyError, TypeError) as exc:
+                except (RollwiseError, ValueError, KeyError, TypeError) as exc:
                     self._reject(None, f"an unreadable stream event: {exc}")
                     continue
                 self._adopt(document, "streamed")
         finally:
             self._stream = None
+            self._remember_retry(getattr(stream, "retry", None))
             stream.close()
+
+    def _remember_retry(self, milliseconds: Any) -> None:
+        """The server's ``retry:`` (milliseconds), bounded to ``[0.1 s, max_backoff]``."""
+        if isinstance(milliseconds, int) and not isinstance(milliseconds, bool):
+            seconds = min(max(milliseconds / 1000, _MIN_RETRY), self._config.max_backoff)
+            if seconds != self.state.retry:
+                logger.debug("rollwise: the server asks to reconnect after %g s", seconds)
+            self.state.retry = seconds
 
     def _adopt(self, data: bytes | dict[str, Any], how: str) -> bool:
         """Parse and install a document; a bad one is rejected and the last good one stays."""
         raw: Any = None
         try:
-            raw = json.loads(data) if isinstance(data, bytes) else data
+            raw = load_json(data) if isinstance(data, bytes) else data  # size and depth bounded
             document = RulesDocument.from_json(raw)
         except (RollwiseError, ValueError) as exc:
             revision = raw.get("revision") if isinstance(raw, dict) else None
@@ -192,6 +335,5 @@ class RulesSync:
 
     def _reject(self, revision: int | None, reason: str) -> None:
         self.state.rejected_revision = revision
-        self.state.last_error = f"rejected rules revision {revision}: {reason}"
-        self.state.last_error_at = time.time()
-        logger.error("rollwise: %s; keeping the last good rules", self.state.last_error)
+        self._error(f"rejected rules revision {revision}: {reason}")
+        logger.error("rollwise: %s; %s", self.state.last_error, self._serving())

@@ -5,12 +5,15 @@ fetching the rules document with an ETag, following the change stream, and posti
 batches. ``RequestsTransport`` does it over one pooled ``requests.Session``; its errors are the
 SDK's own: ``ServerUnavailableError`` (unreachable, timeout, 5xx), ``AuthenticationError``
 (401/403) and ``TransportError`` for other refusals, each with the HTTP ``status`` if any.
+Each call is one request: urllib3's own retries are off, because the threads retry with their
+own backoff and log each change of state once, where urllib3 would log every retry.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import re
 import socket
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal, Protocol
@@ -24,13 +27,22 @@ from urllib3.util.retry import Retry
 from rollwise._version import __version__
 from rollwise.config import ClientConfig
 from rollwise.errors import AuthenticationError, ServerUnavailableError, TransportError
-from rollwise.sse import SSEEvent, iter_events, iter_lines
+from rollwise.sse import SSEEvent, SSEParser, iter_lines
 
-__all__ = ["EventKind", "RequestsTransport", "RulesResponse", "SendResult", "Stream", "Transport"]
+__all__ = [
+    "HEARTBEAT",
+    "EventKind",
+    "RequestsTransport",
+    "RulesResponse",
+    "SendResult",
+    "Stream",
+    "Transport",
+]
 
 EventKind = Literal["exposures", "outcomes"]
 _PATHS = {"exposures": "/api/v1/sdk/exposures", "outcomes": "/api/v1/sdk/events"}
 USER_AGENT = f"rollwise-python/{__version__}"
+_READ_SIZE = 65536
 
 
 @attrs.frozen
@@ -51,8 +63,20 @@ class SendResult:
 
 
 class Stream(Protocol):
+    """An open rules stream.
+
+    ``events()`` yields each event, and ``HEARTBEAT`` for each comment line (the server's
+    heartbeat), so that a reader knows the stream is alive; it raises a ``TransportError`` when
+    the stream breaks. A stream may also have a ``retry`` attribute: the reconnection time in
+    milliseconds that the server last asked for (``None`` if it did not).
+    """
+
     def events(self) -> Iterator[SSEEvent]: ...
     def close(self) -> None: ...
+
+
+HEARTBEAT = SSEEvent(event="", data="")
+"""What ``Stream.events()`` yields for a comment line; a parsed event never has an empty name."""
 
 
 class Transport(Protocol):
@@ -60,6 +84,25 @@ class Transport(Protocol):
     def open_stream(self, last_event_id: str | None) -> Stream: ...
     def send_events(self, kind: EventKind, bodies: Sequence[str]) -> SendResult: ...
     def close(self) -> None: ...
+
+
+_CONNECTION_PREFIX = re.compile(r"^(?:<[^>]*>|\w+\(host=[^)]*\)): ")
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost cause of a requests/urllib3 error, without the wrappers' repetitions.
+
+    ``Failed to establish a new connection: [Errno 111] Connection refused`` rather than
+    ``HTTPConnectionPool(...): Max retries exceeded with url: ... (Caused by ...)``.
+    """
+    for _ in range(8):
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException) and exc.args:
+            inner = exc.args[0]
+        if not isinstance(inner, BaseException) or inner is exc:
+            break
+        exc = inner
+    return _CONNECTION_PREFIX.sub("", str(exc)) or type(exc).__name__
 
 
 def _error(response: requests.Response, what: str) -> TransportError:
@@ -70,7 +113,7 @@ def _error(response: requests.Response, what: str) -> TransportError:
     error: TransportError
     if response.status_code in (401, 403):
         error = AuthenticationError(message)
-    elif response.status_code >= 500:
+    elif response.status_code >= 500 or response.status_code == 429:  # try again later
         error = ServerUnavailableError(message)
     else:
         error = TransportError(message)
@@ -79,21 +122,40 @@ def _error(response: requests.Response, what: str) -> TransportError:
 
 
 class _RequestsStream:
-    def __init__(self, response: requests.Response) -> None:
+    def __init__(self, response: requests.Response, last_event_id: str | None) -> None:
         self._response = response
+        self._parser = SSEParser(last_event_id=last_event_id)
+
+    @property
+    def retry(self) -> int | None:
+        """The reconnection time (milliseconds) the server asked for with ``retry:``, if any."""
+        return self._parser.retry
 
     def _chunks(self) -> Iterator[bytes]:
-        """Whatever bytes have arrived, as soon as they arrive (``read1``), chunked or not."""
+        """Whatever bytes have arrived, as soon as they arrive, on any urllib3 from 1.26 on."""
         raw = self._response.raw
-        while True:
-            data = raw.read1(65536)
-            if not data:
-                return
-            yield data
+        read1 = getattr(raw, "read1", None)  # urllib3 >= 2.2: chunked or not
+        if read1 is not None:
+            while data := read1(_READ_SIZE):
+                yield data
+        elif getattr(raw, "chunked", False):  # 1.26 to 2.1: one HTTP chunk at a time
+            yield from raw.read_chunked(decode_content=False)
+        else:  # these can only block for a whole buffer here, which would stall the events
+            raise ServerUnavailableError(
+                "the rules stream is not chunked, and urllib3 before 2.2 cannot read it as it "
+                "arrives: install urllib3>=2.2"
+            )
 
     def events(self) -> Iterator[SSEEvent]:
+        parser = self._parser
         try:
-            yield from iter_events(iter_lines(self._chunks()))
+            for line in iter_lines(self._chunks()):
+                comments = parser.comments
+                event = parser.feed_line(line)
+                if event is not None:
+                    yield event
+                elif parser.comments != comments:
+                    yield HEARTBEAT
         except (
             requests.RequestException,
             urllib3.exceptions.HTTPError,
@@ -104,12 +166,21 @@ class _RequestsStream:
             raise ServerUnavailableError(f"the rules stream broke: {exc}") from exc
 
     def close(self) -> None:
-        """Close the stream, waking a thread blocked reading it (shut the socket down first)."""
-        connection = getattr(self._response.raw, "connection", None)
-        sock = getattr(connection, "sock", None)
-        if sock is not None:
-            with contextlib.suppress(OSError):
+        """Close the stream, waking a thread blocked reading it (shut the socket down first).
+
+        A response read to the connection's end (no length, not chunked) has taken the socket
+        from its connection (``connection.sock`` is ``None``): then it is reached through a
+        duplicate of the response's descriptor, since shutting down either shuts down both.
+        """
+        raw = self._response.raw
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        # AttributeError, ValueError, OSError: the response is closed already (no descriptor)
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            if sock is not None:
                 sock.shutdown(socket.SHUT_RDWR)
+            else:
+                with socket.fromfd(raw.fileno(), socket.AF_INET, socket.SOCK_STREAM) as dup:
+                    dup.shutdown(socket.SHUT_RDWR)
         self._response.close()
 
 
@@ -122,16 +193,9 @@ class RequestsTransport:
         self._session.headers.update(
             {"Authorization": f"Bearer {config.sdk_key}", "User-Agent": USER_AGENT}
         )
-        retry = Retry(
-            total=2,
-            connect=2,
-            read=0,
-            status=2,
-            backoff_factor=0.1,
-            status_forcelist=(502, 503, 504),
-            allowed_methods=frozenset({"GET"}),
-            raise_on_status=False,
-        )
+        # No retries inside urllib3: the sync and sender threads retry with their own backoff
+        # and report each change of state once, where urllib3 would log every retry.
+        retry = Retry(total=0, read=False, raise_on_status=False)
         adapter = HTTPAdapter(max_retries=retry, pool_connections=2, pool_maxsize=4)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -142,7 +206,7 @@ class RequestsTransport:
             return self._session.request(method, self._config.url + path, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise ServerUnavailableError(
-                f"{what}: {self._config.url} is unreachable: {exc}"
+                f"{what}: {self._config.url} is unreachable: {_cause(exc)}"
             ) from exc
         except requests.RequestException as exc:
             raise TransportError(f"{what}: {exc}") from exc
@@ -161,7 +225,8 @@ class RequestsTransport:
         return RulesResponse(200, response.headers.get("ETag"), response.content)
 
     def open_stream(self, last_event_id: str | None) -> Stream:
-        headers = {"Accept": "text/event-stream"}
+        # identity: the reader takes the bytes as they come, with no content decoding
+        headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
         response = self._request(
@@ -175,7 +240,7 @@ class RequestsTransport:
         if response.status_code != 200:
             response.close()
             raise _error(response, "opening the rules stream")
-        return _RequestsStream(response)
+        return _RequestsStream(response, last_event_id)
 
     def send_events(self, kind: EventKind, bodies: Sequence[str]) -> SendResult:
         payload = gzip.compress(('{"events":[' + ",".join(bodies) + "]}").encode(), 5)

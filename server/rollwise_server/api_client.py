@@ -230,8 +230,12 @@ class ApiClient:
         body = {"reason": reason} if reason is not None else None
         return self.request("DELETE", _path("envs", env, f"{kind}s", key), body=body)
 
-    def history(self, env: str, kind: Kind, key: str) -> Json:
-        return self.request("GET", _path("envs", env, f"{kind}s", key, "history"))
+    def history(
+        self, env: str, kind: Kind, key: str, *, limit: int | None = None, before: int | None = None
+    ) -> Json:
+        """A page of versions: the newest ``limit`` below ``before``; ``next_before`` pages on."""
+        params = {"limit": limit, "before": before}
+        return self.request("GET", _path("envs", env, f"{kind}s", key, "history"), params=params)
 
     def apply(
         self, env: str, kind: Kind, body: Json, *, reason: str | None
@@ -332,3 +336,7 @@ class ApiClient:
         ``metric``, ``actor`` (a token's owner), ``action``, ``since``, ``until``, ``limit`` and
         ``before`` (the ``next_before`` cursor of the previous page)."""
         return self.request("GET", "audit", params=filters)
+
+    def webhook_deliveries(self, **filters: str | int | None) -> Json:
+        """``GET /webhooks/deliveries`` with ``state``, ``event``, ``limit`` and ``before``."""
+        return self.request("GET", "webhooks/deliveries", params=filters)

@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rollwise_server.api import admin, flags, health, resources, results, rollouts, sdk
+from rollwise_server.api import admin, flags, health, history, resources, results, rollouts, sdk
+from rollwise_server.api import webhooks as webhooks_api
 from rollwise_server.api.common import threaded
 from rollwise_server.auth import TokenAuth
 from rollwise_server.documents import DocumentCache
@@ -29,6 +31,7 @@ from rollwise_server.settings import Settings
 from rollwise_server.state import ServerState
 from rollwise_server.storage import open_store
 from rollwise_server.storage.sqlite import now_iso
+from rollwise_server.throttle import AuthThrottle
 from rollwise_server.webhooks import Webhooks
 
 __all__ = ["ROUTES", "create_app"]
@@ -50,7 +53,7 @@ ROUTES: list[Route] = [
     Route(f"{ENV}/flags/{{key}}", resources.get_resource, methods=["GET"]),
     Route(f"{ENV}/flags/{{key}}", resources.replace_resource, methods=["PUT"]),
     Route(f"{ENV}/flags/{{key}}", resources.archive_resource, methods=["DELETE"]),
-    Route(f"{ENV}/flags/{{key}}/history", resources.history, methods=["GET"]),
+    Route(f"{ENV}/flags/{{key}}/history", history.history, methods=["GET"]),
     Route(f"{ENV}/flags/{{key}}/kill", flags.kill, methods=["POST"]),
     Route(f"{ENV}/flags/{{key}}/revert", flags.revert, methods=["POST"]),
     Route(f"{ENV}/flags/{{key}}/promote", flags.promote, methods=["POST"]),
@@ -62,13 +65,13 @@ ROUTES: list[Route] = [
     Route(f"{ENV}/segments/{{key}}", resources.get_resource, methods=["GET"]),
     Route(f"{ENV}/segments/{{key}}", resources.replace_resource, methods=["PUT"]),
     Route(f"{ENV}/segments/{{key}}", resources.archive_resource, methods=["DELETE"]),
-    Route(f"{ENV}/segments/{{key}}/history", resources.history, methods=["GET"]),
+    Route(f"{ENV}/segments/{{key}}/history", history.history, methods=["GET"]),
     Route(f"{ENV}/metrics", resources.list_resources, methods=["GET"]),
     Route(f"{ENV}/metrics", resources.create_resource, methods=["POST"]),
     Route(f"{ENV}/metrics/{{key}}", resources.get_resource, methods=["GET"]),
     Route(f"{ENV}/metrics/{{key}}", resources.replace_resource, methods=["PUT"]),
     Route(f"{ENV}/metrics/{{key}}", resources.archive_resource, methods=["DELETE"]),
-    Route(f"{ENV}/metrics/{{key}}/history", resources.history, methods=["GET"]),
+    Route(f"{ENV}/metrics/{{key}}/history", history.history, methods=["GET"]),
     Route("/api/v1/tokens", admin.list_tokens, methods=["GET"]),
     Route("/api/v1/tokens", admin.create_token, methods=["POST"]),
     Route("/api/v1/tokens/{token_id}", admin.revoke_token, methods=["DELETE"]),
@@ -78,12 +81,28 @@ ROUTES: list[Route] = [
     Route("/api/v1/sdk/exposures", sdk.ingest_exposures, methods=["POST"]),
     Route("/api/v1/sdk/events", sdk.ingest_events, methods=["POST"]),
     *results.ROUTES_RESULTS,
+    *webhooks_api.ROUTES_WEBHOOKS,
 ]
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+"""Sent with every response: no MIME sniffing, no framing, no referrer."""
+DEFAULT_CACHE_CONTROL = "no-store"
+"""Unless an endpoint says otherwise (the rules document and the stream say ``no-cache``):
+answers carry tokens and private data, and no cache on the way may keep them."""
 
 
 def _problem(error: ApiError) -> Response:
     return JSONResponse(
-        error.to_problem(), status_code=error.status, media_type="application/problem+json"
+        error.to_problem(),
+        status_code=error.status,
+        media_type="application/problem+json",
+        headers=error.headers(),
     )
 
 
@@ -114,7 +133,34 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
         "code": "internal",
         "detail": "an unexpected error; the server log has the details",
     }
-    return JSONResponse(body, status_code=500, media_type="application/problem+json")
+    # Sent by Starlette's outermost middleware, past SecurityHeadersMiddleware: add them here.
+    headers = {**SECURITY_HEADERS, "Cache-Control": DEFAULT_CACHE_CONTROL}
+    return JSONResponse(
+        body, status_code=500, media_type="application/problem+json", headers=headers
+    )
+
+
+class SecurityHeadersMiddleware:
+    """Adds ``SECURITY_HEADERS`` to every response, and ``Cache-Control: no-store`` to those
+    whose endpoint did not choose a ``Cache-Control`` (pure ASGI: streams pass untouched)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def add_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                headers.setdefault("Cache-Control", DEFAULT_CACHE_CONTROL)
+            await send(message)
+
+        await self.app(scope, receive, add_headers)
 
 
 class MetricsMiddleware:
@@ -192,7 +238,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await threaded(open_store, settings.db)
-        webhooks = Webhooks(settings.webhook_urls.split(","), settings.webhook_secret)
+        webhooks = Webhooks.from_settings(store, settings)
+        webhooks.start()  # pending deliveries of an earlier run are sent from now on
         server = ServerState(
             settings=settings,
             store=store,
@@ -204,9 +251,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 store,
                 max_body_bytes=settings.max_body_bytes,
                 max_events=settings.max_batch_events,
+                max_age=settings.event_max_age,
+                max_future=settings.event_max_future,
             ),
             webhooks=webhooks,
+            throttle=AuthThrottle(settings.auth_failures_per_minute),
         )
+        metrics.storage_writable.set_function(lambda: float(store.writes.writable))
         for env in await threaded(store.environments):
             server.publish(env["key"], env["revision"])
         app.state.rollwise = server
@@ -226,6 +277,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await threaded(server.ingest.close)
+            await threaded(webhooks.close)
             await threaded(store.close)
 
     app = Starlette(
@@ -239,5 +291,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         },
     )
     templates = {route.endpoint: route.path for route in ROUTES}
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, templates=templates, metrics=metrics)
     return app

@@ -13,7 +13,6 @@ imported by the commands that need them (``serve``, ``tokens create --db``).
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,7 +23,8 @@ import attrs
 import click
 
 from rollwise._version import __version__
-from rollwise.errors import RollwiseError, TransportError
+from rollwise.durations import DurationError, parse_duration
+from rollwise.errors import ConfigurationError, RollwiseError, TransportError
 from rollwise_server.api_client import ApiClient, ApiResponseError, Kind, ServerUnreachableError
 
 __all__ = ["main"]
@@ -208,11 +208,11 @@ _OPS = {"add": "+", "remove": "-", "replace": "~", "move": ">", "copy": "=", "te
 def _changes(entry: Mapping[str, Any], previous: Mapping[str, Any] | None) -> str:
     """A compact diff: ``~/enabled +/rules/2`` (+ added, - removed, ~ replaced)."""
     ops = [f"{_OPS.get(op.get('op', ''), '?')}{op.get('path', '')}" for op in entry["diff"]]
-    if previous is None:
+    if previous is None and entry.get("version") == 1:
         return "(new)"
     if entry.get("archived"):
         return "(archived)"
-    text, shown = "(restored) " if previous.get("archived") else "", 0
+    text, shown = "(restored) " if previous is not None and previous.get("archived") else "", 0
     if not ops:
         return text.strip() or "(no change)"
     for op in ops:
@@ -240,25 +240,29 @@ _env_option = click.option(
 _reason_option = click.option("--reason", default=None, help="Why: kept in the history and audit.")
 
 
-_SPAN = re.compile(r"(\d+)([smhdw])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
 def _moment(text: str, now: datetime, sign: int) -> datetime:
-    """An ISO date or time (UTC unless it says otherwise), or a span (30m, 24h, 7d, 2w) from
-    ``now``: back for ``sign`` -1, forward for +1."""
-    span = _SPAN.fullmatch(text)
+    """An ISO date or time (UTC unless it says otherwise), or a duration from ``now`` in the
+    one grammar (``rollwise.durations``: 30m, 24h, 7d, 2w, 1h30m; with a unit, since a bare
+    number could be a date): back for ``sign`` -1, forward for +1."""
     try:
-        if span:
-            return now + sign * timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
         moment = datetime.fromisoformat(text)
     except ValueError:
+        pass
+    else:
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    try:
+        seconds = parse_duration(text, "span", bare_seconds=False)
+    except DurationError as exc:
+        iso = "an ISO date/time (such as 2026-11-01 or 2026-11-01T09:30)"
         raise click.BadParameter(
-            f"{text!r} is neither an ISO date/time nor a span like 30m, 24h or 7d"
+            f"{exc.shown} is neither {iso} nor a duration: {exc.hint}"
+            if exc.malformed
+            else f"{exc.shown} is not {iso}, and as a duration it {exc.reason}"
         ) from None
+    try:
+        return now + sign * timedelta(seconds=seconds)
     except OverflowError:
         raise click.BadParameter(f"{text!r} is out of range") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _iso(moment: datetime) -> str:
@@ -339,7 +343,10 @@ def serve(host: str, port: int, db: str | None, log_level: str) -> None:
     from rollwise_server.logs import log_config
     from rollwise_server.settings import Settings
 
-    settings = Settings.from_env(db=db)
+    try:
+        settings = Settings.from_env(db=db)
+    except ConfigurationError as exc:  # e.g. webhook URLs without a valid secret: do not start
+        raise click.ClickException(str(exc)) from None
     uvicorn.run(
         create_app(settings), host=host, port=port, log_level=log_level,
         log_config=log_config(log_level),
@@ -551,6 +558,8 @@ def _show_history(data: Mapping[str, Any]) -> None:
         )
         previous = entry
     _table(["VERSION", "ACTION", "ACTOR", "TS", "REASON", "CHANGES"], rows)
+    if data.get("next_before") is not None:
+        click.echo(f"older versions: --before {data['next_before']}")
 
 
 def _resource_commands(group: click.Group, kind: Kind) -> None:
@@ -657,15 +666,26 @@ def _resource_commands(group: click.Group, kind: Kind) -> None:
 
     @group.command(
         "history",
-        help=f"Show every version of a {kind}. Action, actor, time, reason and a compact diff "
+        help=f"Show the versions of a {kind}, the newest --limit of them (older ones with "
+        "--before). Action, actor, time, reason and a compact diff "
         "(+ added, - removed, ~ replaced; the JSON pointer of each change).",
     )
     @click.argument("key")
     @_env_option
+    @click.option(
+        "--limit", type=click.IntRange(1, 100), default=20, show_default=True,
+        help="How many versions.",
+    )  # fmt: skip
+    @click.option(
+        "--before", type=click.IntRange(1), default=None,
+        help="Only versions older than this one (the next page).",
+    )  # fmt: skip
     @_json_option
     @click.pass_obj
-    def history(remote: Remote, key: str, env: str, as_json: bool) -> None:
-        data = remote.client().history(env, kind, key)
+    def history(
+        remote: Remote, key: str, env: str, limit: int, before: int | None, as_json: bool
+    ) -> None:
+        data = remote.client().history(env, kind, key, limit=limit, before=before)
         if as_json:
             _echo_json(data)
         else:
@@ -1088,6 +1108,79 @@ def audit(
     )  # fmt: skip
     if data.get("next_before") is not None:
         _note(f"more entries: rollwise audit --before {data['next_before']} ...")
+
+
+# --- webhooks -----------------------------------------------------------------------------------
+
+
+@main.group()
+def webhooks() -> None:
+    """Webhook deliveries and secrets."""
+
+
+@webhooks.command("list")
+@click.option(
+    "--state",
+    type=click.Choice(["pending", "delivered", "failed"]),
+    default=None,
+    help="Only deliveries in this state.",
+)
+@click.option("--event", default=None, help="Only this event, e.g. rollout.rollback.")
+@click.option(
+    "--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="Most rows."
+)
+@click.option("--before", type=int, default=None, help="Older than this delivery id (next page).")
+@_json_option
+@click.pass_obj
+def webhooks_list(
+    remote: Remote,
+    state: str | None,
+    event: str | None,
+    limit: int,
+    before: int | None,
+    as_json: bool,
+) -> None:
+    """Show webhook deliveries, newest first (admin).
+
+    Each event for each endpoint, with its state, attempts, last answer and next attempt;
+    endpoints appear as scheme://host[:port], never with their path or query.
+    """
+    data = remote.client().webhook_deliveries(state=state, event=event, limit=limit, before=before)
+    if as_json:
+        _echo_json(data)
+        return
+    rows = data.get("deliveries") or []
+    if not rows:
+        _note("no webhook deliveries match")
+        return
+    _table(
+        ["ID", "EVENT", "ENDPOINT", "STATE", "ATTEMPTS", "CREATED_AT", "NEXT_ATTEMPT", "LAST"],
+        (
+            [d["id"], d.get("event"), d.get("endpoint"), d.get("state"), d.get("attempts"),
+             _ts(d.get("created_at")), _ts(d.get("next_attempt_at")),
+             d.get("last_error") or d.get("last_status")]
+            for d in rows
+        ),
+    )  # fmt: skip
+    if data.get("next_before") is not None:
+        _note(f"more deliveries: rollwise webhooks list --before {data['next_before']} ...")
+
+
+@webhooks.command("secret")
+@_json_option
+def webhooks_secret(as_json: bool) -> None:
+    """Print a new signing secret for ROLLWISE_WEBHOOK_SECRET.
+
+    whsec_ and 32 random bytes in base64 (Standard Webhooks); give the same value to the
+    receivers, which verify each delivery with it.
+    """
+    from rollwise_server.webhooks.signing import new_secret
+
+    secret = new_secret()
+    if as_json:
+        _echo_json({"secret": secret})
+        return
+    _echo(secret)
 
 
 if __name__ == "__main__":

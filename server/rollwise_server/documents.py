@@ -10,14 +10,18 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 import threading
 from typing import Any
 
 import attrs
 
+from rollwise.limits import MAX_DOCUMENT_BYTES
 from rollwise_server.storage.base import Store
 
 __all__ = ["DocumentCache", "RenderedDocument", "etag_matches"]
+
+logger = logging.getLogger("rollwise.server")
 
 
 @attrs.frozen
@@ -77,6 +81,12 @@ class DocumentCache:
         if cached is not None and cached.revision >= revision:
             return cached
         body = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+        if len(body) > MAX_DOCUMENT_BYTES:  # only data written before the limits existed
+            logger.error(
+                "rollwise: the rules document of environment %r is %d bytes, over the limit "
+                "max_document_bytes = %d: SDKs refuse it and keep their last good rules; "
+                "archive or shrink flags", env, len(body), MAX_DOCUMENT_BYTES,
+            )  # fmt: skip
         data = b'{"revision":%d,"document":%s}' % (revision, body)
         event = b"id: %d\r\nevent: rules\r\ndata: %s\r\n\r\n" % (revision, data)
         rendered = RenderedDocument(env, revision, body, gzip.compress(body, 6), document, event)

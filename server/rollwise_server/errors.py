@@ -9,7 +9,11 @@ RollwiseError
     ├── Conflict        409 (a stale version: ``current_version`` says the latest)
     ├── PayloadTooLarge 413
     ├── PreconditionRequired 428 (a write that does not name the version it edits)
-    └── Invalid         422 (``problems``: the JSON path and message of each)
+    ├── Invalid         422 (``problems``: the JSON path and message of each)
+    ├── TooManyRequests 429 (``Retry-After``)
+    │   ├── TooManyAuthFailures  too many failed authentications from this address
+    │   └── TooManyStreams       the token has as many streams open as it may
+    └── StorageFull     503 (``Retry-After``: the database cannot be written for lack of disk)
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PreconditionRequired",
+    "StorageFull",
+    "TooManyAuthFailures",
+    "TooManyRequests",
+    "TooManyStreams",
     "Unauthorized",
 ]
 
@@ -43,6 +51,10 @@ class ApiError(RollwiseError):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+
+    def headers(self) -> dict[str, str]:
+        """Response headers that go with the problem document."""
+        return {}
 
     def to_problem(self) -> dict[str, Any]:
         return {
@@ -99,3 +111,30 @@ class Invalid(ApiError):
             f"{i['path']}: {i['message']}" if i["path"] else i["message"] for i in items
         )
         return cls(f"invalid request body: {summary}", problems=items)
+
+
+class _RetryLater(ApiError):
+    """An error that ends: ``Retry-After`` says in how many seconds to try again."""
+
+    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.retry_after = max(1, retry_after)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class TooManyRequests(_RetryLater):
+    status, code, title = 429, "too_many_requests", "Too Many Requests"
+
+
+class TooManyAuthFailures(TooManyRequests):
+    code = "too_many_auth_failures"
+
+
+class TooManyStreams(TooManyRequests):
+    code = "too_many_streams"
+
+
+class StorageFull(_RetryLater):
+    status, code, title = 503, "storage_full", "Service Unavailable"

@@ -16,19 +16,25 @@ import re
 import uuid
 import zlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import attrs
+
+from rollwise import limits
 from rollwise._parse import KEY_PATTERN
+from rollwise.durations import format_duration
 from rollwise_server.errors import BadRequest, PayloadTooLarge
 from rollwise_server.storage.base import EventRow
 
-__all__ = ["EventKind", "decode_body", "validate_batch"]
+__all__ = ["EventKind", "Window", "decode_body", "validate_batch"]
 
 EventKind = Literal["exposures", "outcomes"]
 MAX_UNIT_LENGTH = 256
 MAX_INTEGER = 2**53  # exact in a float, in JSON everywhere, and in a SQLite INTEGER
 MAX_ATTRS = 32
+MAX_ATTRIBUTE_LENGTH = limits.MAX_ATTRIBUTE_LENGTH
+_PLAIN_NAME = re.compile(r'[^"\\\x00-\x1f\x7f]+').fullmatch
 _UUID = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 )
@@ -45,26 +51,35 @@ _CANONICAL_TS = re.compile(
 ).fullmatch
 
 
+GZIP_CHUNK = 64 * 1024
+
+
 def _gunzip(raw: bytes, max_bytes: int) -> bytes:
     """Every member of a gzip body (RFC 1952 allows several, one after the other: all are
-    read), never more than ``max_bytes`` in all."""
+    read), never more than ``max_bytes`` in all. The body is fed in chunks, so the data left
+    after each member is at most a chunk: many members cost linear time, not quadratic."""
     parts: list[bytes] = []
     size = 0
-    rest = raw
+    view = memoryview(raw)
+    offset = 0
     while True:
         inflater = zlib.decompressobj(wbits=31)
-        try:
-            part = inflater.decompress(rest, max_bytes + 1 - size)
-        except zlib.error as exc:
-            raise BadRequest(f"the body is not valid gzip: {exc}") from None
-        size += len(part)
-        if size > max_bytes or inflater.unconsumed_tail:
-            raise PayloadTooLarge(f"the decompressed body exceeds {max_bytes} bytes")
-        if not inflater.eof:
-            raise BadRequest("the body is not valid gzip: it ends inside a member")
-        parts.append(part)
-        rest = inflater.unused_data
-        if not rest.strip(b"\x00"):  # trailing zero padding is allowed after the last member
+        while not inflater.eof:
+            if offset >= len(view):
+                raise BadRequest("the body is not valid gzip: it ends inside a member")
+            chunk = view[offset : offset + GZIP_CHUNK]
+            offset += len(chunk)
+            try:
+                part = inflater.decompress(chunk, max_bytes + 1 - size)
+            except zlib.error as exc:
+                raise BadRequest(f"the body is not valid gzip: {exc}") from None
+            size += len(part)
+            if size > max_bytes or inflater.unconsumed_tail:
+                raise PayloadTooLarge(f"the decompressed body exceeds {max_bytes} bytes")
+            parts.append(part)
+        offset -= len(inflater.unused_data)  # what the chunk held beyond this member
+        rest = view[offset:]
+        if not rest or (rest[0] == 0 and not bytes(rest).strip(b"\x00")):  # zero padding
             return b"".join(parts)
 
 
@@ -109,9 +124,24 @@ def _ts(value: Any) -> str | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     try:
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        moment = moment.astimezone(UTC)
     except (OverflowError, ValueError):
         return None
+    return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _shown(name: Any) -> str:
+    """A name as a problem's path shows it: at most 40 characters, and always encodable (a
+    lone surrogate is escaped), so the answer that reports it can be sent."""
+    text = name if isinstance(name, str) else repr(name)
+    text = text[:40] + "…" if len(text) > 40 else text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _attribute_name(name: Any) -> bool:
+    """1..``MAX_ATTRIBUTE_LENGTH`` characters, none of them a control character, a quote or a
+    backslash (names are queried by the analysis as JSON paths)."""
+    return _text(name, MAX_ATTRIBUTE_LENGTH) and _PLAIN_NAME(name) is not None
 
 
 def _attrs(value: Any, problems: list[dict[str, str]]) -> str:
@@ -123,23 +153,69 @@ def _attrs(value: Any, problems: list[dict[str, str]]) -> str:
         )
         return "{}"
     for name, item in value.items():
-        if item is not None and not isinstance(item, str | int | float | bool):
+        if not _attribute_name(name):
             problems.append(
-                {"path": f"attrs.{name}", "message": "must be a string, number, boolean or null"}
+                {
+                    "path": f"attrs.{_shown(name)}",
+                    "message": f"an attribute name is 1-{MAX_ATTRIBUTE_LENGTH} characters "
+                    "without control characters, quotes or backslashes",
+                }
+            )
+        elif item is not None and not isinstance(item, str | int | float | bool):
+            problems.append(
+                {
+                    "path": f"attrs.{_shown(name)}",
+                    "message": "must be a string, number, boolean or null",
+                }
             )
         elif isinstance(item, float) and not math.isfinite(item):
-            problems.append({"path": f"attrs.{name}", "message": "must be a finite number"})
+            problems.append({"path": f"attrs.{_shown(name)}", "message": "must be a finite number"})
         elif isinstance(item, str) and not _text(item, MAX_UNIT_LENGTH) and item:
             problems.append(
                 {
-                    "path": f"attrs.{name}",
+                    "path": f"attrs.{_shown(name)}",
                     "message": f"must be at most {MAX_UNIT_LENGTH} characters",
                 }
             )
     return _encode_attrs(value)
 
 
-def _common(event: Mapping[str, Any], problems: list[dict[str, str]]) -> tuple[str, str, str, str]:
+@attrs.frozen
+class Window:
+    """The event times a batch may carry, as canonical UTC strings (they compare as times)."""
+
+    earliest: str
+    latest: str
+    max_age: float
+    max_future: float
+
+    @classmethod
+    def around(cls, now: datetime, max_age: float, max_future: float) -> Window:
+        def text(moment: datetime) -> str:
+            return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+        earliest = now - timedelta(seconds=min(max_age, 3e9))
+        latest = now + timedelta(seconds=min(max_future, 3e9))
+        return cls(text(earliest), text(latest), max_age, max_future)
+
+    def problem(self, ts: str) -> str | None:
+        """Why ``ts`` is refused, or ``None``."""
+        if ts < self.earliest:
+            return (
+                f"is older than {format_duration(self.max_age)} (event_max_age): "
+                "events so late are refused"
+            )
+        if ts > self.latest:
+            return (
+                f"is more than {format_duration(self.max_future)} ahead of the server's clock "
+                "(event_max_future)"
+            )
+        return None
+
+
+def _common(
+    event: Mapping[str, Any], window: Window, problems: list[dict[str, str]]
+) -> tuple[str, str, str, str]:
     raw_id = event.get("id")
     event_id = ""
     if isinstance(raw_id, str) and _CANONICAL_UUID(raw_id) is not None:
@@ -151,6 +227,8 @@ def _common(event: Mapping[str, Any], problems: list[dict[str, str]]) -> tuple[s
     ts = _ts(event.get("ts"))
     if ts is None:
         problems.append({"path": "ts", "message": "must be an RFC 3339 date-time"})
+    elif (late := window.problem(ts)) is not None:
+        problems.append({"path": "ts", "message": late})
     unit_type, unit = event.get("unit_type"), event.get("unit")
     if not _text(unit_type, 64):
         problems.append({"path": "unit_type", "message": "must be a string of 1-64 characters"})
@@ -162,9 +240,9 @@ def _common(event: Mapping[str, Any], problems: list[dict[str, str]]) -> tuple[s
 
 
 def _exposure(
-    event: Mapping[str, Any], env: str, now: str, problems: list[dict[str, str]]
+    event: Mapping[str, Any], env: str, now: str, window: Window, problems: list[dict[str, str]]
 ) -> EventRow:
-    event_id, ts, unit_type, unit = _common(event, problems)
+    event_id, ts, unit_type, unit = _common(event, window, problems)
     flag, variant, rule = event.get("flag"), event.get("variant"), event.get("rule")
     version = event.get("flag_version")
     if not isinstance(flag, str) or _key(flag) is None:
@@ -180,15 +258,16 @@ def _exposure(
 
 
 def _outcome(
-    event: Mapping[str, Any], env: str, now: str, problems: list[dict[str, str]]
+    event: Mapping[str, Any], env: str, now: str, window: Window, problems: list[dict[str, str]]
 ) -> EventRow:
-    event_id, ts, unit_type, unit = _common(event, problems)
+    event_id, ts, unit_type, unit = _common(event, window, problems)
     metric, value = event.get("metric"), event.get("value")
     if not isinstance(metric, str) or _key(metric) is None:
         problems.append({"path": "metric", "message": "must be a metric key"})
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
+        or (isinstance(value, int) and not -(10**300) <= value <= 10**300)  # no float overflow
         or not math.isfinite(value)
         or abs(value) > 1e300
     ):
@@ -200,9 +279,10 @@ def _outcome(
 
 
 def validate_batch(
-    kind: EventKind, body: Any, env: str, now: str, max_events: int
+    kind: EventKind, body: Any, env: str, now: str, max_events: int, window: Window
 ) -> tuple[list[EventRow], list[dict[str, Any]]]:
-    """The valid events as rows, and an error entry for each invalid one."""
+    """The valid events as rows, and an error entry for each invalid one (an event outside
+    ``window`` too)."""
     events = body.get("events") if isinstance(body, Mapping) else body
     if not isinstance(events, list):
         raise BadRequest('the body must be {"events": [...]} or a JSON array of events')
@@ -222,7 +302,7 @@ def validate_batch(
                 }
             )
             continue
-        row = check(event, env, now, problems)
+        row = check(event, env, now, window, problems)
         if problems:
             raw_id = event.get("id")
             event_id = raw_id if _text(raw_id, 64) else None

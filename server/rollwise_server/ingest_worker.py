@@ -17,11 +17,12 @@ import asyncio
 import contextlib
 import queue
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
-from rollwise_server.ingest import EventKind, decode_body, validate_batch
+from rollwise_server.ingest import EventKind, Window, decode_body, validate_batch
 from rollwise_server.storage.base import EventRow, IngestCounts, Store
 from rollwise_server.storage.sqlite import now_iso
 
@@ -69,11 +70,20 @@ class IngestWorker:
     """Runs ``submit``ted batches through decode → validate → store on its own thread."""
 
     def __init__(
-        self, store: Store, *, max_body_bytes: int, max_events: int, max_rows: int = 20_000
+        self,
+        store: Store,
+        *,
+        max_body_bytes: int,
+        max_events: int,
+        max_rows: int = 20_000,
+        max_age: float = 30 * 86_400.0,
+        max_future: float = 86_400.0,
     ) -> None:
         self.store = store
         self.max_body_bytes = max_body_bytes
         self.max_events = max_events
+        self.max_age = max_age
+        self.max_future = max_future
         self.max_rows = max_rows
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="rollwise-ingest", daemon=True)
@@ -96,8 +106,10 @@ class IngestWorker:
     def _prepare(self, job: _Job) -> bool:
         try:
             body = decode_body(job.raw, job.encoding, self.max_body_bytes)
+            now = datetime.now(UTC)
+            window = Window.around(now, self.max_age, self.max_future)
             job.rows, job.errors = validate_batch(
-                job.kind, body, job.env, now_iso(), self.max_events
+                job.kind, body, job.env, now_iso(), self.max_events, window
             )
         except Exception as exc:  # noqa: BLE001 - handed to the request that sent it
             _reply(job, None, exc)

@@ -10,7 +10,8 @@ __all__ = ["Metrics"]
 
 
 class Metrics:
-    """The server's metrics: requests, latency, revisions, streams and events."""
+    """The server's metrics: requests, latency, revisions, streams, events, failed
+    authentications and whether the database can be written."""
 
     def __init__(self, connected_streams: Callable[[], int]) -> None:
         self.registry = CollectorRegistry()
@@ -55,6 +56,23 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+
+        self.auth_failures = Counter(
+            "rollwise_auth_failures",
+            "Requests refused with 401: no token, or an unknown, revoked or expired one",
+            registry=self.registry,
+        )
+        self.auth_throttled = Counter(
+            "rollwise_auth_throttled",
+            "Requests refused with 429 because their address failed authentication too often",
+            registry=self.registry,
+        )
+        self.storage_writable = Gauge(
+            "rollwise_storage_writable",
+            "1 while the database can be written, 0 after a write failed for lack of disk space",
+            registry=self.registry,
+        )
+        self.storage_writable.set(1)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -9,7 +9,7 @@ publishes into each replica's broadcaster, so the streams code does not change.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 __all__ = ["Broadcaster", "Subscription"]
 
@@ -25,6 +25,7 @@ class Subscription:
         self.latest: int | None = None
         self.closed = False
         """Set when the subscriber's token was revoked or expired: the stream ends."""
+        self.removed = False
 
     def _offer(self, revision: int) -> None:
         if self.latest is None or revision > self.latest:
@@ -46,6 +47,7 @@ class Subscription:
         self._event.set()
 
     def close(self) -> None:
+        """Unsubscribe (once; closing again does nothing)."""
         self._broadcaster._remove(self)
 
     def __enter__(self) -> Subscription:
@@ -60,12 +62,19 @@ class Broadcaster:
 
     def __init__(self) -> None:
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        self._per_token: Counter[str] = Counter()
         self.revisions: dict[str, int] = {}
 
     def subscribe(self, env: str, token_id: str | None = None) -> Subscription:
         subscription = Subscription(self, env, token_id)
         self._subscribers[env].add(subscription)
+        if token_id is not None:
+            self._per_token[token_id] += 1
         return subscription
+
+    def streams_of(self, token_id: str) -> int:
+        """How many subscriptions ``token_id`` holds (its open streams)."""
+        return self._per_token[token_id]
 
     def token_ids(self) -> list[str]:
         """The tokens of the open subscriptions."""
@@ -81,7 +90,15 @@ class Broadcaster:
         return len(ended)
 
     def _remove(self, subscription: Subscription) -> None:
+        if subscription.removed:
+            return
+        subscription.removed = True
         self._subscribers[subscription.env].discard(subscription)
+        token_id = subscription.token_id
+        if token_id is not None:
+            self._per_token[token_id] -= 1
+            if self._per_token[token_id] <= 0:
+                del self._per_token[token_id]
 
     def publish(self, env: str, revision: int) -> None:
         """Record ``revision`` for ``env`` and wake its subscribers (older ones are ignored)."""

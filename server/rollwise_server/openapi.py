@@ -18,6 +18,7 @@ import copy
 from typing import Any
 
 from rollwise._version import __version__
+from rollwise.durations import PATTERN as DURATION_PATTERN
 from rollwise_server.api.results import OPENAPI_PATHS
 from rollwise_server.api.rollouts import ACTIONS
 from rollwise_server.auth import ROLES
@@ -72,7 +73,7 @@ def _operands(absent: Json) -> list[Json]:
             ["in", "not_in"],
             "values",
             absent,
-            {"type": "array", "items": _ref("stringOrInteger")},
+            {"type": "array", "maxItems": 10000, "items": _ref("stringOrInteger")},
         ),
         _operand(["eq", "neq"], "value", {"type": ["string", "number"]}, absent),
         _operand(["lt", "lte", "gt", "gte"], "value", {"type": "number"}, absent),
@@ -159,10 +160,11 @@ def rules_schemas() -> Json:
                     "key",
                     description="Optional; when present, equal to the segment's key in 'segments'.",
                 ),
-                "description": {"type": "string", "default": ""},
+                "description": {"type": "string", "maxLength": 4096, "default": ""},
                 "conditions": {
                     "description": "All must hold. A segment cannot reference another segment.",
                     "type": "array",
+                    "maxItems": 32,
                     "items": _ref("attributeCondition"),
                     "default": [],
                 },
@@ -194,12 +196,13 @@ def rules_schemas() -> Json:
                     "type": "string",
                     "minLength": 1,
                 },
-                "description": {"type": "string", "default": ""},
+                "description": {"type": "string", "maxLength": 4096, "default": ""},
                 "variants": {
                     "description": "The model versions this flag can serve, by variant key. "
                     "At least one.",
                     "type": "object",
                     "minProperties": 1,
+                    "maxProperties": 100,
                     "propertyNames": _ref("key"),
                     "additionalProperties": _ref("variant"),
                 },
@@ -216,7 +219,8 @@ def rules_schemas() -> Json:
                     "description": "Context attributes logged with each exposure as cohort "
                     "dimensions.",
                     "type": "array",
-                    "items": {"type": "string", "minLength": 1},
+                    "maxItems": 16,
+                    "items": {"type": "string", "minLength": 1, "maxLength": 256},
                     "uniqueItems": True,
                     "default": [],
                 },
@@ -228,6 +232,7 @@ def rules_schemas() -> Json:
                     "description": "Tried in order; the first rule whose conditions all hold "
                     "serves.",
                     "type": "array",
+                    "maxItems": 64,
                     "items": _ref("rule"),
                     "default": [],
                 },
@@ -259,6 +264,7 @@ def rules_schemas() -> Json:
                 "conditions": {
                     "description": "All must hold; an empty list holds for every context.",
                     "type": "array",
+                    "maxItems": 32,
                     "items": _ref("condition"),
                     "default": [],
                 },
@@ -335,6 +341,7 @@ def rules_schemas() -> Json:
                     "description": "The name of a context attribute.",
                     "type": "string",
                     "minLength": 1,
+                    "maxLength": 256,
                 },
                 "operator": {
                     "description": "One of the operators of docs/spec/rules.md. An operator the "
@@ -385,6 +392,7 @@ def _rules_document() -> Json:
             "segments": {
                 "description": "Reusable sets of conditions, by segment key.",
                 "type": "object",
+                "maxProperties": 200,
                 "propertyNames": _ref("key"),
                 "additionalProperties": _ref("segment"),
                 "default": {},
@@ -392,6 +400,7 @@ def _rules_document() -> Json:
             "flags": {
                 "description": "The flags, by flag key.",
                 "type": "object",
+                "maxProperties": 500,
                 "propertyNames": _ref("key"),
                 "additionalProperties": _ref("flag"),
                 "default": {},
@@ -629,11 +638,16 @@ def _api_schemas() -> Json:
         },
         "History": {
             "type": "object",
-            "required": ["key", "versions"],
+            "required": ["key", "versions", "next_before"],
             "properties": {
                 "key": {"type": "string"},
+                "next_before": {
+                    "type": ["integer", "null"],
+                    "description": "`before` of the next (older) page; null at version 1.",
+                },
                 "versions": {
-                    "description": "Every version, oldest first.",
+                    "description": "A page of versions, oldest first: the newest `limit` below "
+                    "`before`, fewer if their bodies pass 2 MiB (never none).",
                     "type": "array",
                     "items": {
                         "type": "object",
@@ -1029,7 +1043,8 @@ def _rollout_schemas() -> Json:
             {"type": "number", "minimum": 0},
             {
                 "type": "string",
-                "pattern": r"^\s*[0-9]+(?:\.[0-9]+)?\s*(?:ms|s|m|h|d)?\s*$",
+                "pattern": rf"^\s*(?:{DURATION_PATTERN})\s*$",
+                "maxLength": 100,
             },
         ]
     }
@@ -1048,8 +1063,8 @@ def _rollout_schemas() -> Json:
                 "min_duration": {
                     **duration,
                     "default": 0,
-                    "description": "How long the stage lasts at least: seconds, or a string "
-                    "like 90s, 30m, 2h, 1d.",
+                    "description": "How long the stage lasts at least: seconds, or a duration "
+                    "such as 90s, 1h30m, 1d or 2w (docs/spec/durations.md).",
                 },
                 "min_units": {
                     "type": "integer",
@@ -1416,6 +1431,47 @@ def _json(schema: Json, description: str, headers: Json | None = None) -> Json:
     return response
 
 
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+_THROTTLED = (
+    "Too many failed authentications from this address (`auth_failures_per_minute`, code "
+    "too_many_auth_failures): every request from it that needs a token is refused until the "
+    "minute is over."
+)
+_STREAMS = (
+    f"{_THROTTLED} Or the token has `max_streams_per_token` streams open already (code "
+    "too_many_streams): poll the rules meanwhile."
+)
+_STORAGE_FULL = (
+    "The database cannot be written: the disk is full (code storage_full). Nothing was "
+    "stored; send it again later."
+)
+
+
+def _retry_later(description: str) -> Json:
+    return {
+        "description": description,
+        "headers": copy.deepcopy(_RETRY_AFTER),
+        "content": {PROBLEM_JSON: {"schema": _ref("Problem")}},
+    }
+
+
+def _add_operational_errors(method: str, operation: Json) -> None:
+    """What any authenticated operation may answer besides its own statuses: 429 when its
+    address is throttled (or, for the stream, its token has too many open), and for writes
+    503 when the disk is full."""
+    responses = operation["responses"]
+    streams = operation["operationId"] == "streamRules"
+    responses.setdefault("429", _retry_later(_STREAMS if streams else _THROTTLED))
+    if method in ("post", "put", "patch", "delete"):
+        responses.setdefault("503", _retry_later(_STORAGE_FULL))
+
+
 def _errors(*statuses: int, **descriptions: str) -> Json:
     out: Json = {}
     for status in statuses:
@@ -1438,6 +1494,27 @@ def _path(name: str, schema: Json, description: str, example: str | None = None)
 
 
 _ENV = _path("env", _ref("key"), "The environment, e.g. production.", "production")
+
+
+def _page_parameters(what: str, most: int, default: int, lowest: int, highest: int) -> list[Json]:
+    """``limit`` and ``before``: the paging of the audit log, deliveries and history."""
+    return [
+        _parameter(
+            "query",
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": most, "default": default},
+            "Page size.",
+        ),
+        _parameter(
+            "query",
+            "before",
+            {"type": "integer", "minimum": lowest, "maximum": highest},
+            f"{what} below this one (`next_before` of the previous page).",
+        ),
+    ]
+
+
+_HISTORY_PAGING = _page_parameters("Versions", 100, 20, 1, 2**62)
 _REASON = _parameter(
     "query",
     "reason",
@@ -1736,16 +1813,16 @@ def _resource_paths(kind: str, title: str, example: str) -> Json:
             ),
         },
         f"{base}/{{key}}/history": {
-            "parameters": [_ENV, key],
+            "parameters": [_ENV, key, *_HISTORY_PAGING],
             "get": _operation(
                 f"get{title}History",
                 plural,
-                f"Every version of a {kind}",
+                f"The versions of a {kind}, a page at a time",
                 {
                     "200": _json(
                         _ref("History"), "Actor, time, reason and the change as a JSON Patch."
                     ),
-                    **_errors(401, 403, 404),
+                    **_errors(400, 401, 403, 404),
                 },
                 permission="read",
             ),
@@ -1859,18 +1936,7 @@ def _flag_action_paths() -> Json:
 
 def _admin_paths() -> Json:
     audit_filters = [
-        _parameter(
-            "query",
-            "limit",
-            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-            "Page size.",
-        ),
-        _parameter(
-            "query",
-            "before",
-            {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
-            "Entries with an id below this one (`next_before` of the previous page).",
-        ),
+        *_page_parameters("Entries with an id", 1000, 100, 0, 2**63 - 1),
         _parameter(
             "query",
             "env",
@@ -2026,6 +2092,97 @@ def _admin_paths() -> Json:
     }
 
 
+def _webhook_schemas() -> Json:
+    moment = {"type": ["string", "null"], "format": "date-time"}
+    return {
+        "WebhookDelivery": {
+            "type": "object",
+            "description": "One event for one endpoint in the webhook outbox.",
+            "required": [
+                "id", "message_id", "event", "endpoint", "endpoint_id", "state", "attempts",
+                "created_at", "next_attempt_at", "last_attempt_at", "last_status", "last_error",
+                "finished_at", "body",
+            ],
+            "properties": {
+                "id": {"type": "integer", "description": "The delivery's id (paging cursor)."},
+                "message_id": {
+                    "type": "string",
+                    "description": "The `webhook-id` header: the same on every attempt and "
+                    "endpoint (the receiver's idempotency key).",
+                },
+                "event": {"type": "string", "examples": ["rollout.rollback"]},
+                "endpoint": {
+                    "type": "string",
+                    "description": "scheme://host[:port] of the URL (never its path or query).",
+                },
+                "endpoint_id": {
+                    "type": "string",
+                    "description": "The first 16 hex digits of the URL's SHA-256.",
+                },
+                "state": {"enum": ["pending", "delivered", "failed"]},
+                "attempts": {"type": "integer", "minimum": 0},
+                "created_at": {"type": "string", "format": "date-time"},
+                "next_attempt_at": {**moment, "description": "While pending."},
+                "last_attempt_at": moment,
+                "last_status": {
+                    "type": ["integer", "null"],
+                    "description": "The HTTP status of the last attempt (null: no answer).",
+                },
+                "last_error": {"type": ["string", "null"]},
+                "finished_at": {**moment, "description": "When it was delivered or failed."},
+                "body": {"description": "The JSON body sent (the same on every attempt)."},
+            },
+        },
+        "WebhookDeliveryPage": {
+            "type": "object",
+            "required": ["deliveries", "next_before"],
+            "properties": {
+                "deliveries": {
+                    "type": "array",
+                    "description": "Newest first.",
+                    "items": _ref("WebhookDelivery"),
+                },
+                "next_before": {
+                    "type": ["integer", "null"],
+                    "description": "Pass as `before` for the next page; null on the last one.",
+                },
+            },
+        },
+    }  # fmt: skip
+
+
+def _webhook_paths() -> Json:
+    parameters = [
+        _parameter(
+            "query",
+            "state",
+            {"enum": ["pending", "delivered", "failed"]},
+            "Only deliveries in this state.",
+        ),
+        _parameter("query", "event", {"type": "string"}, "Only this event, e.g. rollout.rollback."),
+        *_page_parameters("Deliveries with an id", 1000, 100, 0, 2**63 - 1),
+    ]
+    return {
+        "/api/v1/webhooks/deliveries": {
+            "get": _operation(
+                "listWebhookDeliveries",
+                "webhooks",
+                "The webhook outbox: every event for every endpoint, newest first",
+                {
+                    "200": _json(_ref("WebhookDeliveryPage"), "One page."),
+                    **_errors(400, 401, 403, e400="A bad state, limit or before."),
+                },
+                permission="admin",
+                description="Each delivery's state (pending, delivered, failed), attempts, "
+                "last answer or error and next attempt; endpoints are named by scheme, host "
+                "and port only.",
+                parameters=parameters,
+                everywhere=True,
+            ),
+        },
+    }
+
+
 def _sdk_paths() -> Json:
     exposure_body = _ref("ExposureBatch")
     ingest_errors = _errors(
@@ -2142,8 +2299,15 @@ def _operations_paths() -> Json:
             "get": _operation(
                 "readyz",
                 "operations",
-                "Readiness: the database answers",
-                {"200": _json(health, "Ready."), "503": _json(health, "Not ready.")},
+                "Readiness: the database answers and can be written",
+                {
+                    "200": _json(health, "Ready."),
+                    "503": _json(
+                        health,
+                        "Not ready: the database does not answer, or cannot be written (a "
+                        "write failed for lack of disk space and none has committed since).",
+                    ),
+                },
                 permission=None,
             )
         },
@@ -2194,6 +2358,10 @@ document, its change stream, event ingestion).
 * Optimistic concurrency: a write names the version it edits (If-Match or `version` in the
   body); a stale one is 409 with `current_version`.
 * Every GET also answers HEAD.
+* Faults and limits: an address that fails authentication `auth_failures_per_minute` times in
+  a minute gets 429 on every request that needs a token until the minute is over; a token may
+  hold `max_streams_per_token` streams (429 above); a write that finds the disk full is 503
+  `storage_full` and stores nothing. Both carry Retry-After.
 """
 
 
@@ -2274,6 +2442,7 @@ def openapi_document() -> dict[str, Any]:
     paths: Json = {
         **_operations_paths(),
         **_admin_paths(),
+        **_webhook_paths(),
         **_resource_paths("flag", "Flag", "fraud-model"),
         **_flag_action_paths(),
         **_resource_paths("segment", "Segment", "eu"),
@@ -2287,6 +2456,9 @@ def openapi_document() -> dict[str, Any]:
             for name, operation in item.items():
                 if name != "parameters" and "x-rollwise-permission" in operation:
                     operation["description"] = f"{operation['description']} {_IN_ENV}"
+        for name, operation in item.items():
+            if name != "parameters" and "x-rollwise-permission" in operation:
+                _add_operational_errors(name, operation)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -2312,6 +2484,7 @@ def openapi_document() -> dict[str, Any]:
             },
             {"name": "tokens", "description": "API tokens and their roles (admin)."},
             {"name": "audit", "description": "Who changed what, when and why."},
+            {"name": "webhooks", "description": "Webhook deliveries and their state (admin)."},
             {"name": "sdk", "description": "For SDKs: rules, change stream, events."},
             {"name": "rollouts", "description": "Staged rollouts with guardrails."},
             {"name": "results", "description": "Per-cohort sufficient statistics for analysis."},
@@ -2327,6 +2500,6 @@ def openapi_document() -> dict[str, Any]:
                     "any other scheme, an unknown, revoked or expired token is 401.",
                 }
             },
-            "schemas": {**rules_schemas(), **_api_schemas()},
+            "schemas": {**rules_schemas(), **_api_schemas(), **_webhook_schemas()},
         },
     }

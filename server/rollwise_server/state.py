@@ -1,5 +1,5 @@
 """What one server instance holds while it runs: store, auth, documents, broadcaster, metrics,
-the ingestion worker, the webhooks."""
+the ingestion worker, the webhooks, the throttle of failed authentications."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rollwise_server.metrics import Metrics
 from rollwise_server.notify import Broadcaster
 from rollwise_server.settings import Settings
 from rollwise_server.storage.base import Store
+from rollwise_server.throttle import AuthThrottle
 from rollwise_server.webhooks import Webhooks
 
 __all__ = ["ServerState"]
@@ -27,6 +28,7 @@ class ServerState:
     metrics: Metrics
     ingest: IngestWorker
     webhooks: Webhooks
+    throttle: AuthThrottle
 
     def publish(self, env: str, revision: int) -> None:
         """A change moved ``env`` to ``revision``: update the gauge and wake the streams."""

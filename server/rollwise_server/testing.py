@@ -84,9 +84,17 @@ class LiveServer:
         return str(response.json()["token"])
 
 
+CENTURY = 36_500 * 86_400.0
+
+
 @contextlib.contextmanager
 def live_server(directory: Path, **settings: object) -> Iterator[LiveServer]:
-    """A server in a background thread of this process, stopped on exit."""
+    """A server in a background thread of this process, stopped on exit.
+
+    Events may carry any time (``event_max_age`` and ``event_max_future`` of 100 years unless
+    given): tests replay fixed, historical timestamps so that their results never depend on the
+    day they run. The window itself is tested with the defaults, given explicitly."""
+    settings = {"event_max_age": CENTURY, "event_max_future": CENTURY, **settings}
     db = str(directory / "rollwise.db")
     admin = bootstrap_token(db)
     config = Settings(db=db, **settings)  # type: ignore[arg-type]
@@ -120,7 +128,8 @@ class ServerProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_token = bootstrap_token(self.db)
-        self.env = {**os.environ, **env}
+        wide = {"ROLLWISE_EVENT_MAX_AGE": "36500d", "ROLLWISE_EVENT_MAX_FUTURE": "36500d"}
+        self.env = {**wide, **os.environ, **env}  # any event time, as ``live_server``
         self.log = directory / "server.log"
         self.log_level = log_level
         self.process: subprocess.Popen[bytes] | None = None

@@ -193,7 +193,7 @@ def test_parity_edge_cases() -> None:
     assert math.isnan(nobody.ratio)  # 0/0, as fairlearn's ratio
     assert not nobody.four_fifths_violated
     with pytest.raises(ValueError, match="binary"):
-        selection_parity({"A": SufficientStats(3, 3.0, 5.0, "mean")})
+        selection_parity({"A": SufficientStats(n=3, total=3.0, m2=2.0, kind="mean")})
 
 
 # --- bands ---

@@ -32,7 +32,7 @@ from rollwise.analysis.reduce import (
     reduce_sql,
 )
 from rollwise.analysis.report import MetricSpec
-from rollwise.analysis.suffstats import SufficientStats, check_kind
+from rollwise.analysis.suffstats import Kind, SufficientStats, check_kind, requires_kind
 from rollwise.errors import ConfigurationError, RollwiseError
 
 FLAG, METRIC, ENV = "fraud-model", "fraud_caught", "production"
@@ -80,7 +80,10 @@ WITHOUT_KIND: dict[str, tuple[str, Callable[..., object]]] = {
         "reduce_database()",
         lambda **kw: reduce_database("sqlite:///no/such.db", FLAG, METRIC, env=ENV, **kw),
     ),
-    "SufficientStats": ("SufficientStats()", lambda **kw: SufficientStats(10, 3.0, 3.0, **kw)),
+    "SufficientStats": (
+        "SufficientStats()",
+        lambda **kw: SufficientStats(n=10, total=3.0, m2=2.1, **kw),
+    ),
     "SufficientStats.from_values": (
         "SufficientStats.from_values()",
         lambda **kw: SufficientStats.from_values([1.0, 0.0, 1.0], **kw),
@@ -106,9 +109,16 @@ def test_an_unknown_kind_is_refused(name: str) -> None:
 
 
 def test_the_kind_may_be_positional_where_the_signature_allows_it() -> None:
-    assert SufficientStats(10, 3.0, 3.0, "binary").kind == "binary"
+    @requires_kind
+    def read(values: list[float], kind: Kind) -> Kind:
+        return kind
+
+    assert read([1.0], "binary") == "binary"
     with pytest.raises(ConfigurationError, match="must be one of"):
-        SufficientStats(10, 3.0, 3.0, "proportion")  # type: ignore[arg-type]
+        read([1.0], "proportion")  # type: ignore[arg-type]
+    # SufficientStats takes keywords only: an old positional Σx² is never read as its M2
+    with pytest.raises(TypeError):
+        SufficientStats(10, 3.0, 3.0, "binary")  # type: ignore[call-arg]
 
 
 def test_evolve_keeps_checking_the_kind() -> None:

@@ -261,7 +261,7 @@ def assert_same(a: ReductionResult, b: ReductionResult) -> None:
     ]
     for left, right in zip(a.cells, b.cells, strict=True):
         assert left.stats.kind == right.stats.kind
-        for field in ("total", "total_sq", "den_total", "den_total_sq", "cross"):
+        for field in ("total", "m2", "den_total", "den_m2", "comoment"):
             x, y = getattr(left.stats, field), getattr(right.stats, field)
             assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9), (left, right, field)
 
@@ -447,8 +447,7 @@ def all_backends(
 
 def summary(result: ReductionResult) -> dict[tuple[str, str | None], tuple[Any, ...]]:
     return {
-        (c.variant, c.cohort): (c.units, c.stats.n, c.stats.total, c.stats.total_sq)
-        for c in result.cells
+        (c.variant, c.cohort): (c.units, c.stats.n, c.stats.total, c.stats.m2) for c in result.cells
     }
 
 
@@ -457,7 +456,7 @@ def test_the_rules_binary_by_country() -> None:
     assert result.multiple_variants == 1  # u3
     assert summary(result) == {
         ("candidate", None): (1, 1, 0.0, 0.0),  # u4
-        ("candidate", "FR"): (1, 1, 1.0, 1.0),  # u2, from its first (smaller id) exposure
+        ("candidate", "FR"): (1, 1, 1.0, 0.0),  # u2, from its first (smaller id) exposure
         ("control", "DE"): (2, 2, 0.0, 0.0),  # u1 (0 in window), u5 (other unit type)
     }
     assert result.units_by_variant() == {"candidate": 2, "control": 2}
@@ -468,19 +467,19 @@ def test_the_rules_count_mean_ratio() -> None:
     events = hand_made()
     count = all_backends(*events, "conv", kind="count", window_seconds=100)
     assert summary(count) == {
-        ("candidate", None): (2, 2, 2.0, 4.0),
-        ("control", None): (2, 2, 1.0, 1.0),
+        ("candidate", None): (2, 2, 2.0, 2.0),  # 2 and 0: Σ(x − 1)² = 2
+        ("control", None): (2, 2, 1.0, 0.5),  # 1 and 0
     }
     mean = all_backends(*events, "lat", kind="mean", window_seconds=100)
     assert summary(mean) == {
         ("candidate", None): (2, 0, 0.0, 0.0),
-        ("control", None): (2, 1, 20.0, 400.0),
+        ("control", None): (2, 1, 20.0, 0.0),
     }
     unbounded = all_backends(*events, "conv", kind="count", window_seconds=None)
-    assert summary(unbounded)[("control", None)] == (2, 2, 2.0, 4.0)  # u1's late one counts
+    assert summary(unbounded)[("control", None)] == (2, 2, 2.0, 2.0)  # u1's late one counts
     ratio = all_backends(*events, "err", kind="ratio", denominator_metric="req", window_seconds=100)
     control = ratio.stats("control")
-    assert (control.n, control.total, control.den_total, control.cross) == (2, 1.0, 6.0, 4.0)
+    assert (control.n, control.total, control.den_total, control.comoment) == (2, 1.0, 6.0, 1.0)
     assert ratio.stats("candidate").n == 0  # u2 has errors but no requests, u4 nothing
     assert control.mean == pytest.approx(1 / 6)
 
@@ -624,7 +623,7 @@ def test_json_round_trip_and_frame() -> None:
     assert list(frame["variant"]) == [c.variant for c in result.cells]
     assert frame.loc[frame["cohort"] == "DE", "den_total"].item() == 6.0
     overall = result.overall()
-    assert overall["control"] == SufficientStats(
+    assert overall["control"] == SufficientStats.from_sums(
         n=2, total=1.0, total_sq=1.0, kind="ratio", den_total=6.0, den_total_sq=20.0, cross=4.0
     )
     arms = result.arms("control", "candidate")

@@ -148,7 +148,9 @@ def test_relative_with_zero_control_mean_is_insufficient() -> None:
 
 def test_compare_refuses_mixed_kinds_and_bad_alpha() -> None:
     with pytest.raises(ValueError, match="cannot compare"):
-        compare(SufficientStats.binary(10, 1), SufficientStats(10, 1.0, 1.0, "mean"))
+        compare(
+            SufficientStats.binary(10, 1), SufficientStats(n=10, total=1.0, m2=1.0, kind="mean")
+        )
     with pytest.raises(ValueError, match="alpha"):
         compare(SufficientStats.binary(10, 1), SufficientStats.binary(10, 2), alpha=1.5)
 
@@ -172,8 +174,8 @@ def test_cuped_reduces_variance_and_stays_unbiased() -> None:
         ctrl, cand = _cuped_arms(rng, 400, 0.3)
         with_cov = compare(ctrl, cand, sequential=False)
         without = compare(
-            SufficientStats(ctrl.n, ctrl.total, ctrl.total_sq, "mean"),
-            SufficientStats(cand.n, cand.total, cand.total_sq, "mean"),
+            SufficientStats(n=ctrl.n, total=ctrl.total, m2=ctrl.m2, kind="mean"),
+            SufficientStats(n=cand.n, total=cand.total, m2=cand.m2, kind="mean"),
             sequential=False,
         )
         assert with_cov.method.endswith("+ CUPED")
@@ -195,7 +197,7 @@ def test_cuped_reduces_variance_and_stays_unbiased() -> None:
 def test_cuped_needs_the_covariate_on_both_arms() -> None:
     rng = np.random.default_rng(1)
     ctrl, cand = _cuped_arms(rng, 200, 0.0)
-    bare = SufficientStats(cand.n, cand.total, cand.total_sq, "mean")
+    bare = SufficientStats(n=cand.n, total=cand.total, m2=cand.m2, kind="mean")
     assert compare(ctrl, bare).method == "mixture-sprt"
 
 

@@ -21,7 +21,7 @@ def test_mean_metric_moments_match_numpy() -> None:
 
 def test_binary_variance_is_p_one_minus_p() -> None:
     stats = SufficientStats.binary(200, 30)
-    assert (stats.total, stats.total_sq, stats.kind) == (30.0, 30.0, "binary")
+    assert (stats.total, stats.m2, stats.kind) == (30.0, 30 * 170 / 200, "binary")
     assert stats.mean == 0.15
     assert stats.variance == pytest.approx(0.15 * 0.85)
 
@@ -42,7 +42,7 @@ def test_addition_equals_the_statistics_of_the_union() -> None:
     whole = SufficientStats.from_values(
         np.concatenate([a, b]), kind="mean", covariate=np.concatenate([ca, cb])
     )
-    for field in ("n", "total", "total_sq", "cov_total", "cov_total_sq", "cov_cross"):
+    for field in ("n", "total", "m2", "cov_total", "cov_m2", "cov_comoment"):
         assert getattr(left, field) == pytest.approx(getattr(whole, field), rel=1e-12)
     assert left.has_covariate
     assert SufficientStats.combine([]) is None
@@ -51,7 +51,7 @@ def test_addition_equals_the_statistics_of_the_union() -> None:
 
 def test_addition_refuses_mixed_kinds_and_drops_partial_covariates() -> None:
     with pytest.raises(ValueError, match="cannot add"):
-        SufficientStats.binary(10, 1) + SufficientStats(10, 1.0, 1.0, "mean")
+        SufficientStats.binary(10, 1) + SufficientStats(n=10, total=1.0, m2=1.0, kind="mean")
     with_cov = SufficientStats.from_values([1.0, 2.0], kind="mean", covariate=[0.0, 1.0])
     assert not (with_cov + SufficientStats.from_values([3.0], kind="mean")).has_covariate
 
@@ -66,7 +66,7 @@ def test_from_values_checks_its_inputs() -> None:
 
 
 def test_degenerate_moments_are_nan_not_errors() -> None:
-    empty = SufficientStats(0, 0.0, 0.0, "mean")
+    empty = SufficientStats(n=0, total=0.0, m2=0.0, kind="mean")
     assert math.isnan(empty.mean)
     assert math.isnan(empty.variance)
     assert math.isnan(SufficientStats.from_values([4.0], kind="mean").variance)

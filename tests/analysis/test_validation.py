@@ -97,12 +97,14 @@ def test_aa_mean_sequential_compare(measured: list[str]) -> None:
         rejected = naive_rejected = False
         for look in range(LOOKS):
             n = batch * (look + 1)
-            ctrl = SufficientStats(
-                n, float(sums[0][0][run, look]), float(sums[0][1][run, look]), "mean"
-            )
-            cand = SufficientStats(
-                n, float(sums[1][0][run, look]), float(sums[1][1][run, look]), "mean"
-            )
+            ctrl = SufficientStats.from_sums(
+                n=n, total=float(sums[0][0][run, look]), total_sq=float(sums[0][1][run, look]),
+                kind="mean",
+            )  # fmt: skip
+            cand = SufficientStats.from_sums(
+                n=n, total=float(sums[1][0][run, look]), total_sq=float(sums[1][1][run, look]),
+                kind="mean",
+            )  # fmt: skip
             if not rejected:
                 rejected = compare(ctrl, cand, alpha=ALPHA).p_value < ALPHA
             if not naive_rejected:

@@ -20,7 +20,7 @@ import requests
 from rollwise_server.rollouts.controller import Controller
 from rollwise_server.storage import open_store
 from rollwise_server.testing import LiveServer, live_server
-from rollwise_server.webhooks import Webhooks
+from rollwise_server.webhooks import Webhooks, new_secret
 from tests.rollouts.test_plan import PLAN
 from tests.server.conftest import EU_SEGMENT, define_metrics, example_flag
 
@@ -180,7 +180,7 @@ def test_the_controller_repairs_weights_changed_behind_its_back(
         )
     store = open_store(server.db)
     try:
-        controller = Controller(store, Webhooks([], "x"), lambda e, r: None, 1.0)
+        controller = Controller(store, Webhooks(store), lambda e, r: None, 1.0)
         asyncio.run(controller.round())
     finally:
         store.close()
@@ -218,7 +218,7 @@ def hooked(tmp_path: Path) -> Iterator[LiveServer]:
     Hook.received, Hook.arrived = [], threading.Event()
     url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
     try:
-        with live_server(tmp_path, webhook_urls=url, webhook_secret="s") as server:  # noqa: S106
+        with live_server(tmp_path, webhook_urls=url, webhook_secret=new_secret()) as server:
             yield server
     finally:
         receiver.shutdown()
@@ -266,7 +266,7 @@ def test_a_kill_ends_the_rollout(hooked: LiveServer, route: str) -> None:
     assert Hook.received[-1]["event"] == "rollout.aborted"
     store = open_store(server.db)  # the controller never acts on it again
     try:
-        controller = Controller(store, Webhooks([], "x"), lambda e, r: None, 1.0)
+        controller = Controller(store, Webhooks(store), lambda e, r: None, 1.0)
         assert asyncio.run(controller.round()) == []
     finally:
         store.close()

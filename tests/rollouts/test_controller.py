@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
 import requests
+from standardwebhooks import Webhook
 
 import rollwise
 from rollwise_server.rollouts.controller import Controller
 from rollwise_server.rollouts.decide import Evidence, decide
 from rollwise_server.rollouts.plan import parse_plan
 from rollwise_server.storage import open_store
-from rollwise_server.testing import LiveServer
-from rollwise_server.webhooks import Webhooks, sign
+from rollwise_server.testing import LiveServer, live_server
+from rollwise_server.webhooks import Webhooks, new_secret
 from tests.rollouts.test_plan import FLAG, PLAN
 from tests.server.conftest import EU_SEGMENT, define_metrics, example_flag
 
@@ -60,11 +62,13 @@ def test_decide_policy_table() -> None:
 
 
 class Receiver(BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[dict[str, Any], str]]] = []
+    received: ClassVar[list[tuple[bytes, dict[str, str]]]] = []
+    arrived = threading.Event()
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        Receiver.received.append((json.loads(body), self.headers["X-Rollwise-Signature"]))
+        Receiver.received.append((body, dict(self.headers.items())))
+        Receiver.arrived.set()
         self.send_response(204)
         self.end_headers()
 
@@ -81,14 +85,11 @@ def drive(server: LiveServer, tmp_path: Path, harm_country: str | None) -> tuple
     url = f"{base}/flags/fraud-model/rollout"
     admin.put(url, json=FAST_PLAN).raise_for_status()
     admin.post(f"{url}/start").raise_for_status()
-    receiver = HTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    hook = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
     store = open_store(server.db)
     published: list[tuple[str, int]] = []
-    controller = Controller(
-        store, Webhooks([hook], "s3cret"), lambda e, r: published.append((e, r)), 1.0
-    )
+    # the events go into the server's outbox; the server's worker delivers them
+    webhooks = Webhooks(store, server.settings.webhook_urls)
+    controller = Controller(store, webhooks, lambda e, r: published.append((e, r)), 1.0)
     key = server.token("sdk", env="production")
     rng = random.Random(7)  # noqa: S311 - simulated traffic
     client = rollwise.Client(server.url, key, cache_dir=tmp_path / "c", flush_interval=0.05)
@@ -114,13 +115,29 @@ def drive(server: LiveServer, tmp_path: Path, harm_country: str | None) -> tuple
         client.wait_until_ready(1)
     client.close()
     store.close()
-    receiver.shutdown()
-    receiver.server_close()
     return admin.get(url).json(), controller, statuses, admin, published  # type: ignore[return-value]
 
 
-def test_a_harmful_cohort_rolls_back(server: LiveServer, tmp_path: Path) -> None:
-    Receiver.received = []
+@pytest.fixture
+def hooked(tmp_path: Path) -> Iterator[LiveServer]:
+    """A server whose webhooks go to ``Receiver``."""
+    receiver = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    Receiver.received, Receiver.arrived = [], threading.Event()
+    hook = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    try:
+        with live_server(tmp_path, webhook_urls=hook, webhook_secret=SECRET) as server:
+            yield server
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+
+
+SECRET = new_secret()
+
+
+def test_a_harmful_cohort_rolls_back(hooked: LiveServer, tmp_path: Path) -> None:
+    server = hooked
     rollout, _, statuses, admin, published = drive(server, tmp_path, harm_country="NL")
     state = rollout["state"]
     assert state["status"] == "rolled_back", statuses
@@ -134,13 +151,12 @@ def test_a_harmful_cohort_rolls_back(server: LiveServer, tmp_path: Path) -> None
     assert entry["actor"] == "controller"
     assert entry["details"]["evidence"]["findings"][0]["verdict"] == "harm"
     assert published  # the new revision was pushed to the streams
-    for thread in list(threading.enumerate()):
-        if thread.daemon and thread.is_alive() and thread.name.startswith("Thread"):
-            thread.join(timeout=5)
-    (body, signature), *_ = Receiver.received
-    assert body["event"] == "rollout.rollback"
+    assert Receiver.arrived.wait(20)  # delivered by the server's webhook worker
+    (raw, headers), *_ = Receiver.received
+    body = Webhook(SECRET).verify(raw, headers)  # Standard Webhooks, with the server's secret
+    assert body["event"] == body["type"] == "rollout.rollback"
     assert "ROLLED BACK" in body["text"]
-    assert signature == sign("s3cret", json.dumps(body, sort_keys=True).encode())
+    assert body["evidence"]["decision"] == "rollback"
 
 
 def test_a_good_candidate_reaches_100_percent(server: LiveServer, tmp_path: Path) -> None:
@@ -162,7 +178,7 @@ def test_the_state_survives_a_restart(server: LiveServer) -> None:
         (record,) = store.active_rollouts()
         assert record.state["status"] == "running"
         assert store.lease_rollout("production", "fraud-model", "other-replica", 60)
-        controller = Controller(store, Webhooks([], ""), lambda e, r: None, 1.0)
+        controller = Controller(store, Webhooks(store), lambda e, r: None, 1.0)
         assert asyncio.run(controller.round()) == []  # leased elsewhere: not evaluated twice
     finally:
         store.close()

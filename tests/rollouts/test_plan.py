@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from rollwise.durations import parse_duration
 from rollwise.rules import RulesDocument
 from rollwise_server.errors import Conflict
-from rollwise_server.rollouts.plan import parse_duration, parse_plan
+from rollwise_server.openapi import openapi_document
+from rollwise_server.rollouts.plan import parse_plan
 from rollwise_server.rollouts.tally import slot_specs
 from rollwise_server.storage import open_store
 
@@ -102,10 +105,50 @@ def test_problems_name_their_path(change: dict[str, Any], path: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90s", 90.0), ("10m", 600.0), ("2h", 7200.0), ("1d", 86400.0), (30, 30.0), ("250ms", 0.25)],
-)
+    [("90s", 90.0), ("10m", 600.0), ("2h", 7200.0), ("1d", 86400.0), (30, 30.0), ("250ms", 0.25),
+     ("2w", 1209600.0), ("1h30m", 5400.0)],
+)  # fmt: skip
 def test_durations(text: object, seconds: float) -> None:
-    assert parse_duration(text) == seconds
+    assert parse_duration(text, "min_duration") == seconds
+
+
+def test_a_plan_reads_the_duration_grammar_of_results_and_the_cli() -> None:
+    """``"2w"`` (refused before: plans had a grammar of their own) and compound durations."""
+    stages = [{"share": 0.5, "min_duration": "1h30m"}, {"share": 1.0, "min_duration": "1d12h"}]
+    plan, problems = parse_plan(
+        {**PLAN, "stages": stages, "attribution_window": "2w", "outcome_delay": "90s"}, FLAG
+    )
+    assert problems == []
+    assert plan is not None
+    assert (plan.attribution_window, plan.outcome_delay) == (14 * 86400.0, 90.0)
+    assert [s.min_duration for s in plan.stages] == [5400.0, 129600.0]
+    document = openapi_document()  # the API's schema of a plan says the same
+    root = {"$ref": "#/components/schemas/RolloutPlan", "components": document["components"]}
+    jsonschema.Draft202012Validator(root).validate(
+        {**PLAN, "stages": stages, "attribution_window": "2w", "outcome_delay": "90s"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "message"),
+    [
+        ({"attribution_window": "2 weeks"}, "attribution_window",
+         "'2 weeks' is not a duration: write a number with a unit such as 90s, 30m, 1h30m"),
+        ({"attribution_window": "0s"}, "attribution_window", "a positive duration is needed"),
+        ({"attribution_window": "5300w"}, "attribution_window", "longer than 100 years"),
+        ({"outcome_delay": "30m1h"}, "outcome_delay", "units out of order"),
+        ({"outcome_delay": -5}, "outcome_delay", "-5 is negative"),
+        ({"stages": [{"share": 1.0, "min_duration": "10M"}]}, "stages[0].min_duration",
+         "lowercase"),
+    ],
+)  # fmt: skip
+def test_a_bad_duration_is_named_with_what_a_duration_looks_like(
+    change: dict[str, Any], path: str, message: str
+) -> None:
+    plan, problems = parse_plan({**PLAN, **change}, FLAG)
+    assert plan is None
+    assert [p.path for p in problems] == [path]
+    assert message in problems[0].message
 
 
 def test_rollout_store_versions_and_lease(tmp_path: Path) -> None:

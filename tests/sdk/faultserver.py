@@ -7,8 +7,10 @@ server cannot be made to produce on demand are the reason it exists.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,13 +20,24 @@ __all__ = ["FaultServer"]
 
 
 class FaultServer:
-    """``mode``: ``ok``, ``error`` (500), ``garbage`` (200 with junk), ``hang`` (no answer)."""
+    """``mode``: ``ok``, ``error`` (500), ``garbage`` (200 with junk), ``hang`` (no answer).
+
+    ``retry_ms`` makes each stream start with a ``retry:`` block; ``stream_once`` ends each
+    stream right after its first event; ``heartbeats`` sends a comment line every 0.2 s.
+    ``arrivals`` has the monotonic time and path of every request, ``streams_ended`` the time
+    each stream was closed by the server.
+    """
 
     def __init__(self, document: dict[str, Any]) -> None:
         self.document = document
         self.mode = "ok"
         self.received: list[dict[str, Any]] = []
         self.requests = 0
+        self.retry_ms: int | None = None
+        self.stream_once = False
+        self.heartbeats = False
+        self.arrivals: list[tuple[float, str]] = []
+        self.streams_ended: list[float] = []
         self._release = threading.Event()
         self._changed = threading.Condition()
         owner = self
@@ -60,6 +73,7 @@ class FaultServer:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
+                owner.arrivals.append((time.monotonic(), self.path))
                 if self._misbehave():
                     return
                 if self.path.startswith("/api/v1/sdk/rules"):
@@ -73,6 +87,8 @@ class FaultServer:
                     self.send_response(200)
                     self.send_header("Content-Type", "text/event-stream")
                     self.end_headers()
+                    if owner.retry_ms is not None:
+                        self.wfile.write(f"retry: {owner.retry_ms}\r\n\r\n".encode())
                     sent = None
                     deadline = time.monotonic() + 30
                     while time.monotonic() < deadline and owner.mode == "ok":
@@ -86,9 +102,22 @@ class FaultServer:
                             except OSError:
                                 return
                             sent = revision
+                            if owner.stream_once:
+                                break
                         with owner._changed:
                             owner._changed.wait(0.2)
+                        if owner.heartbeats:
+                            try:
+                                self.wfile.write(b": ping\r\n")
+                                self.wfile.flush()
+                            except OSError:
+                                return
                     self.close_connection = True
+                    if owner.stream_once:
+                        with contextlib.suppress(OSError):
+                            self.wfile.flush()
+                            self.connection.shutdown(socket.SHUT_RDWR)
+                        owner.streams_ended.append(time.monotonic())
                 else:
                     self._send(404, b"{}")
 

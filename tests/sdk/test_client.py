@@ -188,8 +188,8 @@ def test_offline_rejects_bad_input_at_start_up(tmp_path: Path) -> None:
     with pytest.raises(rollwise.RulesParseError) as excinfo:
         rollwise.Client.offline({"schema_version": 1, "environment": "x", "revision": -1})
     assert "revision: must be a non-negative integer" in str(excinfo.value)
-    with pytest.raises(FileNotFoundError):
-        rollwise.Client.offline(tmp_path / "missing.json")
+    with pytest.raises(rollwise.ConfigurationError, match=r"missing\.json"):
+        rollwise.Client.offline(tmp_path / "missing.json")  # a RollwiseError, as docs/sdk.md says
     with pytest.raises(rollwise.ConfigurationError, match="rules"):
         rollwise.Client.offline(42)  # type: ignore[arg-type]
     with pytest.raises(rollwise.ConfigurationError, match="on_exposure"):

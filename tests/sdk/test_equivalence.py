@@ -14,10 +14,12 @@ from collections import UserDict
 from datetime import UTC, date, datetime
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import rollwise
+from rollwise._parse import condition_cost
+from rollwise.limits import MAX_CONDITION_COST
 from rollwise.operators import OPERATORS
 
 ATTRIBUTES = ["a", "b", "user_id"]
@@ -147,6 +149,9 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
                 "bucket_by": draw(st.sampled_from(ATTRIBUTES)),
             }
         rules.append({"id": f"r{i}", "conditions": conds, "serve": serve})
+    costs = {name: condition_cost(body["conditions"]) for name, body in segments.items()}
+    # a flag over the condition-cost limit is refused (tests/sdk/test_limits.py covers that)
+    assume(sum(condition_cost(r["conditions"], costs) for r in rules) <= MAX_CONDITION_COST)
     flag: dict[str, Any] = {
         "version": 1,
         "enabled": draw(st.booleans()) or draw(st.booleans()),

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from rollwise import (
@@ -32,6 +32,8 @@ from rollwise import (
     SegmentRef,
     UnsupportedSchemaError,
 )
+from rollwise._parse import condition_cost
+from rollwise.limits import MAX_CONDITION_COST
 from rollwise.operators import OPERATORS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -633,6 +635,8 @@ def flags(draw: st.DrawFn, segment_keys: tuple[str, ...] = ()) -> dict[str, Any]
         if conditions or draw(st.booleans()):
             rule["conditions"] = conditions
         rules.append(rule)
+    # a flag over the condition-cost limit is refused (tests/sdk/test_limits.py covers that)
+    assume(sum(condition_cost(r.get("conditions", [])) for r in rules) <= MAX_CONDITION_COST)
     flag: dict[str, Any] = {
         "version": draw(st.integers(1, 2**40)),
         "variants": variants,

@@ -406,7 +406,12 @@ def test_an_sdk_token_over_rest_with_json(server: LiveServer) -> None:
         (["--role", "admin", "--owner", "a", "--expires", "2020-01-01"], "is not in the future"),
         (["--role", "admin", "--owner", "a", "--expires", "0d"], "'0d' is not in the future"),
         (["--role", "admin", "--owner", "a", "--expires", "soon"], "neither an ISO date/time"),
-        (["--role", "admin", "--owner", "a", "--expires", "99999999999d"], "out of range"),
+        (
+            ["--role", "admin", "--owner", "a", "--expires", "99999999999d"],
+            "as a duration it is longer than 100 years",
+        ),
+        (["--role", "admin", "--owner", "a", "--expires", "2026"], "it needs a unit"),
+        (["--role", "admin", "--owner", "a", "--expires", "30m1h"], "units out of order"),
     ],
 )
 def test_token_roles_and_environments_are_checked(
@@ -546,6 +551,9 @@ def test_audit(flagged: LiveServer) -> None:
                                 "--json")).stdout)  # fmt: skip
     assert until["entries"] == []
     assert "neither an ISO date/time" in failed(run(flagged, "audit", "--since", "yesterday"), 2)
+    # the one duration grammar (rollwise.durations): parts, largest unit first
+    recent = lines(ok(run(flagged, "audit", "--flag", "fraud-model", "--since", "1d12h")).stdout)
+    assert recent == only_flag
     assert "1<=x<=1000" in failed(run(flagged, "audit", "--limit", "5000"), 2)
 
 

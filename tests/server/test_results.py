@@ -130,6 +130,25 @@ def test_the_endpoint_computes_what_pandas_computes(
         assert overall[variant]["total"] == pytest.approx(stats.total)
 
 
+@pytest.mark.parametrize(
+    ("window", "seconds"), [("2w", 14 * 86400.0), ("1h30m", 5400.0), ("5400", 5400.0)]
+)
+def test_the_window_is_a_duration(
+    loaded: tuple[LiveServer, Any, Any], window: str, seconds: float
+) -> None:
+    """``window`` reads the one duration grammar (rollwise.durations), as plans do."""
+    server, exposures, outcomes = loaded
+    viewer = server.session(server.token("viewer"))
+    params = {"metric": "conv", "kind": "count", "window": window}
+    response = viewer.get(f"{server.url}{PATH}", params=params, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["window_seconds"] == seconds
+    expected = reduce_frame(
+        exposures, outcomes, FLAG, "conv", env=ENV, kind="count", window_seconds=seconds
+    )
+    assert_same(ReductionResult.from_json(response.json()), expected)
+
+
 def test_the_client_reads_the_same_result(loaded: tuple[LiveServer, Any, Any]) -> None:
     server, exposures, outcomes = loaded
     with ResultsClient(server.url, server.token("viewer")) as client:
@@ -190,6 +209,8 @@ BAD_QUERIES = [
     ({"metric": "conv", "window": "fortnight"}, "window"),
     ({"metric": "conv", "window": "0s"}, "window"),
     ({"metric": "conv", "window": "101000d"}, "window"),
+    ({"metric": "conv", "window": "30m1h"}, "window: '30m1h' has its units out of order"),
+    ({"metric": "conv", "window": "2W"}, "window: '2W' is not a duration: write a number with"),
 ]
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from rollwise.errors import ConfigurationError
-from rollwise_server.settings import Settings
+from rollwise_server.settings import SETTINGS, Duration, Settings
 from rollwise_server.storage import SQLiteStore, open_store
 
 
@@ -27,12 +28,46 @@ def test_settings_from_environment_variables() -> None:
     ("environ", "message"),
     [
         ({"ROLLWISE_MAX_BATCH_EVENTS": "many"}, "ROLLWISE_MAX_BATCH_EVENTS"),
-        ({"ROLLWISE_HEARTBEAT_SECONDS": "0"}, "heartbeat_seconds: must be positive"),
+        ({"ROLLWISE_HEARTBEAT_SECONDS": "0"}, "ROLLWISE_HEARTBEAT_SECONDS: '0' is not longer"),
+        ({"ROLLWISE_CONTROLLER_INTERVAL": "10 s"}, "ROLLWISE_CONTROLLER_INTERVAL: '10 s' is not a "
+         "duration: write a number with a unit such as 90s, 30m, 1h30m, 14d, 2w or 500ms"),
+        ({"ROLLWISE_WEBHOOK_GIVE_UP_AFTER": "1M"}, "ROLLWISE_WEBHOOK_GIVE_UP_AFTER: '1M'"),
+        ({"ROLLWISE_TOKEN_CACHE_SECONDS": "5s1m"}, "units out of order"),
+        ({"ROLLWISE_REVISION_POLL_SECONDS": "-2"}, "ROLLWISE_REVISION_POLL_SECONDS: '-2' is not"),
     ],
-)
+)  # fmt: skip
 def test_bad_settings_name_the_variable(environ: dict[str, str], message: str) -> None:
-    with pytest.raises(ConfigurationError, match=message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
         Settings.from_env(environ)
+
+
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def test_every_time_setting_is_a_duration() -> None:
+    """A setting named as a time (``*_seconds``, ``*_interval``, ``*_after``) is declared with
+    the type ``Duration``, so that its variable reads the one grammar (docs/spec/durations.md)."""
+    timed = [s.name for s in SETTINGS if s.name.endswith(("_seconds", "_interval", "_after"))]
+    assert timed
+    assert [name for name in timed if SETTINGS_BY_NAME[name].type is not Duration] == []
+
+
+def test_time_settings_take_durations() -> None:
+    """Every setting that is a span of time reads the one duration grammar, or seconds."""
+    durations = [s for s in SETTINGS if s.type is Duration]
+    assert {s.name for s in durations} >= {
+        "heartbeat_seconds", "token_cache_seconds", "revision_poll_seconds",
+        "controller_interval", "webhook_give_up_after", "webhook_retry_seconds",
+    }  # fmt: skip
+    texts = ["500ms", "30s", "1m30s", "2h", "1d12h", "2w", "45"]
+    seconds = [0.5, 30.0, 90.0, 7200.0, 129600.0, 1209600.0, 45.0]
+    for i, setting in enumerate(durations):
+        text, expected = texts[i % len(texts)], seconds[i % len(texts)]
+        settings = Settings.from_env({setting.env_var: text})
+        assert getattr(settings, setting.name) == expected, setting.name
+    assert Settings.from_env({"ROLLWISE_WEBHOOK_GIVE_UP_AFTER": "30d"}).webhook_give_up_after == (
+        30 * 86400.0
+    )
 
 
 def test_open_store_urls(tmp_path: Path) -> None:

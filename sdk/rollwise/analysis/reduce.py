@@ -71,6 +71,8 @@ from rollwise.analysis.suffstats import (
     check_kind,
     requires_kind,
 )
+from rollwise.durations import MAX_SECONDS, format_duration, parse_duration
+from rollwise.errors import ConfigurationError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,24 +101,22 @@ Dialect = Literal["sqlite", "postgresql"]
 DEFAULT_WINDOW_SECONDS: float = 14 * 86400.0
 MAX_BANDS = 64
 _ATTRIBUTE = re.compile(r'[^"\\\x00-\x1f\x7f]{1,256}')
-_WINDOW = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h|d|w)?")
-_UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-_MAX_WINDOW_SECONDS = 100 * 366 * 86400.0
+_NO_LIMIT = ("none", "unbounded", "inf")
 
 
 # --- time windows -------------------------------------------------------------------------
 
 
 def parse_window(text: str) -> float | None:
-    """``"14d"`` → 1209600.0 seconds; units ``ms s m h d w`` (seconds without one); ``"none"``
-    → ``None`` (no upper bound). Raises ``ValueError``."""
-    raw = text.strip().lower()
-    if raw in ("none", "unbounded", "inf"):
+    """``"14d"`` → 1209600.0 seconds, in the one duration grammar (``rollwise.durations``:
+    ``1h30m``, ``2w``, ``500ms``, a bare number of seconds); ``"none"`` → ``None`` (no upper
+    bound). Raises ``ValueError`` (a ``ConfigurationError``) naming ``window``."""
+    if text.strip().lower() in _NO_LIMIT:
         return None
-    match = _WINDOW.fullmatch(raw)
-    if match is None:
-        raise ValueError(f"window: {text!r} is not a duration such as 14d, 12h, 30m, 90s or none")
-    seconds = float(match["number"]) * _UNITS[match["unit"] or "s"]
+    try:
+        seconds = parse_duration(text, "window")
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc} (or none: no limit)") from None
     return _check_window(seconds)
 
 
@@ -124,17 +124,12 @@ def format_window(seconds: float | None) -> str:
     """The inverse of ``parse_window``: the largest unit that is exact (``1209600`` → ``"2w"``)."""
     if seconds is None:
         return "none"
-    millis = round(_check_window(seconds) * 1000)
-    for unit in ("w", "d", "h", "m", "s"):
-        size = round(_UNITS[unit] * 1000)
-        if millis % size == 0:
-            return f"{millis // size}{unit}"
-    return f"{millis}ms"
+    return format_duration(_check_window(seconds))
 
 
 def _check_window(seconds: float) -> float:
-    if not (math.isfinite(seconds) and 0.001 <= seconds <= _MAX_WINDOW_SECONDS):
-        raise ValueError("window: must be between 1 ms and 100 years, or none")
+    if not (math.isfinite(seconds) and 0.001 <= seconds <= MAX_SECONDS):
+        raise ConfigurationError("window: must be between 1 ms and 100 years, or none")
     return round(seconds * 1000) / 1000
 
 
@@ -381,7 +376,7 @@ class ReductionResult:
         for cell in self.cells:
             if cell.variant == variant and cell.cohort == cohort:
                 return cell.stats
-        return SufficientStats(n=0, total=0.0, total_sq=0.0, kind=self.spec.kind)
+        return SufficientStats(n=0, total=0.0, m2=0.0, kind=self.spec.kind)
 
     def arms(
         self, control: str, candidate: str
@@ -389,7 +384,7 @@ class ReductionResult:
         """``{"overall": (control, candidate), (cohort attribute, cohort): (...), ...}``, the
         shape ``Report.from_stats`` takes for one metric."""
         overall = self.overall()
-        empty = SufficientStats(n=0, total=0.0, total_sq=0.0, kind=self.spec.kind)
+        empty = SufficientStats(n=0, total=0.0, m2=0.0, kind=self.spec.kind)
         out: dict[CohortKey, tuple[SufficientStats, SufficientStats]] = {
             "overall": (overall.get(control, empty), overall.get(candidate, empty))
         }
@@ -445,8 +440,9 @@ class ReductionResult:
 
     @classmethod
     def from_rows(cls, spec: ReductionSpec, rows: Iterable[Sequence[Any]]) -> ReductionResult:
-        """From the rows of ``reduction_sql`` (or sums of them): ``(variant, cohort, units, n,
-        Σx, Σx², Σy, Σy², Σxy)``, the raw cohort value as the query gives it."""
+        """From the rows of ``reduction_sql`` (or merges of them, ``moments.pooled``):
+        ``(variant, cohort, units, n, Σx, M2x, Σy, M2y, Cxy)``, the raw cohort value as the
+        query gives it."""
         return _result(spec, rows)
 
     @classmethod
@@ -484,8 +480,8 @@ class ReductionResult:
         import pandas as pd
 
         columns = [
-            "variant", "cohort", "units", "n", "total", "total_sq", "den_total",
-            "den_total_sq", "cross", "mean", "variance",
+            "variant", "cohort", "units", "n", "total", "m2", "den_total", "den_m2",
+            "comoment", "mean", "variance",
         ]  # fmt: skip
         records = [
             {
@@ -505,10 +501,10 @@ def _stats_json(stats: SufficientStats) -> dict[str, Any]:
     return {
         "n": stats.n,
         "total": stats.total,
-        "total_sq": stats.total_sq,
+        "m2": stats.m2,
         "den_total": stats.den_total,
-        "den_total_sq": stats.den_total_sq,
-        "cross": stats.cross,
+        "den_m2": stats.den_m2,
+        "comoment": stats.comoment,
     }
 
 
@@ -516,23 +512,24 @@ def _stats_from_json(item: Mapping[str, Any], kind: Kind) -> SufficientStats:
     return SufficientStats(
         n=int(item["n"]),
         total=float(item["total"]),
-        total_sq=float(item["total_sq"]),
+        m2=float(item["m2"]),
         kind=kind,
         den_total=float(item.get("den_total", 0.0)),
-        den_total_sq=float(item.get("den_total_sq", 0.0)),
-        cross=float(item.get("cross", 0.0)),
+        den_m2=float(item.get("den_m2", 0.0)),
+        comoment=float(item.get("comoment", 0.0)),
     )
 
 
 Row = Sequence[Any]
-"""``(variant, cohort, units, n, Σx, Σx², Σy, Σy², Σxy)`` per group; variant ``None`` is the
-group of units exposed to more than one variant."""
+"""``(variant, cohort, units, n, Σx, M2x, Σy, M2y, Cxy)`` per group: ``n`` units with a value,
+their Σx, M2x = Σ(x − x̄)², a ratio's Σy and M2y, and Cxy = Σ(x − x̄)(y − ȳ) (zeros without a
+denominator); variant ``None`` is the group of units exposed to more than one variant."""
 
 
 def _result(spec: ReductionSpec, rows: Iterable[Row]) -> ReductionResult:
     cells: list[Cell] = []
     multiple = 0
-    for variant, cohort, units, n, sx, sxx, sy, syy, sxy in rows:
+    for variant, cohort, units, n, sx, m2x, sy, m2y, cxy in rows:
         if variant is None:
             multiple += int(units)
             continue
@@ -542,11 +539,11 @@ def _result(spec: ReductionSpec, rows: Iterable[Row]) -> ReductionResult:
             stats = SufficientStats(
                 n=int(n),
                 total=float(sx or 0.0),
-                total_sq=float(sxx or 0.0),
+                m2=max(float(m2x or 0.0), 0.0),
                 kind=spec.kind,
                 den_total=float(sy or 0.0),
-                den_total_sq=float(syy or 0.0),
-                cross=float(sxy or 0.0),
+                den_m2=max(float(m2y or 0.0), 0.0),
+                comoment=float(cxy or 0.0),
             )
         label = spec.cohort_label(cohort) if spec.cohort is not None else None
         cells.append(Cell(str(variant), label, int(units), stats))
@@ -585,8 +582,8 @@ def _sqlite_sql(
     """SQLite: the first exposure per unit by a streaming ``GROUP BY`` over the
     ``(env, flag, unit_type, unit, ts)`` index; then, per kept unit, its outcomes by one index
     range search of ``(env, metric, unit_type, unit, ts)`` and its cohort by one search of its
-    first exposure (correlated subqueries). ``LIMIT -1`` keeps the per-unit subquery from being
-    flattened into the last ``GROUP BY`` (which would evaluate each subquery once per use)."""
+    first exposure (correlated subqueries); then the moments per group (``_sqlite_moments``).
+    """
     params: dict[str, Any] = {"env": spec.env, "flag": spec.flag, "metric": spec.metric}
 
     def p(name: str) -> str:
@@ -640,16 +637,6 @@ def _sqlite_sql(
         x = outcomes("total(o.value)")
         y = outcomes("total(o.value)", ":denominator")
 
-    if spec.kind == "ratio":
-        keep = "y <> 0"
-        sums = (
-            f"count(CASE WHEN {keep} THEN 1 END), total(CASE WHEN {keep} THEN x END), "
-            f"total(CASE WHEN {keep} THEN x * x END), total(CASE WHEN {keep} THEN y END), "
-            f"total(CASE WHEN {keep} THEN y * y END), total(CASE WHEN {keep} THEN x * y END)"
-        )
-    else:
-        sums = "count(x), total(x), total(x * x), 0, 0, 0"
-
     exposed = units or (
         "\n    SELECT unit_type, unit, min(ts) AS t0, min(variant) AS lo, max(variant) AS hi"  # noqa: S608
         f"\n    FROM exposures\n    WHERE {env_exposure}flag = :flag"
@@ -657,18 +644,55 @@ def _sqlite_sql(
     )
     sql = f"""
 WITH {ctes}exposed AS ({exposed}
-), per_unit AS (
+), per_unit AS {"" if spec.kind == "binary" else "MATERIALIZED "}(
     SELECT CASE WHEN x.lo = x.hi THEN x.lo END AS variant,
            CASE WHEN x.lo = x.hi THEN {cohort} END AS cohort,
            CASE WHEN x.lo = x.hi THEN {x} END AS x,
            CASE WHEN x.lo = x.hi THEN {y} END AS y
-    FROM exposed AS x
+    FROM exposed AS x{_sqlite_moments(spec.kind)}"""  # noqa: S608 (pieces are constants; values are parameters)
+    return sql.strip(), params
+
+
+def _sqlite_moments(kind: Kind) -> str:
+    """The last steps of the SQLite reduction: per (variant, cohort) ``count(*)``, ``n``, Σx,
+    M2x, Σy, M2y and Cxy, never Σx², which loses a variance small next to the mean.
+
+    0/1 values (``binary``) have M2 = s − s²/n exactly (s successes: small integers, exact in
+    floating point), in the one ``GROUP BY``; ``LIMIT -1`` keeps the per-unit subquery from
+    being flattened into it (which would evaluate each subquery once per use). Other kinds are
+    centred on the group's means (a window ``avg`` over the ``MATERIALIZED`` per-unit values)
+    and corrected for their rounding (``moments``). A ratio keeps the units with ``y <> 0``.
+    """
+    if kind == "binary":
+        exact = "CASE WHEN count(x) > 0 THEN total(x) - total(x) * total(x) / count(x) ELSE 0.0 END"
+        return f"""
     LIMIT -1
 )
-SELECT variant, cohort, count(*), {sums}
+SELECT variant, cohort, count(*), count(x), total(x), {exact}, 0.0, 0.0, 0.0
 FROM per_unit
-GROUP BY variant, cohort"""  # noqa: S608 (pieces are constants; values are parameters)
-    return sql.strip(), params
+GROUP BY variant, cohort"""  # noqa: S608 (constant pieces)
+    ratio = kind == "ratio"
+    kept = "CASE WHEN y <> 0 THEN x END AS x, CASE WHEN y <> 0 THEN y END AS y" if ratio else "x, y"
+
+    def m2(a: str, b: str) -> str:
+        return (
+            f"CASE WHEN count(x) > 0 THEN total({a} * {b}) - total({a}) * total({b}) / count(x) "
+            "ELSE 0.0 END"
+        )
+
+    return f"""
+), kept AS (
+    SELECT variant, cohort, {kept} FROM per_unit
+), centred AS (
+    SELECT variant, cohort, x, y, x - avg(x) OVER by_group AS dx,
+           y - avg(y) OVER by_group AS dy
+    FROM kept
+    WINDOW by_group AS (PARTITION BY variant, cohort)
+)
+SELECT variant, cohort, count(*), count(x), total(x), {m2("dx", "dx")},
+       total(y), {m2("dy", "dy")}, {m2("dx", "dy")}
+FROM centred
+GROUP BY variant, cohort"""  # noqa: S608 (constant pieces)
 
 
 def _postgresql_value(
@@ -726,15 +750,15 @@ def _postgresql_sql(spec: ReductionSpec) -> tuple[str, dict[str, Any]]:
         metrics = "%(metric)s, %(denominator)s"
         x = "coalesce(sum(o.value) FILTER (WHERE o.metric = %(metric)s), 0)::float8"
         y = "coalesce(sum(o.value) FILTER (WHERE o.metric = %(denominator)s), 0)::float8"
-    if spec.kind == "ratio":
-        keep = "FILTER (WHERE y <> 0)"
-        sums = (
-            f"count(*) {keep}, coalesce(sum(x) {keep}, 0), coalesce(sum(x * x) {keep}, 0), "
-            f"coalesce(sum(y) {keep}, 0), coalesce(sum(y * y) {keep}, 0), "
-            f"coalesce(sum(x * y) {keep}, 0)"
-        )
-    else:
-        sums = "count(x), coalesce(sum(x), 0), coalesce(sum(x * x), 0), 0, 0, 0"
+    # centred sums: var_pop and covar_pop (Youngs-Cramer updates since PostgreSQL 12) times n,
+    # never Σx², which loses a variance small next to the mean (``moments``)
+    keep = " FILTER (WHERE y <> 0)" if spec.kind == "ratio" else ""
+    sums = (
+        f"count(x){keep}, coalesce(sum(x){keep}, 0), "
+        f"coalesce(var_pop(x){keep} * count(x){keep}, 0), coalesce(sum(y){keep}, 0), "
+        f"coalesce(var_pop(y){keep} * count(y){keep}, 0), "
+        f"coalesce(covar_pop(x, y){keep} * count(y){keep}, 0)"
+    )
     sql = f"""
 WITH exposed AS (
     SELECT unit_type, unit, min(ts::timestamptz) AS t0, min(variant) AS lo,
@@ -766,9 +790,10 @@ GROUP BY variant, cohort"""  # noqa: S608 (pieces are constants; values are para
 def reduction_sql(spec: ReductionSpec, dialect: Dialect) -> tuple[str, dict[str, Any]]:
     """The one ``GROUP BY`` query of ``spec`` and its named parameters.
 
-    Rows: ``(variant, cohort, units, n, Σx, Σx², Σy, Σy², Σxy)``; the row with variant ``NULL``
-    counts the units exposed to more than one variant. Parameters are named (``:name`` for
-    SQLite, ``%(name)s`` for PostgreSQL drivers); identifiers are constants.
+    Rows: ``(variant, cohort, units, n, Σx, M2x, Σy, M2y, Cxy)`` (``Row``: centred sums); the
+    row with variant ``NULL`` counts the units exposed to more than one variant. Parameters are
+    named (``:name`` for SQLite, ``%(name)s`` for PostgreSQL drivers); identifiers are
+    constants.
     """
     if dialect == "sqlite":
         return _sqlite_sql(spec)
@@ -1018,8 +1043,8 @@ def reduce_frame(
     x: pd.Series
     y: pd.Series | None = None
     if spec.kind == "binary":
-        x = by_unit((events["value"] > 0).groupby([events["unit_type"], events["unit"]]).max(), 0)
-        x = x.astype(float)
+        hit = (events["value"] > 0).groupby([events["unit_type"], events["unit"]]).max()
+        x = by_unit(hit.astype(float), 0.0)  # float before the fill: no object-dtype downcast
     elif spec.kind == "count":
         x = by_unit(per_unit.size().astype(float), 0.0)
     elif spec.kind == "mean":
@@ -1036,27 +1061,30 @@ def reduce_frame(
             "variant": kept["variant"],
             "cohort": pd.factorize(kept["cohort"], use_na_sentinel=True)[0],
             "x": x,
-            "xx": x * x,
             "y": y if y is not None else np.nan,
-            "yy": y * y if y is not None else np.nan,
-            "xy": x * y if y is not None else np.nan,
         }
     )
     labels = pd.factorize(kept["cohort"], use_na_sentinel=True)[1]
-    grouped = table.groupby(["variant", "cohort"], sort=False)
-    sums = grouped[["x", "xx", "y", "yy", "xy"]].sum(min_count=0)
+    groups = ["variant", "cohort"]
+    # centred on each group's means, as the SQL does (``moments``): never Σx²
+    means = table.groupby(groups, sort=False)[["x", "y"]].transform("mean")
+    dx, dy = table["x"] - means["x"], table["y"] - means["y"]
+    table = table.assign(dx=dx, dy=dy, dxx=dx * dx, dyy=dy * dy, dxy=dx * dy)
+    grouped = table.groupby(groups, sort=False)
+    sums = grouped[["x", "dx", "dxx", "y", "dy", "dyy", "dxy"]].sum(min_count=0)
     counts = grouped["x"].count()
     sizes = grouped.size()
-    rows: list[Row] = [
-        (
-            variant,
-            None if code < 0 else labels[code],
-            int(sizes[(variant, code)]),
-            int(counts[(variant, code)]),
-            *(float(v) for v in sums.loc[(variant, code)]),
+    rows: list[Row] = []
+    for variant, code in sizes.index:
+        n = int(counts[(variant, code)])
+        sx, sdx, sdxx, sy, sdy, sdyy, sdxy = (float(v) for v in sums.loc[(variant, code)])
+        m2x, m2y, cxy = (
+            (sdxx - sdx * sdx / n, sdyy - sdy * sdy / n, sdxy - sdx * sdy / n)
+            if n
+            else (0.0, 0.0, 0.0)
         )
-        for variant, code in sizes.index
-    ]
+        label = None if code < 0 else labels[code]
+        rows.append((variant, label, int(sizes[(variant, code)]), n, sx, m2x, sy, m2y, cxy))
     excluded = int((~units["single"]).sum())
     if excluded:
         rows.append((None, None, excluded, 0, 0.0, 0.0, 0.0, 0.0, 0.0))

@@ -1,9 +1,11 @@
 """``SufficientStats``: everything a comparison needs from one arm, in a few sums.
 
-A metric's unit-level values reduce to ``n``, ``Σx`` and ``Σx²`` (and, for a ratio metric,
-``Σy``, ``Σy²`` and ``Σxy``; for CUPED, the covariate's ``Σc``, ``Σc²`` and ``Σxc``). The
-reduction runs where the data lives (SQL ``GROUP BY`` or pandas); statistics from different
-looks or cohorts add up with ``+``. Pure Python: the controller imports it without statsmodels.
+A metric's unit-level values reduce to ``n``, ``Σx`` and the centred ``M2 = Σ(x − x̄)²`` (and,
+for a ratio metric, ``Σy``, its M2 and the co-moment ``Σ(x − x̄)(y − ȳ)``; for CUPED, the
+covariate's likewise): centred sums keep the variance of a metric whose mean is large next to
+its spread, where Σx² would lose it (``rollwise.analysis.moments``). The reduction runs where
+the data lives (SQL ``GROUP BY`` or pandas); statistics from different looks or cohorts add up
+with ``+``. Pure Python: the controller imports it without statsmodels.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Literal, TypeVar, cast
 
 import attrs
 
+from rollwise.analysis import moments
 from rollwise.errors import ConfigurationError
 
 __all__ = ["KINDS", "Kind", "SufficientStats", "check_kind", "requires_kind"]
@@ -45,18 +48,23 @@ def check_kind(kind: object, where: str) -> Kind:
     return kind
 
 
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
 def _kind_checked(func: Callable[..., Any], where: str) -> Callable[..., Any]:
     parameters = list(inspect.signature(func).parameters.values())
     index = [p.name for p in parameters].index("kind")
     positional = parameters[index].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    room = sum(p.kind in _POSITIONAL for p in parameters)
 
     @functools.wraps(func)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        if "kind" in kwargs:
-            kind = kwargs["kind"]
-        else:
-            kind = args[index] if positional and len(args) > index else None
-        check_kind(kind, where)
+        if len(args) <= room:  # else Python's own TypeError (too many positionals) says it
+            if "kind" in kwargs:
+                kind = kwargs["kind"]
+            else:
+                kind = args[index] if positional and len(args) > index else None
+            check_kind(kind, where)
         return func(*args, **kwargs)
 
     return checked
@@ -77,30 +85,39 @@ def requires_kind(target: _T) -> _T:
 
 
 @requires_kind
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class SufficientStats:
-    """Sums over the units of one arm (or cohort) for one metric (``kind`` is required)."""
+    """Sums over the units of one arm (or cohort) for one metric (``kind`` is required).
+
+    ``total`` is Σx and ``m2`` the centred Σ(x − x̄)² (``rollwise.analysis.moments``: never
+    Σx², which loses the variance of a metric whose mean is large next to its spread); a ratio
+    also has its denominator's ``den_total`` (Σy) and ``den_m2``, and their ``comoment``
+    Σ(x − x̄)(y − ȳ); CUPED's pre-exposure covariate c has ``cov_total``, ``cov_m2`` and
+    ``cov_comoment`` Σ(x − x̄)(c − c̄). Keyword arguments only. ``from_sums`` builds one from
+    raw sums Σx, Σx² where that is all there is.
+    """
 
     n: int
     total: float
-    total_sq: float
+    m2: float
     kind: Kind
     den_total: float = 0.0
-    den_total_sq: float = 0.0
-    cross: float = 0.0
+    den_m2: float = 0.0
+    comoment: float = 0.0
     cov_total: float = 0.0
-    cov_total_sq: float = 0.0
-    cov_cross: float = 0.0
+    cov_m2: float = 0.0
+    cov_comoment: float = 0.0
     has_covariate: bool = False
 
     # --- named constructors ---
 
     @classmethod
     def binary(cls, n: int, successes: float) -> SufficientStats:
-        """A 0/1 metric: ``successes`` of ``n`` units (``Σx² = Σx``)."""
+        """A 0/1 metric: ``successes`` of ``n`` units."""
         if n < 0 or not 0 <= successes <= n:
             raise ValueError(f"binary: need 0 <= successes <= n, not {successes} of {n}")
-        return cls(n=int(n), total=float(successes), total_sq=float(successes), kind="binary")
+        m2 = successes * (n - successes) / n if n else 0.0
+        return cls(n=int(n), total=float(successes), m2=float(m2), kind="binary")
 
     @classmethod
     @requires_kind
@@ -116,19 +133,19 @@ class SufficientStats:
         if kind == "ratio":
             raise ValueError("from_values: a ratio metric needs ratio_from_values")
         xs = [float(v) for v in values]
-        stats = cls(
-            n=len(xs), total=math.fsum(xs), total_sq=math.fsum(x * x for x in xs), kind=kind
-        )
+        n, total, m2, *_ = moments.centred(xs)
+        stats = cls(n=n, total=total, m2=m2, kind=kind)
         if covariate is None:
             return stats
         cs = [float(c) for c in covariate]
         if len(cs) != len(xs):
             raise ValueError("covariate: needs one value per unit")
+        _, _, _, cov_total, cov_m2, cov_comoment = moments.centred(xs, cs)
         return attrs.evolve(
             stats,
-            cov_total=math.fsum(cs),
-            cov_total_sq=math.fsum(c * c for c in cs),
-            cov_cross=math.fsum(x * c for x, c in zip(xs, cs, strict=True)),
+            cov_total=cov_total,
+            cov_m2=cov_m2,
+            cov_comoment=cov_comoment,
             has_covariate=True,
         )
 
@@ -141,36 +158,59 @@ class SufficientStats:
             raise ValueError("numerators and denominators: need one pair per unit")
         xs = [float(v) for v in numerators]
         ys = [float(v) for v in denominators]
+        n, total, m2, den_total, den_m2, comoment = moments.centred(xs, ys)
         return cls(
-            n=len(xs),
-            total=math.fsum(xs),
-            total_sq=math.fsum(x * x for x in xs),
-            kind="ratio",
-            den_total=math.fsum(ys),
-            den_total_sq=math.fsum(y * y for y in ys),
-            cross=math.fsum(x * y for x, y in zip(xs, ys, strict=True)),
-        )
+            n=n, total=total, m2=m2, kind="ratio", den_total=den_total, den_m2=den_m2,
+            comoment=comoment,
+        )  # fmt: skip
+
+    @classmethod
+    @requires_kind
+    def from_sums(
+        cls,
+        *,
+        n: int,
+        total: float,
+        total_sq: float,
+        kind: Kind,
+        den_total: float = 0.0,
+        den_total_sq: float = 0.0,
+        cross: float = 0.0,
+    ) -> SufficientStats:
+        """From raw sums Σx, Σx² (and a ratio's Σy, Σy², Σxy), e.g. a summary from elsewhere.
+
+        Their difference ``Σx² − (Σx)²/n`` keeps only the digits that Σx² had beyond the
+        mean's: fine for a mean of the size of its spread, not for timestamps or amounts in
+        cents (prefer ``from_values``, or compute M2 where the values are)."""
+        if n <= 0:
+            return cls(n=0, total=0.0, m2=0.0, kind=kind)
+        return cls(
+            n=int(n), total=float(total), m2=max(total_sq - total * total / n, 0.0), kind=kind,
+            den_total=float(den_total), den_m2=max(den_total_sq - den_total * den_total / n, 0.0),
+            comoment=cross - total * den_total / n,
+        )  # fmt: skip
 
     # --- combining ---
 
     def __add__(self, other: SufficientStats) -> SufficientStats:
+        """The statistics of both groups of units (Chan's pairwise update, exact in M2)."""
         if not isinstance(other, SufficientStats):
             return NotImplemented
         if other.kind != self.kind:
             raise ValueError(f"cannot add {self.kind} statistics to {other.kind} statistics")
-        return SufficientStats(
-            n=self.n + other.n,
-            total=self.total + other.total,
-            total_sq=self.total_sq + other.total_sq,
-            kind=self.kind,
-            den_total=self.den_total + other.den_total,
-            den_total_sq=self.den_total_sq + other.den_total_sq,
-            cross=self.cross + other.cross,
-            cov_total=self.cov_total + other.cov_total,
-            cov_total_sq=self.cov_total_sq + other.cov_total_sq,
-            cov_cross=self.cov_cross + other.cov_cross,
-            has_covariate=self.has_covariate and other.has_covariate,
+        n, total, m2, den_total, den_m2, comoment = moments.pooled(
+            (self.n, self.total, self.m2, self.den_total, self.den_m2, self.comoment),
+            (other.n, other.total, other.m2, other.den_total, other.den_m2, other.comoment),
         )
+        _, _, _, cov_total, cov_m2, cov_comoment = moments.pooled(
+            (self.n, self.total, self.m2, self.cov_total, self.cov_m2, self.cov_comoment),
+            (other.n, other.total, other.m2, other.cov_total, other.cov_m2, other.cov_comoment),
+        )
+        return SufficientStats(
+            n=n, total=total, m2=m2, kind=self.kind, den_total=den_total, den_m2=den_m2,
+            comoment=comoment, cov_total=cov_total, cov_m2=cov_m2, cov_comoment=cov_comoment,
+            has_covariate=self.has_covariate and other.has_covariate,
+        )  # fmt: skip
 
     @classmethod
     def combine(cls, parts: Iterable[SufficientStats]) -> SufficientStats | None:
@@ -202,13 +242,13 @@ class SufficientStats:
         if self.kind == "binary":
             p = self.total / n
             return max(p * (1.0 - p), 0.0)
-        var_x = max((self.total_sq - self.total * self.total / n) / (n - 1), 0.0)
+        var_x = max(self.m2 / (n - 1), 0.0)
         if self.kind != "ratio":
             return var_x
         if not self.den_total:
             return math.nan
-        var_y = max((self.den_total_sq - self.den_total**2 / n) / (n - 1), 0.0)
-        cov_xy = (self.cross - self.total * self.den_total / n) / (n - 1)
+        var_y = max(self.den_m2 / (n - 1), 0.0)
+        cov_xy = self.comoment / (n - 1)
         ratio = self.total / self.den_total
         mean_y = self.den_total / n
         return max((var_x - 2 * ratio * cov_xy + ratio * ratio * var_y) / (mean_y * mean_y), 0.0)
@@ -222,11 +262,11 @@ class SufficientStats:
         n = self.n
         if n < 2:
             return math.nan
-        return max((self.cov_total_sq - self.cov_total**2 / n) / (n - 1), 0.0)
+        return max(self.cov_m2 / (n - 1), 0.0)
 
     @property
     def covariance_with_covariate(self) -> float:
         n = self.n
         if n < 2:
             return math.nan
-        return (self.cov_cross - self.total * self.cov_total / n) / (n - 1)
+        return self.cov_comoment / (n - 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import unicodedata
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -11,13 +12,25 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from rollwise.limits import json_depth
 from rollwise_server.auth import Permission, Principal, require
-from rollwise_server.errors import BadRequest, Invalid, PayloadTooLarge, PreconditionRequired
+from rollwise_server.errors import (
+    BadRequest,
+    Invalid,
+    PayloadTooLarge,
+    PreconditionRequired,
+    TooManyAuthFailures,
+    Unauthorized,
+)
 from rollwise_server.state import ServerState
+from rollwise_server.throttle import client_key
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "authorize",
+    "decode_json_object",
     "expected_version",
+    "json_depth",
     "json_response",
     "protected_reason",
     "read_json",
@@ -27,6 +40,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+logger = logging.getLogger("rollwise.server")
 
 
 def state(request: Request) -> ServerState:
@@ -43,12 +57,32 @@ async def authorize(
     request: Request, permission: Permission, env: str | None = None, *, everywhere: bool = False
 ) -> Principal:
     """The caller's principal, if allowed ``permission`` (in ``env``, or in every environment
-    with ``everywhere``); else 401/403. Environment routes always name their ``env``."""
+    with ``everywhere``); else 401/403. Environment routes always name their ``env``. An
+    address with too many failed authentications is 429 (``throttle.py``)."""
     server = state(request)
+    address = client_key(request.client.host if request.client else None)
+    wait = server.throttle.retry_after(address)
+    if wait is not None:
+        server.metrics.auth_throttled.inc()
+        raise TooManyAuthFailures(
+            f"too many failed authentications from {address}; try again in {wait} s",
+            retry_after=wait,
+        )
     header = request.headers.get("authorization")
-    principal = server.auth.cached(header)
-    if principal is None:
-        principal = await threaded(server.auth.lookup, header)
+    try:
+        principal = server.auth.cached(header)
+        if principal is None:
+            principal = await threaded(server.auth.lookup, header)
+    except Unauthorized:
+        server.metrics.auth_failures.inc()
+        if server.throttle.failed(address):
+            logger.warning(
+                "rollwise: %d failed authentications from %s within a minute; its requests "
+                "are answered 429 until the minute is over",
+                server.throttle.limit,
+                address,
+            )
+        raise
     request.state.principal = principal
     return require(principal, permission, env, everywhere=everywhere)
 
@@ -74,21 +108,9 @@ MAX_JSON_DEPTH = 64
 plan or metric needs, far less than a parser's or an SDK's recursion limit."""
 
 
-def json_depth(value: Any) -> int:
-    """How deep ``value`` nests, computed without recursion (a hostile body cannot exhaust
-    the stack here)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
+LOOP_DECODE_BYTES = 64 * 1024
+"""Bodies up to this size are decoded on the event loop (microseconds); larger ones in a worker
+thread, so that a client sending megabytes of JSON does not hold up everyone else's requests."""
 
 
 async def read_json(request: Request, *, required: bool = True) -> dict[str, Any]:
@@ -98,13 +120,21 @@ async def read_json(request: Request, *, required: bool = True) -> dict[str, Any
         if required:
             raise BadRequest("a JSON object body is required")
         return {}
+    if len(raw) > LOOP_DECODE_BYTES:
+        return await threaded(decode_json_object, raw)
+    return decode_json_object(raw)
+
+
+def decode_json_object(raw: bytes) -> dict[str, Any]:
+    """Decode and check a JSON object body: 400 for invalid JSON, nesting deeper than
+    ``MAX_JSON_DEPTH``, NaN or a lone surrogate, or anything but an object."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
     except RecursionError:
         body = None
-    if body is None or json_depth(body) > MAX_JSON_DEPTH:
+    if body is None or json_depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         json.dumps(body, ensure_ascii=False, allow_nan=False).encode()  # no NaN, lone surrogate

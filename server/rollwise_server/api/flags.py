@@ -72,11 +72,12 @@ async def revert(request: Request) -> Response:
     target = body.get("to_version")
     if type(target) is not int or target < 1:
         raise BadRequest("to_version: must be the integer version to go back to")
-    versions = await threaded(state(request).store.history, env, "flag", key)
-    match = [v for v in versions if v.version == target]
-    if not match or match[0].archived:
+    store = state(request).store
+    match = await threaded(store.history, env, "flag", key, before=target + 1, limit=1)
+    if not match or match[0].version != target or match[0].archived:
         raise NotFound(f"flag {key!r} has no version {target} to revert to")
-    expected = expected_version(request, body, required=False) or versions[-1].version
+    (latest,) = await threaded(store.history, env, "flag", key, limit=1)
+    expected = expected_version(request, body, required=False) or latest.version
     restored: dict[str, Any] = dict(match[0].body)
     resource = await write(
         request, env, "flag", key, restored, expected=expected, action="flag.revert",

@@ -18,11 +18,18 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """The database answers: ready to serve."""
+    """The database answers and can be written: ready to serve. While a write has failed for
+    lack of disk space, a probe write (at most one a second) finds out when it can again."""
+    store = state(request).store
     try:
-        ok = await threaded(state(request).store.ping)
+        ok = await threaded(store.ping)
+        if store.writes.probe_due():
+            await threaded(store.probe_write)
     except Exception as exc:  # noqa: BLE001 - any database failure means not ready
         return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+    if not store.writes.writable:
+        detail = "the database cannot be written: the disk is full"
+        return JSONResponse({"status": "unavailable", "detail": detail}, status_code=503)
     return JSONResponse({"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503)
 
 

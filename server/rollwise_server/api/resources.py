@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import jsonpatch
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -33,7 +32,7 @@ from rollwise_server.api.common import (
 )
 from rollwise_server.catalogue import parse_metric
 from rollwise_server.errors import Invalid
-from rollwise_server.storage.base import Kind, Resource, ResourceVersion
+from rollwise_server.storage.base import Kind, Resource
 
 __all__ = ["validator", "write"]
 
@@ -72,7 +71,7 @@ def is_stale(body: Any) -> bool:
 def validator(kind: Kind, key: str) -> Any:
     """Validate a body with the SDK's parser; return the canonical JSON the store keeps."""
 
-    def validate(body: dict[str, Any], segments: frozenset[str]) -> dict[str, Any]:
+    def validate(body: dict[str, Any], segments: Mapping[str, int]) -> dict[str, Any]:
         data = {k: v for k, v in body.items() if k not in _META}
         if kind == "metric":
             metric, problems = parse_metric(key, data)
@@ -141,8 +140,8 @@ async def _notify_if_killed(request: Request, env: str, key: str, resource: Reso
     if record is None or record.state.get("killed_flag_version") != resource.version:
         return
     text = f"rollwise: rollout of {key} in {env} ABORTED: the flag was killed"
-    server.webhooks.notify(
-        "rollout.aborted", text,
+    await threaded(
+        server.webhooks.notify, "rollout.aborted", text,
         {"env": env, "flag": key, "reason": "killed", "actor": resource.updated_by,
          "flag_version": resource.version},
     )  # fmt: skip
@@ -225,31 +224,6 @@ async def archive_resource(request: Request) -> Response:
         reason=reason_of(request, body),
     )  # fmt: skip
     return json_response(render(resource))
-
-
-def _history_entry(previous: ResourceVersion | None, entry: ResourceVersion) -> dict[str, Any]:
-    before = {} if previous is None else dict(previous.body)
-    after = dict(entry.body)
-    for side in (before, after):
-        side.pop("version", None)
-    return {
-        "version": entry.version,
-        "action": entry.action,
-        "actor": entry.actor,
-        "reason": entry.reason,
-        "ts": entry.ts,
-        "archived": entry.archived,
-        "diff": jsonpatch.make_patch(before, after).patch,
-        "body": dict(entry.body),
-    }
-
-
-async def history(request: Request) -> Response:
-    env, key, kind = request.path_params["env"], request.path_params["key"], kind_of(request)
-    await authorize(request, "read", env)
-    versions = await threaded(state(request).store.history, env, kind, key)
-    entries = [_history_entry(versions[i - 1] if i else None, v) for i, v in enumerate(versions)]
-    return json_response({"key": key, "versions": entries})
 
 
 def _problem(path: str, message: str) -> Problem:

@@ -7,8 +7,8 @@ variant and cohort travel. Query parameters: ``metric`` (required: a metric of t
 environment's catalogue, else 404), ``kind`` (``binary``, ``count``, ``mean`` or ``ratio``;
 the catalogue's kind when left out), ``denominator`` (a ratio's denominator metric; the
 catalogue's when left out), ``cohort`` (an exposure attribute), ``bands`` (increasing edges
-for a numeric cohort, e.g. ``0,100,500``), ``window`` (``14d`` by default; ``ms s m h d w``
-units, or ``none``).
+for a numeric cohort, e.g. ``0,100,500``), ``window`` (``14d`` by default; a duration such as
+``2w`` or ``1h30m`` in the grammar of ``rollwise.durations``, or ``none``).
 
 Until the ``Store`` protocol has a method for it, the query runs on the SQLite store's
 per-thread reader connection (``reduce_in_store``).
@@ -34,6 +34,7 @@ from rollwise.analysis.reduce import (
     parse_window,
     reduce_spec,
 )
+from rollwise.durations import PATTERN as DURATION_PATTERN
 from rollwise_server.api.common import authorize, json_response, state, threaded
 from rollwise_server.catalogue import Metric
 from rollwise_server.errors import BadRequest, NotFound
@@ -155,10 +156,15 @@ def _query(name: str, schema: dict[str, Any], description: str, **extra: Any) ->
 _SUMS = {
     "n": {"type": "integer", "minimum": 0, "description": "Units with a value (see kind)."},
     "total": {"type": "number", "description": "Σx over those units."},
-    "total_sq": {"type": "number", "description": "Σx²."},
+    "m2": {
+        "type": "number",
+        "minimum": 0,
+        "description": "Σ(x - x̄)², the centred sum of squares (variance = m2 / (n - 1)); "
+        "centred so that it keeps its precision when the mean is large next to the spread.",
+    },
     "den_total": {"type": "number", "description": "Σy (ratio: the denominator), else 0."},
-    "den_total_sq": {"type": "number", "description": "Σy² (ratio), else 0."},
-    "cross": {"type": "number", "description": "Σxy (ratio), else 0."},
+    "den_m2": {"type": "number", "minimum": 0, "description": "Σ(y - ȳ)² (ratio), else 0."},
+    "comoment": {"type": "number", "description": "Σ(x - x̄)(y - ȳ) (ratio), else 0."},
 }
 _UNITS = {"type": "integer", "minimum": 0, "description": "Exposed units assigned here."}
 _VARIANT = {"type": "string"}
@@ -299,10 +305,11 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "window",
                     {
                         "type": "string",
-                        "pattern": f"^(?:[0-9]+(?:\\.[0-9]+)?(?:ms|s|m|h|d|w)?|none){_END}",
+                        "pattern": f"^(?:{DURATION_PATTERN}|none){_END}",
                         "default": "14d",
                     },
-                    "The attribution window (1 ms to 100 years), or none for no upper bound.",
+                    "The attribution window (1 ms to 100 years): a duration such as 14d, 2w or "
+                    "1h30m (docs/spec/durations.md), or none for no upper bound.",
                 ),
             ],
             "responses": {

@@ -89,8 +89,8 @@ async def rollout_action(request: Request) -> Response:
     await _publish(request, env)
     if action == "abort":
         text = f"rollwise: rollout of {key} in {env} ABORTED by {principal.actor.name}"
-        state(request).webhooks.notify(
-            "rollout.aborted", text,
+        await threaded(
+            state(request).webhooks.notify, "rollout.aborted", text,
             {"env": env, "flag": key, "reason": record.state.get("end_reason"),
              "actor": principal.actor.name},
         )  # fmt: skip

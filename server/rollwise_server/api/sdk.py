@@ -1,23 +1,31 @@
 """The SDK endpoints: the rules document (ETag, 304, gzip), the change stream, event ingestion.
 
-A stream ends when its token expires or is revoked (``app._close_ended_streams``); the SDK
-then reconnects and is refused with 401."""
+A stream ends when its token expires or is revoked (``app._end_tokens``); the SDK then
+reconnects and is refused with 401. A token may hold ``max_streams_per_token`` streams open in
+one server process (429 above): with many application instances sharing one SDK key, each holds
+one; the bound stops one leaked key from holding the server's connections."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from rollwise_server.api.common import authorize, json_response, read_raw, state, threaded
 from rollwise_server.documents import RenderedDocument, etag_matches
-from rollwise_server.errors import BadRequest
+from rollwise_server.errors import BadRequest, TooManyStreams
 from rollwise_server.ingest import EventKind
+from rollwise_server.notify import Subscription
 
 __all__ = ["ingest_events", "ingest_exposures", "rules", "stream"]
+
+STREAM_RETRY_AFTER = 60
+"""Seconds a client refused a stream is asked to wait (it polls the rules meanwhile)."""
 
 
 async def _document(request: Request, env: str) -> RenderedDocument:
@@ -42,9 +50,8 @@ async def rules(request: Request) -> Response:
     server = state(request)
     revision = server.broadcaster.revisions.get(env)
     if revision is not None and etag_matches(request.headers.get("if-none-match"), revision):
-        return Response(
-            status_code=304, headers={"ETag": f'"{revision}"', "Vary": "Accept-Encoding"}
-        )
+        headers = {"ETag": f'"{revision}"', "Vary": "Accept-Encoding", "Cache-Control": "no-cache"}
+        return Response(status_code=304, headers=headers)
     document = await _document(request, env)
     headers = {"ETag": document.etag, "Vary": "Accept-Encoding", "Cache-Control": "no-cache"}
     if etag_matches(request.headers.get("if-none-match"), document.revision):
@@ -60,6 +67,22 @@ def _event(document: RenderedDocument) -> bytes:
     return document.event
 
 
+class _StreamResponse(EventSourceResponse):
+    """Frees the stream's subscription (its slot) however the response ends: the client gone,
+    the token ended, a ``HEAD``, or a client gone before the first event was sent (the events
+    generator, never started, would not close it)."""
+
+    def __init__(self, subscription: Subscription, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.subscription = subscription
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.subscription.close()
+
+
 async def stream(request: Request) -> Response:
     """Server-sent events: ``rules`` events carrying each new revision and its document."""
     principal = await authorize(request, "sdk")
@@ -70,7 +93,14 @@ async def stream(request: Request) -> Response:
         last_seen = int(last) if last else None
     except ValueError:
         raise BadRequest("Last-Event-ID must be a revision number") from None
-    subscription = server.broadcaster.subscribe(env, principal.token_id)
+    limit = server.settings.max_streams_per_token
+    if server.broadcaster.streams_of(principal.token_id) >= limit:
+        raise TooManyStreams(
+            f"this token has {limit} streams open already (max_streams_per_token); close one, "
+            "or poll /api/v1/sdk/rules meanwhile",
+            retry_after=STREAM_RETRY_AFTER,
+        )
+    subscription = server.broadcaster.subscribe(env, principal.token_id)  # no await in between
     expires = principal.expires_at
 
     async def events() -> AsyncIterator[bytes]:
@@ -91,8 +121,11 @@ async def stream(request: Request) -> Response:
                     seen = document.revision
                     yield _event(document)
 
-    return EventSourceResponse(
-        events(), ping=server.settings.heartbeat_seconds, headers={"Cache-Control": "no-cache"}
+    return _StreamResponse(
+        subscription,
+        events(),
+        ping=server.settings.heartbeat_seconds,
+        headers={"Cache-Control": "no-cache"},
     )
 
 

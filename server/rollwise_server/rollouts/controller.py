@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from rollwise_server.errors import StorageFull
 from rollwise_server.rollouts import transitions
 from rollwise_server.rollouts.decide import Decision, decide
 from rollwise_server.rollouts.evidence import gather, iso
@@ -69,6 +70,8 @@ class Controller:
             await asyncio.sleep(self.interval)
             try:
                 await self.round()
+            except StorageFull:  # logged once by the store; the next round retries
+                pass
             except Exception:  # the loop must survive anything; the next round retries
                 logger.exception("rollwise: a controller round failed")
 
@@ -81,6 +84,8 @@ class Controller:
         for record in records:
             try:  # each rollout in its own error boundary: one broken plan stops no other
                 outcome = await asyncio.to_thread(self._evaluate, record, snapshot)
+            except StorageFull:
+                raise  # no rollout's fault: none is marked errored, the round stops here
             except Exception as exc:
                 logger.exception("rollwise: evaluating rollout %s/%s failed", record.env,
                                  record.flag)  # fmt: skip

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -18,14 +17,12 @@ from typing import Any, Literal
 import attrs
 
 from rollwise.analysis.reduce import MAX_BANDS, ReductionSpec
+from rollwise.durations import DurationError, parse_duration
 from rollwise.errors import Problem
 from rollwise.rules import Flag
 from rollwise_server.catalogue import Metric, finite_number, tolerance_sign_problem
 
-__all__ = ["Guardrail", "RolloutPlan", "Stage", "parse_duration", "parse_plan"]
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
-_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+__all__ = ["Guardrail", "RolloutPlan", "Stage", "parse_plan"]
 
 
 _GUARDRAIL_FIELDS = frozenset(
@@ -39,23 +36,17 @@ MAX_CELLS = 1024
 """The most cells a crossing may have (its family: the Bonferroni divisor of its tests)."""
 
 
-MAX_DURATION = 100 * 365.25 * 86400.0
-"""The longest duration a plan may state (100 years): anything longer is a typo."""
-
-
-def parse_duration(value: Any) -> float | None:
-    """Seconds from a number or a string like ``"90s"``, ``"10m"``, ``"2h"``, ``"1d"``;
-    ``None`` if it is not one, or negative, or longer than ``MAX_DURATION``."""
-    seconds: float | None = None
-    if isinstance(value, str):
-        match = _DURATION.fullmatch(value.strip()[:100])
-        if match:
-            seconds = finite_number(float(match.group(1)) * _UNITS[match.group(2)])
-    else:
-        seconds = finite_number(value)
-    if seconds is None or not 0 <= seconds <= MAX_DURATION:
-        return None
-    return seconds
+def _duration(
+    data: Mapping[str, Any], key: str, path: str, out: list[Problem], default: float,
+    *, positive: bool = False,
+) -> float:  # fmt: skip
+    """``data[key]`` in the one duration grammar (``rollwise.durations``: seconds, or text such
+    as ``"30m"``, ``"1h30m"``, ``"2w"``), or ``default``; a problem at ``path + key`` else."""
+    try:
+        return parse_duration(data.get(key, default), key, positive=positive)
+    except DurationError as exc:
+        out.append(Problem(f"{path}{key}", exc.detail))
+        return default
 
 
 @attrs.frozen
@@ -270,9 +261,7 @@ def parse_plan(
         if share and share <= previous:
             out.append(Problem(f"{path}share", "must grow from stage to stage"))
         previous = max(previous, share)
-        duration = parse_duration(raw.get("min_duration", 0))
-        if duration is None:
-            out.append(Problem(f"{path}min_duration", "must be seconds or a duration like '10m'"))
+        duration = _duration(raw, "min_duration", path, out, 0.0)
         units = raw.get("min_units", 0)
         if isinstance(units, bool) or not isinstance(units, int) or units < 0:
             out.append(Problem(f"{path}min_units", "must be a non-negative integer"))
@@ -280,7 +269,7 @@ def parse_plan(
         approval = raw.get("approval", False)
         if not isinstance(approval, bool):
             out.append(Problem(f"{path}approval", "must be true or false"))
-        stages.append(Stage(share, duration or 0.0, units, bool(approval)))
+        stages.append(Stage(share, duration, units, bool(approval)))
     guardrails: list[Guardrail] = []
     raw_guardrails = data.get("guardrails", [])
     if not isinstance(raw_guardrails, list):
@@ -470,12 +459,8 @@ def parse_plan(
     on_breach = data.get("on_breach", "rollback")
     if on_breach not in ("rollback", "pause"):
         out.append(Problem("on_breach", "must be rollback or pause"))
-    window = parse_duration(data.get("attribution_window", 14 * 86400))
-    if window is None or window <= 0:
-        out.append(Problem("attribution_window", "must be a positive duration"))
-    delay = parse_duration(data.get("outcome_delay", 60))
-    if delay is None:
-        out.append(Problem("outcome_delay", "must be a duration"))
+    window = _duration(data, "attribution_window", "", out, 14 * 86400.0, positive=True)
+    delay = _duration(data, "outcome_delay", "", out, 60.0)
     min_units = data.get("min_units_for_harm", 100)
     if type(min_units) is not int or not 2 <= min_units <= 10**9:
         out.append(Problem("min_units_for_harm", "must be an integer from 2 to 1,000,000,000"))
@@ -484,8 +469,8 @@ def parse_plan(
     plan = RolloutPlan(
         control=str(control), candidate=str(candidate), rule=str(rule_id), stages=tuple(stages),
         guardrails=tuple(guardrails), srm=bool(srm), alpha=alpha, tuning=tuning,
-        deadline=deadline, on_breach=on_breach, attribution_window=window or 14 * 86400.0,
-        outcome_delay=delay or 0.0, min_units_for_harm=min_units,
+        deadline=deadline, on_breach=on_breach, attribution_window=window,
+        outcome_delay=delay, min_units_for_harm=min_units,
     )  # fmt: skip
     problems = _statistics_refusals(plan, flag.key)
     return (None, problems) if problems else (plan, [])

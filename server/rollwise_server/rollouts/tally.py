@@ -6,21 +6,25 @@ stored events at every look costs seconds per rollout at a million exposures, ev
 tally keeps instead, per rollout (tables of migration ``m004``):
 
 * ``rollout_units``: each counted unit's first exposure time and smallest and largest variant;
-* the running sums per slot (a guardrail overall, or by one cohort dimension), variant and
-  cohort: the rows of ``reduction_sql``, added up;
+* the running statistics per slot (a guardrail overall, or by one cohort dimension), variant
+  and cohort: the rows of ``reduction_sql`` (``n``, Σx and the centred M2 and co-moment, never
+  Σx², which would lose the variance of a metric with a large mean), merged;
 * watermarks: the largest exposure and outcome ``seq`` counted, and the ``until`` time;
 * ``rollout_version_units`` and counts per flag version and variant, for the SRM check.
 
 A look finds the units that changed: exposures newly counted (arrived since the last look, or
 whose time just passed ``until``) and new outcomes of counted units. It reduces those units
 twice with the SQL of the full reduction (``unit_reduction_sql``): as they were (events up to
-the old watermarks) and as they are now (up to the new ones), and adds the difference. The cost
-follows the new events, not the stored ones; the result equals ``reduce_sql`` at the new
-watermarks (``tests/rollouts/test_tally.py`` checks it on random event streams).
+the old watermarks) and as they are now (up to the new ones): the old moments leave the
+running ones and the new join them (``moments.without`` and ``moments.pooled``, exact in M2
+round after round). The cost follows the new events, not the stored ones; the result equals
+``reduce_sql`` at the new watermarks (``tests/rollouts/test_tally.py`` checks it on random
+event streams, and keeps a variance of 1 at a mean of 1e8 over many rounds).
 
-The tally restarts from nothing when the rollout or its guardrails change (a fingerprint); that
-first look counts what is stored in bulk (one ``GROUP BY`` into ``rollout_units`` and one
-reduction of all its units per slot), as the full reduction would.
+The tally restarts from nothing when the rollout or its guardrails change, or the form of its
+stored statistics (a fingerprint, with ``_FORM``); that first look counts what is stored in
+bulk (one ``GROUP BY`` into ``rollout_units`` and one reduction of all its units per slot), as
+the full reduction would.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 
 import attrs
 
+from rollwise.analysis.moments import pooled, without
 from rollwise.analysis.reduce import ReductionResult, ReductionSpec, unit_reduction_sql
 from rollwise_server.rollouts.plan import RolloutPlan, reduction_of
 from rollwise_server.storage.base import Store
@@ -38,7 +43,10 @@ from rollwise_server.storage.base import Store
 __all__ = ["Look", "Snapshot", "look"]
 
 Specs = list[tuple[tuple[int, str | None], ReductionSpec]]
-Sums = dict[str, list[Any]]  # json [variant, cohort] -> [variant, cohort, units, n, Σx, ...]
+Sums = dict[str, list[Any]]  # json [variant, cohort] -> [variant, cohort, units, n, Σx, M2x, ...]
+_FORM = "moments"
+"""The form of the stored statistics, in the fingerprint: a tally stored as raw sums (Σx², before
+this form) or by a replica that still writes them restarts rather than being misread."""
 
 _FRESH_ROWS = """
 SELECT unit_type, unit, ts, variant FROM exposures
@@ -188,7 +196,9 @@ def _metrics(plan: RolloutPlan) -> list[str]:
 
 def _fingerprint(plan: RolloutPlan, env: str, flag: str, since: str) -> str:
     guardrails = [g.to_json() for g in plan.guardrails]
-    return json.dumps([env, flag, since, plan.attribution_window, guardrails], sort_keys=True)
+    return json.dumps(
+        [env, flag, since, plan.attribution_window, guardrails, _FORM], sort_keys=True
+    )
 
 
 def _slot_key(slot: tuple[int, str | None]) -> str:
@@ -196,11 +206,13 @@ def _slot_key(slot: tuple[int, str | None]) -> str:
 
 
 def _add(sums: Sums, rows: list[Any], sign: int) -> None:
-    for variant, cohort, *numbers in rows:
+    """Merge the rows' units and moments into ``sums`` (``sign`` 1), or take them out (-1)."""
+    for variant, cohort, units, *numbers in rows:
         key = json.dumps([variant, cohort])
         entry = sums.setdefault(key, [variant, cohort, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0])
-        for i, value in enumerate(numbers):
-            entry[2 + i] += sign * (value or 0)
+        part = [value or 0 for value in numbers]
+        entry[2] += sign * (units or 0)
+        entry[3:] = pooled(entry[3:], part) if sign > 0 else without(entry[3:], part)
         if entry[2] == 0:  # no unit left in the group: drop it with its rounding residue
             del sums[key]
 
@@ -347,8 +359,8 @@ def _changes(
 
 
 def _clamped(rows: Any) -> list[list[Any]]:
-    """A sum of squares that rounding left a hair below zero is zero."""
+    """An M2 that rounding left a hair below zero is zero."""
     out = []
-    for variant, cohort, units, n, sx, sxx, sy, syy, sxy in rows:
-        out.append([variant, cohort, units, n, sx, max(sxx, 0.0), sy, max(syy, 0.0), sxy])
+    for variant, cohort, units, n, sx, m2x, sy, m2y, cxy in rows:
+        out.append([variant, cohort, units, n, sx, max(m2x, 0.0), sy, max(m2y, 0.0), cxy])
     return out

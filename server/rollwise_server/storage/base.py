@@ -14,8 +14,11 @@ from typing import Any, Literal, Protocol
 
 import attrs
 
+from rollwise_server.storage.writable import WriteState
+
 __all__ = [
     "ACTIVE_ROLLOUT",
+    "WEBHOOK_STATES",
     "Actor",
     "AuditEntry",
     "AuditQuery",
@@ -28,6 +31,9 @@ __all__ = [
     "Store",
     "TokenRecord",
     "Validator",
+    "WebhookDelivery",
+    "WebhookOutcome",
+    "WebhookQuery",
 ]
 
 Kind = Literal["flag", "segment", "metric"]
@@ -50,7 +56,8 @@ class Actor:
         return who if isinstance(who, Actor) else cls(who)
 
 
-Validator = Callable[[dict[str, Any], frozenset[str]], dict[str, Any]]
+Validator = Callable[[dict[str, Any], Mapping[str, int]], dict[str, Any]]
+"""Checks and canonicalizes a body, given the environment's segments (key → condition cost)."""
 """Called inside the write transaction with the new body and the environment's segment keys;
 returns the canonical body or raises ``Invalid``."""
 
@@ -160,12 +167,65 @@ EventRow = tuple[Any, ...]
 """An event as a row in the column order of its table (see ``EXPOSURE_COLUMNS``)."""
 
 
+WEBHOOK_STATES = ("pending", "delivered", "failed")
+
+
+@attrs.frozen
+class WebhookDelivery:
+    """One event for one endpoint in the webhook outbox, and how its delivery is going.
+
+    ``endpoint`` is the endpoint's id and ``endpoint_label`` its ``scheme://host[:port]``: the
+    URL itself is never stored. ``next_attempt`` (Unix time) is set while ``pending``."""
+
+    id: int
+    message_id: str
+    endpoint: str
+    endpoint_label: str
+    event: str
+    body: str
+    state: str
+    attempts: int
+    created: float
+    created_at: str
+    next_attempt: float | None
+    last_attempt_at: str | None
+    last_status: int | None
+    last_error: str | None
+    finished_at: str | None
+
+
+@attrs.frozen(kw_only=True)
+class WebhookOutcome:
+    """What became of a claimed delivery: ``pending`` (again at ``next_attempt``),
+    ``delivered`` or ``failed``; ``attempted`` unless it was given up without a request."""
+
+    state: str
+    at: str
+    attempted: bool = True
+    status: int | None = None
+    error: str | None = None
+    next_attempt: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class WebhookQuery:
+    state: str | None = None
+    event: str | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
 class Store(Protocol):
     """What the server needs from its database."""
+
+    writes: WriteState
+    """Whether writes fail for lack of disk space (``/readyz``, ``StorageFull``)."""
 
     def close(self) -> None: ...
 
     def ping(self) -> bool: ...
+
+    def probe_write(self) -> bool: ...
 
     # environments
     def environments(self) -> list[dict[str, Any]]: ...
@@ -195,7 +255,25 @@ class Store(Protocol):
         validate: Validator | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> Resource: ...
-    def history(self, env: str, kind: Kind, key: str) -> list[ResourceVersion]: ...
+    def history_versions(
+        self,
+        env: str,
+        kind: Kind,
+        key: str,
+        *,
+        before: int | None = None,
+        limit: int | None = None,
+        max_bytes: int | None = None,
+    ) -> list[int]: ...
+    def history(
+        self,
+        env: str,
+        kind: Kind,
+        key: str,
+        *,
+        before: int | None = None,
+        limit: int | None = None,
+    ) -> list[ResourceVersion]: ...
     def rules_document(self, env: str) -> tuple[int, dict[str, Any]]: ...
 
     # audit
@@ -269,3 +347,20 @@ class Store(Protocol):
     def count_events(
         self, table: Literal["exposures", "outcomes"], env: str | None = None
     ) -> int: ...
+
+    # webhook outbox
+    def enqueue_webhook(
+        self,
+        *,
+        message_id: str,
+        event: str,
+        body: str,
+        endpoints: Sequence[tuple[str, str]],
+        now: float,
+    ) -> list[int]: ...
+    def claim_webhooks(
+        self, now: float, lease_until: float, limit: int
+    ) -> list[WebhookDelivery]: ...
+    def finish_webhook(self, delivery_id: int, outcome: WebhookOutcome) -> None: ...
+    def next_webhook_due(self) -> float | None: ...
+    def webhook_deliveries(self, query: WebhookQuery) -> list[WebhookDelivery]: ...

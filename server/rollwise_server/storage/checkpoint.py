@@ -27,6 +27,8 @@ class WalCheckpointer:
     def __init__(self, path: str, interval: float = 0.5) -> None:
         self.path = path
         self.interval = interval
+        self.failures = 0
+        """Checkpoints that failed in a row (a full disk fails every one until space is freed)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rollwise-checkpoint", daemon=True)
         self._thread.start()
@@ -43,6 +45,12 @@ class WalCheckpointer:
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error as exc:  # busy or I/O: the writer's own bound still holds
-                    log.warning("WAL checkpoint failed: %s", exc)
+                    if not self.failures:  # logged once when they start failing, once when not
+                        log.warning("WAL checkpoints fail: %s (said once, until they work)", exc)
+                    self.failures += 1
+                    continue
+                if self.failures:
+                    log.warning("WAL checkpoints work again (%d failed)", self.failures)
+                    self.failures = 0
         finally:
             conn.close()

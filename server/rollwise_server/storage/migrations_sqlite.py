@@ -280,5 +280,39 @@ def m005_control_plane(db: Database) -> None:
         )
 
 
+@migrations()
+def m006_webhook_outbox(db: Database) -> None:
+    """The webhook outbox (``webhooks/``): one row per event and endpoint, kept after delivery.
+
+    ``state`` is ``pending`` until a 2xx answer (``delivered``) or until the retry budget is
+    spent (``failed``); ``next_attempt`` (Unix time) orders the pending rows and doubles as the
+    delivery worker's claim on a row it is sending. The endpoint is stored as its id and its
+    ``scheme://host[:port]`` label: the URL (often a credential) stays in the settings.
+    """
+    for statement in (
+        """CREATE TABLE webhook_outbox (
+            id INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            endpoint_label TEXT NOT NULL,
+            event TEXT NOT NULL,
+            body TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created REAL NOT NULL,
+            created_at TEXT NOT NULL,
+            next_attempt REAL,
+            last_attempt_at TEXT,
+            last_status INTEGER,
+            last_error TEXT,
+            finished_at TEXT,
+            UNIQUE (message_id, endpoint)
+        )""",
+        "CREATE INDEX webhook_outbox_due ON webhook_outbox (state, next_attempt)",
+        "CREATE INDEX webhook_outbox_state ON webhook_outbox (state, id)",
+    ):
+        db.execute(statement)
+
+
 def _dumps(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -23,7 +23,8 @@ from typing import Any, Literal
 import attrs
 from sqlite_utils import Database
 
-from rollwise_server.errors import Conflict, Invalid, NotFound
+from rollwise._parse import condition_cost
+from rollwise_server.errors import Conflict, Invalid, NotFound, StorageFull
 from rollwise_server.rollouts.ownership import check_flag_edit, with_control_weights
 from rollwise_server.storage.base import (
     ACTIVE_ROLLOUT,
@@ -40,7 +41,10 @@ from rollwise_server.storage.base import (
     Validator,
 )
 from rollwise_server.storage.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, WalCheckpointer
+from rollwise_server.storage.document_limits import check_document_limits
 from rollwise_server.storage.migrations_sqlite import migrations
+from rollwise_server.storage.outbox_sqlite import SQLiteOutbox
+from rollwise_server.storage.writable import RETRY_AFTER, WriteState, is_disk_full
 
 __all__ = ["DEFAULT_ENVIRONMENTS", "EXPOSURE_COLUMNS", "OUTCOME_COLUMNS", "SQLiteStore", "now_iso"]
 
@@ -78,6 +82,24 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def _newest_versions(
+    conn: sqlite3.Connection,
+    columns: str,
+    env: str,
+    kind: str,
+    key: str,
+    before: int | None,
+    limit: int | None,
+) -> list[tuple[Any, ...]]:
+    """``columns`` of the newest ``limit`` versions below ``before`` (all by default), newest
+    first."""
+    return conn.execute(
+        f"SELECT {columns} FROM resource_versions"  # columns: this module's own text
+        " WHERE env = ? AND kind = ? AND key = ? AND version < ? ORDER BY version DESC LIMIT ?",
+        (env, kind, key, before if before is not None else 2**62, limit or -1),
+    ).fetchall()
+
+
 def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -87,7 +109,7 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteOutbox):
     """``Store`` on one SQLite file (``:memory:`` is not supported: readers need the file)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -111,6 +133,7 @@ class SQLiteStore:
                     (env, now_iso(), int(env in PROTECTED_BY_DEFAULT)),
                 )
         self._checkpointer = WalCheckpointer(self.path)
+        self.writes = WriteState(self.path)
 
     # --- connections and transactions ---
 
@@ -126,9 +149,37 @@ class SQLiteStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """The writer connection in one transaction (one writer at a time, under the lock)."""
-        with self._write_lock, self._db.atomic():
-            yield self._writer
+        """The writer connection in one transaction (one writer at a time, under the lock).
+
+        A transaction that fails for lack of disk space is rolled back and raises
+        ``StorageFull`` (503, ``Retry-After``); ``self.writes`` remembers it for ``/readyz``."""
+        with self._write_lock:
+            changes = self._writer.total_changes
+            try:
+                with self._db.atomic():
+                    yield self._writer
+            except sqlite3.Error as exc:
+                if not is_disk_full(exc):
+                    raise
+                self.writes.failed(exc)
+                raise StorageFull(
+                    "the database cannot be written: the disk is full; nothing was stored",
+                    retry_after=RETRY_AFTER,
+                ) from exc
+            if self._writer.total_changes != changes:  # a commit that wrote: there was room
+                self.writes.succeeded()  # (under the lock: in the order of the writes)
+
+    def probe_write(self) -> bool:
+        """Commit a write of one page (``user_version``, unused otherwise, set to itself): whether
+        the database can be written. ``/readyz`` calls it while the disk is full."""
+        try:
+            with self.transaction() as conn:
+                (version,) = conn.execute("PRAGMA user_version").fetchone()
+                conn.execute(f"PRAGMA user_version = {int(version)}")
+        except StorageFull:
+            return False
+        self.writes.succeeded()  # committed, though no row changed (see ``transaction``)
+        return True
 
     def close(self) -> None:
         self._checkpointer.close()
@@ -296,16 +347,18 @@ class SQLiteStore:
                     self._check_metric_unused(conn, env, key)
             else:
                 body = body or {}
-                segment_keys = frozenset(
-                    k for (k,) in conn.execute(
-                        "SELECT key FROM resources"
+                segment_costs = {
+                    k: condition_cost(json.loads(b).get("conditions")) for (k, b) in conn.execute(
+                        "SELECT key, body FROM resources"
                         " WHERE env = ? AND kind = 'segment' AND archived = 0",
                         (env,),
                     )
-                )  # fmt: skip
-                stored = validate(dict(body, version=version), segment_keys) if validate else body
+                }  # fmt: skip
+                stored = validate(dict(body, version=version), segment_costs) if validate else body
                 stored = {k: v for k, v in stored.items() if k not in ("key",)}
                 stored["version"] = version
+                if kind in ("flag", "segment"):
+                    check_document_limits(conn, env, kind, key, stored, segment_costs)
             if kind == "segment" and row is not None and not row[1]:
                 self._check_segment_not_managed(conn, env, key, json.loads(row[2]), body)
             if kind == "metric" and row is not None and not row[1] and not archived:
@@ -466,19 +519,58 @@ class SQLiteStore:
                 flags=sorted(users),
             )
 
-    def history(self, env: str, kind: Kind, key: str) -> list[ResourceVersion]:
+    def history_versions(
+        self,
+        env: str,
+        kind: Kind,
+        key: str,
+        *,
+        before: int | None = None,
+        limit: int | None = None,
+        max_bytes: int | None = None,
+    ) -> list[int]:
+        """The version numbers of a history page, oldest first: the newest ``limit`` below
+        ``before`` (all by default), fewer if their bodies would pass ``max_bytes`` (always at
+        least one). ``NotFound`` if the resource never existed."""
         conn = self._reader()
         self._require_env(conn, env)
-        rows = conn.execute(
-            "SELECT version, action, actor, reason, ts, archived, body FROM resource_versions"
-            " WHERE env = ? AND kind = ? AND key = ? ORDER BY version",
-            (env, kind, key),
-        ).fetchall()
-        if not rows:
+        sizes = _newest_versions(conn, "version, length(body)", env, kind, key, before, limit)
+        if not sizes and (
+            conn.execute(
+                "SELECT 1 FROM resource_versions WHERE env = ? AND kind = ? AND key = ? LIMIT 1",
+                (env, kind, key),
+            ).fetchone()
+            is None
+        ):
+            raise NotFound(f"{kind} {key!r} does not exist in environment {env!r}")
+        page: list[int] = []
+        total = 0
+        for version, size in sizes:
+            total += size
+            if page and max_bytes is not None and total > max_bytes:
+                break
+            page.append(int(version))
+        return page[::-1]
+
+    def history(
+        self,
+        env: str,
+        kind: Kind,
+        key: str,
+        *,
+        before: int | None = None,
+        limit: int | None = None,
+    ) -> list[ResourceVersion]:
+        """The versions below ``before`` (all by default), oldest first: the newest ``limit``."""
+        conn = self._reader()
+        self._require_env(conn, env)
+        columns = "version, action, actor, reason, ts, archived, body"
+        rows = _newest_versions(conn, columns, env, kind, key, before, limit)
+        if not rows and before is None:
             raise NotFound(f"{kind} {key!r} does not exist in environment {env!r}")
         return [
             ResourceVersion(v, a, actor, r, ts, bool(arch), json.loads(b))
-            for v, a, actor, r, ts, arch, b in rows
+            for v, a, actor, r, ts, arch, b in reversed(rows)
         ]
 
     def rules_document(self, env: str) -> tuple[int, dict[str, Any]]:
