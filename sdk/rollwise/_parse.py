@@ -83,8 +83,11 @@ def _join(path: str, key: str) -> str:
 def load_json(text: str | bytes) -> Any:
     """Decode a rules document's JSON text, turning a decoding error, a text longer than
     ``limits.MAX_DOCUMENT_BYTES`` or nesting too deep to decode into a ``RulesParseError``."""
-    if len(text) > limits.MAX_DOCUMENT_BYTES:
-        raise RulesParseError([Problem("", _over("max_document_bytes", len(text), "bytes"))])
+    size = len(text)
+    if isinstance(text, str) and 4 * size > limits.MAX_DOCUMENT_BYTES:  # could pass it in UTF-8
+        size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limits.MAX_DOCUMENT_BYTES:
+        raise RulesParseError([Problem("", _over("max_document_bytes", size, "bytes"))])
     try:
         return json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -113,7 +116,7 @@ def _count(items: Collection[Any], limit: str, unit: str, path: str, out: Proble
 
 def _segment_cost(segments: Mapping[str, Any] | None, key: str) -> int:
     cost = None if segments is None else segments.get(key)
-    return cost if type(cost) is int else 1
+    return max(cost, 1) if type(cost) is int else 1  # a reference is never free
 
 
 def condition_cost(conditions: Any, segments: Mapping[str, int] | None = None) -> int:
@@ -505,10 +508,14 @@ def _flag(
         raw_cohorts = []
     for i, name in enumerate(raw_cohorts):
         cpath = f"{_join(path, 'cohort_attributes')}[{i}]"
-        if _attribute(name, cpath, out) is not None:
-            if name in cohorts:
-                out.append(Problem(cpath, f"attribute {name!r} appears twice"))
-            cohorts.append(name)
+        if _attribute(name, cpath, out) is None:
+            continue
+        if not limits.plain_name(name):
+            out.append(Problem(cpath, "must not hold control characters, quotes or backslashes"))
+            continue
+        if name in cohorts:
+            out.append(Problem(cpath, f"attribute {name!r} appears twice"))
+        cohorts.append(name)
 
     schedule = _read_schedule(obj.get("schedule"), _join(path, "schedule"), out, strict)
 

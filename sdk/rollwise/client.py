@@ -25,6 +25,7 @@ from rollwise.assignment import Assignment, ErrorCode, Reason
 from rollwise.compiler import CompiledRules, compile_rules
 from rollwise.config import ClientConfig
 from rollwise.errors import ConfigurationError
+from rollwise.events import json_scalar
 from rollwise.exposures import ExposureListener, ExposureLog
 from rollwise.online import Online
 from rollwise.rules import RulesDocument
@@ -367,7 +368,7 @@ class Client:
             online = self._online
             if online is None or not online.config.send_events:
                 return
-            clean = None if attrs is None else {str(k): v for k, v in attrs.items()}
+            clean = None if attrs is None else {str(k): json_scalar(v) for k, v in attrs.items()}
             online.outcomes.put(metric, unit_type, unit_text, float(value), clean)
         except Exception:
             logger.exception("rollwise: track() failed")

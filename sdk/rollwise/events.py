@@ -12,7 +12,7 @@ import attrs
 
 from rollwise._freeze import thaw
 
-__all__ = ["Exposure", "Outcome", "format_ts", "json_attrs"]
+__all__ = ["Exposure", "Outcome", "format_ts", "json_attrs", "json_scalar"]
 
 
 def format_ts(ts: float) -> str:
@@ -21,11 +21,18 @@ def format_ts(ts: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _json_scalar(value: Any) -> Any:
+def json_scalar(value: Any) -> Any:
+    """A context or attribute value as a JSON scalar: huge integers become floats (or null),
+    non-finite floats null, anything else its ``str``."""
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
-        return int(value)
+        if -(2**53) <= value <= 2**53:  # exact in JSON everywhere
+            return int(value)
+        try:
+            return float(value)  # a huge integer: its nearest float, or null beyond floats
+        except OverflowError:
+            return None
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     return str(value)
@@ -33,7 +40,7 @@ def _json_scalar(value: Any) -> Any:
 
 def json_attrs(context: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     """The named context attributes as JSON scalars (other values become their ``str``)."""
-    return {name: _json_scalar(context.get(name)) for name in names}
+    return {name: json_scalar(context.get(name)) for name in names}
 
 
 def _read_only(value: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -10,6 +10,7 @@ document at every limit loads in an SDK in under 100 ms and evaluates any flag i
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any, Final
 
@@ -33,6 +34,7 @@ __all__ = [
     "UNBOUNDED",
     "json_depth",
     "json_size",
+    "plain_name",
 ]
 
 MAX_DOCUMENT_BYTES: Final = 512 * 1024
@@ -106,6 +108,16 @@ def json_depth(value: Any, limit: int | None = None) -> int:
         children = item.values() if isinstance(item, dict) else item
         stack.extend((c, depth + 1, False) for c in children if isinstance(c, dict | list | tuple))
     return deepest
+
+
+_PLAIN_NAME = re.compile(r'[^"\\\x00-\x1f\x7f]+').fullmatch
+
+
+def plain_name(name: str) -> bool:
+    """Whether ``name`` can be a cohort attribute: without control characters, quotes or
+    backslashes (the server's analysis queries cohort attributes as JSON paths, and its
+    ingestion refuses other names)."""
+    return _PLAIN_NAME(name) is not None
 
 
 def json_size(value: Any) -> int:

@@ -110,6 +110,9 @@ def _re2(pattern: str, case_insensitive: bool = False) -> Any:
     options = re2.Options()
     options.log_errors = False  # a bad pattern is a parse problem, not a line on stderr
     options.case_sensitive = not case_insensitive
+    options.never_capture = True  # only "does it match" is asked: groups would force RE2's
+    # slower engines (a pattern of 126 nested groups took 50 ms on 4,096 characters, 0.02 ms
+    # without captures)
     return re2.compile(pattern, options=options)
 
 

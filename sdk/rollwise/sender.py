@@ -197,12 +197,25 @@ class EventSender:
         while True:
             exposures = self._exposures.drain(batch)
             if exposures:
-                self._deliver("exposures", [_json(e) for e in exposures])
+                self._deliver("exposures", self._encode("exposures", exposures))
             outcomes = self._outcomes.drain(batch)
             if outcomes:
-                self._deliver("outcomes", [_json(o) for o in outcomes])
+                self._deliver("outcomes", self._encode("outcomes", outcomes))
             if not exposures and not outcomes:
                 break
+
+    def _encode(self, kind: EventKind, events: list[Any]) -> list[str]:
+        """Each event as JSON; one that cannot be encoded is counted as rejected and logged,
+        never allowed to cost the rest of its batch."""
+        bodies = []
+        for event in events:
+            try:
+                bodies.append(_json(event))
+            except Exception as exc:  # noqa: BLE001 - whatever an attribute holds
+                self.stats.rejected[kind] += 1
+                self.stats.last_error = f"an event could not be encoded as JSON: {exc}"
+                logger.warning("rollwise: dropped one of the %s: %s", kind, self.stats.last_error)
+        return bodies
 
     def _reachable(self) -> bool:
         return time.monotonic() >= self._unreachable_until

@@ -118,14 +118,16 @@ def iter_events(lines: Iterable[str]) -> Iterator[SSEEvent]:
             yield event
 
 
-def iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+def iter_lines(chunks: Iterable[bytes], *, max_line: int | None = None) -> Iterator[str]:
     """Split a UTF-8 byte stream into lines on ``\\r\\n``, ``\\n`` or ``\\r``, chunking aside.
 
     A line is yielded as soon as its line break arrives: a chunk ending in ``\\r`` yields its line
     at once (the blank line that dispatches an event is not held back until the next chunk), and
     a ``\\n`` opening the next chunk is then skipped. Invalid UTF-8 becomes U+FFFD, one leading
     byte order mark is dropped, and an unterminated last line is discarded, as the spec discards
-    an incomplete block (a truncated ``retry: 10000`` must not become ``retry: 1``).
+    an incomplete block (a truncated ``retry: 10000`` must not become ``retry: 1``). A line
+    longer than ``max_line`` characters raises ``ValueError`` (a reader's bound on what a
+    server can make it hold).
     """
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     partial: list[str] = []
@@ -152,3 +154,5 @@ def iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
             skip_lf = start == len(text) and match.group() == "\r"
         if start < len(text):
             partial.append(text[start:])
+            if max_line is not None and sum(map(len, partial)) > max_line:
+                raise ValueError(f"a line of the event stream is longer than {max_line} characters")

@@ -24,6 +24,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from rollwise import limits
 from rollwise._version import __version__
 from rollwise.config import ClientConfig
 from rollwise.errors import AuthenticationError, ServerUnavailableError, TransportError
@@ -105,6 +106,18 @@ def _cause(exc: BaseException) -> str:
     return _CONNECTION_PREFIX.sub("", str(exc)) or type(exc).__name__
 
 
+def _bounded_body(response: requests.Response) -> bytes:
+    """The decoded body, read no further than one byte past ``MAX_DOCUMENT_BYTES``: a larger
+    document is refused by the parser anyway, and a gzip bomb is not inflated whole."""
+    try:
+        body = response.raw.read(limits.MAX_DOCUMENT_BYTES + 1, decode_content=True)
+    except Exception as exc:  # urllib3's decoding and protocol errors
+        raise ServerUnavailableError(f"fetching rules: reading the answer failed: {exc}") from exc
+    finally:
+        response.close()
+    return bytes(body or b"")
+
+
 def _error(response: requests.Response, what: str) -> TransportError:
     detail = response.text[:300]
     with contextlib.suppress(ValueError):
@@ -119,6 +132,11 @@ def _error(response: requests.Response, what: str) -> TransportError:
         error = TransportError(message)
     error.status = response.status_code  # type: ignore[attr-defined]
     return error
+
+
+MAX_STREAM_LINE = 2 * limits.MAX_DOCUMENT_BYTES
+"""The longest stream line read: an event's data line holds one rules document (refused above
+``MAX_DOCUMENT_BYTES`` anyway), so a server cannot make the reader hold more."""
 
 
 class _RequestsStream:
@@ -149,7 +167,7 @@ class _RequestsStream:
     def events(self) -> Iterator[SSEEvent]:
         parser = self._parser
         try:
-            for line in iter_lines(self._chunks()):
+            for line in iter_lines(self._chunks(), max_line=MAX_STREAM_LINE):
                 comments = parser.comments
                 event = parser.feed_line(line)
                 if event is not None:
@@ -216,13 +234,14 @@ class RequestsTransport:
         if etag:
             headers["If-None-Match"] = etag
         response = self._request(
-            "GET", "/api/v1/sdk/rules", "fetching rules", headers=headers, timeout=self._timeout
-        )
+            "GET", "/api/v1/sdk/rules", "fetching rules", headers=headers,
+            timeout=self._timeout, stream=True,  # read bounded (``_bounded_body``)
+        )  # fmt: skip
         if response.status_code == 304:
             return RulesResponse(304, response.headers.get("ETag", etag), None)
         if response.status_code != 200:
             raise _error(response, "fetching rules")
-        return RulesResponse(200, response.headers.get("ETag"), response.content)
+        return RulesResponse(200, response.headers.get("ETag"), _bounded_body(response))
 
     def open_stream(self, last_event_id: str | None) -> Stream:
         # identity: the reader takes the bytes as they come, with no content decoding

@@ -34,7 +34,6 @@ MAX_UNIT_LENGTH = 256
 MAX_INTEGER = 2**53  # exact in a float, in JSON everywhere, and in a SQLite INTEGER
 MAX_ATTRS = 32
 MAX_ATTRIBUTE_LENGTH = limits.MAX_ATTRIBUTE_LENGTH
-_PLAIN_NAME = re.compile(r'[^"\\\x00-\x1f\x7f]+').fullmatch
 _UUID = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 )
@@ -141,7 +140,7 @@ def _shown(name: Any) -> str:
 def _attribute_name(name: Any) -> bool:
     """1..``MAX_ATTRIBUTE_LENGTH`` characters, none of them a control character, a quote or a
     backslash (names are queried by the analysis as JSON paths)."""
-    return _text(name, MAX_ATTRIBUTE_LENGTH) and _PLAIN_NAME(name) is not None
+    return _text(name, MAX_ATTRIBUTE_LENGTH) and limits.plain_name(name)
 
 
 def _attrs(value: Any, problems: list[dict[str, str]]) -> str:
@@ -230,8 +229,13 @@ def _common(
     elif (late := window.problem(ts)) is not None:
         problems.append({"path": "ts", "message": late})
     unit_type, unit = event.get("unit_type"), event.get("unit")
-    if not _text(unit_type, 64):
-        problems.append({"path": "unit_type", "message": "must be a string of 1-64 characters"})
+    if not _text(unit_type, MAX_ATTRIBUTE_LENGTH):  # a flag's bucket_by
+        problems.append(
+            {
+                "path": "unit_type",
+                "message": f"must be a string of 1-{MAX_ATTRIBUTE_LENGTH} characters",
+            }
+        )
     if not _text(unit, MAX_UNIT_LENGTH):
         problems.append(
             {"path": "unit", "message": f"must be a string of 1-{MAX_UNIT_LENGTH} characters"}

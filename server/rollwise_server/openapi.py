@@ -1191,8 +1191,18 @@ def _rollout_schemas() -> Json:
                     "description": "The id of the flag's rule that the rollout drives: a split "
                     "between control and candidate only.",
                 },
-                "stages": {"type": "array", "minItems": 1, "items": _ref("RolloutStage")},
-                "guardrails": {"type": "array", "items": _ref("Guardrail"), "default": []},
+                "stages": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 20,
+                    "items": _ref("RolloutStage"),
+                },
+                "guardrails": {
+                    "type": "array",
+                    "maxItems": 20,
+                    "items": _ref("Guardrail"),
+                    "default": [],
+                },
                 "srm": {
                     "type": "boolean",
                     "default": True,

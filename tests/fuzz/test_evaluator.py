@@ -201,10 +201,14 @@ def _matches_document(pattern: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("pattern", "alphabet"),
-    [(".{1000}.{1000}.{1000}", "ab"), ("(?s).{1000}z", "éàü漢字🚀ab"), ("(a?){1000}a{1000}", "a")],
-)
+SLOW_PATTERNS = [
+    (".{1000}.{1000}.{1000}", "ab"), ("(?s).{1000}z", "éàü漢字🚀ab"), ("(a?){1000}a{1000}", "a"),
+    ("(" * 126 + "." + ")" * 126 + "*", "x"), ("(x*)" * 60, "x"), ("((a*)*)*" * 20, "ab"),
+    ("(?i)" + "(" * 120 + "." + ")" * 120 + "*", "xé"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("pattern", "alphabet"), SLOW_PATTERNS)
 def test_every_accepted_pattern_is_fast_on_any_4096_character_attribute(
     pattern: str, alphabet: str
 ) -> None:

@@ -194,6 +194,25 @@ def test_the_controller_repairs_weights_changed_behind_its_back(
     assert "stage 2" in audit[0]["reason"]
 
 
+def test_a_share_of_half_a_basis_point_is_not_repaired_every_round(server: LiveServer) -> None:
+    """0.00005 of the traffic is written as a weight of 0 or 1 basis points; the controller
+    compared the served share with the stage's unrounded one and rewrote the flag each round."""
+    stages = [{"share": 0.00005, "min_duration": "1h"}, {"share": 1.0}]
+    url = _setup(server, plan={**PLAN, "stages": stages})
+    assert server.session().post(f"{url}/start", json={"reason": "go"}).status_code == 200
+    version = _flag(server)["version"]
+    store = open_store(server.db)
+    try:
+        controller = Controller(store, Webhooks(store), lambda e, r: None, 1.0)
+        for _ in range(3):
+            asyncio.run(controller.round())
+    finally:
+        store.close()
+    assert _flag(server)["version"] == version
+    audit = server.session().get(f"{server.url}/api/v1/audit", params={"action": "rollout.repair"})
+    assert audit.json()["entries"] == []
+
+
 # --- 2. the kill switch stops everything --------------------------------------------------------
 
 

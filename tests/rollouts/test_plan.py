@@ -219,3 +219,13 @@ def test_every_plan_the_validator_accepts_runs_in_the_statistics(
         assert spec.kind in ("binary", "mean", "count", "ratio")
     again, problems = parse_plan(plan.to_json(), FLAG)  # the stored form reads back
     assert (again, problems) == (plan, [])
+
+
+def test_a_plan_is_bounded_in_stages_and_guardrails() -> None:
+    stages = [{"share": (i + 1) / 30} for i in range(21)]
+    _, problems = parse_plan({**PLAN, "stages": stages}, FLAG)
+    assert [p.path for p in problems] == ["stages"]
+    assert "more than 20" in problems[0].message
+    guardrails = PLAN["guardrails"] * 11
+    _, problems = parse_plan({**PLAN, "guardrails": guardrails}, FLAG)
+    assert [p.path for p in problems] == ["guardrails"]

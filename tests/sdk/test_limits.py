@@ -163,3 +163,25 @@ def test_a_self_referencing_payload_is_refused_not_walked_forever() -> None:
     payload.append(payload)
     found = problems(flag(variants={"a": {"payload": payload}, "b": {}}))
     assert "max_payload_depth" in found["variants.a.payload"]
+
+
+def test_groups_do_not_slow_a_pattern_down() -> None:
+    """126 nested groups (accepted: RE2 ignores them when nothing is captured) took 50 ms a
+    call on 4,096 characters while RE2 tracked the captures."""
+    pattern = "(" * 126 + "." + ")" * 126 + "*"
+    client = rollwise.Client.offline(
+        document(flag(rules=[rule(0, cond(attribute="x", operator="matches", value=pattern))]))
+    )
+    assert client.variant("f", {"x": "x" * 4096}) == "b"
+    assert client.evaluate("f", {"x": "x" * 4096}).rule == "r0"
+
+
+def test_a_reference_to_an_empty_segment_is_not_free() -> None:
+    """64 rules of 32 negated references to a segment without conditions cost nothing and took
+    15 µs to evaluate."""
+    refs = [{"segment": "empty", "negate": True}] * limits.MAX_CONDITIONS
+    rules = [{"id": f"r{i}", "conditions": refs, "serve": {"variant": "b"}} for i in range(3)]
+    with pytest.raises(RulesParseError, match="max_condition_cost"):
+        rollwise.RulesDocument.from_json(
+            document(flag(rules=rules), segments={"empty": {"conditions": []}})
+        )

@@ -4,12 +4,17 @@ server older than the limits (or a hand-edited database) would have."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import sqlite3
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import rollwise
 from rollwise import limits
+from rollwise.config import ClientConfig
+from rollwise.transport import RequestsTransport
 from rollwise_server.testing import live_server
 from tests.sdk.test_online import wait_for
 from tests.server.conftest import EU_SEGMENT, example_flag
@@ -51,3 +56,49 @@ def test_a_document_over_a_limit_is_refused_and_the_last_good_kept(tmp_path: Pat
             assert client.variant("fraud-model", {"user_id": "u", "country": "US"}) is not None
         finally:
             client.close()
+
+
+class _Bomb(BaseHTTPRequestHandler):
+    """A server answering the rules with 64 MB of gzip'd spaces (about 64 KB on the wire)."""
+
+    body = gzip.compress(b" " * 64_000_000, 9)
+
+    def do_GET(self) -> None:
+        if not self.path.startswith("/api/v1/sdk/rules"):
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.send_header("ETag", '"1"')
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_gzip_bomb_is_read_no_further_than_the_document_limit(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Bomb)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        transport = RequestsTransport(ClientConfig(url=url, sdk_key="key", cache_dir=None))
+        try:
+            answer = transport.fetch_rules(None)
+        finally:
+            transport.close()
+        assert answer.body is not None
+        assert len(answer.body) == limits.MAX_DOCUMENT_BYTES + 1  # not 64 MB
+        client = rollwise.Client(url, "key", cache_dir=tmp_path / "cache", streaming=False)
+        try:
+            assert wait_for(lambda: "max_document_bytes" in (client.status().last_error or ""))
+            assert client.rules is None
+        finally:
+            client.close()
+    finally:
+        server.shutdown()
+        server.server_close()

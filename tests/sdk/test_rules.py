@@ -33,7 +33,7 @@ from rollwise import (
     UnsupportedSchemaError,
 )
 from rollwise._parse import condition_cost
-from rollwise.limits import MAX_CONDITION_COST
+from rollwise.limits import MAX_CONDITION_COST, plain_name
 from rollwise.operators import OPERATORS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -648,7 +648,9 @@ def flags(draw: st.DrawFn, segment_keys: tuple[str, ...] = ()) -> dict[str, Any]
         "enabled": st.booleans(),
         "salt": st.text(min_size=1, max_size=10),
         "description": st.text(max_size=10),
-        "cohort_attributes": st.lists(st.text(min_size=1, max_size=6), max_size=3, unique=True),
+        "cohort_attributes": st.lists(
+            st.text(min_size=1, max_size=6).filter(plain_name), max_size=3, unique=True
+        ),
         "schedule": st.one_of(
             st.none(),
             st.sampled_from(

@@ -44,3 +44,32 @@ def test_events_answered_429_are_kept_not_rejected(tmp_path: Path) -> None:
             assert stats["events_in_spool"] == 1
         finally:
             client.close()
+
+
+def test_a_huge_integer_in_a_context_costs_no_other_event(tmp_path: Path) -> None:
+    """``country=10**5000`` (a cohort attribute) made the whole batch fail to encode: 100 of
+    150 exposures were lost, uncounted. Now it is a float or null, and nothing is lost."""
+    split = [{"variant": "a", "weight": 1}, {"variant": "b", "weight": 1}]
+    flag = {"key": "everyone", "variants": {"a": {}, "b": {}}, "off_variant": "a",
+            "default_variant": "a", "cohort_attributes": ["country"],
+            "rules": [{"id": "all", "conditions": [], "serve": {"split": split}}]}  # fmt: skip
+    with live_server(tmp_path / "server") as server:
+        base = f"{server.url}/api/v1/envs/production"
+        server.session().post(f"{base}/flags", json=flag).raise_for_status()
+        key = server.token("sdk", env="production")
+        with rollwise.Client(server.url, key, cache_dir=tmp_path / "cache") as client:
+            assert client.wait_until_ready(10)
+            contexts = [{"user_id": f"before{i}", "country": "DE"} for i in range(50)]
+            contexts += [
+                {"user_id": "huge", "country": 10**5000},
+                {"user_id": "x", "country": 2**60},
+            ]
+            contexts += [{"user_id": f"after{i}", "country": "DE"} for i in range(50)]
+            for context in contexts:
+                client.variant("everyone", context)
+            client.track("converted", "huge", True, attrs={"country": 10**5000})
+            assert client.flush(10)
+            stats = client.stats()
+        assert stats["exposures_sent"] == 102, stats
+        assert stats["outcomes_sent"] == 1, stats
+        assert (stats["exposures_rejected"], stats["outcomes_rejected"]) == (0, 0)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+import rollwise
 from rollwise import limits
 from rollwise_server.testing import LiveServer, live_server
 
@@ -97,3 +98,28 @@ def test_too_many_flags_is_422(tmp_path: Path) -> None:
         answer = session.post(f"{base}/flags", json=flag("one-more"), timeout=10)
         assert answer.status_code == 422, answer.text
         assert "max_flags" in answer.json()["detail"]
+
+
+def test_a_kill_is_never_refused_for_size(shared: LiveServer) -> None:
+    """Ordinary writes leave ``HEADROOM`` under the limit; a kill (any write turning a flag
+    off) may use it, so an environment filled to the limit can still be stopped."""
+    base = create_env(shared, "kill-at-limit")
+    session = shared.session()
+    size, made = limits.MAX_PAYLOAD_BYTES - 100, 0
+    while size >= 256:  # fill up to the ordinary limit: big flags, then ever smaller ones
+        body = flag(f"model-{made}", variants={"a": {"payload": "x" * size}, "b": {}})
+        if session.post(f"{base}/flags", json=body, timeout=10).status_code == 201:
+            made += 1
+        else:
+            size //= 2
+    refused = session.post(f"{base}/flags", json=flag("one-more", description="z" * 900))
+    assert refused.status_code == 413, refused.text
+    assert "kept for kills and rollbacks" in refused.json()["detail"]
+    killed = session.post(f"{base}/flags/model-0/kill", json={"reason": "incident"}, timeout=10)
+    assert killed.status_code == 200, killed.text
+    assert killed.json()["enabled"] is False
+    sdk = shared.session(shared.token("sdk", env="kill-at-limit"))
+    served = sdk.get(f"{shared.url}/api/v1/sdk/rules", timeout=10)
+    assert len(served.content) <= limits.MAX_DOCUMENT_BYTES
+    client = rollwise.Client.offline(served.content)
+    assert client.variant("model-0", {"user_id": "u"}) == "a"  # its off variant

@@ -132,3 +132,23 @@ def test_revert_finds_its_version_without_reading_the_whole_history(tmp_path: Pa
             f"{base}/revert", json={"to_version": 99, "reason": "r"}, timeout=10
         )
         assert missing.status_code == 404
+
+
+def test_a_page_counts_its_diffs_too(shared: LiveServer) -> None:
+    """Each version replaces the whole payload, so each diff is as large as a body: a page
+    bounded by its bodies alone held twice ``PAGE_BYTES``."""
+    base = f"{shared.url}/api/v1/envs/production/flags"
+    session = shared.session()
+    size = limits.MAX_PAYLOAD_BYTES - 200
+    assert session.post(base, json=flag("churn", 1, "a" * size), timeout=10).status_code == 201
+    for version in range(1, 40):
+        body = flag("churn", 1, chr(ord("a") + version % 26) * size)
+        answer = session.put(
+            f"{base}/churn", json=body, headers={"If-Match": f'"{version}"'}, timeout=10
+        )
+        assert answer.status_code == 200, answer.text
+    page = session.get(f"{base}/churn/history", params={"limit": 100}, timeout=30)
+    assert len(page.content) <= PAGE_BYTES + 1024
+    versions = page.json()["versions"]
+    assert versions[-1]["version"] == 40
+    assert page.json()["next_before"] == versions[0]["version"] > 1

@@ -75,25 +75,35 @@ def _page(
     store: Store, cache: _Entries, env: str, kind: Kind, key: str, before: int | None, limit: int
 ) -> bytes:
     """One page, encoded (runs in a worker thread). Only versions not in the cache are read
-    and decoded: a page read again costs no diff and no JSON decoding."""
+    and decoded: a page read again costs no diff and no JSON decoding. Entries are added from
+    the newest while the page stays within ``PAGE_BYTES`` (diffs and bodies both counted)."""
     numbers = store.history_versions(
         env, kind, key, before=before, limit=limit, max_bytes=PAGE_BYTES
     )
     found = {n: cache.get((env, kind, key, n)) for n in numbers}
     missing = [n for n, entry in found.items() if entry is None]
+    by_number: dict[int, ResourceVersion] = {}
     if missing:
         lowest, highest = missing[0], missing[-1]
         span = highest - lowest + (2 if lowest > 1 else 1)  # and the version before, to diff
         versions = store.history(env, kind, key, before=highest + 1, limit=span)
         by_number = {v.version: v for v in versions}
-        for number in missing:
+    page: list[bytes] = []
+    size = 0
+    for number in reversed(numbers):  # the newest first
+        entry = found[number]
+        if entry is None:
             entry = _entry(by_number.get(number - 1), by_number[number])
             cache.put((env, kind, key, number), entry)
-            found[number] = entry
-    next_before = numbers[0] if numbers and numbers[0] > 1 else None
+        if page and size + len(entry) > PAGE_BYTES:
+            break
+        page.append(entry)
+        size += len(entry)
+    oldest = numbers[len(numbers) - len(page)] if numbers else None
+    next_before = oldest if oldest is not None and oldest > 1 else None
     return b'{"key":%s,"versions":[%s],"next_before":%s}' % (
         json.dumps(key).encode(),
-        b",".join(entry for entry in found.values() if entry is not None),
+        b",".join(reversed(page)),
         json.dumps(next_before).encode(),
     )
 

@@ -169,8 +169,8 @@ class Controller:
         expected = plan.stages[int(current.state["stage"]) - 1].share
         flag = self.store.get_resource(current.env, "flag", current.flag)
         served = candidate_share(flag.body, plan)
-        if served is not None and abs(served - expected) < 0.5 / SCALE:
-            return False
+        if served is not None and round(served * SCALE) == round(expected * SCALE):
+            return False  # compared as the weights ``with_share`` writes (0.00005 included)
         reason = (
             f"the served weights (candidate {served if served is None else f'{served:.2%}'}) "
             f"differed from stage {current.state['stage']}'s {expected:.2%}: put back"

@@ -32,6 +32,11 @@ _GUARDRAIL_FIELDS = frozenset(
 DEFAULT_TOP = 10
 """Cohorts of a categorical attribute without declared values: its 10 largest values."""
 MAX_VALUES = 64
+MAX_STAGES = 20
+"""Stages of a plan: a ramp needs a handful; the bound keeps a plan (and each controller round
+over it) small."""
+MAX_GUARDRAILS = 20
+"""Guardrails of a plan: each is a family of tests the controller reduces every round."""
 MAX_CELLS = 1024
 """The most cells a crossing may have (its family: the Bonferroni divisor of its tests)."""
 
@@ -251,6 +256,9 @@ def parse_plan(
     if not isinstance(raw_stages, list) or not raw_stages:
         out.append(Problem("stages", "must be a non-empty list"))
         raw_stages = []
+    elif len(raw_stages) > MAX_STAGES:
+        out.append(Problem("stages", f"has {len(raw_stages)} stages, more than {MAX_STAGES}"))
+        raw_stages = []
     previous = 0.0
     for i, raw in enumerate(raw_stages):
         path = f"stages[{i}]."
@@ -274,6 +282,10 @@ def parse_plan(
     raw_guardrails = data.get("guardrails", [])
     if not isinstance(raw_guardrails, list):
         out.append(Problem("guardrails", "must be a list"))
+        raw_guardrails = []
+    elif len(raw_guardrails) > MAX_GUARDRAILS:
+        message = f"has {len(raw_guardrails)} guardrails, more than {MAX_GUARDRAILS}"
+        out.append(Problem("guardrails", message))
         raw_guardrails = []
     for i, raw in enumerate(raw_guardrails):
         path = f"guardrails[{i}]."

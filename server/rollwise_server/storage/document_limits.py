@@ -18,11 +18,18 @@ from rollwise import limits
 from rollwise._parse import condition_cost
 from rollwise_server.errors import Invalid, PayloadTooLarge
 
-__all__ = ["DOCUMENT_OVERHEAD", "check_document_limits"]
+__all__ = ["DOCUMENT_OVERHEAD", "HEADROOM", "check_document_limits"]
 
 DOCUMENT_OVERHEAD = 256
 """Bytes of the rendered document besides the resources (schema version, environment, revision),
 counted generously so the bound holds for any environment key."""
+
+
+HEADROOM = 16 * 1024
+"""Bytes an ordinary write must leave under ``max_document_bytes``, kept for the writes that
+must never be refused for size: a kill (or any write that turns a flag off) and the rollout
+controller's weight changes (a few bytes each), so an environment at the limit can always be
+stopped and rolled back."""
 
 
 def _entry_bytes(key: str, body: str) -> int:
@@ -38,7 +45,8 @@ def check_document_limits(
     segment_costs: Mapping[str, int],
 ) -> None:
     """Raise ``Invalid`` (422) or ``PayloadTooLarge`` (413), naming the limit, when writing
-    ``stored`` as ``kind`` ``key`` would take the environment over one."""
+    ``stored`` as ``kind`` ``key`` would take the environment over one. A write that turns a
+    flag off may use the ``HEADROOM`` that every other write leaves."""
     others = conn.execute(
         "SELECT kind, key, body FROM resources WHERE env = ? AND kind IN ('flag', 'segment')"
         " AND archived = 0 AND NOT (kind = ? AND key = ?)",
@@ -55,10 +63,16 @@ def check_document_limits(
     body = json.dumps(stored, sort_keys=True, separators=(",", ":"))
     size = DOCUMENT_OVERHEAD + _entry_bytes(key, body)
     size += sum(_entry_bytes(other_key, text) for _, other_key, text in others)
-    if size > limits.MAX_DOCUMENT_BYTES:
+    stopping = kind == "flag" and stored.get("enabled") is False
+    allowed = limits.MAX_DOCUMENT_BYTES - (0 if stopping else HEADROOM)
+    if size > allowed:
         raise PayloadTooLarge(
             f"the rules document of environment {env!r} would be {size} bytes, more than the "
-            f"limit max_document_bytes = {limits.MAX_DOCUMENT_BYTES}"
+            f"limit max_document_bytes = {limits.MAX_DOCUMENT_BYTES} less {HEADROOM} bytes "
+            "kept for kills and rollbacks"
+            if not stopping
+            else f"the rules document of environment {env!r} would be {size} bytes, more "
+            f"than the limit max_document_bytes = {limits.MAX_DOCUMENT_BYTES}"
         )
     if kind == "segment":
         costs = {**segment_costs, key: condition_cost(stored.get("conditions"))}
