@@ -206,7 +206,6 @@ def _compile_flag(
     segments: Mapping[str, Segment],
     clock: Clock,
     recorder: RecorderFactory | None,
-    warnings: list[str],
 ) -> CompiledFlag:
     def fixed(variant: str, reason: Reason, code: ErrorCode | None = None) -> Assignment:
         return Assignment(
@@ -224,11 +223,7 @@ def _compile_flag(
     for rule in flag.rules:
         try:
             rule_fn, plan = _compile_rule(flag, rule, segments, record)
-        except UnknownOperatorError as exc:
-            warnings.append(
-                f"flag {flag.key!r} rule {rule.id!r} uses operator {exc.operator!r}, which this "
-                "SDK does not know; the rule never matches (upgrade rollwise)"
-            )
+        except UnknownOperatorError:  # never matches; ``_unknown_operators`` reported it
             continue
         rule_fns.append(rule_fn)
         plans.append(plan)
@@ -328,7 +323,7 @@ def compile_rules(
     exposure hook."""
 
     def build(flag: Flag) -> CompiledFlag:
-        return _compile_flag(flag, document.segments, clock, recorder, [])
+        return _compile_flag(flag, document.segments, clock, recorder)
 
     flags = _CompiledFlags(build, document.flags)
     fast: dict[str, Evaluator] = {}

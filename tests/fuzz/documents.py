@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ATTRIBUTES", "EXAMPLE", "KITCHEN_SINK", "base_documents"]
+__all__ = ["ATTRIBUTES", "EXAMPLE", "KITCHEN_SINK", "base_documents", "matches_document"]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "fraud-model.json"
 
@@ -133,3 +133,16 @@ negation, case folding, segment references, two splits, a schedule and a disable
 def base_documents() -> list[dict[str, Any]]:
     """Fresh copies of the documents to mutate: the kitchen sink and the docs' example."""
     return [copy.deepcopy(KITCHEN_SINK), json.loads(EXAMPLE.read_text())]
+
+
+def matches_document(pattern: str) -> dict[str, Any]:
+    """One flag whose only rule is ``a matches pattern``."""
+    condition = {"attribute": "a", "operator": "matches", "value": pattern}
+    return {
+        "schema_version": 1, "environment": "t", "revision": 1,
+        "flags": {"f": {
+            "version": 1, "variants": {"hit": {}, "miss": {}}, "off_variant": "miss",
+            "default_variant": "miss",
+            "rules": [{"id": "r", "conditions": [condition], "serve": {"variant": "hit"}}],
+        }},
+    }  # fmt: skip

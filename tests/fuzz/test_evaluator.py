@@ -28,7 +28,7 @@ from openfeature.evaluation_context import EvaluationContext
 
 import rollwise
 from rollwise.openfeature import RollwiseProvider
-from tests.fuzz.documents import ATTRIBUTES, KITCHEN_SINK
+from tests.fuzz.documents import ATTRIBUTES, KITCHEN_SINK, matches_document
 from tests.fuzz.hostile import HOSTILE, bounded, fuzz_settings, json_values, texts
 
 CLIENT = rollwise.Client.offline(KITCHEN_SINK)
@@ -189,18 +189,6 @@ def test_a_hostile_flag_key_does_not_raise(make: Any, call: str) -> None:
     assert getattr(result, "variant", result) == "fallback"
 
 
-def _matches_document(pattern: str) -> dict[str, Any]:
-    condition = {"attribute": "a", "operator": "matches", "value": pattern}
-    return {
-        "schema_version": 1, "environment": "t", "revision": 1,
-        "flags": {"f": {
-            "version": 1, "variants": {"hit": {}, "miss": {}}, "off_variant": "miss",
-            "default_variant": "miss",
-            "rules": [{"id": "r", "conditions": [condition], "serve": {"variant": "hit"}}],
-        }},
-    }  # fmt: skip
-
-
 SLOW_PATTERNS = [
     (".{1000}.{1000}.{1000}", "ab"), ("(?s).{1000}z", "éàü漢字🚀ab"), ("(a?){1000}a{1000}", "a"),
     ("(" * 126 + "." + ")" * 126 + "*", "x"), ("(x*)" * 60, "x"), ("((a*)*)*" * 20, "ab"),
@@ -213,7 +201,7 @@ def test_every_accepted_pattern_is_fast_on_any_4096_character_attribute(
     pattern: str, alphabet: str
 ) -> None:
     try:
-        client = rollwise.Client.offline(_matches_document(pattern))
+        client = rollwise.Client.offline(matches_document(pattern))
     except rollwise.RulesParseError:
         return  # refusing the pattern is a fix too
     rng = random.Random(4096)  # noqa: S311 - a fixed seed, no secret

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import rollwise
 from rollwise import Flag, RulesDocument, RulesError, Segment, limits
 from rollwise.snapshot import load_snapshot, save_snapshot
-from tests.fuzz.documents import KITCHEN_SINK, base_documents
+from tests.fuzz.documents import KITCHEN_SINK, base_documents, matches_document
 from tests.fuzz.edits import Case, cases, corrupt
 from tests.fuzz.hostile import PATTERNS, bounded, fuzz_settings, nest_dicts, nest_lists
 
@@ -188,23 +188,11 @@ def test_deep_python_objects_are_a_parse_error(
         rollwise.Client.offline(document)
 
 
-def _pattern_flag(pattern: str) -> dict[str, Any]:
-    condition = {"attribute": "a", "operator": "matches", "value": pattern}
-    return {
-        "schema_version": 1, "environment": "t", "revision": 1,
-        "flags": {"f": {
-            "version": 1, "variants": {"hit": {}, "miss": {}}, "off_variant": "miss",
-            "default_variant": "miss",
-            "rules": [{"id": "r", "conditions": [condition], "serve": {"variant": "hit"}}],
-        }},
-    }  # fmt: skip
-
-
 @pytest.mark.parametrize("pattern", PATTERNS, ids=[ascii(p)[:30] for p in PATTERNS])
 def test_pathological_patterns_are_refused_or_evaluate_in_bounded_time(pattern: str) -> None:
     with bounded("Client.offline"):
         try:
-            client = rollwise.Client.offline(_pattern_flag(pattern))
+            client = rollwise.Client.offline(matches_document(pattern))
         except rollwise.RulesParseError as error:
             refused = [problem.path for problem in error.problems]
         else:

@@ -24,23 +24,13 @@ from rollwise.config import ClientConfig
 from rollwise.sse import SSEEvent
 from rollwise.sync import reconnect_delay
 from rollwise.transport import RequestsTransport, Stream
-from rollwise_server.testing import LiveServer, ServerProcess, free_port, live_server
+from rollwise_server.testing import LiveServer, ServerProcess, free_port
 from tests.sdk.faultserver import FaultServer
 from tests.sdk.test_online import set_enabled, wait_for
 from tests.server.conftest import EU_SEGMENT, example_flag
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "fraud-model.json"
 QA = {"user_id": "u1"}
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    with live_server(tmp_path / "server") as running:
-        admin = running.session()
-        base = f"{running.url}/api/v1/envs/production"
-        admin.post(f"{base}/segments", json=EU_SEGMENT).raise_for_status()
-        admin.post(f"{base}/flags", json=example_flag()).raise_for_status()
-        yield running
 
 
 class Transports:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import pytest
 import requests
 
 import rollwise
-from rollwise_server.testing import LiveServer, ServerProcess, live_server
+from rollwise_server.testing import LiveServer, ServerProcess
 from tests.server.conftest import EU_SEGMENT, example_flag
 
 
@@ -23,16 +23,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.01)
     return condition()
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    with live_server(tmp_path / "server") as running:
-        admin = running.session()
-        base = f"{running.url}/api/v1/envs/production"
-        admin.post(f"{base}/segments", json=EU_SEGMENT).raise_for_status()
-        admin.post(f"{base}/flags", json=example_flag()).raise_for_status()
-        yield running
 
 
 def make_client(server: LiveServer, tmp_path: Path, **options: Any) -> rollwise.Client:

@@ -26,8 +26,7 @@ from openfeature.track import TrackingEventDetails
 import rollwise
 from rollwise.openfeature import RollwiseProvider
 from rollwise.testing import capture_exposures
-from rollwise_server.testing import LiveServer, live_server
-from tests.server.conftest import EU_SEGMENT, example_flag
+from rollwise_server.testing import LiveServer
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "fraud-model.json"
 QA = EvaluationContext("u1", {"country": "US"})
@@ -479,16 +478,6 @@ def test_track_uses_the_unit_attribute_as_unit_type() -> None:
     client = use(RollwiseProvider(fixed, unit_attribute="account_id"))
     client.track("revenue", EvaluationContext("acct-1"), TrackingEventDetails(99.5))
     assert fixed.tracked == [("revenue", "acct-1", 99.5, "account_id", None)]
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    with live_server(tmp_path / "server") as running:
-        admin = running.session()
-        base = f"{running.url}/api/v1/envs/production"
-        admin.post(f"{base}/segments", json=EU_SEGMENT).raise_for_status()
-        admin.post(f"{base}/flags", json=example_flag()).raise_for_status()
-        yield running
 
 
 def test_end_to_end_with_a_real_server(server: LiveServer, tmp_path: Path) -> None:
