@@ -61,14 +61,14 @@ def main() -> None:
         url = f"{base}/big/history"
         baseline = [probe(session, server.url) for _ in range(200)]
         stop = multiprocessing.Event()
-        results: Queue[tuple[float, int]] = multiprocessing.Queue()
+        results: Queue[tuple[float, int] | str] = multiprocessing.Queue()
         readers = [
             multiprocessing.Process(target=read, args=(url, server.admin_token, stop, results))
             for _ in range(args.readers)
         ]  # processes: a reader's own work must not delay this process's probes
         for process in readers:
             process.start()
-        first_page = results.get(timeout=300)  # the readers are in their loops
+        first_page = checked(results.get(timeout=300))  # the readers are in their loops
         probes = []
         deadline = time.monotonic() + args.seconds
         while time.monotonic() < deadline:
@@ -79,7 +79,7 @@ def main() -> None:
             process.join(300)
         pages = [first_page]
         while not results.empty():
-            pages.append(results.get())
+            pages.append(checked(results.get()))
     loaded = percentiles([p * 1000 for p in probes])
     idle = percentiles([p * 1000 for p in baseline])
     print(f"flag body {size / 1024:.0f} KiB, {args.versions} versions, {args.readers} readers")
@@ -91,18 +91,28 @@ def main() -> None:
           f"max {loaded['max']:.1f} ms  (n={loaded['n']})")  # fmt: skip
 
 
-def read(url: str, token: str, stop: Any, results: Queue[tuple[float, int]]) -> None:
-    """Fetch pages in a loop, older and older, then from the newest again."""
+def read(url: str, token: str, stop: Any, results: Queue[tuple[float, int] | str]) -> None:
+    """Fetch pages in a loop, older and older, then from the newest again. A failure is put on
+    the queue as text, so the run stops with it instead of waiting for pages that never come."""
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     before: str | None = None
-    while not stop.is_set():
-        start = time.perf_counter()
-        answer = session.get(url, params={"limit": 100, "before": before}, timeout=300)
-        answer.raise_for_status()
-        results.put((time.perf_counter() - start, len(answer.content)))
-        tail = answer.content[-40:].decode().rsplit('"next_before":', 1)[1].rstrip("}")
-        before = None if tail == "null" else tail
+    try:
+        while not stop.is_set():
+            start = time.perf_counter()
+            answer = session.get(url, params={"limit": 100, "before": before}, timeout=300)
+            answer.raise_for_status()
+            results.put((time.perf_counter() - start, len(answer.content)))
+            tail = answer.content[-40:].decode().rsplit('"next_before":', 1)[1].rstrip("}")
+            before = None if tail == "null" else tail
+    except Exception as error:  # noqa: BLE001 - reported by the parent process
+        results.put(f"reader failed at before={before}: {error!r}")
+
+
+def checked(result: tuple[float, int] | str) -> tuple[float, int]:
+    if isinstance(result, str):
+        raise SystemExit(result)
+    return result
 
 
 def probe(session: requests.Session, url: str) -> float:
