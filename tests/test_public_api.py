@@ -20,6 +20,7 @@ PUBLIC_MODULES = [
     "rollwise.errors",
     "rollwise.events",
     "rollwise.rules",
+    "rollwise.spec",
     "rollwise.testing",
 ]
 

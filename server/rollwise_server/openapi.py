@@ -19,6 +19,7 @@ from typing import Any
 
 from rollwise._version import __version__
 from rollwise.durations import PATTERN as DURATION_PATTERN
+from rollwise.spec import rules_schema
 from rollwise_server.api.results import OPENAPI_PATHS
 from rollwise_server.api.rollouts import ACTIONS
 from rollwise_server.auth import ROLES
@@ -43,370 +44,30 @@ def _ref(name: str, **extra: Any) -> Json:
     return {"$ref": f"#/components/schemas/{name}", **extra}
 
 
-# --- the rules document: the $defs of docs/spec/rules.schema.json ---------------------------
-
-_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}(?![\s\S])"
-_DATE_TIME_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
-    r"(?:Z|[+\-][0-9]{2}:[0-9]{2})?)?(?![\s\S])"
-)
-_IDENT = r"(?:0|[1-9][0-9]*|[0-9]*[A-Za-z\-][0-9A-Za-z\-]*)"
-_SEMVER_PATTERN = (
-    r"^v?(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)"
-    rf"(?:-{_IDENT}(?:\.{_IDENT})*)?(?:\+[0-9A-Za-z\-]+(?:\.[0-9A-Za-z\-]+)*)?(?![\s\S])"
-)
+# --- the rules document: rollwise/spec/rules.schema.json, loaded --------------------------
 
 
-def _operand(operators: list[str], required: str | None, value: Json, values: Json) -> Json:
-    """The branch of ``attributeCondition`` for ``operators``: the shape of their operand."""
-    branch: Json = {"properties": {"operator": {"enum": operators}}}
-    if required is not None:
-        branch["required"] = [required]
-    branch["properties"].update({"value": value, "values": values})
-    return branch
-
-
-def _operands(absent: Json) -> list[Json]:
-    """The operand of each known operator; an unknown operator (from a newer server) is kept."""
-    branches = [
-        _operand(
-            ["in", "not_in"],
-            "values",
-            absent,
-            {"type": "array", "maxItems": 10000, "items": _ref("stringOrInteger")},
-        ),
-        _operand(["eq", "neq"], "value", {"type": ["string", "number"]}, absent),
-        _operand(["lt", "lte", "gt", "gte"], "value", {"type": "number"}, absent),
-        _operand(
-            ["between"],
-            "values",
-            absent,
-            {
-                "description": "[lo, hi] with lo <= hi; matches lo <= x < hi.",
-                "type": "array",
-                "prefixItems": [{"type": "number"}, {"type": "number"}],
-                "minItems": 2,
-                "maxItems": 2,
-            },
-        ),
-        _operand(
-            ["starts_with", "ends_with", "contains"],
-            "value",
-            _ref("stringOrInteger"),
-            absent,
-        ),
-        _operand(
-            ["matches"],
-            "value",
-            {
-                "description": "A Python re pattern (re.search) of at most 256 "
-                "characters; it must compile.",
-                "type": "string",
-                "maxLength": 256,
-            },
-            absent,
-        ),
-        _operand(
-            ["semver_eq", "semver_lt", "semver_lte", "semver_gt", "semver_gte"],
-            "value",
-            _ref("semver"),
-            absent,
-        ),
-        _operand(["before", "after"], "value", _ref("dateTime"), absent),
-        _operand(["exists"], None, absent, absent),
-    ]
-    known = [name for branch in branches for name in branch["properties"]["operator"]["enum"]]
-    return [*branches, {"properties": {"operator": {"not": {"enum": known}}}}]
+def _moved(value: Any) -> Any:
+    """A fragment of the rules schema with its ``$ref``s pointing into ``components``."""
+    if isinstance(value, dict):
+        return {
+            k: v.replace("#/$defs/", "#/components/schemas/") if k == "$ref" else _moved(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_moved(v) for v in value]
+    return value
 
 
 def rules_schemas() -> Json:
-    """The ``$defs`` of ``docs/spec/rules.schema.json``, with ``$ref`` into ``components``.
-
-    ``attributeCondition`` says with ``oneOf`` what the spec says with ``allOf`` of ``if``/``then``.
-    """
-    absent = _ref("absent")
-    return {
-        "key": {
-            "description": "A flag, segment, variant, rule or environment key: 1-128 ASCII "
-            "letters, digits, '_', '.' or '-', starting with a letter or digit.",
-            "type": "string",
-            "pattern": _KEY_PATTERN,
-        },
-        "dateTime": {
-            "description": "An ISO 8601 date or date-time in the portable form "
-            "YYYY-MM-DD[THH:MM[:SS[.ffffff]][Z|+HH:MM|-HH:MM]]. No offset means UTC; a date "
-            "alone is its midnight UTC.",
-            "type": "string",
-            "pattern": _DATE_TIME_PATTERN,
-        },
-        "semver": {
-            "description": "A Semantic Versioning 2.0.0 version with an optional leading 'v'.",
-            "type": "string",
-            "pattern": _SEMVER_PATTERN,
-        },
-        "stringOrInteger": {
-            "description": "A string, or an integer compared as its decimal string. JSON Schema "
-            "counts 1.0 as an integer; the SDK does not, so write integers without a fraction.",
-            "type": ["string", "integer"],
-        },
-        "absent": {
-            "description": "A field that this operator does not use: absent or null.",
-            "type": "null",
-        },
-        "segment": {
-            "type": "object",
-            "properties": {
-                "key": _ref(
-                    "key",
-                    description="Optional; when present, equal to the segment's key in 'segments'.",
-                ),
-                "description": {"type": "string", "maxLength": 4096, "default": ""},
-                "conditions": {
-                    "description": "All must hold. A segment cannot reference another segment.",
-                    "type": "array",
-                    "maxItems": 32,
-                    "items": _ref("attributeCondition"),
-                    "default": [],
-                },
-            },
-        },
-        "flag": {
-            "type": "object",
-            "required": ["version", "variants", "off_variant", "default_variant"],
-            "properties": {
-                "key": _ref(
-                    "key",
-                    description="Optional; when present, equal to the flag's key in 'flags'.",
-                ),
-                "version": {
-                    "description": "The flag's version, raised on every change; exposures "
-                    "carry it.",
-                    "type": "integer",
-                    "minimum": 1,
-                },
-                "enabled": {
-                    "description": "false kills the flag: it serves off_variant to everyone "
-                    "(reason DISABLED).",
-                    "type": "boolean",
-                    "default": True,
-                },
-                "salt": {
-                    "description": "Bucketing salt (docs/spec/bucketing.md); defaults to the "
-                    "flag key.",
-                    "type": "string",
-                    "minLength": 1,
-                },
-                "description": {"type": "string", "maxLength": 4096, "default": ""},
-                "variants": {
-                    "description": "The model versions this flag can serve, by variant key. "
-                    "At least one.",
-                    "type": "object",
-                    "minProperties": 1,
-                    "maxProperties": 100,
-                    "propertyNames": _ref("key"),
-                    "additionalProperties": _ref("variant"),
-                },
-                "off_variant": {
-                    "description": "A key of 'variants': the known-safe model served when the "
-                    "flag is disabled or outside its schedule.",
-                    "type": "string",
-                },
-                "default_variant": {
-                    "description": "A key of 'variants': served when no rule matches.",
-                    "type": "string",
-                },
-                "cohort_attributes": {
-                    "description": "Context attributes logged with each exposure as cohort "
-                    "dimensions.",
-                    "type": "array",
-                    "maxItems": 16,
-                    "items": {"type": "string", "minLength": 1, "maxLength": 256},
-                    "uniqueItems": True,
-                    "default": [],
-                },
-                "schedule": {
-                    "oneOf": [{"type": "null"}, _ref("schedule")],
-                    "default": None,
-                },
-                "rules": {
-                    "description": "Tried in order; the first rule whose conditions all hold "
-                    "serves.",
-                    "type": "array",
-                    "maxItems": 64,
-                    "items": _ref("rule"),
-                    "default": [],
-                },
-            },
-        },
-        "variant": {
-            "type": "object",
-            "properties": {
-                "payload": {
-                    "description": "Any JSON value, handed to the application read-only.",
-                    "default": None,
-                }
-            },
-        },
-        "schedule": {
-            "description": "The flag is active when start <= now < end; either end may be null "
-            "(open).",
-            "type": "object",
-            "properties": {
-                "start": {"oneOf": [{"type": "null"}, _ref("dateTime")], "default": None},
-                "end": {"oneOf": [{"type": "null"}, _ref("dateTime")], "default": None},
-            },
-        },
-        "rule": {
-            "type": "object",
-            "required": ["id", "serve"],
-            "properties": {
-                "id": _ref("key", description="Unique within the flag; Assignment.rule."),
-                "conditions": {
-                    "description": "All must hold; an empty list holds for every context.",
-                    "type": "array",
-                    "maxItems": 32,
-                    "items": _ref("condition"),
-                    "default": [],
-                },
-                "serve": _ref("serve"),
-            },
-        },
-        "serve": {
-            "description": "Exactly one of 'variant' or 'split' (the other absent or null).",
-            "type": "object",
-            "oneOf": [
-                {
-                    "required": ["variant"],
-                    "properties": {
-                        "variant": {
-                            "type": "string",
-                            "description": "A key of the flag's variants.",
-                        },
-                        "split": {"type": "null"},
-                    },
-                },
-                {
-                    "required": ["split"],
-                    "properties": {
-                        "variant": {"type": "null"},
-                        "split": {
-                            "description": "Weighted arms in declared order; weights sum to "
-                            "between 1 and 2**32; each variant at most once.",
-                            "type": "array",
-                            "minItems": 1,
-                            "items": _ref("splitArm"),
-                        },
-                        "bucket_by": {
-                            "description": "The context attribute whose value is the "
-                            "bucketing unit.",
-                            "type": "string",
-                            "minLength": 1,
-                            "default": "user_id",
-                        },
-                    },
-                },
-            ],
-        },
-        "splitArm": {
-            "type": "object",
-            "required": ["variant", "weight"],
-            "properties": {
-                "variant": {"type": "string", "description": "A key of the flag's variants."},
-                "weight": {"type": "integer", "minimum": 0, "maximum": 2**32},
-            },
-        },
-        "condition": {
-            "description": "A segment reference or an attribute condition.",
-            "if": {"type": "object", "required": ["segment"]},
-            "then": _ref("segmentRef"),
-            "else": _ref("attributeCondition"),
-        },
-        "segmentRef": {
-            "description": "Holds when every condition of the segment holds; negated, when not "
-            "all of them hold.",
-            "type": "object",
-            "required": ["segment"],
-            "properties": {
-                "segment": _ref("key", description="A key of the document's segments."),
-                "negate": {"type": "boolean", "default": False},
-            },
-        },
-        "attributeCondition": {
-            "description": "The operand (value or values) has the shape its operator needs.",
-            "type": "object",
-            "required": ["attribute", "operator"],
-            "not": {"required": ["segment"]},
-            "properties": {
-                "attribute": {
-                    "description": "The name of a context attribute.",
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 256,
-                },
-                "operator": {
-                    "description": "One of the operators of docs/spec/rules.md. An operator the "
-                    "SDK does not know (from a newer server) is accepted, and its rule never "
-                    "matches.",
-                    "type": "string",
-                    "minLength": 1,
-                },
-                "value": {"description": "The operand of one-value operators; null means absent."},
-                "values": {
-                    "description": "The operand of in, not_in and between; always a list.",
-                    "type": ["array", "null"],
-                },
-                "negate": {"type": "boolean", "default": False},
-                "case_insensitive": {
-                    "description": "Compare strings after str.casefold() (RE2 "
-                    "case-insensitive for matches); ignored by the other operators.",
-                    "type": "boolean",
-                    "default": False,
-                },
-            },
-            "oneOf": _operands(absent),
-        },
-    }
-
-
-def _rules_document() -> Json:
-    """The top level of ``docs/spec/rules.schema.json``: what ``GET /sdk/rules`` answers."""
-    return {
-        "description": "The JSON document that the flag server publishes per environment and "
-        "the SDKs evaluate (docs/spec/rules.md). Keys are sorted; archived flags and segments "
-        "are left out.",
-        "type": "object",
-        "required": ["schema_version", "environment", "revision"],
-        "properties": {
-            "schema_version": {
-                "description": "The version of this schema. An SDK rejects a newer version "
-                "(UnsupportedSchemaError).",
-                "const": 1,
-            },
-            "environment": _ref("key"),
-            "revision": {
-                "description": "Monotonically increasing per environment; a new document has a "
-                "higher revision.",
-                "type": "integer",
-                "minimum": 0,
-            },
-            "segments": {
-                "description": "Reusable sets of conditions, by segment key.",
-                "type": "object",
-                "maxProperties": 200,
-                "propertyNames": _ref("key"),
-                "additionalProperties": _ref("segment"),
-                "default": {},
-            },
-            "flags": {
-                "description": "The flags, by flag key.",
-                "type": "object",
-                "maxProperties": 500,
-                "propertyNames": _ref("key"),
-                "additionalProperties": _ref("flag"),
-                "default": {},
-            },
-        },
-    }
+    """The ``$defs`` of the SDK's ``rules.schema.json`` under the same names, with ``$ref``
+    into ``components``, and ``RulesDocument``, its top level (what ``GET /sdk/rules``
+    answers). Loaded from the package, never restated here."""
+    spec = rules_schema()
+    schemas: Json = _moved(spec["$defs"])
+    top = {k: spec[k] for k in ("description", "type", "required", "properties")}
+    schemas["RulesDocument"] = _moved(top)
+    return schemas
 
 
 # --- the API's own schemas -------------------------------------------------------------------
@@ -885,7 +546,6 @@ def _api_schemas() -> Json:
                 },
             },
         },
-        "RulesDocument": _rules_document(),
         **_rollout_schemas(),
         **_event_schemas(),
         "Health": {

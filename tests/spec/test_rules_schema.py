@@ -1,4 +1,4 @@
-"""docs/spec/rules.schema.json agrees with the SDK's parser (docs/spec/rules.md).
+"""rollwise/spec/rules.schema.json agrees with the SDK's parser (docs/spec/rules.md).
 
 Every valid document validates against the schema, parses, and survives a round trip through
 ``to_json``; every document in the table of invalid ones is rejected by the schema *and* by the
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,11 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from rollwise import RulesDocument, RulesParseError
+from rollwise.operators import OPERATORS
+from rollwise.spec import RULES_SCHEMA, rules_schema
 from rollwise.testing import flag_document
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = ROOT / "docs" / "spec" / "rules.schema.json"
 EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.json"))
 
 
@@ -28,7 +29,7 @@ def _load(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-SCHEMA = _load(SCHEMA_PATH)
+SCHEMA = rules_schema()
 VALIDATOR = Draft202012Validator(SCHEMA)
 
 
@@ -518,3 +519,67 @@ def test_what_only_the_parser_can_check(change: Change) -> None:
     assert VALIDATOR.is_valid(document)
     with pytest.raises(RulesParseError):
         RulesDocument.from_json(document)
+
+
+def test_the_schema_is_shipped_in_the_package() -> None:
+    """The file sits in the package directory (the wheel takes the directory whole) and is
+    what ``rules_schema()`` reads."""
+    import rollwise.spec
+
+    path = Path(rollwise.spec.__file__).with_name(RULES_SCHEMA)
+    assert json.loads(path.read_text(encoding="utf-8")) == SCHEMA
+    assert rules_schema() is not rules_schema()  # a fresh copy each time
+
+
+def _conditions() -> Iterator[dict[str, Any]]:
+    """Attribute conditions: every operator (and an unknown one) with every operand shape."""
+    operators = [*OPERATORS, "from_the_future", ""]
+    absent = object()
+    values: list[Any] = [absent, None, "DE", 3, -2.5, True, "v1.2.3-rc.1", "2026-11-01",
+                         "x" * 257, [1, 2]]  # fmt: skip
+    lists: list[Any] = [absent, None, [], ["DE", 7], [0.5, 9.5], [1, 2, 3], [True], "DE"]
+    for operator in operators:
+        for value in values:
+            for items in lists:
+                condition: dict[str, Any] = {"attribute": "country", "operator": operator}
+                if value is not absent:
+                    condition["value"] = value
+                if items is not absent:
+                    condition["values"] = items
+                yield condition
+    yield {"operator": "in", "values": ["DE"]}
+    yield {"attribute": "country", "values": ["DE"]}
+    yield {"attribute": "country", "operator": "in", "values": ["DE"], "segment": "eu"}
+    yield {"attribute": "country", "operator": "exists", "negate": "yes"}
+
+
+def _parses(condition: dict[str, Any]) -> bool:
+    try:
+        RulesDocument.from_json(_rule_document(condition))
+    except RulesParseError:
+        return False
+    return True
+
+
+def test_the_operand_branches_accept_every_condition_the_parser_accepts() -> None:
+    """The operand of each operator is one ``oneOf`` branch (the operator groups are disjoint,
+    and one branch takes unknown operators). Over a corpus of every operator with every operand
+    shape, a condition the SDK's parser accepts is valid for the schema (a schema that refused
+    it would refuse documents the SDKs take), and one the schema refuses the parser refuses;
+    the parser refuses more (patterns that do not compile, ``lo > hi``)."""
+    verdicts = {(True, True): 0, (False, False): 0, (True, False): 0}
+    for condition in _conditions():
+        schema, parser = VALIDATOR.is_valid(_rule_document(condition)), _parses(condition)
+        assert schema or not parser, condition
+        verdicts[schema, parser] += 1
+    assert verdicts[True, True] > 50, verdicts
+    assert verdicts[False, False] > 50, verdicts
+
+
+def _rule_document(condition: dict[str, Any]) -> dict[str, Any]:
+    rule = {"id": "r", "conditions": [condition], "serve": {"variant": "a"}}
+    flag = {"version": 1, "variants": {"a": {}}, "off_variant": "a", "default_variant": "a"}
+    return {
+        "schema_version": 1, "environment": "test", "revision": 1,
+        "flags": {"f": {**flag, "rules": [rule]}},
+    }  # fmt: skip
