@@ -22,9 +22,9 @@ from rollwise.durations import PATTERN as DURATION_PATTERN
 from rollwise.spec import rules_schema
 from rollwise_server.api.results import OPENAPI_PATHS
 from rollwise_server.api.rollouts import ACTIONS
-from rollwise_server.auth import ROLES
 from rollwise_server.catalogue import DIRECTIONS, KINDS
 from rollwise_server.ingest import MAX_ATTRS, MAX_UNIT_LENGTH
+from rollwise_server.models import MODELS, components
 from rollwise_server.settings import Settings
 from rollwise_server.storage.base import ACTIVE_ROLLOUT
 
@@ -77,7 +77,6 @@ _TIMESTAMP: Json = {
     "format": "date-time",
     "description": "RFC 3339, UTC, e.g. 2026-11-01T09:30:00.123456Z.",
 }
-_NULLABLE_TIMESTAMP: Json = {**_TIMESTAMP, "type": ["string", "null"]}
 _IGNORED: Json = {
     "description": "Ignored: the server sets it (so that a GET answer can be sent back)."
 }
@@ -86,13 +85,6 @@ _VERSION: Json = {
     "Ignored on create.",
     "type": "integer",
     "minimum": 1,
-}
-_PROTECTED: Json = {
-    "type": "boolean",
-    "description": "A protected environment (production is, by default): killing or reverting a "
-    "flag, promoting one into it, and rolling back or aborting a rollout need a reason (422 "
-    "without one), and an approver must be another person than the one who started the "
-    "rollout or wrote its plan.",
 }
 _STATUSES = (
     "draft", "running", "paused", "awaiting_approval", "errored", "completed", "rolled_back",
@@ -255,308 +247,8 @@ def _api_schemas() -> Json:
             "properties": {"segments": {"type": "array", "items": _ref("Segment")}},
         },
         **_metric_schemas(metadata, writable_metadata),
-        "VersionedWrite": {
-            "description": "The optional body of archive, kill and the rollout actions.",
-            "type": "object",
-            "properties": {"version": _VERSION, "reason": _ref("Reason")},
-        },
-        "Revert": {
-            "type": "object",
-            "required": ["to_version"],
-            "properties": {
-                "to_version": {
-                    "description": "The version whose configuration becomes the new version.",
-                    "type": "integer",
-                    "minimum": 1,
-                },
-                "version": _VERSION,
-                "reason": _ref("Reason"),
-            },
-        },
-        "Promote": {
-            "type": "object",
-            "required": ["to"],
-            "properties": {
-                "to": _ref("key", description="The target environment (not this one)."),
-                "version": {
-                    **_VERSION,
-                    "description": "The version of the flag in the target environment this "
-                    "edits; by default its current version.",
-                },
-                "reason": _ref("Reason"),
-            },
-        },
-        "JsonPatchOperation": {
-            "description": "One RFC 6902 operation.",
-            "type": "object",
-            "required": ["op", "path"],
-            "properties": {
-                "op": {"enum": ["add", "remove", "replace", "move", "copy", "test"]},
-                "path": {"type": "string"},
-                "from": {"type": "string"},
-                "value": {},
-            },
-        },
-        "History": {
-            "type": "object",
-            "required": ["key", "versions", "next_before"],
-            "properties": {
-                "key": {"type": "string"},
-                "next_before": {
-                    "type": ["integer", "null"],
-                    "description": "`before` of the next (older) page; null at version 1.",
-                },
-                "versions": {
-                    "description": "A page of versions, oldest first: the newest `limit` below "
-                    "`before`, fewer if their bodies pass 2 MiB (never none).",
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": _names("version action actor reason ts archived diff body"),
-                        "properties": {
-                            "version": {"type": "integer", "minimum": 1},
-                            "action": {
-                                "type": "string",
-                                "description": "flag.create, flag.update, flag.archive, "
-                                "flag.kill, flag.revert, flag.promote, flag.rollout, "
-                                "segment.create, metric.create, ...",
-                            },
-                            "actor": {"type": "string"},
-                            "reason": {"type": ["string", "null"]},
-                            "ts": _TIMESTAMP,
-                            "archived": {"type": "boolean"},
-                            "diff": {
-                                "description": "JSON Patch from the previous version's body.",
-                                "type": "array",
-                                "items": _ref("JsonPatchOperation"),
-                            },
-                            "body": {"type": "object", "description": "The body at this version."},
-                        },
-                    },
-                },
-            },
-        },
-        "Environment": {
-            "type": "object",
-            "required": ["key", "revision", "created_at", "protected"],
-            "properties": {
-                "key": _ref("key"),
-                "revision": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "Raised on every change to its flags and segments.",
-                },
-                "created_at": _TIMESTAMP,
-                "protected": _PROTECTED,
-            },
-        },
-        "EnvironmentList": {
-            "type": "object",
-            "required": ["environments"],
-            "properties": {"environments": {"type": "array", "items": _ref("Environment")}},
-        },
-        "EnvironmentCreate": {
-            "description": "Unknown fields are 422.",
-            "type": "object",
-            "required": ["key"],
-            "properties": {
-                "key": _ref("key"),
-                "protected": {**_PROTECTED, "default": False},
-                "reason": _ref("Reason"),
-            },
-            "additionalProperties": False,
-        },
-        "EnvironmentUpdate": {
-            "description": "Protect or unprotect an environment (audited as "
-            "environment.protect or environment.unprotect; nothing changes, and nothing is "
-            "audited, when it is so already). Unknown fields are 422.",
-            "type": "object",
-            "required": ["protected", "reason"],
-            "properties": {
-                "protected": _PROTECTED,
-                "reason": {
-                    "description": "Why (required, not blank): stored in the audit log.",
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 2000,
-                    "pattern": r"\S",
-                },
-            },
-            "additionalProperties": False,
-        },
-        "Token": {
-            "description": "An API token (its secret is shown once, on creation).",
-            "type": "object",
-            "required": _names(
-                "id name role env created_at created_by revoked_at owner envs expires_at"
-            ),
-            "properties": {
-                "id": {"type": "string"},
-                "name": {"type": "string"},
-                "role": {"enum": list(ROLES)},
-                "env": {"type": ["string", "null"], "description": "sdk tokens only."},
-                "created_at": _TIMESTAMP,
-                "created_by": {"type": "string"},
-                "revoked_at": _NULLABLE_TIMESTAMP,
-                "owner": {
-                    "type": "string",
-                    "description": "The person the token belongs to: the actor in the audit "
-                    "log (an sdk token's is its name unless given).",
-                },
-                "envs": {
-                    "type": ["array", "null"],
-                    "items": {"type": "string"},
-                    "description": "The environments its role applies to; null: all of them. "
-                    "An sdk token's is its one environment.",
-                },
-                "expires_at": {
-                    **_NULLABLE_TIMESTAMP,
-                    "description": "When it stops working (401 from then on); null: never.",
-                },
-            },
-        },
-        "CreatedToken": {
-            "allOf": [
-                _ref("Token"),
-                {
-                    "required": ["token"],
-                    "properties": {
-                        "token": {
-                            "type": "string",
-                            "pattern": "^rw_",
-                            "description": "The secret: shown only in this answer.",
-                        }
-                    },
-                },
-            ]
-        },
-        "TokenList": {
-            "type": "object",
-            "required": ["tokens"],
-            "properties": {"tokens": {"type": "array", "items": _ref("Token")}},
-        },
-        "TokenCreate": {
-            "description": "Unknown fields are 422, and so is every problem with the fields, "
-            "each with its path (an unknown environment in envs too; an sdk token's unknown "
-            "env is 404).",
-            "type": "object",
-            "required": ["name", "role"],
-            "properties": {
-                "name": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 100,
-                    "description": "What it is for, e.g. the application or the laptop.",
-                },
-                "owner": {
-                    "type": ["string", "null"],
-                    "minLength": 1,
-                    "maxLength": 200,
-                    "pattern": "^[^\\x00-\\x1f\\x7f]*$",
-                    "description": "The person it belongs to (1-200 characters, no control "
-                    "characters, not blank): the actor in the audit log, compared by the "
-                    "two-person rule. Required, except for an sdk token (its name by default).",
-                },
-                "role": {"enum": list(ROLES)},
-                "env": {
-                    "type": ["string", "null"],
-                    "description": "The one environment of an sdk token (or give it as "
-                    "envs: [env]); null for the other roles.",
-                },
-                "envs": {
-                    "oneOf": [
-                        {"type": "null"},
-                        {"type": "array", "minItems": 1, "items": _ref("key")},
-                    ],
-                    "description": "The environments the role applies to (existing ones); "
-                    "null (the default): all of them. Tokens, creating environments and the "
-                    "audit log of every environment need a token for all of them.",
-                },
-                "expires_at": {
-                    "type": ["string", "null"],
-                    "format": "date-time",
-                    "description": "When it stops working, in the future (RFC 3339; no offset "
-                    "means UTC); null (the default): never.",
-                },
-            },
-            "additionalProperties": False,
-            "if": {"required": ["role"], "properties": {"role": {"const": "sdk"}}},
-            "then": {
-                "anyOf": [
-                    {"required": ["env"], "properties": {"env": _ref("key")}},
-                    {
-                        "required": ["envs"],
-                        "properties": {"envs": {"type": "array", "maxItems": 1}},
-                    },
-                ],
-                "properties": {"envs": {"maxItems": 1}},
-            },
-            "else": {
-                "required": ["owner"],
-                "properties": {"env": {"type": "null"}, "owner": {"type": "string"}},
-            },
-        },
-        "AuditEntry": {
-            "type": "object",
-            "required": _names(
-                "id ts actor action env resource_type resource_key version reason details"
-                " owner token_id"
-            ),
-            "properties": {
-                "id": {"type": "integer", "minimum": 1},
-                "ts": _TIMESTAMP,
-                "actor": {
-                    "type": "string",
-                    "description": "Who: the token's owner, or a system actor such as controller.",
-                },
-                "action": {"type": "string"},
-                "env": {"type": ["string", "null"]},
-                "resource_type": {
-                    "type": "string",
-                    "description": "flag, segment, metric, rollout, token or environment.",
-                },
-                "resource_key": {"type": ["string", "null"]},
-                "version": {"type": ["integer", "null"]},
-                "reason": {"type": ["string", "null"]},
-                "details": {"type": "object"},
-                "owner": {
-                    "type": ["string", "null"],
-                    "description": "The person behind the change (the token's owner); null "
-                    "for the controller.",
-                },
-                "token_id": {
-                    "type": ["string", "null"],
-                    "description": "The token used; null for the controller and for changes "
-                    "made directly in the database.",
-                },
-            },
-        },
-        "AuditPage": {
-            "type": "object",
-            "required": ["entries", "next_before"],
-            "properties": {
-                "entries": {
-                    "description": "Newest first.",
-                    "type": "array",
-                    "items": _ref("AuditEntry"),
-                },
-                "next_before": {
-                    "type": ["integer", "null"],
-                    "description": "Pass as `before` for the next page; null on the last one.",
-                },
-            },
-        },
         **_rollout_schemas(),
         **_event_schemas(),
-        "Health": {
-            "type": "object",
-            "required": ["status"],
-            "properties": {
-                "status": {"enum": ["ok", "unavailable"]},
-                "version": {"type": "string"},
-                "detail": {"type": "string"},
-            },
-        },
     }
 
 
@@ -2170,6 +1862,11 @@ def openapi_document() -> dict[str, Any]:
                     "any other scheme, an unknown, revoked or expired token is 401.",
                 }
             },
-            "schemas": {**rules_schemas(), **_api_schemas(), **_webhook_schemas()},
+            "schemas": {
+                **rules_schemas(),
+                **_api_schemas(),
+                **_webhook_schemas(),
+                **components(MODELS),
+            },
         },
     }

@@ -4,24 +4,35 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
 
-import attrs
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from rollwise._parse import KEY_PATTERN
+from rollwise.errors import Problem
+from rollwise_server import models
 from rollwise_server.api.common import (
     authorize,
-    json_response,
+    model_response,
     read_json,
     reason_of,
     state,
     threaded,
 )
-from rollwise_server.auth import ROLES, hash_secret, new_secret, require
+from rollwise_server.auth import hash_secret, new_secret, require
 from rollwise_server.errors import BadRequest, Invalid
-from rollwise_server.storage.base import AuditEntry, AuditQuery, TokenRecord
+from rollwise_server.models import (
+    CreatedToken,
+    Environment,
+    EnvironmentCreate,
+    EnvironmentList,
+    EnvironmentUpdate,
+    Token,
+    TokenCreate,
+    TokenList,
+    decode,
+)
+from rollwise_server.storage.base import AuditQuery, TokenRecord
 
 __all__ = [
     "create_environment",
@@ -40,43 +51,26 @@ async def list_environments(request: Request) -> Response:
     environments = await threaded(state(request).store.environments)
     if principal.envs is not None:
         environments = [e for e in environments if e["key"] in principal.envs]
-    return json_response({"environments": environments})
+    return model_response(msgspec.convert({"environments": environments}, EnvironmentList))
 
 
 async def get_environment(request: Request) -> Response:
     env = request.path_params["env"]
     await authorize(request, "read", env)
-    return json_response(await threaded(state(request).store.environment, env))
-
-
-def _problems(problems: list[dict[str, str]]) -> Invalid:
-    return Invalid(
-        "invalid request body: " + "; ".join(f"{p['path']}: {p['message']}" for p in problems),
-        problems=problems,
-    )
+    environment = await threaded(state(request).store.environment, env)
+    return model_response(msgspec.convert(environment, Environment))
 
 
 async def create_environment(request: Request) -> Response:
     principal = await authorize(request, "admin", everywhere=True)
-    body = await read_json(request)
-    key, protected = body.get("key"), body.get("protected", False)
-    problems = []
-    if not isinstance(key, str) or KEY_PATTERN.fullmatch(key) is None:
-        problems.append(
-            {"path": "key", "message": "must be 1-128 letters, digits, '_', '.' or '-'"}
-        )
-    if not isinstance(protected, bool):
-        problems.append({"path": "protected", "message": "must be true or false"})
-    problems += [{"path": str(k), "message": "unknown field"} for k in body
-                 if k not in ("key", "protected", "reason")]  # fmt: skip
-    if problems:
-        raise _problems(problems)
+    create = decode(EnvironmentCreate, await read_json(request))
     created = await threaded(
-        state(request).store.create_environment, key, actor=principal.actor,
-        reason=reason_of(request, body), protected=protected,
+        state(request).store.create_environment, create.key, actor=principal.actor,
+        reason=create.reason if create.reason is not None else reason_of(request, {}),
+        protected=create.protected,
     )  # fmt: skip
-    state(request).publish(str(key), 0)
-    return json_response(created, 201)
+    state(request).publish(create.key, 0)
+    return model_response(msgspec.convert(created, Environment), 201)
 
 
 async def update_environment(request: Request) -> Response:
@@ -84,105 +78,74 @@ async def update_environment(request: Request) -> Response:
     env = request.path_params["env"]
     principal = await authorize(request, "admin", env)
     body = await read_json(request)
-    protected, reason = body.get("protected"), reason_of(request, body)
-    problems = [{"path": str(k), "message": "unknown field"} for k in body
-                if k not in ("protected", "reason")]  # fmt: skip
-    if not isinstance(protected, bool):
-        problems.append({"path": "protected", "message": "is required: true or false"})
-    if reason is None or not reason.strip():
-        problems.append(
-            {"path": "reason", "message": "is required to change an environment's protection"}
-        )
-    if problems:
-        raise _problems(problems)
+    if "reason" not in body and "reason" in request.query_params:
+        body["reason"] = request.query_params["reason"]
+    update = decode(EnvironmentUpdate, body)
     updated = await threaded(
-        state(request).store.set_protected, env, bool(protected), actor=principal.actor,
-        reason=str(reason),
+        state(request).store.set_protected, env, update.protected, actor=principal.actor,
+        reason=update.reason,
     )  # fmt: skip
-    return json_response(updated)
+    return model_response(msgspec.convert(updated, Environment))
 
 
-def _token(record: TokenRecord) -> dict[str, Any]:
-    out = attrs.asdict(record)
-    out["envs"] = None if record.envs is None else list(record.envs)
-    return out
+def _token(record: TokenRecord) -> Token:
+    return msgspec.convert(record, Token, from_attributes=True)
 
 
 _OWNER = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
 
 
-def _expiry(value: Any, problems: list[dict[str, str]]) -> str | None:
+def _expiry(value: str | None, problems: list[Problem]) -> str | None:
+    """An RFC 3339 time in the future as stored (UTC, microseconds), else a problem."""
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            moment = None
-        if moment is not None:
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            try:
-                utc = moment.astimezone(UTC)
-            except (OverflowError, ValueError):
-                problems.append({"path": "expires_at", "message": "is out of range"})
-                return None
-            if utc <= datetime.now(UTC):
-                problems.append({"path": "expires_at", "message": "must be in the future"})
-                return None
-            return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    problems.append(
-        {"path": "expires_at", "message": "must be an RFC 3339 date-time or null (never)"}
-    )
-    return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        problems.append(Problem("expires_at", "must be an RFC 3339 date-time or null (never)"))
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        utc = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        problems.append(Problem("expires_at", "is out of range"))
+        return None
+    if utc <= datetime.now(UTC):
+        problems.append(Problem("expires_at", "must be in the future"))
+        return None
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 async def create_token(request: Request) -> Response:
+    """The body's shape is ``TokenCreate``; here, what a type cannot say: the roles' rules
+    about environments and owners, the expiry in the future, environments that exist."""
     principal = await authorize(request, "admin", everywhere=True)
-    body = await read_json(request)
-    problems: list[dict[str, str]] = []
-    known = ("name", "owner", "role", "env", "envs", "expires_at")
-    problems += [{"path": str(k), "message": "unknown field"} for k in body if k not in known]
-    name, role, env = body.get("name"), body.get("role"), body.get("env")
-    owner, envs = body.get("owner"), body.get("envs")
-    if not isinstance(name, str) or not 0 < len(name) <= 100:
-        problems.append({"path": "name", "message": "must be a string of 1-100 characters"})
-    if role not in ROLES:
-        problems.append({"path": "role", "message": f"must be one of {', '.join(ROLES)}"})
+    create = decode(TokenCreate, await read_json(request))
+    problems: list[Problem] = []
+    name, role, env, owner, envs = create.name, create.role, create.env, create.owner, create.envs
     if owner is None and role == "sdk":
         owner = name  # an SDK key belongs to the application it is named for
-    if not isinstance(owner, str) or _OWNER.fullmatch(owner.strip()) is None:
-        problems.append({
-            "path": "owner",
-            "message": "is required: the person the token belongs to (1-200 characters)",
-        })  # fmt: skip
-    if envs is not None and (
-        not isinstance(envs, list)
-        or not envs
-        or not all(isinstance(e, str) and KEY_PATTERN.fullmatch(e) for e in envs)
-    ):
+    if owner is None or _OWNER.fullmatch(owner.strip()) is None:
         problems.append(
-            {"path": "envs", "message": "must be a non-empty list of environments, or null (all)"}
+            Problem("owner", "is required: the person the token belongs to (1-200 characters)")
         )
-        envs = None
     if role == "sdk":
-        if env is None and isinstance(envs, list) and len(envs) == 1:
+        if env is None and envs is not None and len(envs) == 1:
             env = envs[0]
-        if not isinstance(env, str):
-            problems.append({"path": "env", "message": "an sdk token needs its one environment"})
+        if env is None:
+            problems.append(Problem("env", "an sdk token needs its one environment"))
         elif envs is not None and envs != [env]:
-            problems.append({"path": "envs", "message": "an sdk token has one environment"})
+            problems.append(Problem("envs", "an sdk token has one environment"))
     elif env is not None:
-        problems.append(
-            {"path": "env", "message": "only sdk tokens take env; use envs for other roles"}
-        )
-    expires_at = _expiry(body.get("expires_at"), problems)
+        problems.append(Problem("env", "only sdk tokens take env; use envs for other roles"))
+    expires_at = _expiry(create.expires_at, problems)
     known_envs = {e["key"] for e in await threaded(state(request).store.environments)}
     for i, each in enumerate(envs or []):
-        if isinstance(each, str) and each not in known_envs:
-            problems.append({"path": f"envs[{i}]", "message": f"no environment {each!r}"})
+        if each not in known_envs:
+            problems.append(Problem(f"envs[{i}]", f"no environment {each!r}"))
     if problems:
-        raise _problems(problems)
+        raise Invalid.from_problems(problems)
     secret = new_secret()
     record = await threaded(
         state(request).store.create_token, name=name, role=role,
@@ -190,13 +153,14 @@ async def create_token(request: Request) -> Response:
         actor=principal.actor, owner=" ".join(str(owner).split()), envs=envs,
         expires_at=expires_at,
     )  # fmt: skip
-    return json_response({**_token(record), "token": secret}, 201)
+    token = _token(record)
+    return model_response(CreatedToken(**msgspec.structs.asdict(token), token=secret), 201)
 
 
 async def list_tokens(request: Request) -> Response:
     await authorize(request, "admin", everywhere=True)
     records = await threaded(state(request).store.tokens)
-    return json_response({"tokens": [_token(r) for r in records]})
+    return model_response(TokenList([_token(r) for r in records]))
 
 
 async def revoke_token(request: Request) -> Response:
@@ -206,11 +170,7 @@ async def revoke_token(request: Request) -> Response:
     )
     state(request).auth.forget()
     state(request).broadcaster.close_token(record.id)
-    return json_response(_token(record))
-
-
-def _entry(entry: AuditEntry) -> dict[str, Any]:
-    return attrs.asdict(entry)
+    return model_response(_token(record))
 
 
 def _moment(value: str | None, name: str) -> str | None:
@@ -268,4 +228,5 @@ async def list_audit(request: Request) -> Response:
     entries = await threaded(state(request).store.audit, query)
     page = entries[:limit]
     next_cursor = page[-1].id if len(entries) > limit else None
-    return json_response({"entries": [_entry(e) for e in page], "next_before": next_cursor})
+    shown = [msgspec.convert(e, models.AuditEntry, from_attributes=True) for e in page]
+    return model_response(models.AuditPage(shown, next_cursor))

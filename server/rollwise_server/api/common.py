@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -32,6 +33,7 @@ __all__ = [
     "expected_version",
     "json_depth",
     "json_response",
+    "model_response",
     "protected_reason",
     "read_json",
     "read_raw",
@@ -194,3 +196,8 @@ async def protected_reason(request: Request, env: str, reason: str | None, what:
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse(data, status_code=status, headers=headers)
+
+
+def model_response(value: msgspec.Struct, status: int = 200) -> Response:
+    """An answer encoded from its model (``rollwise_server.models``)."""
+    return Response(msgspec.json.encode(value), status_code=status, media_type="application/json")

@@ -19,6 +19,7 @@ from rollwise_server.api.common import (
 )
 from rollwise_server.api.resources import render, write
 from rollwise_server.errors import BadRequest, Conflict, NotFound
+from rollwise_server.models import Promote, Revert, VersionedWrite, decode
 from rollwise_server.storage.base import Resource
 
 __all__ = ["kill", "promote", "revert"]
@@ -41,6 +42,7 @@ async def kill(request: Request) -> Response:
     env, key = request.path_params["env"], request.path_params["key"]
     await authorize(request, "write", env)
     body = await read_json(request, required=False)
+    decode(VersionedWrite, body, status=400)
     expected = expected_version(request, body, required=False)
     reason = reason_of(request, body)
     await protected_reason(request, env, reason, "kill a flag")
@@ -68,10 +70,8 @@ async def revert(request: Request) -> Response:
     env, key = request.path_params["env"], request.path_params["key"]
     await authorize(request, "write", env)
     body = await read_json(request)
+    target = decode(Revert, body, status=400).to_version
     await protected_reason(request, env, reason_of(request, body), "revert a flag")
-    target = body.get("to_version")
-    if type(target) is not int or target < 1:
-        raise BadRequest("to_version: must be the integer version to go back to")
     store = state(request).store
     match = await threaded(store.history, env, "flag", key, before=target + 1, limit=1)
     if not match or match[0].version != target or match[0].archived:
@@ -91,9 +91,7 @@ async def promote(request: Request) -> Response:
     env, key = request.path_params["env"], request.path_params["key"]
     await authorize(request, "read", env)
     body = await read_json(request)
-    target = body.get("to")
-    if not isinstance(target, str):
-        raise BadRequest("to: must name the target environment")
+    target = decode(Promote, body, status=400).to
     if target == env:
         raise BadRequest("to: must be another environment")
     await authorize(request, "write", target)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from rollwise._version import __version__
-from rollwise_server.api.common import state, threaded
+from rollwise_server.api.common import model_response, state, threaded
+from rollwise_server.models import Health
 
 __all__ = ["healthz", "metrics", "readyz"]
 
 
 async def healthz(request: Request) -> Response:
     """The process is up (no dependency checked)."""
-    return JSONResponse({"status": "ok", "version": __version__})
+    return model_response(Health("ok", version=__version__))
 
 
 async def readyz(request: Request) -> Response:
@@ -26,11 +27,11 @@ async def readyz(request: Request) -> Response:
         if store.writes.probe_due():
             await threaded(store.probe_write)
     except Exception as exc:  # noqa: BLE001 - any database failure means not ready
-        return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+        return model_response(Health("unavailable", detail=str(exc)), 503)
     if not store.writes.writable:
         detail = "the database cannot be written: the disk is full"
-        return JSONResponse({"status": "unavailable", "detail": detail}, status_code=503)
-    return JSONResponse({"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503)
+        return model_response(Health("unavailable", detail=detail), 503)
+    return model_response(Health("ok" if ok else "unavailable"), 200 if ok else 503)
 
 
 async def metrics(request: Request) -> Response:

@@ -11,16 +11,18 @@ no more than ``PAGE_BYTES`` of bodies; ``next_before`` pages to older versions.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
+from typing import Any
 
 import jsonpatch
+import msgspec
 from cachetools import LRUCache
 from starlette.requests import Request
 from starlette.responses import Response
 
 from rollwise_server.api.common import authorize, state, threaded
 from rollwise_server.errors import BadRequest
+from rollwise_server.models import History, HistoryEntry, JsonPatchOperation
 from rollwise_server.storage.base import Kind, ResourceVersion, Store
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "PAGE_BYTES", "history"]
@@ -58,17 +60,12 @@ def _entry(previous: ResourceVersion | None, entry: ResourceVersion) -> bytes:
     after = dict(entry.body)
     for side in (before, after):
         side.pop("version", None)
-    data = {
-        "version": entry.version,
-        "action": entry.action,
-        "actor": entry.actor,
-        "reason": entry.reason,
-        "ts": entry.ts,
-        "archived": entry.archived,
-        "diff": jsonpatch.make_patch(before, after).patch,
-        "body": dict(entry.body),
-    }
-    return json.dumps(data, separators=(",", ":")).encode()
+    diff = msgspec.convert(jsonpatch.make_patch(before, after).patch, list[JsonPatchOperation])
+    shown = HistoryEntry(
+        version=entry.version, action=entry.action, actor=entry.actor, reason=entry.reason,
+        ts=entry.ts, archived=entry.archived, diff=diff, body=dict(entry.body),
+    )  # fmt: skip
+    return msgspec.json.encode(shown)
 
 
 def _page(
@@ -101,11 +98,8 @@ def _page(
         size += len(entry)
     oldest = numbers[len(numbers) - len(page)] if numbers else None
     next_before = oldest if oldest is not None and oldest > 1 else None
-    return b'{"key":%s,"versions":[%s],"next_before":%s}' % (
-        json.dumps(key).encode(),
-        b",".join(reversed(page)),
-        json.dumps(next_before).encode(),
-    )
+    encoded: list[Any] = [msgspec.Raw(entry) for entry in reversed(page)]  # cached as bytes
+    return msgspec.json.encode(History(key, encoded, next_before))
 
 
 def _paging(request: Request) -> tuple[int | None, int]:

@@ -1,0 +1,61 @@
+"""The shapes of the HTTP API, declared once as msgspec models.
+
+Handlers decode request bodies with ``decode`` (every problem named by its JSON path, 422) and
+encode answers from the models; ``openapi.py`` takes each model's JSON Schema from
+``components``. Decision 0015 says which shapes are declared where.
+"""
+
+from __future__ import annotations
+
+from rollwise_server.models.actions import Promote, Revert, VersionedWrite
+from rollwise_server.models.audit import AuditEntry, AuditPage
+from rollwise_server.models.decoding import decode
+from rollwise_server.models.environments import (
+    Environment,
+    EnvironmentCreate,
+    EnvironmentList,
+    EnvironmentUpdate,
+)
+from rollwise_server.models.health import Health
+from rollwise_server.models.history import History, HistoryEntry, JsonPatchOperation
+from rollwise_server.models.schema import components
+from rollwise_server.models.tokens import CreatedToken, Token, TokenCreate, TokenList
+
+__all__ = [
+    "MODELS",
+    "AuditEntry",
+    "AuditPage",
+    "CreatedToken",
+    "Environment",
+    "EnvironmentCreate",
+    "EnvironmentList",
+    "EnvironmentUpdate",
+    "Health",
+    "History",
+    "HistoryEntry",
+    "JsonPatchOperation",
+    "Promote",
+    "Revert",
+    "Token",
+    "TokenCreate",
+    "TokenList",
+    "VersionedWrite",
+    "components",
+    "decode",
+]
+
+MODELS = (
+    AuditPage,
+    CreatedToken,
+    EnvironmentCreate,
+    EnvironmentList,
+    EnvironmentUpdate,
+    Health,
+    History,
+    Promote,
+    Revert,
+    TokenCreate,
+    TokenList,
+    VersionedWrite,
+)
+"""The models whose schemas the OpenAPI document holds (with every model they use)."""

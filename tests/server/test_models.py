@@ -1,0 +1,89 @@
+"""The API's models: one declaration gives the decoding, its problems and the schema."""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+import jsonschema
+import msgspec
+import pytest
+
+from rollwise_server.auth import ROLES
+from rollwise_server.errors import Invalid
+from rollwise_server.models import MODELS, EnvironmentCreate, TokenCreate, components, decode
+from rollwise_server.models.tokens import Role
+
+
+def _problems(model: type[msgspec.Struct], body: Any) -> dict[str, str]:
+    with pytest.raises(Invalid) as caught:
+        decode(model, body)
+    return {p["path"]: p["message"] for p in caught.value.extra["problems"]}
+
+
+def test_a_valid_body_decodes_to_its_model() -> None:
+    token = decode(TokenCreate, {"name": "ci", "role": "viewer", "owner": "ana", "envs": ["qa"]})
+    assert (token.name, token.role, token.owner, token.envs) == ("ci", "viewer", "ana", ["qa"])
+    assert token.expires_at is None
+
+
+def test_every_problem_of_a_body_is_named_by_its_path() -> None:
+    """msgspec stops at the first error; the decoder reports them all, each in the words its
+    field declares (or msgspec's own)."""
+    problems = _problems(
+        TokenCreate,
+        {"name": "", "role": "root", "envs": [], "colour": "red", "expires_at": 7},
+    )
+    assert problems == {
+        "colour": "unknown field",
+        "name": "must be a string of 1-100 characters",
+        "role": "must be one of admin, editor, approver, viewer, sdk",
+        "envs": "must be a non-empty list of environments, or null (all)",
+        "expires_at": "must be an RFC 3339 date-time or null (never)",
+    }
+
+
+def test_missing_fields_and_types_are_problems() -> None:
+    assert _problems(TokenCreate, {}) == {
+        "name": "must be a string of 1-100 characters",
+        "role": "must be one of admin, editor, approver, viewer, sdk",
+    }
+    assert _problems(EnvironmentCreate, {"key": "bad key", "protected": "yes"}) == {
+        "key": "must be 1-128 letters, digits, '_', '.' or '-'",
+        "protected": "must be true or false",
+    }
+    assert _problems(EnvironmentCreate, [1, 2]) == {"": "must be an object"}
+
+
+def test_types_are_strict() -> None:
+    """No coercion: "1" is not an integer, 1 is not a boolean (cattrs would take both)."""
+    assert "protected" in _problems(EnvironmentCreate, {"key": "qa", "protected": 1})
+    assert "reason" in _problems(EnvironmentCreate, {"key": "qa", "reason": 5})
+    assert "reason" in _problems(EnvironmentCreate, {"key": "qa", "reason": "x" * 2001})
+
+
+def test_the_roles_of_the_model_are_the_roles_of_auth() -> None:
+    assert set(typing.get_args(Role)) == set(ROLES)
+
+
+def test_each_schema_accepts_what_its_model_accepts() -> None:
+    """The generated JSON Schema and the decoder agree on a corpus of bodies."""
+    schemas = components(MODELS)
+    ref = {"$ref": "#/components/schemas/{name}"}
+    bodies: list[Any] = [
+        {"key": "qa"}, {"key": "qa", "protected": True, "reason": "why"}, {"key": "bad key"},
+        {"key": "qa", "extra": 1}, {"key": "qa", "protected": "no"}, {"key": "qa\n"}, {},
+        {"key": "x" * 129}, {"key": "qa", "reason": None}, {"key": "qa", "reason": "x" * 2001},
+    ]  # fmt: skip
+    document = {"components": {"schemas": schemas}}
+    for model in (EnvironmentCreate,):
+        schema = {**document, "$ref": ref["$ref"].format(name=model.__name__)}
+        validator = jsonschema.Draft202012Validator(schema)
+        for body in bodies:
+            try:
+                decode(model, body)
+            except Invalid:
+                accepted = False
+            else:
+                accepted = True
+            assert validator.is_valid(body) == accepted, body
