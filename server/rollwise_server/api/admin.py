@@ -95,26 +95,40 @@ def _token(record: TokenRecord) -> Token:
 _OWNER = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
 
 
+def _utc(value: str) -> datetime | None:
+    """An RFC 3339 time (no offset: UTC) in UTC, or ``None`` if it is not one; ``OverflowError``
+    if it is one beyond the calendar once moved to UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except ValueError:
+        raise OverflowError(value) from None
+
+
+_STORED = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def _expiry(value: str | None, problems: list[Problem]) -> str | None:
     """An RFC 3339 time in the future as stored (UTC, microseconds), else a problem."""
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        problems.append(Problem("expires_at", "must be an RFC 3339 date-time or null (never)"))
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        utc = moment.astimezone(UTC)
-    except (OverflowError, ValueError):
+        utc = _utc(value)
+    except OverflowError:
         problems.append(Problem("expires_at", "is out of range"))
         return None
-    if utc <= datetime.now(UTC):
+    if utc is None:
+        problems.append(Problem("expires_at", "must be an RFC 3339 date-time or null (never)"))
+    elif utc <= datetime.now(UTC):
         problems.append(Problem("expires_at", "must be in the future"))
-        return None
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    else:
+        return utc.strftime(_STORED)
+    return None
 
 
 async def create_token(request: Request) -> Response:
@@ -178,15 +192,12 @@ def _moment(value: str | None, name: str) -> str | None:
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"{name}: must be an RFC 3339 date-time, not {value!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    except (OverflowError, ValueError):
+        utc = _utc(value)
+    except OverflowError:
         raise BadRequest(f"{name}: {value!r} is out of range") from None
+    if utc is None:
+        raise BadRequest(f"{name}: must be an RFC 3339 date-time, not {value!r}")
+    return utc.strftime(_STORED)
 
 
 async def list_audit(request: Request) -> Response:
