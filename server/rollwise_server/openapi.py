@@ -1,15 +1,13 @@
 """The OpenAPI 3.1 description of the server's HTTP API, served at ``/api/v1/openapi.json``.
 
-``openapi_document()`` builds the whole document from Python literals (the server package does not
-ship ``docs/``). The flag and segment shapes are the ``$defs`` of ``docs/spec/rules.schema.json``,
-kept here under the same names in ``components/schemas`` with ``$ref`` rewritten (OpenAPI 3.1
-schemas are JSON Schema 2020-12). One is restated: the spec constrains the operand of an
-``attributeCondition`` with nine ``if``/``then`` pairs under ``allOf``, from which schemathesis
-cannot generate requests, so here they are an equivalent ``oneOf`` with one branch per operator
-group (the operators are disjoint) and one for unknown operators. ``tests/server/test_openapi.py``
-checks that the others stay equal to the spec and that this one accepts exactly what it accepts,
-that every route of ``app.ROUTES`` is documented (and nothing else), and runs schemathesis against
-a live server so that the statuses and bodies documented here are the ones the server sends.
+``openapi_document()`` assembles it from three sources (decision 0015): the rules document's
+shapes are the ``$defs`` of the SDK's packaged ``rollwise/spec/rules.schema.json``
+(``rules_schemas``, ``$ref`` pointed into ``components``); the shapes declared as msgspec models
+(``rollwise_server.models``) are generated from them; the rest — paths, parameters, responses,
+security, and the shapes not yet moved to models — is written here. ``tests/server/
+test_openapi.py`` checks that the rules components are the spec's, that every route of
+``app.ROUTES`` is documented (and nothing else), and runs schemathesis against a live server so
+that the statuses and bodies documented here are the ones the server sends.
 """
 
 from __future__ import annotations
