@@ -10,13 +10,15 @@ audit, ``If-Match``) but are not part of the rules document served to SDKs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import typing
 from typing import Any, Literal
 
 import attrs
+import msgspec
 
-from rollwise._parse import KEY_PATTERN
 from rollwise.errors import Problem
+from rollwise_server.models.decoding import problems_of, valid_fields
+from rollwise_server.models.metrics import Direction, MetricEntry, MetricKind
 
 __all__ = [
     "DIRECTIONS",
@@ -27,19 +29,15 @@ __all__ = [
     "tolerance_sign_problem",
 ]
 
-KINDS = ("binary", "mean", "count", "ratio")
-DIRECTIONS = ("higher_is_better", "lower_is_better")
-_FIELDS = frozenset(
-    {"kind", "direction", "numerator", "denominator", "unit", "description",
-     "default_tolerance", "owner", "version"}
-)  # fmt: skip
+KINDS: tuple[MetricKind, ...] = typing.get_args(MetricKind)
+DIRECTIONS: tuple[Direction, ...] = typing.get_args(Direction)
 
 
 @attrs.frozen
 class Metric:
     key: str
-    kind: Literal["binary", "mean", "count", "ratio"]
-    direction: Literal["higher_is_better", "lower_is_better"]
+    kind: MetricKind
+    direction: Direction
     numerator: str | None = None
     """A ratio's numerator: the tracked metric summed on top (the metric's own key if unset)."""
     denominator: str | None = None
@@ -97,67 +95,34 @@ def tolerance_sign_problem(harm: str, tolerance: float) -> str | None:
     return None
 
 
-def _text(data: Mapping[str, Any], name: str, limit: int, out: list[Problem]) -> str:
-    value = data.get(name, "")
-    if value is None:
-        return ""
-    if not isinstance(value, str) or len(value) > limit:
-        out.append(Problem(name, f"must be a string of at most {limit} characters"))
-        return ""
-    return value
-
-
-def _metric_key(data: Mapping[str, Any], name: str, out: list[Problem]) -> str | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or KEY_PATTERN.fullmatch(value) is None:
-        out.append(Problem(name, "must be a metric key (1-128 letters, digits, '_', '.', '-')"))
-        return None
-    return value
-
-
 def parse_metric(key: str, data: Any) -> tuple[Metric | None, list[Problem]]:
-    """Validate a catalogue entry; every problem names its field."""
-    if not isinstance(data, Mapping):
-        return None, [Problem("", "must be an object")]
-    out = [Problem(str(k), "unknown field") for k in data if k not in _FIELDS]
-    kind = data.get("kind")
-    if kind not in KINDS:
-        out.append(Problem("kind", f"is required: one of {', '.join(KINDS)}"))
-    direction = data.get("direction")
-    if direction not in DIRECTIONS:
-        out.append(Problem("direction", f"is required: one of {', '.join(DIRECTIONS)}"))
-    numerator = _metric_key(data, "numerator", out)
-    denominator = _metric_key(data, "denominator", out)
-    if kind == "ratio" and denominator is None and data.get("denominator") is None:
+    """Validate a catalogue entry; every problem names its field. The fields are those of
+    ``models.MetricEntry``; here, the rules across them (checked on the fields that are valid,
+    so that their problems come with the others)."""
+    entry, out = problems_of(MetricEntry, data)
+    fields = msgspec.structs.asdict(entry) if entry else valid_fields(MetricEntry, data)
+    kind, direction = fields.get("kind"), fields.get("direction")
+    if kind == "ratio" and "denominator" in fields and fields["denominator"] is None:
         out.append(Problem("denominator", "a ratio metric needs its denominator metric"))
-    if kind in KINDS and kind != "ratio":
+    if kind is not None and kind != "ratio":
         out += [Problem(f, "only a ratio metric has one") for f in ("numerator", "denominator")
-                if data.get(f) is not None]  # fmt: skip
-    tolerance = finite_number(data.get("default_tolerance", 0.0))
-    if tolerance is None:
-        out.append(Problem("default_tolerance", "must be a finite number"))
-        tolerance = 0.0
-    elif direction in DIRECTIONS:
+                if fields.get(f) is not None]  # fmt: skip
+    if direction is not None and "default_tolerance" in fields:
         harm = "increase" if direction == "lower_is_better" else "decrease"
-        problem = tolerance_sign_problem(harm, float(tolerance))
+        problem = tolerance_sign_problem(harm, fields["default_tolerance"])
         if problem:
             out.append(Problem("default_tolerance", problem))
-    unit = _text(data, "unit", 50, out)
-    description = _text(data, "description", 2000, out)
-    owner = _text(data, "owner", 200, out)
-    if out:
+    if out or entry is None:
         return None, out
     metric = Metric(
         key=key,
-        kind=kind,  # type: ignore[arg-type]
-        direction=direction,  # type: ignore[arg-type]
-        numerator=numerator if kind == "ratio" else None,
-        denominator=denominator,
-        unit=unit,
-        description=description,
-        default_tolerance=float(tolerance),
-        owner=owner,
+        kind=entry.kind,
+        direction=entry.direction,
+        numerator=entry.numerator if entry.kind == "ratio" else None,
+        denominator=entry.denominator,
+        unit=entry.unit or "",
+        description=entry.description or "",
+        default_tolerance=entry.default_tolerance,
+        owner=entry.owner or "",
     )
     return metric, []

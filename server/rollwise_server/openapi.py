@@ -20,7 +20,7 @@ from rollwise.durations import PATTERN as DURATION_PATTERN
 from rollwise.spec import rules_schema
 from rollwise_server.api.results import OPENAPI_PATHS
 from rollwise_server.api.rollouts import ACTIONS
-from rollwise_server.catalogue import DIRECTIONS, KINDS
+from rollwise_server.catalogue import KINDS
 from rollwise_server.ingest import MAX_ATTRS, MAX_UNIT_LENGTH
 from rollwise_server.models import MODELS, components
 from rollwise_server.settings import Settings
@@ -244,146 +244,15 @@ def _api_schemas() -> Json:
             "required": ["segments"],
             "properties": {"segments": {"type": "array", "items": _ref("Segment")}},
         },
-        **_metric_schemas(metadata, writable_metadata),
+        **_metric_schemas(),
         **_rollout_schemas(),
         **_event_schemas(),
     }
 
 
-def _metric_schemas(metadata: Json, writable_metadata: Json) -> Json:
-    """The metric catalogue: a metric's write, its answer and the list."""
-
-    def text(limit: int, description: str) -> Json:
-        return {
-            "type": ["string", "null"],
-            "maxLength": limit,
-            "default": "",
-            "description": f"{description} At most {limit} characters; null is ''.",
-        }
-
-    metric_key: Json = {"oneOf": [{"type": "null"}, _ref("key")]}
-    fields: Json = {
-        "kind": {
-            "enum": list(KINDS),
-            "description": "How a unit's events become its value: binary (1 if an event has a "
-            "value > 0, else 0), mean (of its values), count (of its events), ratio (the sum of "
-            "the numerator over the sum of the denominator).",
-        },
-        "direction": {
-            "enum": list(DIRECTIONS),
-            "description": "Which way is better; a guardrail's harm is the other way.",
-        },
-        "numerator": {
-            **metric_key,
-            "description": "A ratio's numerator: the tracked metric summed on top (by default "
-            "the metric's own key). Only a ratio has one.",
-        },
-        "denominator": {
-            **metric_key,
-            "description": "A ratio's denominator: the tracked metric summed below. A ratio "
-            "needs one; only a ratio has one.",
-        },
-        "unit": text(50, "The unit of a value, e.g. ms or EUR."),
-        "description": text(2000, "What the metric measures."),
-        "default_tolerance": {
-            "type": "number",
-            "default": 0,
-            "description": "The change that a guardrail on the metric tolerates unless its plan "
-            "says otherwise, signed as the harmful change: >= 0 for lower_is_better, <= 0 for "
-            "higher_is_better.",
-        },
-        "owner": text(200, "Who answers for it (a person or a team)."),
-    }
-    by_kind: Json = {
-        "oneOf": [
-            {
-                "required": ["denominator"],
-                "properties": {"kind": {"const": "ratio"}, "denominator": _ref("key")},
-            },
-            {
-                "properties": {
-                    "kind": {"enum": [kind for kind in KINDS if kind != "ratio"]},
-                    "numerator": {"type": "null"},
-                    "denominator": {"type": "null"},
-                }
-            },
-        ]
-    }
-    by_direction: Json = {
-        "oneOf": [
-            {
-                "properties": {
-                    "direction": {"const": "lower_is_better"},
-                    "default_tolerance": {"minimum": 0},
-                }
-            },
-            {
-                "properties": {
-                    "direction": {"const": "higher_is_better"},
-                    "default_tolerance": {"maximum": 0},
-                }
-            },
-        ]
-    }
-    return {
-        "MetricWrite": {
-            "description": "A metric of the environment's catalogue, plus its key. Unknown "
-            "fields are 422, and so is every problem with the fields, each with its path.",
-            "type": "object",
-            "required": ["kind", "direction"],
-            "properties": {
-                "key": _ref("key", description="Required on create; ignored on replace."),
-                "version": _VERSION,
-                **fields,
-                "reason": _ref("Reason"),
-                **writable_metadata,
-            },
-            "additionalProperties": False,
-            "allOf": [by_kind, by_direction],
-        },
-        "MetricCreate": {"allOf": [_ref("MetricWrite"), {"required": ["key"]}]},
-        "Metric": {
-            "description": "A metric of the catalogue, with its key, version and metadata "
-            "(numerator and denominator for a ratio only).",
-            "type": "object",
-            "required": _names(
-                "key kind direction unit description default_tolerance owner version archived"
-                " updated_at updated_by"
-            ),
-            "properties": {
-                "key": _ref("key"),
-                **fields,
-                "version": {"type": "integer", "minimum": 1},
-                **metadata,
-            },
-        },
-        "MetricList": {
-            "type": "object",
-            "required": ["metrics", "undefined"],
-            "properties": {
-                "metrics": {"type": "array", "items": _ref("Metric")},
-                "undefined": {
-                    "description": "Metrics that outcome events were sent for in the "
-                    "environment but that the catalogue does not define (as a metric, or as a "
-                    "ratio's numerator or denominator): define them before a guardrail or a "
-                    "results query uses them.",
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["key", "events", "last_seen"],
-                        "properties": {
-                            "key": {"type": "string"},
-                            "events": {"type": "integer", "minimum": 1},
-                            "last_seen": {
-                                "type": "string",
-                                "description": "The ts of its latest event.",
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    }
+def _metric_schemas() -> Json:
+    """The metric catalogue's create body: ``MetricWrite`` (a model) with its key required."""
+    return {"MetricCreate": {"allOf": [_ref("MetricWrite"), {"required": ["key"]}]}}
 
 
 def _rollout_schemas() -> Json:

@@ -10,8 +10,16 @@ import msgspec
 import pytest
 
 from rollwise_server.auth import ROLES
+from rollwise_server.catalogue import DIRECTIONS, KINDS, parse_metric
 from rollwise_server.errors import Invalid
-from rollwise_server.models import MODELS, EnvironmentCreate, TokenCreate, components, decode
+from rollwise_server.models import (
+    MODELS,
+    EnvironmentCreate,
+    MetricWrite,
+    TokenCreate,
+    components,
+    decode,
+)
 from rollwise_server.models.tokens import Role
 
 
@@ -87,3 +95,30 @@ def test_each_schema_accepts_what_its_model_accepts() -> None:
             else:
                 accepted = True
             assert validator.is_valid(body) == accepted, body
+
+
+def test_rules_across_fields_are_reported_with_the_fields_problems() -> None:
+    """A body with a bad field and a broken rule across two good ones gets both problems."""
+    metric, problems = parse_metric(
+        "latency", {"kind": "median", "direction": "lower_is_better", "default_tolerance": -1}
+    )
+    assert metric is None
+    assert {p.path for p in problems} == {"kind", "default_tolerance"}
+    metric, problems = parse_metric("conv", {"kind": "ratio", "direction": "higher_is_better"})
+    assert [(p.path, p.message) for p in problems] == [
+        ("denominator", "a ratio metric needs its denominator metric")
+    ]
+    metric, problems = parse_metric(
+        "conv", {"kind": "ratio", "direction": "higher_is_better", "denominator": "visits"}
+    )
+    assert metric is not None
+    assert (metric.kind, metric.denominator, metric.unit) == ("ratio", "visits", "")
+
+
+def test_the_metric_kinds_and_directions_are_the_catalogues() -> None:
+    assert KINDS == ("binary", "mean", "count", "ratio")
+    assert DIRECTIONS == ("higher_is_better", "lower_is_better")
+    schema = components([MetricWrite])["MetricWrite"]
+    assert sorted(schema["properties"]["kind"]["enum"]) == sorted(KINDS)
+    assert schema["additionalProperties"] is False
+    assert "allOf" in schema  # the rules across fields, stated beside the model

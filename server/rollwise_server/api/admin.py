@@ -31,6 +31,8 @@ from rollwise_server.models import (
     TokenCreate,
     TokenList,
     decode,
+    problems_of,
+    valid_fields,
 )
 from rollwise_server.storage.base import AuditQuery, TokenRecord
 
@@ -135,25 +137,27 @@ async def create_token(request: Request) -> Response:
     """The body's shape is ``TokenCreate``; here, what a type cannot say: the roles' rules
     about environments and owners, the expiry in the future, environments that exist."""
     principal = await authorize(request, "admin", everywhere=True)
-    create = decode(TokenCreate, await read_json(request))
-    problems: list[Problem] = []
-    name, role, env, owner, envs = create.name, create.role, create.env, create.owner, create.envs
+    body = await read_json(request)
+    create, problems = problems_of(TokenCreate, body)
+    fields = msgspec.structs.asdict(create) if create else valid_fields(TokenCreate, body)
+    name, role, env = fields.get("name"), fields.get("role"), fields.get("env")
+    owner, envs = fields.get("owner"), fields.get("envs")
     if owner is None and role == "sdk":
         owner = name  # an SDK key belongs to the application it is named for
-    if owner is None or _OWNER.fullmatch(owner.strip()) is None:
+    if "owner" in fields and (owner is None or _OWNER.fullmatch(owner.strip()) is None):
         problems.append(
             Problem("owner", "is required: the person the token belongs to (1-200 characters)")
         )
     if role == "sdk":
         if env is None and envs is not None and len(envs) == 1:
             env = envs[0]
-        if env is None:
+        if env is None and "env" in fields:
             problems.append(Problem("env", "an sdk token needs its one environment"))
         elif envs is not None and envs != [env]:
             problems.append(Problem("envs", "an sdk token has one environment"))
     elif env is not None:
         problems.append(Problem("env", "only sdk tokens take env; use envs for other roles"))
-    expires_at = _expiry(create.expires_at, problems)
+    expires_at = _expiry(fields.get("expires_at"), problems)
     known_envs = {e["key"] for e in await threaded(state(request).store.environments)}
     for i, each in enumerate(envs or []):
         if each not in known_envs:

@@ -198,6 +198,10 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return JSONResponse(data, status_code=status, headers=headers)
 
 
-def model_response(value: msgspec.Struct, status: int = 200) -> Response:
+def model_response(
+    value: msgspec.Struct, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """An answer encoded from its model (``rollwise_server.models``)."""
-    return Response(msgspec.json.encode(value), status_code=status, media_type="application/json")
+    return Response(
+        msgspec.json.encode(value), status, headers=headers, media_type="application/json"
+    )

@@ -14,16 +14,19 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from rollwise._parse import KEY_PATTERN
 from rollwise.errors import Problem, RulesParseError
 from rollwise.rules import Flag, Segment
+from rollwise_server import models
 from rollwise_server.api.common import (
     authorize,
     expected_version,
     json_response,
+    model_response,
     protected_reason,
     read_json,
     reason_of,
@@ -51,6 +54,16 @@ def render(resource: Resource) -> dict[str, Any]:
     if resource.kind == "flag":
         out["stale"] = is_stale(resource.body)
     return out
+
+
+def answer(
+    resource: Resource, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A resource as the API answers it: a metric encoded from its model."""
+    if resource.kind == "metric":
+        metric = msgspec.convert(render(resource), models.Metric)
+        return model_response(metric, status, headers)
+    return json_response(render(resource), status, headers)
 
 
 def is_stale(body: Any) -> bool:
@@ -158,24 +171,25 @@ async def list_resources(request: Request) -> Response:
         rendered = [r for r in rendered if r.get("stale")]
     if kind != "metric":
         return json_response({f"{kind}s": rendered})
+    metrics = msgspec.convert(rendered, list[models.Metric])
     defined = {r.key for r in items if not r.archived} | {
         r.body[part] for r in items if not r.archived for part in ("numerator", "denominator")
         if isinstance(r.body.get(part), str)
     }  # fmt: skip
     seen = await threaded(store.seen_metrics, env)
     undefined = [
-        {"key": metric, "events": events, "last_seen": last}
+        models.UndefinedMetric(metric, events, last)
         for metric, events, last in seen
         if metric not in defined
     ]
-    return json_response({"metrics": rendered, "undefined": undefined})
+    return model_response(models.MetricList(metrics, undefined))
 
 
 async def get_resource(request: Request) -> Response:
     env, key, kind = request.path_params["env"], request.path_params["key"], kind_of(request)
     await authorize(request, "read", env)
     resource = await threaded(state(request).store.get_resource, env, kind, key)
-    return json_response(render(resource), headers={"ETag": f'"{resource.version}"'})
+    return answer(resource, headers={"ETag": f'"{resource.version}"'})
 
 
 async def create_resource(request: Request) -> Response:
@@ -193,7 +207,7 @@ async def create_resource(request: Request) -> Response:
         request, env, kind, key, body, expected=None, action=f"{kind}.create",
         reason=reason_of(request, body),
     )  # fmt: skip
-    return json_response(render(resource), 201, {"ETag": f'"{resource.version}"'})
+    return answer(resource, 201, {"ETag": f'"{resource.version}"'})
 
 
 async def replace_resource(request: Request) -> Response:
@@ -209,7 +223,7 @@ async def replace_resource(request: Request) -> Response:
     resource = await write(
         request, env, kind, key, body, expected=expected, action=f"{kind}.update", reason=reason
     )
-    return json_response(render(resource), headers={"ETag": f'"{resource.version}"'})
+    return answer(resource, headers={"ETag": f'"{resource.version}"'})
 
 
 async def archive_resource(request: Request) -> Response:
@@ -223,7 +237,7 @@ async def archive_resource(request: Request) -> Response:
         request, env, kind, key, None, expected=expected, action=f"{kind}.archive",
         reason=reason_of(request, body),
     )  # fmt: skip
-    return json_response(render(resource))
+    return answer(resource)
 
 
 def _problem(path: str, message: str) -> Problem:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rollwise_server.models.actions import Promote, Revert, VersionedWrite
 from rollwise_server.models.audit import AuditEntry, AuditPage
-from rollwise_server.models.decoding import decode
+from rollwise_server.models.decoding import decode, problems_of, valid_fields
 from rollwise_server.models.environments import (
     Environment,
     EnvironmentCreate,
@@ -18,6 +18,13 @@ from rollwise_server.models.environments import (
 )
 from rollwise_server.models.health import Health
 from rollwise_server.models.history import History, HistoryEntry, JsonPatchOperation
+from rollwise_server.models.metrics import (
+    Metric,
+    MetricEntry,
+    MetricList,
+    MetricWrite,
+    UndefinedMetric,
+)
 from rollwise_server.models.schema import components
 from rollwise_server.models.tokens import CreatedToken, Token, TokenCreate, TokenList
 
@@ -34,14 +41,21 @@ __all__ = [
     "History",
     "HistoryEntry",
     "JsonPatchOperation",
+    "Metric",
+    "MetricEntry",
+    "MetricList",
+    "MetricWrite",
     "Promote",
     "Revert",
     "Token",
     "TokenCreate",
     "TokenList",
+    "UndefinedMetric",
     "VersionedWrite",
     "components",
     "decode",
+    "problems_of",
+    "valid_fields",
 ]
 
 MODELS = (
@@ -52,6 +66,8 @@ MODELS = (
     EnvironmentUpdate,
     Health,
     History,
+    MetricList,
+    MetricWrite,
     Promote,
     Revert,
     TokenCreate,

@@ -20,7 +20,7 @@ import msgspec
 from rollwise.errors import Problem
 from rollwise_server.errors import BadRequest, Invalid
 
-__all__ = ["decode", "problem_of"]
+__all__ = ["decode", "problem_of", "problems_of", "valid_fields"]
 
 S = TypeVar("S", bound=msgspec.Struct)
 _AT = re.compile(r" - at `\$(.*)`$")
@@ -30,14 +30,40 @@ def decode(model: type[S], data: Any, *, status: int = 422) -> S:
     """``data`` (decoded JSON) as ``model``; else ``Invalid`` (422) with every problem, or
     with ``status=400`` a ``BadRequest`` naming the first (the answer of the endpoints whose
     few fields were always checked one at a time)."""
-    try:
-        return msgspec.convert(data, model, strict=True)
-    except msgspec.ValidationError:
-        pass
-    problems = _struct_problems(model, data, "") or [Problem("", "is not valid")]
+    value, problems = problems_of(model, data)
+    if value is not None:
+        return value
     if status == 400:
         raise BadRequest(str(problems[0]))
     raise Invalid.from_problems(problems)
+
+
+def problems_of(model: type[S], data: Any) -> tuple[S | None, list[Problem]]:
+    """``data`` as ``model`` and no problem, or ``None`` and every problem (never none)."""
+    try:
+        return msgspec.convert(data, model, strict=True), []
+    except msgspec.ValidationError:
+        pass
+    return None, _struct_problems(model, data, "") or [Problem("", "is not valid")]
+
+
+def valid_fields(model: type[msgspec.Struct], data: Any) -> dict[str, Any]:
+    """The fields of ``data`` that are valid on their own, converted, and the defaults of the
+    optional ones it leaves out: what the checks across fields can still use when the body
+    as a whole failed, so that their problems are reported with the others."""
+    if not isinstance(data, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for field in msgspec.structs.fields(model):
+        if field.encode_name in data:
+            try:
+                out[field.name] = msgspec.convert(data[field.encode_name], field.type, strict=True)
+            except msgspec.ValidationError:
+                continue
+        elif not field.required:
+            default = field.default
+            out[field.name] = field.default_factory() if default is msgspec.NODEFAULT else default
+    return out
 
 
 def problem_of(annotation: Any) -> str | None:

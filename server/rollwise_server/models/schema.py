@@ -28,4 +28,6 @@ def components(models: Iterable[type[msgspec.Struct]]) -> dict[str, Any]:
             schemas[model.__name__].update(extra)
     for schema in schemas.values():
         schema.pop("title", None)
+        if "description" in schema:  # a docstring: one paragraph
+            schema["description"] = " ".join(schema["description"].split())
     return schemas
