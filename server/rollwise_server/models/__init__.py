@@ -25,11 +25,20 @@ from rollwise_server.models.metrics import (
     MetricWrite,
     UndefinedMetric,
 )
+from rollwise_server.models.rollouts import (
+    Approval,
+    Guardrail,
+    Rollout,
+    RolloutPlan,
+    RolloutStage,
+    RolloutState,
+)
 from rollwise_server.models.schema import components
 from rollwise_server.models.tokens import CreatedToken, Token, TokenCreate, TokenList
 
 __all__ = [
     "MODELS",
+    "Approval",
     "AuditEntry",
     "AuditPage",
     "CreatedToken",
@@ -37,6 +46,7 @@ __all__ = [
     "EnvironmentCreate",
     "EnvironmentList",
     "EnvironmentUpdate",
+    "Guardrail",
     "Health",
     "History",
     "HistoryEntry",
@@ -47,6 +57,10 @@ __all__ = [
     "MetricWrite",
     "Promote",
     "Revert",
+    "Rollout",
+    "RolloutPlan",
+    "RolloutStage",
+    "RolloutState",
     "Token",
     "TokenCreate",
     "TokenList",
@@ -70,6 +84,8 @@ MODELS = (
     MetricWrite,
     Promote,
     Revert,
+    Rollout,
+    RolloutState,
     TokenCreate,
     TokenList,
     VersionedWrite,

@@ -118,19 +118,26 @@ def _struct_in(annotation: Any) -> type[msgspec.Struct] | None:
 
 
 def _value_problems(annotation: Any, value: Any, path: str) -> list[Problem]:
+    """The problems of one value. A Struct is walked field by field; a list or dict is walked
+    element by element when its elements have words of their own (or the container has
+    none), so that the most specific declared message is the one reported."""
     try:
         msgspec.convert(value, annotation, strict=True)
     except msgspec.ValidationError as exc:
         struct = _struct_in(annotation)
         if struct is not None and isinstance(value, dict):
             return _struct_problems(struct, value, path)
-        item = _item_struct(annotation)
-        if item is not None and isinstance(value, list):
-            nested = [
-                p
-                for i, each in enumerate(value)
-                for p in _value_problems(item, each, f"{path}[{i}]")
-            ]
+        own = problem_of(annotation)
+        kind, element = _container(annotation)
+        speaks = _struct_in(element) is not None or problem_of(element) is not None
+        if kind is not None and (own is None or speaks):
+            nested: list[Problem] = []
+            if kind is list and isinstance(value, list):
+                for i, each in enumerate(value):
+                    nested += _value_problems(element, each, f"{path}[{i}]")
+            elif kind is dict and isinstance(value, dict):
+                for key, each in value.items():
+                    nested += _value_problems(element, each, _join(path, str(key)))
             if nested:
                 return nested
         message = str(exc)
@@ -140,15 +147,21 @@ def _value_problems(annotation: Any, value: Any, path: str) -> list[Problem]:
             message = message[: found.start()]
             rest = found.group(1)
             where = f"{path}{rest}" if rest.startswith("[") else _join(path, rest.lstrip("."))
-        own = problem_of(annotation)
         return [Problem(where if own is None else path, own or message)]
     return []
 
 
-def _item_struct(annotation: Any) -> type[msgspec.Struct] | None:
-    if typing.get_origin(annotation) is typing.Annotated:
-        return _item_struct(typing.get_args(annotation)[0])
-    if typing.get_origin(annotation) in (list, tuple):
-        args = typing.get_args(annotation)
-        return _struct_in(args[0]) if args else None
-    return None
+def _container(annotation: Any) -> tuple[type | None, Any]:
+    """``(list, item type)`` or ``(dict, value type)`` for such an annotation (through
+    ``Annotated`` and ``| None``), else ``(None, None)``."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _container(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        found = [c for a in typing.get_args(annotation) if (c := _container(a))[0] is not None]
+        return found[0] if len(found) == 1 else (None, None)
+    if origin is list:
+        return list, typing.get_args(annotation)[0]
+    if origin is dict:
+        return dict, typing.get_args(annotation)[1]
+    return None, None

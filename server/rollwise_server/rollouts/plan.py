@@ -9,49 +9,29 @@ that name the JSON path of each problem, before anything is stored.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import attrs
+import msgspec
 
 from rollwise.analysis.reduce import MAX_BANDS, ReductionSpec
 from rollwise.durations import DurationError, parse_duration
 from rollwise.errors import Problem
 from rollwise.rules import Flag
-from rollwise_server.catalogue import Metric, finite_number, tolerance_sign_problem
+from rollwise_server import models
+from rollwise_server.catalogue import Metric, tolerance_sign_problem
+from rollwise_server.models.decoding import problems_of, valid_fields
+from rollwise_server.models.rollouts import MAX_GUARDRAILS, MAX_STAGES, MAX_VALUES
 
 __all__ = ["Guardrail", "RolloutPlan", "Stage", "parse_plan"]
 
 
-_GUARDRAIL_FIELDS = frozenset(
-    {"metric", "kind", "harm", "tolerance", "relative", "cohorts", "bands", "denominator",
-     "numerator", "values", "top", "gap_tolerance", "crossings", "min_units_per_cell"}
-)  # fmt: skip
 DEFAULT_TOP = 10
 """Cohorts of a categorical attribute without declared values: its 10 largest values."""
-MAX_VALUES = 64
-MAX_STAGES = 20
-"""Stages of a plan: a ramp needs a handful; the bound keeps a plan (and each controller round
-over it) small."""
-MAX_GUARDRAILS = 20
-"""Guardrails of a plan: each is a family of tests the controller reduces every round."""
 MAX_CELLS = 1024
 """The most cells a crossing may have (its family: the Bonferroni divisor of its tests)."""
-
-
-def _duration(
-    data: Mapping[str, Any], key: str, path: str, out: list[Problem], default: float,
-    *, positive: bool = False,
-) -> float:  # fmt: skip
-    """``data[key]`` in the one duration grammar (``rollwise.durations``: seconds, or text such
-    as ``"30m"``, ``"1h30m"``, ``"2w"``), or ``default``; a problem at ``path + key`` else."""
-    try:
-        return parse_duration(data.get(key, default), key, positive=positive)
-    except DurationError as exc:
-        out.append(Problem(f"{path}{key}", exc.detail))
-        return default
 
 
 @attrs.frozen
@@ -195,28 +175,142 @@ class RolloutPlan:
         }
 
 
-def _num(data: Mapping[str, Any], key: str, path: str, out: list[Problem], default: float,
-         lo: float, hi: float, *, open_low: bool = False) -> float:  # fmt: skip
-    value = finite_number(data.get(key, default))
-    if value is None:
-        out.append(Problem(f"{path}{key}", "must be a finite number"))
-        return default
-    if value < lo or value > hi or (open_low and value <= lo):
-        bound = f"({lo}, {hi}]" if open_low else f"[{lo}, {hi}]"
-        out.append(Problem(f"{path}{key}", f"must be in {bound}"))
-        return default
-    return float(value)
+def _edges(edges: tuple[float, ...]) -> bool:
+    """Strictly increasing bin edges (the model has bounded their count and finiteness)."""
+    return all(a < b for a, b in itertools.pairwise(edges))
 
 
-def _edges(value: Any) -> bool:
-    """Strictly increasing finite bin edges, 1 to ``MAX_BANDS`` of them (what the statistics
-    accept)."""
-    if not isinstance(value, list) or not 1 <= len(value) <= MAX_BANDS:
-        return False
-    numbers = [finite_number(x) for x in value]
-    if any(x is None for x in numbers):
-        return False
-    return all(a < b for a, b in itertools.pairwise(numbers))  # type: ignore[operator]
+def _duration(
+    value: float | str, name: str, path: str, out: list[Problem], *, positive: bool = False
+) -> float:
+    """``value`` in the one duration grammar (``rollwise.durations``: seconds, or text such as
+    ``"30m"``, ``"1h30m"``, ``"2w"``); a problem at ``path`` (and 0) else."""
+    try:
+        return parse_duration(value, name, positive=positive)
+    except DurationError as exc:
+        out.append(Problem(path, exc.detail))
+        return 0.0
+
+
+def _stages(stages: list[models.RolloutStage], out: list[Problem]) -> list[Stage]:
+    previous = 0.0
+    parsed = []
+    for i, raw in enumerate(stages):
+        path = f"stages[{i}]."
+        if raw.share <= previous:
+            out.append(Problem(f"{path}share", "must grow from stage to stage"))
+        previous = max(previous, raw.share)
+        duration = _duration(raw.min_duration, "min_duration", f"{path}min_duration", out)
+        parsed.append(Stage(raw.share, duration, raw.min_units, raw.approval))
+    return parsed
+
+
+def _guardrail(
+    raw: models.Guardrail, path: str, flag: Flag, catalogue: Mapping[str, Metric] | None,
+    out: list[Problem],
+) -> Guardrail:  # fmt: skip
+    """One guardrail: the catalogue's reading of its metric, and its cohorts checked against
+    the flag and each other."""
+    metric, entry = raw.metric, None
+    if catalogue is not None:
+        entry = catalogue.get(metric)
+        if entry is None:
+            defined = ", ".join(sorted(catalogue)) or "none yet"
+            out.append(Problem(
+                f"{path}metric",
+                f"unknown metric {metric!r}: define it in the environment's metric "
+                f"catalogue first (defined: {defined})",
+            ))  # fmt: skip
+    kind = raw.kind or (entry.kind if entry else "binary")
+    if entry is not None and kind != entry.kind:
+        out.append(Problem(f"{path}kind", f"metric {metric!r} is {entry.kind} in the catalogue"))
+    harm = raw.harm or (entry.harm if entry else "decrease")
+    if entry is not None and harm != entry.harm:
+        out.append(Problem(
+            f"{path}harm",
+            f"metric {metric!r} is {entry.direction.replace('_', ' ')} in the catalogue, "
+            f"so its harm is a {entry.harm}",
+        ))  # fmt: skip
+    default_tolerance = entry.default_tolerance if entry else 0.0
+    tolerance = default_tolerance if raw.tolerance is None else raw.tolerance
+    sign = tolerance_sign_problem(harm, tolerance)
+    if sign is not None:
+        out.append(Problem(f"{path}tolerance", sign))
+    cohorts = raw.cohorts
+    for j, cohort in enumerate(cohorts):
+        if catalogue is not None and cohort not in flag.cohort_attributes:
+            attributes = ", ".join(flag.cohort_attributes) or "none"
+            out.append(Problem(
+                f"{path}cohorts[{j}]",
+                f"{cohort!r} is not a cohort attribute of flag {flag.key!r} (its "
+                f"cohort_attributes: {attributes}); exposures carry only those",
+            ))  # fmt: skip
+    bands = {name: tuple(edges) for name, edges in raw.bands.items()}
+    for name, edges in bands.items():
+        if not _edges(edges):
+            out.append(Problem(
+                f"{path}bands.{name}",
+                f"must be a list of 1 to {MAX_BANDS} strictly increasing finite numbers",
+            ))  # fmt: skip
+        elif name not in cohorts:
+            out.append(Problem(f"{path}bands.{name}", f"{name!r} is not one of its cohorts"))
+    denominator = raw.denominator if raw.denominator is not None else (
+        entry.denominator if entry else None
+    )  # fmt: skip
+    if entry is not None and entry.kind == "ratio" and denominator != entry.denominator:
+        out.append(Problem(
+            f"{path}denominator",
+            f"metric {metric!r} divides by {entry.denominator!r} in the catalogue",
+        ))  # fmt: skip
+    numerator = raw.numerator if raw.numerator is not None else (entry.source if entry else None)
+    if kind == "ratio" and denominator is None:
+        out.append(Problem(f"{path}denominator", "a ratio guardrail needs its denominator metric"))
+    if kind != "ratio" and denominator is not None:
+        out.append(Problem(f"{path}denominator", "only a ratio guardrail has one"))
+    values = {name: tuple(listed) for name, listed in raw.values.items()}
+    for name, listed in values.items():
+        if len(set(listed)) != len(listed):
+            out.append(Problem(
+                f"{path}values.{name}",
+                f"must be a list of 1 to {MAX_VALUES} distinct non-empty strings",
+            ))  # fmt: skip
+        elif name not in cohorts:
+            out.append(Problem(f"{path}values.{name}", f"{name!r} is not one of its cohorts"))
+        elif name in bands:
+            out.append(Problem(f"{path}values.{name}", "an attribute has bands or values"))
+    for name in raw.top:
+        if name not in cohorts or name in bands or name in values:
+            out.append(Problem(
+                f"{path}top.{name}",
+                f"{name!r} must be one of its cohorts without bands or values",
+            ))  # fmt: skip
+    crossings: list[tuple[str, str]] = []
+    for j, pair in enumerate(raw.crossings):
+        if not all(a in cohorts for a in pair) or pair[0] == pair[1]:
+            out.append(Problem(
+                f"{path}crossings[{j}]", "must be two different attributes of its cohorts"
+            ))  # fmt: skip
+            continue
+        crossings.append((pair[0], pair[1]))
+    gap_tolerance = raw.gap_tolerance
+    if gap_tolerance is not None:
+        sign = tolerance_sign_problem(harm, gap_tolerance)
+        if sign is not None:
+            out.append(Problem(f"{path}gap_tolerance", sign))
+    guardrail = Guardrail(
+        metric, kind, harm, abs(tolerance), raw.relative, tuple(cohorts), bands, denominator,
+        numerator if numerator != metric else None, values, dict(raw.top),
+        None if gap_tolerance is None else abs(gap_tolerance), tuple(crossings),
+        raw.min_units_per_cell,
+    )  # fmt: skip
+    for j, crossing in enumerate(guardrail.crossings):
+        cells = guardrail.crossing_family(crossing)
+        if cells > MAX_CELLS:
+            out.append(Problem(
+                f"{path}crossings[{j}]",
+                f"has {cells} cells, more than {MAX_CELLS}: declare fewer values or bands",
+            ))  # fmt: skip
+    return guardrail
 
 
 def parse_plan(
@@ -224,265 +318,71 @@ def parse_plan(
 ) -> tuple[RolloutPlan | None, list[Problem]]:
     """Validate a plan for ``flag``; every problem is reported with its path.
 
-    With the environment's metric ``catalogue`` (a new plan), each guardrail's metric must be
-    defined there, its kind, harm and denominator are taken from it (and must agree if the
-    plan states them), its tolerance's sign must match the harm, and its cohorts must be
-    cohort attributes of the flag. Without it (a stored plan read back) only the shape is
-    checked: the catalogue may have changed since the plan was frozen."""
-    out: list[Problem] = []
-    if not isinstance(data, Mapping):
-        return None, [Problem("", "must be an object")]
-    known = {"control", "candidate", "rule", "stages", "guardrails", "srm", "alpha", "tuning",
-             "deadline", "on_breach", "attribution_window", "outcome_delay", "reason",
-             "version", "min_units_for_harm"}  # fmt: skip
-    out += [Problem(str(k), "unknown field") for k in data if k not in known]
-    control, candidate, rule_id = data.get("control"), data.get("candidate"), data.get("rule")
-    for name, value in (("control", control), ("candidate", candidate)):
-        if not isinstance(value, str) or value not in flag.variants:
+    The fields' types and bounds are those of ``models.RolloutPlan``; here, what depends on
+    the flag, the catalogue and the fields together, checked on the fields that are valid on
+    their own (so that their problems come with the others). With the environment's metric
+    ``catalogue`` (a new plan), each guardrail's metric must be defined there, its kind, harm
+    and denominator are taken from it (and must agree if the plan states them), its
+    tolerance's sign must match the harm, and its cohorts must be cohort attributes of the
+    flag. Without it (a stored plan read back) only the shape is checked: the catalogue may
+    have changed since the plan was frozen."""
+    body, out = problems_of(models.RolloutPlan, data)
+    fields = msgspec.structs.asdict(body) if body else valid_fields(models.RolloutPlan, data)
+    control, candidate, rule_id = fields.get("control"), fields.get("candidate"), fields.get("rule")
+    for name in ("control", "candidate"):
+        if name in fields and fields[name] not in flag.variants:
             out.append(Problem(name, f"must be a variant of flag {flag.key!r}"))
-    if control == candidate and isinstance(control, str):
+    if control == candidate and control is not None:
         out.append(Problem("candidate", "must differ from control"))
-    rule = next((r for r in flag.rules if r.id == rule_id), None)
-    if rule is None:
-        out.append(Problem("rule", f"must be the id of a rule of flag {flag.key!r}"))
-    elif rule.serve.split is None:
-        out.append(Problem("rule", f"rule {rule_id!r} must serve a split"))
-    elif {a.variant for a in rule.serve.split} - {control, candidate}:
-        out.append(
-            Problem("rule", f"rule {rule_id!r} must split between control and candidate only")
-        )
+    if "rule" in fields:
+        rule = next((r for r in flag.rules if r.id == rule_id), None)
+        if rule is None:
+            out.append(Problem("rule", f"must be the id of a rule of flag {flag.key!r}"))
+        elif rule.serve.split is None:
+            out.append(Problem("rule", f"rule {rule_id!r} must serve a split"))
+        elif {a.variant for a in rule.serve.split} - {control, candidate}:
+            out.append(
+                Problem("rule", f"rule {rule_id!r} must split between control and candidate only")
+            )
     stages: list[Stage] = []
-    raw_stages = data.get("stages")
-    if not isinstance(raw_stages, list) or not raw_stages:
-        out.append(Problem("stages", "must be a non-empty list"))
-        raw_stages = []
-    elif len(raw_stages) > MAX_STAGES:
+    raw_stages = fields.get("stages", [])
+    if len(raw_stages) > MAX_STAGES:
         out.append(Problem("stages", f"has {len(raw_stages)} stages, more than {MAX_STAGES}"))
-        raw_stages = []
-    previous = 0.0
-    for i, raw in enumerate(raw_stages):
-        path = f"stages[{i}]."
-        if not isinstance(raw, Mapping):
-            out.append(Problem(f"stages[{i}]", "must be an object"))
-            continue
-        share = _num(raw, "share", path, out, 0.0, 0.0, 1.0, open_low=True)
-        if share and share <= previous:
-            out.append(Problem(f"{path}share", "must grow from stage to stage"))
-        previous = max(previous, share)
-        duration = _duration(raw, "min_duration", path, out, 0.0)
-        units = raw.get("min_units", 0)
-        if isinstance(units, bool) or not isinstance(units, int) or units < 0:
-            out.append(Problem(f"{path}min_units", "must be a non-negative integer"))
-            units = 0
-        approval = raw.get("approval", False)
-        if not isinstance(approval, bool):
-            out.append(Problem(f"{path}approval", "must be true or false"))
-        stages.append(Stage(share, duration, units, bool(approval)))
+    else:
+        stages = _stages(raw_stages, out)
     guardrails: list[Guardrail] = []
-    raw_guardrails = data.get("guardrails", [])
-    if not isinstance(raw_guardrails, list):
-        out.append(Problem("guardrails", "must be a list"))
-        raw_guardrails = []
-    elif len(raw_guardrails) > MAX_GUARDRAILS:
+    raw_guardrails = fields.get("guardrails", [])
+    if len(raw_guardrails) > MAX_GUARDRAILS:
         message = f"has {len(raw_guardrails)} guardrails, more than {MAX_GUARDRAILS}"
         out.append(Problem("guardrails", message))
-        raw_guardrails = []
-    for i, raw in enumerate(raw_guardrails):
-        path = f"guardrails[{i}]."
-        if not isinstance(raw, Mapping):
-            out.append(Problem(f"guardrails[{i}]", "must be an object"))
-            continue
-        out += [Problem(f"{path}{k}", "unknown field") for k in raw if k not in _GUARDRAIL_FIELDS]
-        metric = raw.get("metric")
-        entry = None
-        if not isinstance(metric, str) or not metric:
-            out.append(Problem(f"{path}metric", "must be a metric name"))
-        elif catalogue is not None:
-            entry = catalogue.get(metric)
-            if entry is None:
-                defined = ", ".join(sorted(catalogue)) or "none yet"
-                out.append(Problem(
-                    f"{path}metric",
-                    f"unknown metric {metric!r}: define it in the environment's metric "
-                    f"catalogue first (defined: {defined})",
-                ))  # fmt: skip
-        kind = raw.get("kind", entry.kind if entry else "binary")
-        if kind not in ("binary", "mean", "count", "ratio"):
-            out.append(Problem(f"{path}kind", "must be binary, mean, count or ratio"))
-        elif entry is not None and kind != entry.kind:
-            out.append(
-                Problem(f"{path}kind", f"metric {metric!r} is {entry.kind} in the catalogue")
-            )
-        harm = raw.get("harm", entry.harm if entry else "decrease")
-        if harm not in ("increase", "decrease"):
-            out.append(Problem(f"{path}harm", "must be increase or decrease"))
-        elif entry is not None and harm != entry.harm:
-            out.append(Problem(
-                f"{path}harm",
-                f"metric {metric!r} is {entry.direction.replace('_', ' ')} in the catalogue, "
-                f"so its harm is a {entry.harm}",
-            ))  # fmt: skip
-        default_tolerance = entry.default_tolerance if entry else 0.0
-        tolerance = _num(raw, "tolerance", path, out, default_tolerance, -math.inf, math.inf)
-        sign = tolerance_sign_problem(str(harm), tolerance)
-        if sign is not None:
-            out.append(Problem(f"{path}tolerance", sign))
-        cohorts = raw.get("cohorts", [])
-        if not isinstance(cohorts, list) or not all(isinstance(c, str) and c for c in cohorts):
-            out.append(Problem(f"{path}cohorts", "must be a list of attribute names"))
-            cohorts = []
-        for j, cohort in enumerate(cohorts):
-            if catalogue is not None and cohort not in flag.cohort_attributes:
-                attributes = ", ".join(flag.cohort_attributes) or "none"
-                out.append(Problem(
-                    f"{path}cohorts[{j}]",
-                    f"{cohort!r} is not a cohort attribute of flag {flag.key!r} (its "
-                    f"cohort_attributes: {attributes}); exposures carry only those",
-                ))  # fmt: skip
-        bands = raw.get("bands", {})
-        if not isinstance(bands, Mapping):
-            out.append(Problem(f"{path}bands", "must map attributes to ascending bin edges"))
-            bands = {}
-        for name, edges in list(bands.items()):
-            if not _edges(edges):
-                out.append(Problem(
-                    f"{path}bands.{name}",
-                    f"must be a list of 1 to {MAX_BANDS} strictly increasing finite numbers",
-                ))  # fmt: skip
-                bands = {}
-                break
-            if name not in cohorts:
-                out.append(Problem(f"{path}bands.{name}", f"{name!r} is not one of its cohorts"))
-        denominator = raw.get("denominator", entry.denominator if entry else None)
-        if entry is not None and entry.kind == "ratio" and denominator != entry.denominator:
-            out.append(Problem(
-                f"{path}denominator",
-                f"metric {metric!r} divides by {entry.denominator!r} in the catalogue",
-            ))  # fmt: skip
-        numerator = raw.get("numerator", entry.source if entry else None)
-        if numerator is not None and not isinstance(numerator, str):
-            out.append(Problem(f"{path}numerator", "must be a metric name"))
-            numerator = None
-        if kind == "ratio" and not isinstance(denominator, str):
-            out.append(
-                Problem(f"{path}denominator", "a ratio guardrail needs its denominator metric")
-            )
-        if kind != "ratio" and denominator is not None:
-            out.append(Problem(f"{path}denominator", "only a ratio guardrail has one"))
-        relative = raw.get("relative", False)
-        if not isinstance(relative, bool):
-            out.append(Problem(f"{path}relative", "must be true or false"))
-        values = raw.get("values", {})
-        if not isinstance(values, Mapping):
-            out.append(Problem(f"{path}values", "must map attributes to lists of values"))
-            values = {}
-        for name, listed in values.items():
-            ok = isinstance(listed, list) and 1 <= len(listed) <= MAX_VALUES
-            if (
-                not ok
-                or not all(isinstance(v, str) and v for v in listed)
-                or (len(set(listed)) != len(listed))
-            ):
-                out.append(Problem(
-                    f"{path}values.{name}",
-                    f"must be a list of 1 to {MAX_VALUES} distinct non-empty strings",
-                ))  # fmt: skip
-            elif name not in cohorts:
-                out.append(Problem(f"{path}values.{name}", f"{name!r} is not one of its cohorts"))
-            elif name in bands:
-                out.append(Problem(f"{path}values.{name}", "an attribute has bands or values"))
-        top = raw.get("top", {})
-        if not isinstance(top, Mapping):
-            out.append(Problem(f"{path}top", "must map attributes to a number of cohorts"))
-            top = {}
-        for name, k in top.items():
-            if type(k) is not int or not 1 <= k <= MAX_VALUES:
-                out.append(
-                    Problem(f"{path}top.{name}", f"must be an integer from 1 to {MAX_VALUES}")
-                )
-            elif name not in cohorts or name in bands or name in values:
-                out.append(Problem(
-                    f"{path}top.{name}",
-                    f"{name!r} must be one of its cohorts without bands or values",
-                ))  # fmt: skip
-        crossings: list[tuple[str, str]] = []
-        raw_crossings = raw.get("crossings", [])
-        if not isinstance(raw_crossings, list) or len(raw_crossings) > 4:
-            out.append(Problem(f"{path}crossings", "must be a list of at most 4 pairs"))
-            raw_crossings = []
-        for j, pair in enumerate(raw_crossings):
-            where = f"{path}crossings[{j}]"
-            if not (isinstance(pair, list) and len(pair) == 2 and all(
-                isinstance(a, str) and a in cohorts for a in pair
-            ) and pair[0] != pair[1]):  # fmt: skip
-                out.append(Problem(where, "must be two different attributes of its cohorts"))
-                continue
-            crossings.append((pair[0], pair[1]))
-        per_cell = raw.get("min_units_per_cell")
-        if per_cell is not None and (type(per_cell) is not int or not 2 <= per_cell <= 10**9):
-            out.append(
-                Problem(f"{path}min_units_per_cell", "must be an integer from 2 to 1,000,000,000")
-            )
-            per_cell = None
-        gap_tolerance = None
-        if raw.get("gap_tolerance") is not None:
-            gap_tolerance = _num(raw, "gap_tolerance", path, out, 0.0, -math.inf, math.inf)
-            sign = tolerance_sign_problem(str(harm), gap_tolerance)
-            if sign is not None:
-                out.append(Problem(f"{path}gap_tolerance", sign))
-        guardrails.append(
-            Guardrail(
-                str(metric),
-                kind,
-                harm,
-                abs(tolerance),
-                bool(relative),
-                tuple(cohorts),
-                {k: tuple(float(x) for x in v) for k, v in bands.items()},
-                denominator if isinstance(denominator, str) else None,
-                numerator if numerator != metric else None,
-                {k: tuple(v) for k, v in values.items() if isinstance(v, list)},
-                {k: v for k, v in top.items() if type(v) is int},
-                None if gap_tolerance is None else abs(gap_tolerance),
-                tuple(crossings),
-                per_cell,
-            )
-        )
-        for j, crossing in enumerate(guardrails[-1].crossings):
-            cells = guardrails[-1].crossing_family(crossing)
-            if cells > MAX_CELLS:
-                out.append(Problem(
-                    f"{path}crossings[{j}]",
-                    f"has {cells} cells, more than {MAX_CELLS}: declare fewer values or bands",
-                ))  # fmt: skip
-    srm = data.get("srm", True)
-    if not isinstance(srm, bool):
-        out.append(Problem("srm", "must be true or false"))
-    alpha = _num(data, "alpha", "", out, 0.05, 0.0, 0.5, open_low=True)
-    tuning = _num(data, "tuning", "", out, 5000.0, 1.0, math.inf)
+    else:
+        guardrails = [
+            _guardrail(raw, f"guardrails[{i}].", flag, catalogue, out)
+            for i, raw in enumerate(raw_guardrails)
+        ]
     deadline = None
-    if data.get("deadline") is not None:
+    if fields.get("deadline") is not None:
         try:
-            deadline = datetime.fromisoformat(str(data["deadline"]))
+            deadline = datetime.fromisoformat(fields["deadline"])
             if deadline.tzinfo is None:
                 deadline = deadline.replace(tzinfo=UTC)
         except ValueError:
             out.append(Problem("deadline", "must be an RFC 3339 date-time or null"))
-    on_breach = data.get("on_breach", "rollback")
-    if on_breach not in ("rollback", "pause"):
-        out.append(Problem("on_breach", "must be rollback or pause"))
-    window = _duration(data, "attribution_window", "", out, 14 * 86400.0, positive=True)
-    delay = _duration(data, "outcome_delay", "", out, 60.0)
-    min_units = data.get("min_units_for_harm", 100)
-    if type(min_units) is not int or not 2 <= min_units <= 10**9:
-        out.append(Problem("min_units_for_harm", "must be an integer from 2 to 1,000,000,000"))
-    if out:
+    window = delay = 0.0
+    if "attribution_window" in fields:
+        window = _duration(
+            fields["attribution_window"], "attribution_window", "attribution_window", out,
+            positive=True,
+        )  # fmt: skip
+    if "outcome_delay" in fields:
+        delay = _duration(fields["outcome_delay"], "outcome_delay", "outcome_delay", out)
+    if out or body is None:
         return None, out
     plan = RolloutPlan(
-        control=str(control), candidate=str(candidate), rule=str(rule_id), stages=tuple(stages),
-        guardrails=tuple(guardrails), srm=bool(srm), alpha=alpha, tuning=tuning,
-        deadline=deadline, on_breach=on_breach, attribution_window=window,
-        outcome_delay=delay, min_units_for_harm=min_units,
+        control=body.control, candidate=body.candidate, rule=body.rule, stages=tuple(stages),
+        guardrails=tuple(guardrails), srm=body.srm, alpha=body.alpha, tuning=body.tuning,
+        deadline=deadline, on_breach=body.on_breach, attribution_window=window,
+        outcome_delay=delay, min_units_for_harm=body.min_units_for_harm,
     )  # fmt: skip
     problems = _statistics_refusals(plan, flag.key)
     return (None, problems) if problems else (plan, [])
