@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import msgspec
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
@@ -24,6 +25,7 @@ from rollwise_server.documents import DocumentCache
 from rollwise_server.errors import ApiError
 from rollwise_server.ingest_worker import IngestWorker
 from rollwise_server.metrics import Metrics
+from rollwise_server.models import Problem
 from rollwise_server.notify import Broadcaster
 from rollwise_server.openapi import openapi_document
 from rollwise_server.rollouts.controller import Controller
@@ -98,8 +100,8 @@ answers carry tokens and private data, and no cache on the way may keep them."""
 
 
 def _problem(error: ApiError) -> Response:
-    return JSONResponse(
-        error.to_problem(),
+    return Response(
+        msgspec.json.encode(error.to_document()),
         status_code=error.status,
         media_type="application/problem+json",
         headers=error.headers(),
@@ -114,29 +116,20 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = int(getattr(exc, "status_code", 500))
     detail = str(getattr(exc, "detail", "error"))
-    body = {
-        "type": "about:blank",
-        "title": detail,
-        "status": status,
-        "code": "http",
-        "detail": detail,
-    }
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    body = Problem(type="about:blank", title=detail, status=status, code="http", detail=detail)
+    return Response(msgspec.json.encode(body), status, media_type="application/problem+json")
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("rollwise: unhandled error on %s %s", request.method, request.url.path)
-    body = {
-        "type": "about:blank",
-        "title": "Internal Server Error",
-        "status": 500,
-        "code": "internal",
-        "detail": "an unexpected error; the server log has the details",
-    }
+    body = Problem(
+        type="about:blank", title="Internal Server Error", status=500, code="internal",
+        detail="an unexpected error; the server log has the details",
+    )  # fmt: skip
     # Sent by Starlette's outermost middleware, past SecurityHeadersMiddleware: add them here.
     headers = {**SECURITY_HEADERS, "Cache-Control": DEFAULT_CACHE_CONTROL}
-    return JSONResponse(
-        body, status_code=500, media_type="application/problem+json", headers=headers
+    return Response(
+        msgspec.json.encode(body), 500, media_type="application/problem+json", headers=headers
     )
 
 

@@ -21,7 +21,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+import msgspec
+
 from rollwise.errors import Problem, RollwiseError
+from rollwise_server.models import problems as documents
 
 __all__ = [
     "ApiError",
@@ -48,6 +51,9 @@ class ApiError(RollwiseError):
     title: ClassVar[str] = "Internal Server Error"
 
     def __init__(self, detail: str, **extra: Any) -> None:
+        unknown = set(extra) - documents.Problem.MEMBERS
+        if unknown:  # a member the problem document does not declare would be dropped
+            raise TypeError(f"{type(self).__name__}: undeclared problem members {unknown}")
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
@@ -65,6 +71,10 @@ class ApiError(RollwiseError):
             "detail": self.detail,
             **self.extra,
         }
+
+    def to_document(self) -> documents.Problem:
+        """The problem document as the API encodes it."""
+        return msgspec.convert(self.to_problem(), documents.Problem)
 
 
 class BadRequest(ApiError):

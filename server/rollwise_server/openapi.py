@@ -22,7 +22,6 @@ from rollwise_server.api.rollouts import ACTIONS
 from rollwise_server.ingest import MAX_ATTRS, MAX_UNIT_LENGTH
 from rollwise_server.models import MODELS, components
 from rollwise_server.settings import Settings
-from rollwise_server.storage.base import ACTIVE_ROLLOUT
 
 __all__ = ["openapi_document", "rules_schemas"]
 
@@ -105,55 +104,7 @@ def _api_schemas() -> Json:
     writable_metadata = {
         "archived": _IGNORED, "updated_at": _IGNORED, "updated_by": _IGNORED, "stale": _IGNORED,
     }  # fmt: skip
-    problem_item = {
-        "type": "object",
-        "required": ["path", "message"],
-        "properties": {
-            "path": {"type": "string", "description": "JSON path in the body; '' is the root."},
-            "message": {"type": "string"},
-        },
-    }
     return {
-        "Problem": {
-            "description": "An error (RFC 9457 problem details).",
-            "type": "object",
-            "required": ["type", "title", "status", "code", "detail"],
-            "properties": {
-                "type": {"type": "string", "format": "uri-reference"},
-                "title": {"type": "string"},
-                "status": {"type": "integer", "minimum": 400, "maximum": 599},
-                "code": {
-                    "type": "string",
-                    "description": "Machine-readable: bad_request, unauthorized, forbidden, "
-                    "not_found, conflict, payload_too_large, invalid, precondition_required, "
-                    "http (routing) or internal.",
-                },
-                "detail": {"type": "string"},
-                "problems": {"type": "array", "items": problem_item},
-                "current_version": {
-                    "type": "integer",
-                    "description": "409: the version the resource is at now.",
-                },
-                "flags": {
-                    "type": "array",
-                    "items": _ref("key"),
-                    "description": "409 on archiving a segment: the flags that use it; on "
-                    "archiving a metric: the flags whose active rollouts guard it.",
-                },
-                "rollout": {
-                    "description": "409 on a change refused because of an active rollout "
-                    "(running, paused or awaiting approval): the rollout, and its status when "
-                    "a new plan is refused.",
-                    "type": "object",
-                    "required": ["env", "flag"],
-                    "properties": {
-                        "env": {"type": "string"},
-                        "flag": {"type": "string"},
-                        "status": {"enum": list(ACTIVE_ROLLOUT)},
-                    },
-                },
-            },
-        },
         "ValidationProblem": {
             "description": "422: every problem of the request, by JSON path.",
             "allOf": [_ref("Problem"), {"required": ["problems"]}],
@@ -1035,65 +986,6 @@ def _admin_paths() -> Json:
     }
 
 
-def _webhook_schemas() -> Json:
-    moment = {"type": ["string", "null"], "format": "date-time"}
-    return {
-        "WebhookDelivery": {
-            "type": "object",
-            "description": "One event for one endpoint in the webhook outbox.",
-            "required": [
-                "id", "message_id", "event", "endpoint", "endpoint_id", "state", "attempts",
-                "created_at", "next_attempt_at", "last_attempt_at", "last_status", "last_error",
-                "finished_at", "body",
-            ],
-            "properties": {
-                "id": {"type": "integer", "description": "The delivery's id (paging cursor)."},
-                "message_id": {
-                    "type": "string",
-                    "description": "The `webhook-id` header: the same on every attempt and "
-                    "endpoint (the receiver's idempotency key).",
-                },
-                "event": {"type": "string", "examples": ["rollout.rollback"]},
-                "endpoint": {
-                    "type": "string",
-                    "description": "scheme://host[:port] of the URL (never its path or query).",
-                },
-                "endpoint_id": {
-                    "type": "string",
-                    "description": "The first 16 hex digits of the URL's SHA-256.",
-                },
-                "state": {"enum": ["pending", "delivered", "failed"]},
-                "attempts": {"type": "integer", "minimum": 0},
-                "created_at": {"type": "string", "format": "date-time"},
-                "next_attempt_at": {**moment, "description": "While pending."},
-                "last_attempt_at": moment,
-                "last_status": {
-                    "type": ["integer", "null"],
-                    "description": "The HTTP status of the last attempt (null: no answer).",
-                },
-                "last_error": {"type": ["string", "null"]},
-                "finished_at": {**moment, "description": "When it was delivered or failed."},
-                "body": {"description": "The JSON body sent (the same on every attempt)."},
-            },
-        },
-        "WebhookDeliveryPage": {
-            "type": "object",
-            "required": ["deliveries", "next_before"],
-            "properties": {
-                "deliveries": {
-                    "type": "array",
-                    "description": "Newest first.",
-                    "items": _ref("WebhookDelivery"),
-                },
-                "next_before": {
-                    "type": ["integer", "null"],
-                    "description": "Pass as `before` for the next page; null on the last one.",
-                },
-            },
-        },
-    }  # fmt: skip
-
-
 def _webhook_paths() -> Json:
     parameters = [
         _parameter(
@@ -1446,7 +1338,6 @@ def openapi_document() -> dict[str, Any]:
             "schemas": {
                 **rules_schemas(),
                 **_api_schemas(),
-                **_webhook_schemas(),
                 **components(MODELS),
             },
         },

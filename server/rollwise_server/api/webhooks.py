@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from rollwise_server.api.common import authorize, json_response, state, threaded
+from rollwise_server import models
+from rollwise_server.api.common import authorize, model_response, state, threaded
 from rollwise_server.errors import BadRequest
 from rollwise_server.storage.base import WEBHOOK_STATES, WebhookDelivery, WebhookQuery
 
@@ -30,28 +31,28 @@ def _iso(moment: float | None) -> str | None:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def render(delivery: WebhookDelivery) -> dict[str, Any]:
+def render(delivery: WebhookDelivery) -> models.WebhookDelivery:
     """A delivery as the API shows it."""
     try:
         body: Any = json.loads(delivery.body)
     except ValueError:
         body = delivery.body
-    return {
-        "id": delivery.id,
-        "message_id": delivery.message_id,
-        "event": delivery.event,
-        "endpoint": delivery.endpoint_label,
-        "endpoint_id": delivery.endpoint,
-        "state": delivery.state,
-        "attempts": delivery.attempts,
-        "created_at": delivery.created_at,
-        "next_attempt_at": _iso(delivery.next_attempt) if delivery.state == "pending" else None,
-        "last_attempt_at": delivery.last_attempt_at,
-        "last_status": delivery.last_status,
-        "last_error": delivery.last_error,
-        "finished_at": delivery.finished_at,
-        "body": body,
-    }
+    return models.WebhookDelivery(
+        id=delivery.id,
+        message_id=delivery.message_id,
+        event=delivery.event,
+        endpoint=delivery.endpoint_label,
+        endpoint_id=delivery.endpoint,
+        state=delivery.state,  # type: ignore[arg-type]
+        attempts=delivery.attempts,
+        created_at=delivery.created_at,
+        next_attempt_at=_iso(delivery.next_attempt) if delivery.state == "pending" else None,
+        last_attempt_at=delivery.last_attempt_at,
+        last_status=delivery.last_status,
+        last_error=delivery.last_error,
+        finished_at=delivery.finished_at,
+        body=body,
+    )
 
 
 def _integer(params: Any, name: str, default: int | None, low: int, high: int) -> int | None:
@@ -78,7 +79,7 @@ async def list_deliveries(request: Request) -> Response:
     rows = await threaded(state(request).store.webhook_deliveries, query)
     page = rows[:limit]
     next_before = page[-1].id if len(rows) > limit else None
-    return json_response({"deliveries": [render(d) for d in page], "next_before": next_before})
+    return model_response(models.WebhookDeliveryPage([render(d) for d in page], next_before))
 
 
 ROUTES_WEBHOOKS = [

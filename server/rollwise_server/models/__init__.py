@@ -25,6 +25,7 @@ from rollwise_server.models.metrics import (
     MetricWrite,
     UndefinedMetric,
 )
+from rollwise_server.models.problems import Problem, ProblemItem, RolloutRef
 from rollwise_server.models.rollouts import (
     Approval,
     Guardrail,
@@ -35,6 +36,7 @@ from rollwise_server.models.rollouts import (
 )
 from rollwise_server.models.schema import components
 from rollwise_server.models.tokens import CreatedToken, Token, TokenCreate, TokenList
+from rollwise_server.models.webhooks import WebhookDelivery, WebhookDeliveryPage
 
 __all__ = [
     "MODELS",
@@ -55,10 +57,13 @@ __all__ = [
     "MetricEntry",
     "MetricList",
     "MetricWrite",
+    "Problem",
+    "ProblemItem",
     "Promote",
     "Revert",
     "Rollout",
     "RolloutPlan",
+    "RolloutRef",
     "RolloutStage",
     "RolloutState",
     "Token",
@@ -66,6 +71,8 @@ __all__ = [
     "TokenList",
     "UndefinedMetric",
     "VersionedWrite",
+    "WebhookDelivery",
+    "WebhookDeliveryPage",
     "components",
     "decode",
     "problems_of",
@@ -82,6 +89,7 @@ MODELS = (
     History,
     MetricList,
     MetricWrite,
+    Problem,
     Promote,
     Revert,
     Rollout,
@@ -89,5 +97,6 @@ MODELS = (
     TokenCreate,
     TokenList,
     VersionedWrite,
+    WebhookDeliveryPage,
 )
 """The models whose schemas the OpenAPI document holds (with every model they use)."""

@@ -18,7 +18,7 @@ from typing import Any, TypeVar, Union
 import msgspec
 
 from rollwise.errors import Problem
-from rollwise_server.errors import BadRequest, Invalid
+from rollwise_server import errors  # a module: errors imports the models' problem document
 
 __all__ = ["decode", "problem_of", "problems_of", "valid_fields"]
 
@@ -34,8 +34,8 @@ def decode(model: type[S], data: Any, *, status: int = 422) -> S:
     if value is not None:
         return value
     if status == 400:
-        raise BadRequest(str(problems[0]))
-    raise Invalid.from_problems(problems)
+        raise errors.BadRequest(str(problems[0]))
+    raise errors.Invalid.from_problems(problems)
 
 
 def problems_of(model: type[S], data: Any) -> tuple[S | None, list[Problem]]:
