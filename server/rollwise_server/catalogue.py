@@ -17,7 +17,7 @@ import attrs
 import msgspec
 
 from rollwise.errors import Problem
-from rollwise_server.models.decoding import problems_of, valid_fields
+from rollwise_server.models.decoding import in_field_order, problems_of, valid_fields
 from rollwise_server.models.metrics import Direction, MetricEntry, MetricKind
 
 __all__ = [
@@ -113,7 +113,7 @@ def parse_metric(key: str, data: Any) -> tuple[Metric | None, list[Problem]]:
         if problem:
             out.append(Problem("default_tolerance", problem))
     if out or entry is None:
-        return None, out
+        return None, in_field_order(MetricEntry, out)
     metric = Metric(
         key=key,
         kind=entry.kind,

@@ -1,5 +1,9 @@
 """Ingestion of exposure and outcome batches: decode, validate each event, store idempotently.
 
+The wire shape of an event is declared by ``models.events`` (its bounds are read from there);
+this module checks events one by one on the hot path, and refuses more than the models say
+(decision 0015).
+
 A batch is ``{"events": [...]}`` (a bare JSON array is accepted too), optionally gzip'd
 (``Content-Encoding: gzip``, every member read), of at most ``max_batch_events`` events.
 Each event is validated on its own: valid ones are stored, invalid ones are counted and
@@ -25,14 +29,12 @@ from rollwise import limits
 from rollwise._parse import KEY_PATTERN
 from rollwise.durations import format_duration
 from rollwise_server.errors import BadRequest, PayloadTooLarge
+from rollwise_server.models.events import MAX_ATTRS, MAX_INTEGER, MAX_UNIT_LENGTH, MAX_VALUE
 from rollwise_server.storage.base import EventRow
 
 __all__ = ["EventKind", "Window", "decode_body", "validate_batch"]
 
 EventKind = Literal["exposures", "outcomes"]
-MAX_UNIT_LENGTH = 256
-MAX_INTEGER = 2**53  # exact in a float, in JSON everywhere, and in a SQLite INTEGER
-MAX_ATTRS = 32
 MAX_ATTRIBUTE_LENGTH = limits.MAX_ATTRIBUTE_LENGTH
 _UUID = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
@@ -273,7 +275,7 @@ def _outcome(
         or not isinstance(value, int | float)
         or (isinstance(value, int) and not -(10**300) <= value <= 10**300)  # no float overflow
         or not math.isfinite(value)
-        or abs(value) > 1e300
+        or abs(value) > MAX_VALUE
     ):
         problems.append({"path": "value", "message": "must be a finite number"})
     else:

@@ -19,7 +19,6 @@ from rollwise._version import __version__
 from rollwise.spec import rules_schema
 from rollwise_server.api.results import OPENAPI_PATHS
 from rollwise_server.api.rollouts import ACTIONS
-from rollwise_server.ingest import MAX_ATTRS, MAX_UNIT_LENGTH
 from rollwise_server.models import MODELS, components
 from rollwise_server.settings import Settings
 
@@ -200,96 +199,17 @@ def _metric_schemas() -> Json:
 
 
 def _event_schemas() -> Json:
+    """A batch is ``{"events": [...]}`` (a model) or the bare array of its events."""
     max_events = Settings().max_batch_events
-    attrs = {
-        "description": f"Cohort attributes: at most {MAX_ATTRS}, each a string of at most "
-        f"{MAX_UNIT_LENGTH} characters, a finite number, a boolean or null.",
-        "type": ["object", "null"],
-        "maxProperties": MAX_ATTRS,
-        "additionalProperties": {
-            "oneOf": [
-                {"type": "string", "maxLength": MAX_UNIT_LENGTH},
-                {"type": ["number", "boolean", "null"]},
-            ]
-        },
-    }
-    common = {
-        "id": {
-            "type": "string",
-            "format": "uuid",
-            "description": "Made by the SDK; a redelivered event with the same id is a duplicate.",
-        },
-        "ts": {"type": "string", "format": "date-time"},
-        "unit_type": {"type": "string", "minLength": 1, "maxLength": 64},
-        "unit": {"type": "string", "minLength": 1, "maxLength": MAX_UNIT_LENGTH},
-        "attrs": attrs,
-    }
-    schemas: Json = {
-        "Exposure": {
-            "type": "object",
-            "required": ["id", "ts", "flag", "flag_version", "variant", "unit_type", "unit"],
-            "properties": {
-                **common,
-                "flag": _ref("key"),
-                "flag_version": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
-                "variant": _ref("key"),
-                "rule": {"oneOf": [_ref("key"), {"type": "null"}]},
-            },
-        },
-        "Outcome": {
-            "type": "object",
-            "required": ["id", "ts", "metric", "unit_type", "unit", "value"],
-            "properties": {**common, "metric": _ref("key"), "value": {"type": "number"}},
-        },
-    }
+    schemas: Json = {}
     for kind in ("Exposure", "Outcome"):
         events = {"type": "array", "maxItems": max_events, "items": _ref(kind)}
         schemas[f"{kind}Batch"] = {
             "description": f'{{"events": [...]}} or a bare array; at most {max_events} events '
             "(413 above). Each event is validated on its own: invalid ones are counted and "
             "reported, the others stored.",
-            "oneOf": [
-                {"type": "object", "required": ["events"], "properties": {"events": events}},
-                events,
-            ],
+            "oneOf": [_ref(f"{kind}Events"), events],
         }
-    schemas["IngestResult"] = {
-        "type": "object",
-        "required": ["accepted", "duplicates", "rejected", "errors"],
-        "properties": {
-            "accepted": {"type": "integer", "minimum": 0, "description": "Newly stored."},
-            "duplicates": {
-                "type": "integer",
-                "minimum": 0,
-                "description": "Already stored (same id): nothing added.",
-            },
-            "rejected": {"type": "integer", "minimum": 0},
-            "errors": {
-                "description": "The first 100 rejected events and why.",
-                "type": "array",
-                "maxItems": 100,
-                "items": {
-                    "type": "object",
-                    "required": ["index", "id", "problems"],
-                    "properties": {
-                        "index": {"type": "integer", "minimum": 0},
-                        "id": {"type": ["string", "null"]},
-                        "problems": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["path", "message"],
-                                "properties": {
-                                    "path": {"type": "string"},
-                                    "message": {"type": "string"},
-                                },
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    }
     return schemas
 
 

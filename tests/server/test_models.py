@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import typing
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
@@ -12,6 +14,8 @@ import pytest
 from rollwise_server.auth import ROLES
 from rollwise_server.catalogue import DIRECTIONS, KINDS, parse_metric
 from rollwise_server.errors import Invalid
+from rollwise_server.ingest import Window, validate_batch
+from rollwise_server.models.events import Exposure
 from rollwise_server.models import (
     MODELS,
     EnvironmentCreate,
@@ -122,3 +126,47 @@ def test_the_metric_kinds_and_directions_are_the_catalogues() -> None:
     assert sorted(schema["properties"]["kind"]["enum"]) == sorted(KINDS)
     assert schema["additionalProperties"] is False
     assert "allOf" in schema  # the rules across fields, stated beside the model
+
+
+def _events() -> Iterator[dict[str, Any]]:
+    """Exposures: a valid one, and each field in turn made odd or wrong."""
+    valid = {
+        "id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "ts": "2026-11-01T09:30:00.123Z",
+        "flag": "fraud-model", "flag_version": 3, "variant": "v2", "rule": "eu",
+        "unit_type": "user_id", "unit": "u-17", "attrs": {"country": "DE", "amount": 12.5},
+    }  # fmt: skip
+    yield valid
+    changes: list[tuple[str, Any]] = [
+        ("id", "0190A1B2C3D47E5F8A9B0C1D2E3F4A5B"), ("id", "not-a-uuid"), ("id", 7),
+        ("ts", "2026-11-01 09:30:00+02:00"), ("ts", "2026-11-01"), ("ts", None),
+        ("flag", "bad key"), ("flag_version", 0), ("flag_version", 2**53 + 1),
+        ("flag_version", True), ("flag_version", 2.0), ("variant", ""), ("rule", None),
+        ("rule", 5), ("unit_type", "u" * 257), ("unit", ""), ("unit", "u" * 257),
+        ("attrs", None), ("attrs", {}), ("attrs", {"a": [1]}), ("attrs", {"": 1}),
+        ("attrs", {'a"b': 1}), ("attrs", {f"k{i}": i for i in range(33)}),
+        ("attrs", {"a": "x" * 257}), ("attrs", {"a": None, "b": True}), ("attrs", "DE"),
+    ]  # fmt: skip
+    for name, value in changes:
+        yield {**valid, name: value}
+    for name in valid:
+        yield {k: v for k, v in valid.items() if k != name}
+
+
+def test_what_ingestion_accepts_the_event_models_accept() -> None:
+    """Ingestion checks events with its own code (the hot path); the models state the wire
+    shape. Whatever ingestion stores, the model accepts; ingestion refuses more (the time
+    window, the forms of ids and times, attribute names the analysis can query)."""
+    window = Window.around(datetime.now(UTC), 100 * 365 * 86400.0, 100 * 365 * 86400.0)
+    verdicts = {(True, True): 0, (False, True): 0, (False, False): 0}
+    for event in _events():
+        rows, _ = validate_batch("exposures", [event], "qa", "2026-11-01T09:30:00Z", 10, window)
+        try:
+            msgspec.convert(event, Exposure, strict=True)
+        except msgspec.ValidationError:
+            modelled = False
+        else:
+            modelled = True
+        assert modelled or not rows, event
+        verdicts[bool(rows), modelled] += 1
+    assert verdicts[True, True] >= 5, verdicts
+    assert verdicts[False, False] >= 15, verdicts

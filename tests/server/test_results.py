@@ -20,7 +20,7 @@ from openapi_spec_validator import validate as validate_openapi
 from rollwise.analysis.data import ResultsClient, ResultsError
 from rollwise.analysis.reduce import ReductionResult, format_window, reduce_frame
 from rollwise.errors import AuthenticationError, ServerUnavailableError
-from rollwise_server.api.results import OPENAPI_PATHS, RESULTS_SCHEMA
+from rollwise_server.api.results import OPENAPI_PATHS
 from rollwise_server.openapi import openapi_document
 from rollwise_server.testing import LiveServer, free_port, live_server
 from tests.analysis.test_reduce import (
@@ -112,7 +112,8 @@ def test_the_endpoint_computes_what_pandas_computes(
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
     components = openapi_document()["components"]  # the $refs of the schema point there
-    jsonschema.Draft202012Validator({**RESULTS_SCHEMA, "components": components}).validate(body)
+    schema = {"$ref": "#/components/schemas/Results", "components": components}
+    jsonschema.Draft202012Validator(schema).validate(body)
     from_server = ReductionResult.from_json(body)
     args = case_args(case)
     metric = args.pop("metric")

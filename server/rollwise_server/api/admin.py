@@ -31,6 +31,7 @@ from rollwise_server.models import (
     TokenCreate,
     TokenList,
     decode,
+    in_field_order,
     problems_of,
     valid_fields,
 )
@@ -163,7 +164,7 @@ async def create_token(request: Request) -> Response:
         if each not in known_envs:
             problems.append(Problem(f"envs[{i}]", f"no environment {each!r}"))
     if problems:
-        raise Invalid.from_problems(problems)
+        raise Invalid.from_problems(in_field_order(TokenCreate, problems))
     secret = new_secret()
     record = await threaded(
         state(request).store.create_token, name=name, role=role,

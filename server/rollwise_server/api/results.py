@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -35,7 +36,8 @@ from rollwise.analysis.reduce import (
     reduce_spec,
 )
 from rollwise.durations import PATTERN as DURATION_PATTERN
-from rollwise_server.api.common import authorize, json_response, state, threaded
+from rollwise_server import models
+from rollwise_server.api.common import authorize, model_response, state, threaded
 from rollwise_server.catalogue import Metric
 from rollwise_server.errors import BadRequest, NotFound
 from rollwise_server.rollouts import transitions
@@ -129,7 +131,8 @@ async def results(request: Request) -> Response:
     catalogue = await threaded(transitions.catalogue, store, env)
     spec = parse_query(env, key, request.query_params, catalogue)
     result = await threaded(reduce_in_store, state(request).store, spec)
-    return json_response(result.to_json(), headers={"Cache-Control": "no-store"})
+    answer = msgspec.convert(result.to_json(), models.Results)
+    return model_response(answer, headers={"Cache-Control": "no-store"})
 
 
 ROUTES_RESULTS = [
@@ -152,89 +155,6 @@ def _problem(description: str) -> dict[str, Any]:
 def _query(name: str, schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "in": "query", "schema": schema, "description": description, **extra}
 
-
-_SUMS = {
-    "n": {"type": "integer", "minimum": 0, "description": "Units with a value (see kind)."},
-    "total": {"type": "number", "description": "Σx over those units."},
-    "m2": {
-        "type": "number",
-        "minimum": 0,
-        "description": "Σ(x - x̄)², the centred sum of squares (variance = m2 / (n - 1)); "
-        "centred so that it keeps its precision when the mean is large next to the spread.",
-    },
-    "den_total": {"type": "number", "description": "Σy (ratio: the denominator), else 0."},
-    "den_m2": {"type": "number", "minimum": 0, "description": "Σ(y - ȳ)² (ratio), else 0."},
-    "comoment": {"type": "number", "description": "Σ(x - x̄)(y - ȳ) (ratio), else 0."},
-}
-_UNITS = {"type": "integer", "minimum": 0, "description": "Exposed units assigned here."}
-_VARIANT = {"type": "string"}
-_NULLABLE_KEY = {"anyOf": [{"$ref": "#/components/schemas/key"}, {"type": "null"}]}
-RESULTS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "Sufficient statistics per variant (overall) and per variant and cohort.",
-    "required": [
-        "env",
-        "flag",
-        "metric",
-        "kind",
-        "denominator",
-        "cohort",
-        "bands",
-        "window",
-        "window_seconds",
-        "variants",
-        "overall",
-        "cells",
-        "diagnostics",
-    ],
-    "properties": {
-        "env": {"$ref": "#/components/schemas/key"},
-        "flag": {"$ref": "#/components/schemas/key"},
-        "metric": {"$ref": "#/components/schemas/key"},
-        "kind": {"enum": list(KINDS)},
-        "denominator": _NULLABLE_KEY,
-        "cohort": {"type": ["string", "null"], "description": "The cohort attribute."},
-        "bands": {"type": ["array", "null"], "items": {"type": "number"}},
-        "window": {"type": "string", "description": "The attribution window, e.g. 2w, none."},
-        "window_seconds": {"type": ["number", "null"]},
-        "variants": {"type": "array", "items": _VARIANT},
-        "overall": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["variant", "units", *_SUMS],
-                "properties": {"variant": _VARIANT, "units": _UNITS, **_SUMS},
-            },
-        },
-        "cells": {
-            "type": "array",
-            "description": "One per variant and cohort; cohort null: the attribute is absent, "
-            "null or (with bands) not a number, or no cohort was asked for.",
-            "items": {
-                "type": "object",
-                "required": ["variant", "cohort", "units", *_SUMS],
-                "properties": {
-                    "variant": _VARIANT,
-                    "cohort": {"type": ["string", "null"]},
-                    "units": _UNITS,
-                    **_SUMS,
-                },
-            },
-        },
-        "diagnostics": {
-            "type": "object",
-            "required": ["units", "multiple_variants"],
-            "properties": {
-                "units": {"type": "integer", "minimum": 0, "description": "Units kept."},
-                "multiple_variants": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "Units exposed to more than one variant, left out.",
-                },
-            },
-        },
-    },
-}
 
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/envs/{env}/flags/{key}/results": {
@@ -315,7 +235,9 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "The statistics and diagnostics.",
-                    "content": {"application/json": {"schema": RESULTS_SCHEMA}},
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Results"}}
+                    },
                 },
                 "400": _problem(
                     "A malformed query parameter, or a kind or denominator that disagrees with "

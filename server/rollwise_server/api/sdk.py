@@ -11,12 +11,20 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from rollwise_server.api.common import authorize, json_response, read_raw, state, threaded
+from rollwise_server import models
+from rollwise_server.api.common import (
+    authorize,
+    model_response,
+    read_raw,
+    state,
+    threaded,
+)
 from rollwise_server.documents import RenderedDocument, etag_matches
 from rollwise_server.errors import BadRequest, TooManyStreams
 from rollwise_server.ingest import EventKind
@@ -140,13 +148,9 @@ async def _ingest(request: Request, kind: EventKind) -> Response:
     server.metrics.events.labels(kind).inc(counts.accepted)
     server.metrics.duplicates.labels(kind).inc(counts.duplicates)
     server.metrics.rejected.labels(kind).inc(len(errors))
-    return json_response(
-        {
-            "accepted": counts.accepted,
-            "duplicates": counts.duplicates,
-            "rejected": len(errors),
-            "errors": errors[:100],
-        }
+    shown = msgspec.convert(errors[:100], list[models.EventError])
+    return model_response(
+        models.IngestResult(counts.accepted, counts.duplicates, len(errors), shown)
     )
 
 

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 from rollwise_server.models.actions import Promote, Revert, VersionedWrite
 from rollwise_server.models.audit import AuditEntry, AuditPage
-from rollwise_server.models.decoding import decode, problems_of, valid_fields
+from rollwise_server.models.decoding import decode, in_field_order, problems_of, valid_fields
 from rollwise_server.models.environments import (
     Environment,
     EnvironmentCreate,
     EnvironmentList,
     EnvironmentUpdate,
+)
+from rollwise_server.models.events import (
+    EventError,
+    Exposure,
+    ExposureEvents,
+    IngestResult,
+    Outcome,
+    OutcomeEvents,
 )
 from rollwise_server.models.health import Health
 from rollwise_server.models.history import History, HistoryEntry, JsonPatchOperation
@@ -26,6 +34,7 @@ from rollwise_server.models.metrics import (
     UndefinedMetric,
 )
 from rollwise_server.models.problems import Problem, ProblemItem, RolloutRef
+from rollwise_server.models.results import Results
 from rollwise_server.models.rollouts import (
     Approval,
     Guardrail,
@@ -48,18 +57,25 @@ __all__ = [
     "EnvironmentCreate",
     "EnvironmentList",
     "EnvironmentUpdate",
+    "EventError",
+    "Exposure",
+    "ExposureEvents",
     "Guardrail",
     "Health",
     "History",
     "HistoryEntry",
+    "IngestResult",
     "JsonPatchOperation",
     "Metric",
     "MetricEntry",
     "MetricList",
     "MetricWrite",
+    "Outcome",
+    "OutcomeEvents",
     "Problem",
     "ProblemItem",
     "Promote",
+    "Results",
     "Revert",
     "Rollout",
     "RolloutPlan",
@@ -75,6 +91,7 @@ __all__ = [
     "WebhookDeliveryPage",
     "components",
     "decode",
+    "in_field_order",
     "problems_of",
     "valid_fields",
 ]
@@ -85,12 +102,16 @@ MODELS = (
     EnvironmentCreate,
     EnvironmentList,
     EnvironmentUpdate,
+    ExposureEvents,
     Health,
     History,
+    IngestResult,
     MetricList,
     MetricWrite,
+    OutcomeEvents,
     Problem,
     Promote,
+    Results,
     Revert,
     Rollout,
     RolloutState,

@@ -20,7 +20,7 @@ import msgspec
 from rollwise.errors import Problem
 from rollwise_server import errors  # a module: errors imports the models' problem document
 
-__all__ = ["decode", "problem_of", "problems_of", "valid_fields"]
+__all__ = ["decode", "in_field_order", "problem_of", "problems_of", "valid_fields"]
 
 S = TypeVar("S", bound=msgspec.Struct)
 _AT = re.compile(r" - at `\$(.*)`$")
@@ -64,6 +64,18 @@ def valid_fields(model: type[msgspec.Struct], data: Any) -> dict[str, Any]:
             default = field.default
             out[field.name] = field.default_factory() if default is msgspec.NODEFAULT else default
     return out
+
+
+def in_field_order(model: type[msgspec.Struct], problems: list[Problem]) -> list[Problem]:
+    """``problems`` in the order of the fields they are about (unknown fields first), as a
+    reader goes through the body; the order among one field's problems is kept."""
+    order = {f.encode_name: i for i, f in enumerate(msgspec.structs.fields(model))}
+
+    def field(problem: Problem) -> int:
+        name = re.split(r"[.\[]", problem.path, maxsplit=1)[0]
+        return order.get(name, -1)
+
+    return sorted(problems, key=field)
 
 
 def problem_of(annotation: Any) -> str | None:

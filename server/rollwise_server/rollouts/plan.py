@@ -22,7 +22,7 @@ from rollwise.errors import Problem
 from rollwise.rules import Flag
 from rollwise_server import models
 from rollwise_server.catalogue import Metric, tolerance_sign_problem
-from rollwise_server.models.decoding import problems_of, valid_fields
+from rollwise_server.models.decoding import in_field_order, problems_of, valid_fields
 from rollwise_server.models.rollouts import MAX_GUARDRAILS, MAX_STAGES, MAX_VALUES
 
 __all__ = ["Guardrail", "RolloutPlan", "Stage", "parse_plan"]
@@ -377,7 +377,7 @@ def parse_plan(
     if "outcome_delay" in fields:
         delay = _duration(fields["outcome_delay"], "outcome_delay", "outcome_delay", out)
     if out or body is None:
-        return None, out
+        return None, in_field_order(models.RolloutPlan, out)
     plan = RolloutPlan(
         control=body.control, candidate=body.candidate, rule=body.rule, stages=tuple(stages),
         guardrails=tuple(guardrails), srm=body.srm, alpha=body.alpha, tuning=body.tuning,
