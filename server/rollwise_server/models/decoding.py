@@ -10,6 +10,7 @@ own message is used.
 
 from __future__ import annotations
 
+import functools
 import re
 import types
 import typing
@@ -47,6 +48,12 @@ def problems_of(model: type[S], data: Any) -> tuple[S | None, list[Problem]]:
     return None, _struct_problems(model, data, "") or [Problem("", "is not valid")]
 
 
+@functools.cache
+def _fields(model: type[msgspec.Struct]) -> tuple[msgspec.structs.FieldInfo, ...]:
+    """A model's fields, read once (reading them evaluates every annotation)."""
+    return msgspec.structs.fields(model)
+
+
 def valid_fields(model: type[msgspec.Struct], data: Any) -> dict[str, Any]:
     """The fields of ``data`` that are valid on their own, converted, and the defaults of the
     optional ones it leaves out: what the checks across fields can still use when the body
@@ -54,7 +61,7 @@ def valid_fields(model: type[msgspec.Struct], data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         return {}
     out: dict[str, Any] = {}
-    for field in msgspec.structs.fields(model):
+    for field in _fields(model):
         if field.encode_name in data:
             try:
                 out[field.name] = msgspec.convert(data[field.encode_name], field.type, strict=True)
@@ -69,7 +76,7 @@ def valid_fields(model: type[msgspec.Struct], data: Any) -> dict[str, Any]:
 def in_field_order(model: type[msgspec.Struct], problems: list[Problem]) -> list[Problem]:
     """``problems`` in the order of the fields they are about (unknown fields first), as a
     reader goes through the body; the order among one field's problems is kept."""
-    order = {f.encode_name: i for i, f in enumerate(msgspec.structs.fields(model))}
+    order = {f.encode_name: i for i, f in enumerate(_fields(model))}
 
     def field(problem: Problem) -> int:
         name = re.split(r"[.\[]", problem.path, maxsplit=1)[0]
@@ -102,7 +109,7 @@ def _join(prefix: str, name: str) -> str:
 def _struct_problems(model: type[msgspec.Struct], data: Any, prefix: str) -> list[Problem]:
     if not isinstance(data, dict):
         return [Problem(prefix, "must be an object")]
-    fields = msgspec.structs.fields(model)
+    fields = _fields(model)
     out: list[Problem] = []
     if model.__struct_config__.forbid_unknown_fields:
         known = {f.encode_name for f in fields}

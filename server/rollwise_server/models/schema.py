@@ -8,6 +8,8 @@ fields). What a type cannot say — a rule across fields, an example — a model
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,8 +21,14 @@ REF = "#/components/schemas/{name}"
 
 
 def components(models: Iterable[type[msgspec.Struct]]) -> dict[str, Any]:
-    """``components/schemas`` entries for ``models`` and every model they use."""
-    models = list(models)
+    """``components/schemas`` entries for ``models`` and every model they use (a fresh copy:
+    callers may change it)."""
+    return copy.deepcopy(_components(tuple(models)))
+
+
+@functools.cache
+def _components(models: tuple[type[msgspec.Struct], ...]) -> dict[str, Any]:
+    """Generated once per set of models: generation reads every annotation (~25 ms)."""
     _, schemas = msgspec.json.schema_components(models, ref_template=REF)
     for model in models:
         extra = getattr(model, "openapi", None)
