@@ -15,7 +15,6 @@ from rollwise_server.auth import ROLES
 from rollwise_server.catalogue import DIRECTIONS, KINDS, parse_metric
 from rollwise_server.errors import Invalid
 from rollwise_server.ingest import Window, validate_batch
-from rollwise_server.models.events import Exposure
 from rollwise_server.models import (
     MODELS,
     EnvironmentCreate,
@@ -24,6 +23,7 @@ from rollwise_server.models import (
     components,
     decode,
 )
+from rollwise_server.models.events import Exposure
 from rollwise_server.models.tokens import Role
 
 
