@@ -227,7 +227,7 @@ def main() -> int:
         if args.keep:
             print(f"\nThe server keeps running at {server.url}; admin token: {server.admin_token}")
             print(f"Try: ROLLWISE_URL={server.url} ROLLWISE_TOKEN={server.admin_token} \\")
-            print("       rollwise flags history fraud-model      (Ctrl-C to stop)")
+            print("       rollwise rollouts status fraud-model --env production   (Ctrl-C to stop)")
             try:
                 while True:
                     time.sleep(3600)

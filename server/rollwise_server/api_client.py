@@ -283,6 +283,37 @@ class ApiClient:
             "POST", _path("envs", env, "flags", key, "promote"), body={"to": to, "reason": reason}
         )
 
+    # --- rollouts and results ---
+
+    def rollout(self, env: str, key: str) -> Json:
+        return self.request("GET", _path("envs", env, "flags", key, "rollout"))
+
+    def put_rollout(
+        self, env: str, key: str, plan: Json, *, reason: str | None, version: int | None = None
+    ) -> Json:
+        body = {**plan, **({"reason": reason} if reason is not None else {})}
+        headers = {"If-Match": f'"{version}"'} if version is not None else None
+        return self.request(
+            "PUT", _path("envs", env, "flags", key, "rollout"), body=body, headers=headers
+        )
+
+    def rollout_action(self, env: str, key: str, action: str, *, reason: str | None) -> Json:
+        return self.request(
+            "POST", _path("envs", env, "flags", key, "rollout", action), body={"reason": reason}
+        )
+
+    def results(self, env: str, key: str, **params: str | int | None) -> Json:
+        return self.request("GET", _path("envs", env, "flags", key, "results"), params=params)
+
+    def enable(self, env: str, key: str, *, reason: str | None) -> Json:
+        """Serve the flag's rules again: a new version with ``enabled: true``, written at the
+        version read (409 if someone changed it meanwhile)."""
+        current = self.get_resource(env, "flag", key)
+        body = {**strip_meta(current), "enabled": True}
+        return self.replace_resource(
+            env, "flag", key, body, version=int(current["version"]), reason=reason
+        )
+
     # --- environments, tokens, audit ---
 
     def environments(self) -> Json:

@@ -26,12 +26,14 @@ from rollwise._version import __version__
 from rollwise.durations import DurationError, parse_duration
 from rollwise.errors import ConfigurationError, RollwiseError, TransportError
 from rollwise_server.api_client import ApiClient, ApiResponseError, Kind, ServerUnreachableError
+from rollwise_server.cli_options import env_option, json_option, reason_option
+from rollwise_server.cli_output import echo, echo_json, fields, note, table, ts, visible
+from rollwise_server.cli_rollouts import results, rollouts
 
 __all__ = ["main"]
 
 Json = dict[str, Any]
 ROLES = ("sdk", "viewer", "editor", "approver", "admin")
-_MAX_CELL = 40
 
 
 # --- the connection to the server --------------------------------------------------------------
@@ -103,78 +105,6 @@ class _Main(click.Group):
 # --- output -------------------------------------------------------------------------------------
 
 
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def visible(text: str) -> str:
-    """``text`` with every control character (and bidirectional override) escaped, so that
-    text someone stored (a reason, a description) can never drive the admin's terminal: an
-    ESC sequence prints as ``\\x1b[2J``, not as a cleared screen. Line breaks stay."""
-    if text.isascii() and text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if ch == "\n" or (ch.isprintable() and ch not in _BIDI) or ch == " ":
-            out.append(ch)
-        else:
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-    return "".join(out)
-
-
-def _echo(message: Any = None, *, err: bool = False, nl: bool = True) -> None:
-    """``click.echo`` of text made visible (see ``visible``)."""
-    text = None if message is None else visible(str(message))
-    click.echo(text, err=err, nl=nl)
-
-
-def _echo_json(data: Any) -> None:
-    _echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def _note(message: str) -> None:
-    _echo(message, err=True)
-
-
-def _cell(value: Any, limit: int = _MAX_CELL) -> str:
-    if value is None:
-        text = "-"
-    elif isinstance(value, bool):
-        text = "yes" if value else "no"
-    else:
-        text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Fixed-width columns, each as wide as its widest cell; long cells are shortened, except
-    in the last column, which is not padded either."""
-    last = len(headers) - 1
-    cells = [[_cell(v, 200 if i == last else _MAX_CELL) for i, v in enumerate(row)] for row in rows]
-    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
-    for row in [list(headers), *cells]:
-        _echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _fields(pairs: Iterable[tuple[str, Any]]) -> None:
-    """``name  value`` lines; a list value continues on the following lines."""
-    pairs = list(pairs)
-    width = max(len(name) for name, _ in pairs)
-    for name, value in pairs:
-        values = value if isinstance(value, list) else [value]
-        for i, item in enumerate(values or ["-"]):
-            label = name if i == 0 else ""
-            _echo(f"{label.ljust(width)}  {_cell(item, 100)}".rstrip())
-
-
-def _ts(value: Any) -> str | None:
-    """``2026-11-25T18:44:56.657289Z`` shortened to ``2026-11-25T18:44:56Z``."""
-    if not isinstance(value, str):
-        return None
-    head, dot, rest = value.partition(".")
-    return f"{head}Z" if dot and rest.endswith("Z") else value
-
-
 def _scalar(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
@@ -224,20 +154,6 @@ def _changes(entry: Mapping[str, Any], previous: Mapping[str, Any] | None) -> st
 
 
 # --- options shared by many commands ------------------------------------------------------------
-
-_json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print the API's JSON answer instead of a table."
-)
-_env_option = click.option(
-    "--env",
-    "env",
-    envvar="ROLLWISE_ENV",
-    default="production",
-    show_default=True,
-    show_envvar=True,
-    help="The environment.",
-)
-_reason_option = click.option("--reason", default=None, help="Why: kept in the history and audit.")
 
 
 def _moment(text: str, now: datetime, sign: int) -> datetime:
@@ -381,7 +297,7 @@ def _flag_rows(flags: Iterable[Mapping[str, Any]], archived: bool) -> list[list[
             ",".join(flag.get("variants") or {}),
             len(flag.get("rules") or []),
             flag.get("updated_by"),
-            _ts(flag.get("updated_at")),
+            ts(flag.get("updated_at")),
         ]
         rows.append([*row, flag.get("archived")] if archived else row)
     return rows
@@ -400,7 +316,7 @@ def _segment_rows(segments: Iterable[Mapping[str, Any]], archived: bool) -> list
             len(segment.get("conditions") or []),
             segment.get("description"),
             segment.get("updated_by"),
-            _ts(segment.get("updated_at")),
+            ts(segment.get("updated_at")),
         ]
         rows.append([*row, segment.get("archived")] if archived else row)
     return rows
@@ -422,7 +338,7 @@ def _metric_rows(metrics: Iterable[Mapping[str, Any]], archived: bool) -> list[l
             metric.get("unit") or None,
             metric.get("owner") or None,
             metric.get("updated_by"),
-            _ts(metric.get("updated_at")),
+            ts(metric.get("updated_at")),
         ]
         rows.append([*row, metric.get("archived")] if archived else row)
     return rows
@@ -439,7 +355,7 @@ def _show_flag(flag: Mapping[str, Any], env: str) -> None:
     window = None
     if isinstance(schedule, dict):
         window = f"{schedule.get('start') or '(now)'} -> {schedule.get('end') or '(open)'}"
-    _fields(
+    fields(
         [
             ("flag", flag["key"]),
             ("environment", env),
@@ -453,15 +369,15 @@ def _show_flag(flag: Mapping[str, Any], env: str) -> None:
             ("schedule", window),
             ("cohorts", ", ".join(flag.get("cohort_attributes") or []) or None),
             ("salt", flag.get("salt")),
-            ("updated", f"{_ts(flag.get('updated_at'))} by {flag.get('updated_by')}"),
+            ("updated", f"{ts(flag.get('updated_at'))} by {flag.get('updated_by')}"),
         ]
     )
     rules = flag.get("rules") or []
-    _echo("")
+    echo("")
     if not rules:
-        _echo(f"no rules: everyone gets the default variant {flag.get('default_variant')}")
+        echo(f"no rules: everyone gets the default variant {flag.get('default_variant')}")
         return
-    _table(
+    table(
         ["#", "RULE", "CONDITIONS", "SERVES"],
         (
             [
@@ -477,7 +393,7 @@ def _show_flag(flag: Mapping[str, Any], env: str) -> None:
 
 def _show_segment(segment: Mapping[str, Any], env: str) -> None:
     conditions = [_condition(c) for c in segment.get("conditions") or []]
-    _fields(
+    fields(
         [
             ("segment", segment["key"]),
             ("environment", env),
@@ -485,7 +401,7 @@ def _show_segment(segment: Mapping[str, Any], env: str) -> None:
             ("archived", segment.get("archived")),
             ("description", segment.get("description")),
             ("conditions", [c if i == 0 else f"AND {c}" for i, c in enumerate(conditions)]),
-            ("updated", f"{_ts(segment.get('updated_at'))} by {segment.get('updated_by')}"),
+            ("updated", f"{ts(segment.get('updated_at'))} by {segment.get('updated_by')}"),
         ]
     )
 
@@ -500,7 +416,7 @@ def _show_metric(metric: Mapping[str, Any], env: str) -> None:
     ratio = []
     if metric.get("kind") == "ratio":
         ratio = [("ratio", f"{metric.get('numerator')} / {metric.get('denominator')}")]
-    _fields(
+    fields(
         [
             ("metric", metric["key"]),
             ("environment", env),
@@ -513,7 +429,7 @@ def _show_metric(metric: Mapping[str, Any], env: str) -> None:
             ("description", metric.get("description") or None),
             ("tolerance", _tolerance(metric.get("default_tolerance"))),
             ("owner", metric.get("owner") or None),
-            ("updated", f"{_ts(metric.get('updated_at'))} by {metric.get('updated_by')}"),
+            ("updated", f"{ts(metric.get('updated_at'))} by {metric.get('updated_by')}"),
         ]
     )
 
@@ -523,13 +439,13 @@ def _show_undefined(undefined: Sequence[Mapping[str, Any]], env: str, after: boo
     if not undefined:
         return
     if after:
-        _echo("")
-    _echo("seen in events but not defined:")
-    _table(
+        echo("")
+    echo("seen in events but not defined:")
+    table(
         ["METRIC", "EVENTS", "LAST_SEEN"],
-        ([u.get("key"), u.get("events"), _ts(u.get("last_seen"))] for u in undefined),
+        ([u.get("key"), u.get("events"), ts(u.get("last_seen"))] for u in undefined),
     )
-    _note(f"define them with: rollwise metrics apply -f FILE --env {env}")
+    note(f"define them with: rollwise metrics apply -f FILE --env {env}")
 
 
 _Rows = Callable[[Iterable[Mapping[str, Any]], bool], list[list[Any]]]
@@ -551,13 +467,13 @@ def _show_history(data: Mapping[str, Any]) -> None:
                 entry.get("version"),
                 action.split(".", 1)[-1],
                 entry.get("actor"),
-                _ts(entry.get("ts")),
+                ts(entry.get("ts")),
                 entry.get("reason"),
                 _changes(entry, previous),
             ]
         )
         previous = entry
-    _table(["VERSION", "ACTION", "ACTOR", "TS", "REASON", "CHANGES"], rows)
+    table(["VERSION", "ACTION", "ACTOR", "TS", "REASON", "CHANGES"], rows)
     if data.get("next_before") is not None:
         click.echo(f"older versions: --before {data['next_before']}")
 
@@ -573,32 +489,32 @@ def _resource_commands(group: click.Group, kind: Kind) -> None:
         help=f"List the {plural} of an environment."
         + (" Then the metrics seen in outcome events but not defined." if kind == "metric" else ""),
     )
-    @_env_option
+    @env_option
     @click.option("--archived", is_flag=True, help=f"Include archived {plural}.")
-    @_json_option
+    @json_option
     @click.pass_obj
     def list_(remote: Remote, env: str, archived: bool, as_json: bool) -> None:
         data = remote.client().list_resources(env, kind, archived=archived)
         if as_json:
-            _echo_json(data)
+            echo_json(data)
             return
         items = data.get(plural) or []
         if items:
-            _table([*headers, "ARCHIVED"] if archived else headers, to_rows(items, archived))
+            table([*headers, "ARCHIVED"] if archived else headers, to_rows(items, archived))
         else:
-            _note(f"no {plural} in {env}")
+            note(f"no {plural} in {env}")
         if kind == "metric":
             _show_undefined(data.get("undefined") or [], env, after=bool(items))
 
     @group.command("get", help=f"Show one {kind}: its configuration at the current version.")
     @click.argument("key")
-    @_env_option
-    @_json_option
+    @env_option
+    @json_option
     @click.pass_obj
     def get(remote: Remote, key: str, env: str, as_json: bool) -> None:
         data = remote.client().get_resource(env, kind, key)
         if as_json:
-            _echo_json(data)
+            echo_json(data)
         else:
             show(data, env)
 
@@ -611,9 +527,9 @@ def _resource_commands(group: click.Group, kind: Kind) -> None:
     @click.option(
         "-f", "--file", "file", required=True, type=click.File("r"), help=f"The {kind} as JSON."
     )
-    @_env_option
-    @_reason_option
-    @_json_option
+    @env_option
+    @reason_option
+    @json_option
     @click.pass_obj
     def apply(remote: Remote, file: Any, env: str, reason: str | None, as_json: bool) -> None:
         body = _read_body(file, kind)
@@ -635,31 +551,31 @@ def _resource_commands(group: click.Group, kind: Kind) -> None:
                 hint = [f"the {kind} changed while it was being applied: run the command again"]
             raise _failure(exc, hint) from None
         if as_json:
-            _echo_json(data)
+            echo_json(data)
         elif outcome == "created":
-            _echo(f"created {kind} {key} in {env} (version {data.get('version')})")
+            echo(f"created {kind} {key} in {env} (version {data.get('version')})")
         elif outcome == "updated":
             before = body.get("version") if type(body.get("version")) is int else None
             was = f"version {before} -> " if before else "now version "
-            _echo(f"updated {kind} {key} in {env}: {was}{data.get('version')}")
+            echo(f"updated {kind} {key} in {env}: {was}{data.get('version')}")
         else:
-            _echo(f"{kind} {key} in {env} is unchanged (version {data.get('version')})")
+            echo(f"{kind} {key} in {env} is unchanged (version {data.get('version')})")
 
     @group.command(
         "archive",
         help=f"Archive a {kind}. It leaves {container} (DELETE); its history stays.",
     )
     @click.argument("key")
-    @_env_option
-    @_reason_option
-    @_json_option
+    @env_option
+    @reason_option
+    @json_option
     @click.pass_obj
     def archive(remote: Remote, key: str, env: str, reason: str | None, as_json: bool) -> None:
         data = remote.client().archive_resource(env, kind, key, reason=reason)
         if as_json:
-            _echo_json(data)
+            echo_json(data)
         else:
-            _echo(
+            echo(
                 f"archived {kind} {key} in {env}; its history stays "
                 f"(rollwise {plural} history {key} --env {env})"
             )
@@ -671,7 +587,7 @@ def _resource_commands(group: click.Group, kind: Kind) -> None:
         "(+ added, - removed, ~ replaced; the JSON pointer of each change).",
     )
     @click.argument("key")
-    @_env_option
+    @env_option
     @click.option(
         "--limit", type=click.IntRange(1, 100), default=20, show_default=True,
         help="How many versions.",
@@ -680,14 +596,14 @@ def _resource_commands(group: click.Group, kind: Kind) -> None:
         "--before", type=click.IntRange(1), default=None,
         help="Only versions older than this one (the next page).",
     )  # fmt: skip
-    @_json_option
+    @json_option
     @click.pass_obj
     def history(
         remote: Remote, key: str, env: str, limit: int, before: int | None, as_json: bool
     ) -> None:
         data = remote.client().history(env, kind, key, limit=limit, before=before)
         if as_json:
-            _echo_json(data)
+            echo_json(data)
         else:
             _show_history(data)
 
@@ -697,7 +613,7 @@ def flags() -> None:
     """Manage flags.
 
     list, get, apply, kill, revert, history, archive and promote; each takes --env
-    (ROLLWISE_ENV, default production) and --json.
+    (ROLLWISE_ENV; required) and --json.
     """
 
 
@@ -706,7 +622,7 @@ def segments() -> None:
     """Manage segments.
 
     Segments are named lists of conditions that rules refer to: list, get, apply, history and
-    archive; each takes --env (ROLLWISE_ENV, default production) and --json.
+    archive; each takes --env (ROLLWISE_ENV; required) and --json.
     """
 
 
@@ -716,7 +632,7 @@ def metrics() -> None:
 
     What each tracked metric is (kind, direction, unit, default tolerance), declared once per
     environment for rollout guardrails to use: list, get, apply, history and archive; each
-    takes --env (ROLLWISE_ENV, default production) and --json.
+    takes --env (ROLLWISE_ENV; required) and --json.
     """
 
 
@@ -727,9 +643,9 @@ _resource_commands(metrics, "metric")
 
 @flags.command("kill")
 @click.argument("key")
-@_env_option
+@env_option
 @click.option("--reason", required=True, help="Why: kept in the history and audit.")
-@_json_option
+@json_option
 @click.pass_obj
 def flags_kill(remote: Remote, key: str, env: str, reason: str, as_json: bool) -> None:
     """Serve the off variant to everyone now.
@@ -738,12 +654,31 @@ def flags_kill(remote: Remote, key: str, env: str, reason: str, as_json: bool) -
     """
     data = remote.client().kill(env, key, reason=reason)
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
-    _echo(
+    echo(
         f"killed flag {key} in {env}: version {data.get('version')} serves the off variant "
         f"{data.get('off_variant')} to everyone"
     )
+
+
+@flags.command("enable")
+@click.argument("key")
+@env_option
+@reason_option
+@json_option
+@click.pass_obj
+def flags_enable(remote: Remote, key: str, env: str, reason: str | None, as_json: bool) -> None:
+    """Serve a killed (or disabled) flag's rules again.
+
+    A new version with enabled: true, written at the version read (a change made meanwhile is
+    a conflict, never overwritten).
+    """
+    data = remote.client().enable(env, key, reason=reason)
+    if as_json:
+        echo_json(data)
+        return
+    echo(f"enabled flag {key} in {env}: version {data.get('version')} serves its rules again")
 
 
 @flags.command("revert")
@@ -752,9 +687,9 @@ def flags_kill(remote: Remote, key: str, env: str, reason: str, as_json: bool) -
     "--to-version", "to_version", required=True, type=click.IntRange(min=1),
     help="The version whose configuration comes back.",
 )  # fmt: skip
-@_env_option
+@env_option
 @click.option("--reason", required=True, help="Why: kept in the history and audit.")
-@_json_option
+@json_option
 @click.pass_obj
 def flags_revert(
     remote: Remote, key: str, to_version: int, env: str, reason: str, as_json: bool
@@ -762,9 +697,9 @@ def flags_revert(
     """Bring back an earlier version's configuration, as a new version."""
     data = remote.client().revert(env, key, to_version=to_version, reason=reason)
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
-    _echo(
+    echo(
         f"reverted flag {key} in {env} to the configuration of version {to_version}: "
         f"now version {data.get('version')}"
     )
@@ -772,10 +707,10 @@ def flags_revert(
 
 @flags.command("promote")
 @click.argument("key")
-@_env_option
+@env_option
 @click.option("--to", "to", required=True, help="The environment to copy the flag to.")
-@_reason_option
-@_json_option
+@reason_option
+@json_option
 @click.pass_obj
 def flags_promote(
     remote: Remote, key: str, env: str, to: str, reason: str | None, as_json: bool
@@ -792,9 +727,9 @@ def flags_promote(
             raise
         raise _failure(exc, [f"say why with --reason: {to} is a protected environment"]) from None
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
-    _echo(f"promoted flag {key} from {env} to {to}: version {data.get('version')} in {to}")
+    echo(f"promoted flag {key} from {env} to {to}: version {data.get('version')} in {to}")
 
 
 # --- tokens -------------------------------------------------------------------------------------
@@ -870,7 +805,7 @@ def _create_token_in_database(
     default=None,
     help="Create it directly in this database, without a server (bootstraps the first admin).",
 )
-@_json_option
+@json_option
 @click.pass_obj
 def tokens_create(
     remote: Remote,
@@ -913,21 +848,21 @@ def tokens_create(
             envs=envs, expires_at=expires,
         )  # fmt: skip
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
-    _echo(data["token"])
+    echo(data["token"])
     about = [str(data["name"]), f"owner {data.get('owner') or data['name']}"]
     if role != "sdk" and data.get("envs") is not None:
         about.append(f"envs {','.join(data['envs'])}")
     if data.get("expires_at"):
-        about.append(f"expires {_ts(data['expires_at'])}")
-    _note(
+        about.append(f"expires {ts(data['expires_at'])}")
+    note(
         f"created {data['role']} token {data['id']} ({', '.join(about)}); the secret is shown once"
     )
 
 
 @tokens.command("list")
-@_json_option
+@json_option
 @click.pass_obj
 def tokens_list(remote: Remote, as_json: bool) -> None:
     """List the tokens, revoked ones included (never their secrets).
@@ -936,15 +871,15 @@ def tokens_list(remote: Remote, as_json: bool) -> None:
     """
     data = remote.client().tokens()
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
-    _table(
+    table(
         ["ID", "NAME", "OWNER", "ROLE", "ENVS", "EXPIRES", "CREATED_BY", "CREATED_AT",
          "REVOKED_AT"],
         (
             [t["id"], t["name"], t.get("owner") or None, t["role"], _token_envs(t),
-             _ts(t.get("expires_at")) or "never", t.get("created_by"),
-             _ts(t.get("created_at")), _ts(t.get("revoked_at"))]
+             ts(t.get("expires_at")) or "never", t.get("created_by"),
+             ts(t.get("created_at")), ts(t.get("revoked_at"))]
             for t in data.get("tokens") or []
         ),
     )  # fmt: skip
@@ -960,7 +895,7 @@ def _token_envs(token: Mapping[str, Any]) -> str:
 
 @tokens.command("revoke")
 @click.argument("token_id", metavar="ID")
-@_json_option
+@json_option
 @click.pass_obj
 def tokens_revoke(remote: Remote, token_id: str, as_json: bool) -> None:
     """Revoke a token by its id (tok_...).
@@ -969,9 +904,9 @@ def tokens_revoke(remote: Remote, token_id: str, as_json: bool) -> None:
     """
     data = remote.client().revoke_token(token_id)
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
-    _echo(f"revoked token {data['id']} ({data['name']}) at {_ts(data.get('revoked_at'))}")
+    echo(f"revoked token {data['id']} ({data['name']}) at {ts(data.get('revoked_at'))}")
 
 
 # --- environments and audit ---------------------------------------------------------------------
@@ -983,18 +918,18 @@ def envs() -> None:
 
 
 @envs.command("list")
-@_json_option
+@json_option
 @click.pass_obj
 def envs_list(remote: Remote, as_json: bool) -> None:
     """List the environments, whether each is protected, and their rules revision."""
     data = remote.client().environments()
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
-    _table(
+    table(
         ["KEY", "PROTECTED", "REVISION", "CREATED_AT"],
         (
-            [e["key"], bool(e.get("protected")), e.get("revision"), _ts(e.get("created_at"))]
+            [e["key"], bool(e.get("protected")), e.get("revision"), ts(e.get("created_at"))]
             for e in data["environments"]
         ),
     )
@@ -1003,8 +938,8 @@ def envs_list(remote: Remote, as_json: bool) -> None:
 @envs.command("create")
 @click.argument("key")
 @click.option("--protected", is_flag=True, help="Protect it from the start (see protect).")
-@_reason_option
-@_json_option
+@reason_option
+@json_option
 @click.pass_obj
 def envs_create(
     remote: Remote, key: str, protected: bool, reason: str | None, as_json: bool
@@ -1012,23 +947,23 @@ def envs_create(
     """Create an environment (admin)."""
     data = remote.client().create_environment(key, protected=protected, reason=reason)
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
-    _echo(f"created {'protected ' if data.get('protected') else ''}environment {data['key']}")
+    echo(f"created {'protected ' if data.get('protected') else ''}environment {data['key']}")
 
 
 def _protection(remote: Remote, key: str, protected: bool, reason: str, as_json: bool) -> None:
     data = remote.client().set_protected(key, protected=protected, reason=reason)
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
-    _echo(f"environment {data['key']} is {'' if data.get('protected') else 'not '}protected")
+    echo(f"environment {data['key']} is {'' if data.get('protected') else 'not '}protected")
 
 
 @envs.command("protect")
 @click.argument("key")
 @click.option("--reason", required=True, help="Why: kept in the audit log.")
-@_json_option
+@json_option
 @click.pass_obj
 def envs_protect(remote: Remote, key: str, reason: str, as_json: bool) -> None:
     """Protect an environment (admin).
@@ -1042,7 +977,7 @@ def envs_protect(remote: Remote, key: str, reason: str, as_json: bool) -> None:
 @envs.command("unprotect")
 @click.argument("key")
 @click.option("--reason", required=True, help="Why: kept in the audit log.")
-@_json_option
+@json_option
 @click.pass_obj
 def envs_unprotect(remote: Remote, key: str, reason: str, as_json: bool) -> None:
     """Lift an environment's protection (admin)."""
@@ -1064,7 +999,7 @@ def envs_unprotect(remote: Remote, key: str, reason: str, as_json: bool) -> None
     "--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="Most entries."
 )
 @click.option("--before", type=int, default=None, help="Older than this entry id (next page).")
-@_json_option
+@json_option
 @click.pass_obj
 def audit(
     remote: Remote,
@@ -1090,16 +1025,16 @@ def audit(
         since=since, until=until, limit=limit, before=before,
     )  # fmt: skip
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
     entries = data.get("entries") or []
     if not entries:
-        _note("no audit entries match")
+        note("no audit entries match")
         return
-    _table(
+    table(
         ["ID", "TS", "ACTOR", "TOKEN", "ACTION", "ENV", "RESOURCE", "VERSION", "REASON"],
         (
-            [e["id"], _ts(e.get("ts")), e.get("owner") or e.get("actor"), e.get("token_id"),
+            [e["id"], ts(e.get("ts")), e.get("owner") or e.get("actor"), e.get("token_id"),
              e.get("action"), e.get("env"),
              f"{e.get('resource_type')}:{e.get('resource_key')}", e.get("version"),
              e.get("reason")]
@@ -1107,7 +1042,7 @@ def audit(
         ),
     )  # fmt: skip
     if data.get("next_before") is not None:
-        _note(f"more entries: rollwise audit --before {data['next_before']} ...")
+        note(f"more entries: rollwise audit --before {data['next_before']} ...")
 
 
 # --- webhooks -----------------------------------------------------------------------------------
@@ -1130,7 +1065,7 @@ def webhooks() -> None:
     "--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="Most rows."
 )
 @click.option("--before", type=int, default=None, help="Older than this delivery id (next page).")
-@_json_option
+@json_option
 @click.pass_obj
 def webhooks_list(
     remote: Remote,
@@ -1147,27 +1082,27 @@ def webhooks_list(
     """
     data = remote.client().webhook_deliveries(state=state, event=event, limit=limit, before=before)
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
     rows = data.get("deliveries") or []
     if not rows:
-        _note("no webhook deliveries match")
+        note("no webhook deliveries match")
         return
-    _table(
+    table(
         ["ID", "EVENT", "ENDPOINT", "STATE", "ATTEMPTS", "CREATED_AT", "NEXT_ATTEMPT", "LAST"],
         (
             [d["id"], d.get("event"), d.get("endpoint"), d.get("state"), d.get("attempts"),
-             _ts(d.get("created_at")), _ts(d.get("next_attempt_at")),
+             ts(d.get("created_at")), ts(d.get("next_attempt_at")),
              d.get("last_error") or d.get("last_status")]
             for d in rows
         ),
     )  # fmt: skip
     if data.get("next_before") is not None:
-        _note(f"more deliveries: rollwise webhooks list --before {data['next_before']} ...")
+        note(f"more deliveries: rollwise webhooks list --before {data['next_before']} ...")
 
 
 @webhooks.command("secret")
-@_json_option
+@json_option
 def webhooks_secret(as_json: bool) -> None:
     """Print a new signing secret for ROLLWISE_WEBHOOK_SECRET.
 
@@ -1178,9 +1113,13 @@ def webhooks_secret(as_json: bool) -> None:
 
     secret = new_secret()
     if as_json:
-        _echo_json({"secret": secret})
+        echo_json({"secret": secret})
         return
-    _echo(secret)
+    echo(secret)
+
+
+main.add_command(rollouts)
+main.add_command(results)
 
 
 if __name__ == "__main__":

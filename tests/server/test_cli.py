@@ -33,11 +33,13 @@ Json = dict[str, Any]
 def run(
     server: LiveServer | None, *args: str, token: str | None = None, stdin: str | None = None
 ) -> Result:
-    """``rollwise ARGS`` with ROLLWISE_URL and ROLLWISE_TOKEN pointing at ``server``."""
+    """``rollwise ARGS`` with ROLLWISE_URL and ROLLWISE_TOKEN pointing at ``server``, and
+    ROLLWISE_ENV=production, as an admin's shell would set it (commands need an environment:
+    there is no default; ``test_the_environment_is_never_guessed`` runs without it)."""
     env: dict[str, str | None] = {
         "ROLLWISE_URL": None,
         "ROLLWISE_TOKEN": None,
-        "ROLLWISE_ENV": None,
+        "ROLLWISE_ENV": "production",
     }
     if server is not None:
         env |= {"ROLLWISE_URL": server.url, "ROLLWISE_TOKEN": token or server.admin_token}
@@ -747,8 +749,8 @@ def test_tokens_create_with_owner_envs_and_expires(server: LiveServer) -> None:
 
 def test_connection_refused_names_the_url() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    result = CliRunner().invoke(main, ["flags", "list"], env={"ROLLWISE_URL": url,
-                                                             "ROLLWISE_TOKEN": "rw_x"})  # fmt: skip
+    result = CliRunner().invoke(main, ["flags", "list", "--env", "production"],
+                                env={"ROLLWISE_URL": url, "ROLLWISE_TOKEN": "rw_x"})  # fmt: skip
     stderr = failed(result)
     assert stderr == (
         f"Error: cannot reach the flag server at {url}: connection refused\n"
@@ -769,14 +771,24 @@ def test_connection_refused_names_the_url() -> None:
 )
 def test_missing_or_bad_configuration_is_a_usage_error(env: dict[str, str], message: str) -> None:
     full: dict[str, str | None] = {"ROLLWISE_URL": None, "ROLLWISE_TOKEN": None, **env}
-    result = CliRunner().invoke(main, ["flags", "list"], env=full)
+    result = CliRunner().invoke(main, ["flags", "list", "--env", "production"], env=full)
     assert message in failed(result, code=2)
 
 
 def test_url_and_token_options_override_the_environment(flagged: LiveServer) -> None:
     result = CliRunner().invoke(
         main,
-        ["--url", flagged.url, "--token", flagged.admin_token, "flags", "list", "--json"],
+        [
+            "--url",
+            flagged.url,
+            "--token",
+            flagged.admin_token,
+            "flags",
+            "list",
+            "--json",
+            "--env",
+            "production",
+        ],
         env={"ROLLWISE_URL": "http://127.0.0.1:9", "ROLLWISE_TOKEN": "rw_wrong"},
     )
     assert [f["key"] for f in json.loads(ok(result).stdout)["flags"]] == ["fraud-model"]
@@ -873,7 +885,7 @@ def test_the_console_entry_in_a_subprocess(flagged: LiveServer) -> None:
     env = {**os.environ, "ROLLWISE_URL": flagged.url, "ROLLWISE_TOKEN": flagged.admin_token}
     env.pop("ROLLWISE_ENV", None)
     out = subprocess.run(
-        [sys.executable, "-m", "rollwise_server", "flags", "list", "--json"],
+        [sys.executable, "-m", "rollwise_server", "flags", "list", "--json", "--env", "production"],
         capture_output=True, text=True, timeout=60, env=env, cwd=ROOT,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr

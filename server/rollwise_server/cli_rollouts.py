@@ -1,0 +1,249 @@
+"""``rollwise rollouts …`` and ``rollwise results``: rollouts and their evidence from a terminal.
+
+A rollout is driven through the same endpoints as any client (``…/flags/{key}/rollout`` and its
+actions, ``…/flags/{key}/results``), so the server's rules hold here too: roles, protected
+environments, the two-person rule. Registered on the ``rollwise`` group by ``cli.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from rollwise_server.api_client import ApiResponseError
+from rollwise_server.cli_options import env_option, json_option, reason_option
+from rollwise_server.cli_output import echo, echo_json, fields, note, table, ts
+
+__all__ = ["results", "rollouts"]
+
+Json = dict[str, Any]
+
+ACTIONS = {
+    "start": "Start at stage 1: its share is written to the flag.",
+    "pause": "Freeze the controller's decisions (the plan stays frozen).",
+    "resume": "Unfreeze them (an errored rollout restarts on its stage's weights).",
+    "advance": "Move to the next stage now (not past a stage that needs approval).",
+    "approve": "Approve the stage that awaits approval (an approver; in a protected environment "
+    "another person than the rollout's starter and its plan's author).",
+    "rollback": "Serve the control to everyone now (rolled_back).",
+    "abort": "End the rollout (aborted) and serve the control.",
+}
+
+
+@click.group()
+def rollouts() -> None:
+    """Rollouts: plan, status, list, and start, pause, resume, advance, approve, rollback, abort.
+
+    Each takes --env (ROLLWISE_ENV; required) and --json.
+    """
+
+
+def _stage(plan: Mapping[str, Any], state: Mapping[str, Any]) -> str:
+    stages = plan.get("stages") or []
+    number = state.get("stage")
+    if not isinstance(number, int) or not 1 <= number <= len(stages):
+        return f"- of {len(stages)}"
+    return f"{number} of {len(stages)} ({100 * stages[number - 1]['share']:.4g}%)"
+
+
+def _summary(key: str, env: str, data: Mapping[str, Any]) -> str:
+    state, plan = data.get("state") or {}, data.get("plan") or {}
+    text = f"rollout of {key} in {env}: {state.get('status')}, stage {_stage(plan, state)}"
+    if state.get("end_reason"):
+        text += f", {state['end_reason']}"
+    return text
+
+
+@rollouts.command("plan")
+@click.argument("key")
+@click.option(
+    "-f", "--file", "file", type=click.File("r"), required=True,
+    help="The plan as JSON (- reads stdin): control, candidate, rule, stages, guardrails, ...",
+)  # fmt: skip
+@env_option
+@reason_option
+@json_option
+@click.pass_obj
+def rollouts_plan(
+    remote: Any, key: str, file: Any, env: str, reason: str | None, as_json: bool
+) -> None:
+    """Write a flag's rollout plan (a draft, or a new plan for an ended rollout).
+
+    The server checks it against the flag and the metric catalogue and names every problem.
+    """
+    try:
+        plan = json.load(file)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--file") from None
+    if not isinstance(plan, dict):
+        raise click.BadParameter("the plan must be a JSON object", param_hint="--file")
+    data = remote.client().put_rollout(env, key, plan, reason=reason)
+    if as_json:
+        echo_json(data)
+        return
+    stages = len((data.get("plan") or {}).get("stages") or [])
+    echo(
+        f"plan of {key} in {env} saved: version {data.get('version')}, "
+        f"{(data.get('state') or {}).get('status')}, {stages} stages"
+    )
+
+
+@rollouts.command("status")
+@click.argument("key")
+@env_option
+@json_option
+@click.pass_obj
+def rollouts_status(remote: Any, key: str, env: str, as_json: bool) -> None:
+    """Show a rollout: where it is, its stages, and the controller's last decision and why."""
+    data = remote.client().rollout(env, key)
+    if as_json:
+        echo_json(data)
+        return
+    state, plan = data.get("state") or {}, data.get("plan") or {}
+    evidence = state.get("evidence") or {}
+    fields([
+        ("flag", f"{key} in {env} (rollout version {data.get('version')})"),
+        ("status", state.get("status")),
+        ("stage", _stage(plan, state)),
+        ("control", plan.get("control")),
+        ("candidate", plan.get("candidate")),
+        ("rule", plan.get("rule")),
+        ("plan by", state.get("plan_by")),
+        ("started by", state.get("started_by")),
+        ("ended", state.get("end_reason")),
+        ("last look", ts(evidence.get("at"))),
+        ("decision", evidence.get("decision")),
+        ("why", evidence.get("reason")),
+        ("updated", ts(data.get("updated_at"))),
+    ])  # fmt: skip
+    echo("")
+    stage = state.get("stage")
+    table(
+        ["STAGE", "SHARE", "MIN_DURATION_S", "MIN_UNITS", "APPROVAL", ""],
+        (
+            [i, f"{100 * s['share']:.4g}%", s.get("min_duration"), s.get("min_units"),
+             s.get("approval"), "<- now" if i == stage else ""]
+            for i, s in enumerate(plan.get("stages") or [], start=1)
+        ),
+    )  # fmt: skip
+    guardrails = plan.get("guardrails") or []
+    if guardrails:
+        echo("")
+        table(
+            ["GUARDRAIL", "KIND", "HARM", "TOLERANCE", "COHORTS"],
+            (
+                [g.get("metric"), g.get("kind"), g.get("harm"), g.get("tolerance"),
+                 ",".join(g.get("cohorts") or []) or None]
+                for g in guardrails
+            ),
+        )  # fmt: skip
+
+
+@rollouts.command("list")
+@env_option
+@json_option
+@click.pass_obj
+def rollouts_list(remote: Any, env: str, as_json: bool) -> None:
+    """List the flags of an environment that have a rollout plan, with where each is."""
+    client = remote.client()
+    found = []
+    for flag in client.list_resources(env, "flag").get("flags") or []:
+        try:
+            found.append(client.rollout(env, flag["key"]))
+        except ApiResponseError as exc:
+            if exc.status != 404:
+                raise
+    if as_json:
+        echo_json({"rollouts": found})
+        return
+    if not found:
+        note(f"no flag in {env} has a rollout plan")
+        return
+    table(
+        ["FLAG", "STATUS", "STAGE", "CANDIDATE", "UPDATED_AT"],
+        (
+            [r["flag"], (r.get("state") or {}).get("status"),
+             _stage(r.get("plan") or {}, r.get("state") or {}),
+             (r.get("plan") or {}).get("candidate"), ts(r.get("updated_at"))]
+            for r in found
+        ),
+    )  # fmt: skip
+
+
+def _action_command(action: str, help_text: str) -> None:
+    @rollouts.command(action, help=help_text)
+    @click.argument("key")
+    @env_option
+    @click.option(
+        "--reason", default=None,
+        help="Why: kept in the history and audit (required to roll back or abort in a "
+        "protected environment).",
+    )  # fmt: skip
+    @json_option
+    @click.pass_obj
+    def command(remote: Any, key: str, env: str, reason: str | None, as_json: bool) -> None:
+        data = remote.client().rollout_action(env, key, action, reason=reason)
+        if as_json:
+            echo_json(data)
+            return
+        echo(_summary(key, env, data))
+
+
+for _action, _help in ACTIONS.items():
+    _action_command(_action, _help)
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+def _mean(row: Mapping[str, Any], kind: str) -> float | None:
+    if kind == "ratio":
+        return row["total"] / row["den_total"] if row.get("den_total") else None
+    return row["total"] / row["n"] if row.get("n") else None
+
+
+@click.command()
+@click.argument("key")
+@env_option
+@click.option("--metric", required=True, help="A metric of the environment's catalogue.")
+@click.option("--cohort", default=None, help="A cohort attribute, e.g. country.")
+@click.option("--bands", default=None, help="Edges that band a numeric cohort, e.g. 0,100,500.")
+@click.option("--window", default=None, help="Attribution window, e.g. 14d, 2w or none.")
+@click.option("--kind", default=None, help="Another reading of the metric (binary, mean, ...).")
+@click.option("--denominator", default=None, help="A ratio's denominator metric.")
+@json_option
+@click.pass_obj
+def results(
+    remote: Any, key: str, env: str, metric: str, cohort: str | None, bands: str | None,
+    window: str | None, kind: str | None, denominator: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """A flag's results for one metric: units, values and the mean per variant (and cohort).
+
+    The sufficient statistics the rollout controller and rollwise.analysis use, reduced in the
+    server's database; --json prints them whole (n, totals, centred sums of squares).
+    """
+    data = remote.client().results(
+        env, key, metric=metric, cohort=cohort, bands=bands, window=window, kind=kind,
+        denominator=denominator,
+    )  # fmt: skip
+    if as_json:
+        echo_json(data)
+        return
+    reading = data.get("kind", "")
+    echo(f"{metric} ({reading}) for {key} in {env}, window {data.get('window')}")
+    rows = data.get("cells") if cohort else data.get("overall")
+    headers = ["VARIANT", *(["COHORT"] if cohort else []), "UNITS", "N", "MEAN"]
+    table(
+        headers,
+        (
+            [r["variant"], *([r.get("cohort")] if cohort else []), r.get("units"), r.get("n"),
+             None if (m := _mean(r, reading)) is None else f"{m:.6g}"]
+            for r in rows or []
+        ),
+    )  # fmt: skip
+    diagnostics = data.get("diagnostics") or {}
+    if diagnostics.get("multiple_variants"):
+        note(f"{diagnostics['multiple_variants']} units saw more than one variant: left out")

@@ -1,0 +1,144 @@
+"""``rollwise rollouts …``, ``rollwise results`` and ``rollwise flags enable`` against a live
+server: a rollout driven from the terminal, its evidence read back, and no environment guessed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from rollwise_server.cli import main
+from rollwise_server.testing import LiveServer
+from tests.server.conftest import EU_SEGMENT, define_metrics, example_flag
+from tests.server.test_cli import api, failed, ok, run, write_json
+from tests.server.test_sdk_endpoints import exposure, sdk_session
+
+PLAN = {
+    "control": "v1", "candidate": "v2", "rule": "eu-small",
+    "stages": [{"share": 0.1, "min_units": 100}, {"share": 0.5, "approval": True}, {"share": 1}],
+    "guardrails": [{"metric": "fraud_caught", "cohorts": ["country"]}],
+}  # fmt: skip
+
+
+@pytest.fixture
+def flagged(server: LiveServer) -> LiveServer:
+    """A server with the eu segment and the fraud-model flag (version 1) in production."""
+    api(server, "POST", "envs/production/segments", json=EU_SEGMENT)
+    api(server, "POST", "envs/production/flags", json=example_flag())
+    return server
+
+
+def test_a_rollout_driven_from_the_terminal(flagged: LiveServer, tmp_path: Path) -> None:
+    define_metrics(flagged)
+    plan = write_json(tmp_path / "plan.json", PLAN)
+    saved = ok(run(flagged, "rollouts", "plan", "fraud-model", "-f", plan, "--reason", "ship"))
+    assert "plan of fraud-model in production saved: version 1, draft, 3 stages" in saved.stdout
+    started = ok(run(flagged, "rollouts", "start", "fraud-model", "--reason", "go"))
+    assert "rollout of fraud-model in production: running, stage 1 of 3 (10%)" in started.stdout
+    flag = api(flagged, "GET", "envs/production/flags/fraud-model")
+    split = next(r for r in flag["rules"] if r["id"] == "eu-small")["serve"]["split"]
+    weights = {arm["variant"]: arm["weight"] for arm in split}
+    assert weights["v2"] / sum(weights.values()) == 0.1  # the stage's share is on the flag
+    status = ok(run(flagged, "rollouts", "status", "fraud-model")).stdout
+    assert "running" in status
+    assert "1 of 3 (10%)" in status
+    assert "fraud_caught" in status  # the guardrails
+    stage_rows = [line.split() for line in status.splitlines() if line[:1].isdigit()]
+    assert stage_rows[0][:2] == ["1", "10%"]
+    assert stage_rows[0][-2:] == ["<-", "now"]  # the current stage is marked
+    assert all("now" not in row for row in stage_rows[1:])
+    listed = ok(run(flagged, "rollouts", "list")).stdout
+    assert "fraud-model" in listed
+    assert "running" in listed
+    paused = ok(run(flagged, "rollouts", "pause", "fraud-model", "--json"))
+    assert json.loads(paused.stdout)["state"]["status"] == "paused"
+    ok(run(flagged, "rollouts", "resume", "fraud-model"))
+    refused = failed(run(flagged, "rollouts", "rollback", "fraud-model"))  # production: protected
+    assert "reason" in refused
+    done = ok(run(flagged, "rollouts", "rollback", "fraud-model", "--reason", "drill"))
+    assert "rolled_back" in done.stdout
+    audit = api(flagged, "GET", "audit", params={"flag": "fraud-model"})
+    actions = [e["action"] for e in audit["entries"]]
+    assert {"rollout.plan", "rollout.start", "rollout.pause", "rollout.rollback"} <= set(actions)
+
+
+def test_a_plan_with_problems_names_each(flagged: LiveServer, tmp_path: Path) -> None:
+    define_metrics(flagged)
+    bad = {**PLAN, "stages": [{"share": 0.5}, {"share": 0.2}], "alpha": 2}
+    stderr = failed(run(flagged, "rollouts", "plan", "fraud-model", "-f",
+                        write_json(tmp_path / "bad.json", bad)))  # fmt: skip
+    assert "(HTTP 422)" in stderr
+    assert "stages[1].share: must grow from stage to stage" in stderr
+    assert "alpha:" in stderr
+    not_json = tmp_path / "x.json"
+    not_json.write_text("{")
+    result = run(flagged, "rollouts", "plan", "fraud-model", "-f", str(not_json))
+    assert result.exit_code == 2
+    assert "not JSON" in result.output
+
+
+def test_results_as_a_table_and_as_json(flagged: LiveServer) -> None:
+    define_metrics(flagged)
+    sdk = sdk_session(flagged)
+    units = [f"u{i}" for i in range(40)]
+    exposures = [exposure(unit=u, variant="v1" if i % 2 else "v2", attrs={"country": "DE"})
+                 for i, u in enumerate(units)]  # fmt: skip
+    outcomes = [
+        {"id": str(uuid.uuid4()), "ts": "2026-11-25T10:05:00.000Z", "metric": "fraud_caught",
+         "unit_type": "user_id", "unit": u, "value": 1.0 if i % 4 == 0 else 0.0}
+        for i, u in enumerate(units)
+    ]  # fmt: skip
+    url = f"{flagged.url}/api/v1/sdk"
+    assert sdk.post(f"{url}/exposures", json={"events": exposures}).json()["accepted"] == 40
+    assert sdk.post(f"{url}/events", json={"events": outcomes}).json()["accepted"] == 40
+    text = ok(run(flagged, "results", "fraud-model", "--metric", "fraud_caught")).stdout
+    lines = text.splitlines()
+    assert lines[0] == "fraud_caught (binary) for fraud-model in production, window 2w"
+    assert lines[1].split() == ["VARIANT", "UNITS", "N", "MEAN"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    assert rows["v2"] == ["20", "20", "0.5"]  # units 0, 4, 8, ... are v2 and converted
+    assert rows["v1"] == ["20", "20", "0"]
+    data = json.loads(ok(run(flagged, "results", "fraud-model", "--metric", "fraud_caught",
+                             "--cohort", "country", "--json")).stdout)  # fmt: skip
+    assert {(c["variant"], c["cohort"], c["units"]) for c in data["cells"]} == {
+        ("v1", "DE", 20),
+        ("v2", "DE", 20),
+    }
+    by_cohort = ok(run(flagged, "results", "fraud-model", "--metric", "fraud_caught",
+                       "--cohort", "country")).stdout  # fmt: skip
+    assert by_cohort.splitlines()[1].split() == ["VARIANT", "COHORT", "UNITS", "N", "MEAN"]
+
+
+def test_enable_after_a_kill(flagged: LiveServer) -> None:
+    ok(run(flagged, "flags", "kill", "fraud-model", "--reason", "drill"))
+    assert api(flagged, "GET", "envs/production/flags/fraud-model")["enabled"] is False
+    enabled = ok(run(flagged, "flags", "enable", "fraud-model", "--reason", "drill over"))
+    assert "enabled flag fraud-model in production: version 3 serves its rules again" in (
+        enabled.stdout
+    )
+    flag = api(flagged, "GET", "envs/production/flags/fraud-model")
+    assert (flag["enabled"], flag["version"]) == (True, 3)
+    history = api(flagged, "GET", "envs/production/flags/fraud-model/history")
+    assert history["versions"][-1]["reason"] == "drill over"
+
+
+def test_the_environment_is_never_guessed(flagged: LiveServer) -> None:
+    """``--env`` used to default to production: a command meant for staging changed
+    production. Now every command that acts in an environment needs it named."""
+    env: dict[str, Any] = {"ROLLWISE_URL": flagged.url, "ROLLWISE_TOKEN": flagged.admin_token,
+                           "ROLLWISE_ENV": None}  # fmt: skip
+    for args in (["flags", "kill", "fraud-model", "--reason", "x"], ["flags", "list"],
+                 ["rollouts", "status", "fraud-model"], ["results", "fraud-model", "--metric",
+                 "m"]):  # fmt: skip
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Missing option '--env'" in result.output
+        assert "ROLLWISE_ENV" in result.output
+    assert api(flagged, "GET", "envs/production/flags/fraud-model")["enabled"] is True
+    staged = CliRunner().invoke(main, ["flags", "list", "--json"], env={**env,
+                                "ROLLWISE_ENV": "staging"})  # fmt: skip
+    assert json.loads(staged.stdout)["flags"] == []
