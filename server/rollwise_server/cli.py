@@ -135,22 +135,59 @@ def _serve(serve: Mapping[str, Any]) -> str:
 _OPS = {"add": "+", "remove": "-", "replace": "~", "move": ">", "copy": "=", "test": "?"}
 
 
+_MISSING = object()
+
+
+def _at(body: Any, pointer: str) -> Any:
+    """The value at a JSON pointer (RFC 6901) in ``body``, or ``_MISSING``."""
+    for token in pointer.split("/")[1:]:
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(body, dict) and token in body:
+            body = body[token]
+        elif isinstance(body, list) and token.isdigit() and int(token) < len(body):
+            body = body[int(token)]
+        else:
+            return _MISSING
+    return body
+
+
+def _shown(value: Any, limit: int = 24) -> str:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _change(op: Mapping[str, Any], before: Any) -> str:
+    """One operation with its values: ``~/enabled true->false``, ``+/rules/2 {...}``,
+    ``-/rules/1``."""
+    path = str(op.get("path", ""))
+    text = f"{_OPS.get(str(op.get('op', '')), '?')}{path}"
+    if op.get("op") == "replace":
+        old = _at(before, path) if before is not None else _MISSING
+        new = _shown(op.get("value"))
+        return f"{text} {new}" if old is _MISSING else f"{text} {_shown(old)}->{new}"
+    if op.get("op") == "add":
+        return f"{text} {_shown(op.get('value'))}"
+    return text
+
+
 def _changes(entry: Mapping[str, Any], previous: Mapping[str, Any] | None) -> str:
-    """A compact diff: ``~/enabled +/rules/2`` (+ added, - removed, ~ replaced)."""
-    ops = [f"{_OPS.get(op.get('op', ''), '?')}{op.get('path', '')}" for op in entry["diff"]]
+    """The diff with old and new values: ``~/enabled true->false +/rules/2 {...}`` (+ added,
+    - removed, ~ replaced: the old value from the version before, when the page has it)."""
     if previous is None and entry.get("version") == 1:
         return "(new)"
     if entry.get("archived"):
         return "(archived)"
+    before = None if previous is None else previous.get("body")
+    ops = [_change(op, before) for op in entry["diff"]]
     text, shown = "(restored) " if previous is not None and previous.get("archived") else "", 0
     if not ops:
         return text.strip() or "(no change)"
     for op in ops:
-        if len(text) + len(op) > 72 and shown:
+        if len(text) + len(op) > 100 and shown:
             break
-        text, shown = f"{text}{op} ", shown + 1
+        text, shown = f"{text}{op}; ", shown + 1
     rest = len(ops) - shown
-    return text.strip() + (f" (+{rest} more)" if rest else "")
+    return text.strip().removesuffix(";") + (f" (+{rest} more)" if rest else "")
 
 
 # --- options shared by many commands ------------------------------------------------------------

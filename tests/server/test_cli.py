@@ -245,8 +245,8 @@ def test_kill_revert_and_history(flagged: LiveServer) -> None:
     assert table[0] == ["VERSION", "ACTION", "ACTOR", "TS", "REASON", "CHANGES"]
     assert [(r[0], r[1], r[2], r[4], r[5]) for r in table[1:]] == [
         ("1", "create", "admin", "-", "(new)"),
-        ("2", "kill", "admin", "AUC dropped", "~/enabled"),
-        ("3", "revert", "admin", "fixed", "~/enabled"),
+        ("2", "kill", "admin", "AUC dropped", "~/enabled true->false"),
+        ("3", "revert", "admin", "fixed", "~/enabled false->true"),
     ]
     as_json = json.loads(ok(run(flagged, "flags", "history", "fraud-model", "--json")).stdout)
     assert as_json == api(flagged, "GET", "envs/production/flags/fraud-model/history")
