@@ -25,9 +25,16 @@ import click
 from rollwise._version import __version__
 from rollwise.durations import DurationError, parse_duration
 from rollwise.errors import ConfigurationError, RollwiseError, TransportError
-from rollwise_server.api_client import ApiClient, ApiResponseError, Kind, ServerUnreachableError
+from rollwise_server.api_client import (
+    ApiClient,
+    ApiResponseError,
+    Kind,
+    ServerUnreachableError,
+    strip_meta,
+)
 from rollwise_server.cli_options import env_option, json_option, reason_option
 from rollwise_server.cli_output import echo, echo_json, fields, note, table, ts, visible
+from rollwise_server.cli_promotion import Difference, differences
 from rollwise_server.cli_rollouts import results, rollouts
 
 __all__ = ["main"]
@@ -742,30 +749,101 @@ def flags_revert(
     )
 
 
+def _describe(difference: Difference, target_env: str) -> str:
+    """One line for a resource's difference: ``segment eu: same``, ``flag fraud-model:
+    ~/enabled false->true; ...``."""
+    what = f"{difference.kind} {difference.key}"
+    if difference.target is None:
+        return f"{what}: not in {target_env}"
+    if difference.same:
+        return f"{what}: same"
+    before = strip_meta(difference.target)
+    return f"{what}: " + "; ".join(_change(op, before) for op in difference.patch)
+
+
+@flags.command("diff")
+@click.argument("key")
+@click.option(
+    "--env", "envs", multiple=True, required=True,
+    help="The two environments, source first: --env staging --env production.",
+)  # fmt: skip
+@json_option
+@click.pass_obj
+def flags_diff(remote: Remote, key: str, envs: tuple[str, ...], as_json: bool) -> None:
+    """What differs for a flag, and the segments it uses, between two environments.
+
+    The second environment's values on the left of ->, the first's on the right: what a
+    promotion from the first to the second would change.
+    """
+    if len(envs) != 2:
+        raise click.UsageError("name two environments: --env SOURCE --env TARGET")
+    source, target = envs
+    found = list(differences(remote.client(), key, source, target))
+    if as_json:
+        echo_json({"from": source, "to": target, "resources": [d.to_json() for d in found]})
+        return
+    echo(f"{source} -> {target}")
+    for difference in found:
+        echo(_describe(difference, target))
+
+
 @flags.command("promote")
 @click.argument("key")
 @env_option
 @click.option("--to", "to", required=True, help="The environment to copy the flag to.")
+@click.option(
+    "--with-segments", is_flag=True,
+    help="Copy the segments its rules use first (each missing or different one).",
+)  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Show what would change, and change nothing.")
 @reason_option
 @json_option
 @click.pass_obj
 def flags_promote(
-    remote: Remote, key: str, env: str, to: str, reason: str | None, as_json: bool
-) -> None:
+    remote: Remote, key: str, env: str, to: str, with_segments: bool, dry_run: bool,
+    reason: str | None, as_json: bool,
+) -> None:  # fmt: skip
     """Copy a flag to another environment.
 
-    The configuration in --env becomes a new version in --to (an audited change there).
-    A protected --to needs a --reason.
+    The configuration in --env becomes a new version in --to (an audited change there). A
+    protected --to needs a --reason. --with-segments copies the segments its rules use first;
+    --dry-run shows the differences and changes nothing.
     """
+    client = remote.client()
+    found = list(differences(client, key, env, to))
+    if dry_run:
+        if as_json:
+            echo_json({"from": env, "to": to, "resources": [d.to_json() for d in found]})
+            return
+        echo(f"{env} -> {to} (dry run: nothing changed)")
+        for difference in found:
+            echo(_describe(difference, to))
+        return
+    missing = [d.key for d in found if d.kind == "segment" and not d.same]
+    if missing and not with_segments:
+        hint = f"promote them too with --with-segments (see: rollwise flags diff {key} "
+        hint += f"--env {env} --env {to})"
+        raise click.ClickException(
+            f"flag {key} uses segments that differ in {to} or are not there: "
+            f"{', '.join(missing)}\n  {hint}"
+        )
+    promoted = []
+    for difference in found:
+        if difference.kind == "segment" and not difference.same:
+            body = {**strip_meta(difference.source), "key": difference.key}
+            client.apply(to, "segment", body, reason=reason)
+            promoted.append(difference.key)
     try:
-        data = remote.client().promote(env, key, to=to, reason=reason)
+        data = client.promote(env, key, to=to, reason=reason)
     except ApiResponseError as exc:
         if exc.status != 422 or not any(p.path == "reason" for p in exc.problems):
             raise
         raise _failure(exc, [f"say why with --reason: {to} is a protected environment"]) from None
     if as_json:
-        echo_json(data)
+        echo_json({**data, "segments_promoted": promoted})
         return
+    if promoted:
+        echo(f"promoted segments {', '.join(promoted)} from {env} to {to}")
     echo(f"promoted flag {key} from {env} to {to}: version {data.get('version')} in {to}")
 
 
