@@ -34,6 +34,7 @@ from rollwise_server.api_client import (
 )
 from rollwise_server.cli_options import env_option, json_option, reason_option
 from rollwise_server.cli_output import echo, echo_json, fields, note, table, ts, visible
+from rollwise_server.cli_profile import Profile, profile_path
 from rollwise_server.cli_promotion import Difference, differences
 from rollwise_server.cli_rollouts import results, rollouts
 
@@ -285,9 +286,73 @@ def _env_list(
 @click.pass_context
 def main(ctx: click.Context, url: str | None, token: str | None) -> None:
     """rollwise: roll out ML model versions safely."""
-    remote = Remote(url, token)
+    try:
+        profile = Profile.load()
+    except (OSError, ValueError) as exc:
+        raise click.UsageError(f"cannot read the profile: {exc}") from None
+    remote = Remote(url or profile.url, token or profile.token)
     ctx.obj = remote
     ctx.call_on_close(remote.close)
+    if profile.env:  # the default of every --env (ROLLWISE_ENV and the option still win)
+        ctx.default_map = _env_defaults(ctx.command, profile.env)
+
+
+def _env_defaults(command: click.Command, env: str) -> dict[str, Any]:
+    """A ``default_map`` that gives ``env`` to every required ``--env`` of ``command``'s tree
+    (not to the optional filters, such as ``audit --env``)."""
+    if isinstance(command, click.Group):
+        return {name: _env_defaults(sub, env) for name, sub in command.commands.items()}
+    wanted = any(p.name == "env" and p.required for p in command.params)
+    return {"env": env} if wanted else {}
+
+
+@main.command()
+@click.option(
+    "--url", "login_url", required=True, help="The flag server, e.g. https://flags.example.com."
+)
+@click.option(
+    "--env", "login_env", default=None, help="The environment commands act in by default."
+)
+@click.option(
+    "--token", "login_token", prompt="API token", hide_input=True,
+    help="The token (asked for without echo if not given; prefer that).",
+)  # fmt: skip
+@json_option
+def login(login_url: str, login_env: str | None, login_token: str, as_json: bool) -> None:
+    """Remember a server, a token and an environment in your profile (a user-only file).
+
+    The token is checked against the server first. ROLLWISE_URL, ROLLWISE_TOKEN, ROLLWISE_ENV
+    and the options still win over the profile.
+    """
+    remote = Remote(login_url, login_token.strip())
+    try:
+        known = [e["key"] for e in remote.client().environments().get("environments") or []]
+    finally:
+        remote.close()
+    if login_env is not None and login_env not in known:
+        raise click.UsageError(f"no environment {login_env!r} (there are: {', '.join(known)})")
+    path = Profile(login_url, login_token.strip(), login_env).save()
+    if as_json:
+        echo_json({"url": login_url, "env": login_env, "profile": str(path)})
+        return
+    where = f", environment {login_env}" if login_env else ""
+    echo(f"logged in to {login_url}{where}; profile written to {path} (only you can read it)")
+
+
+@main.command()
+@json_option
+def logout(as_json: bool) -> None:
+    """Forget the profile that login wrote."""
+    path = profile_path()
+    removed = path.exists()
+    if removed:
+        path.unlink()
+    if as_json:
+        echo_json({"profile": str(path), "removed": removed})
+    elif removed:
+        echo(f"removed {path}")
+    else:
+        note(f"no profile at {path}")
 
 
 @main.command()
@@ -759,6 +824,62 @@ def _describe(difference: Difference, target_env: str) -> str:
         return f"{what}: same"
     before = strip_meta(difference.target)
     return f"{what}: " + "; ".join(_change(op, before) for op in difference.patch)
+
+
+def _weights(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, int]:
+    """``v1=90 v2=10`` (percentages summing to 100) as weights in basis points."""
+    shares: dict[str, float] = {}
+    for item in value:
+        name, _, number = item.partition("=")
+        try:
+            shares[name.strip()] = float(number)
+        except ValueError:
+            raise click.BadParameter(f"{item!r}: write VARIANT=PERCENT, e.g. v2=10") from None
+    if not shares or any(not name or share < 0 for name, share in shares.items()):
+        raise click.BadParameter("write VARIANT=PERCENT for each variant, e.g. v1=90 v2=10")
+    if abs(sum(shares.values()) - 100) > 1e-6:
+        raise click.BadParameter(f"the percentages add up to {sum(shares.values()):g}, not 100")
+    weights = {name: round(share * 100) for name, share in shares.items()}
+    if any(abs(share * 100 - weights[name]) > 1e-6 for name, share in shares.items()):
+        raise click.BadParameter("give the percentages to at most two decimals (basis points)")
+    return weights
+
+
+@flags.command("set-weights")
+@click.argument("key")
+@click.argument("weights", nargs=-1, required=True, callback=_weights, metavar="VARIANT=PERCENT...")
+@click.option("--rule", required=True, help="The id of the rule whose split changes.")
+@env_option
+@reason_option
+@json_option
+@click.pass_obj
+def flags_set_weights(
+    remote: Remote, key: str, weights: dict[str, int], rule: str, env: str, reason: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Set the split of one rule, in percentages: rollwise flags set-weights KEY v1=90 v2=10.
+
+    Written at the version read (a change made meanwhile is a conflict). A rule under an
+    active rollout belongs to the controller: the server refuses (409).
+    """
+    client = remote.client()
+    current = client.get_resource(env, "flag", key)
+    body = strip_meta(current)
+    target = next((r for r in body.get("rules") or [] if r.get("id") == rule), None)
+    if target is None:
+        ids = ", ".join(str(r.get("id")) for r in body.get("rules") or []) or "none"
+        raise click.UsageError(f"flag {key} has no rule {rule!r} (its rules: {ids})")
+    serve = dict(target.get("serve") or {})
+    serve.pop("variant", None)
+    serve["split"] = [{"variant": name, "weight": weight} for name, weight in weights.items()]
+    target["serve"] = serve
+    data = client.replace_resource(
+        env, "flag", key, {**body, "key": key}, version=int(current["version"]), reason=reason
+    )
+    if as_json:
+        echo_json(data)
+        return
+    echo(f"flag {key} in {env}, rule {rule}: {_serve(serve)}; now version {data.get('version')}")
 
 
 @flags.command("diff")

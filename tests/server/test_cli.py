@@ -30,6 +30,10 @@ DOCS = ROOT / "docs" / "cli.md"
 Json = dict[str, Any]
 
 
+NO_PROFILE = "/nonexistent/rollwise-profile.json"
+"""Where the tests' runs look for a profile: nowhere (a developer's own must not leak in)."""
+
+
 def run(
     server: LiveServer | None, *args: str, token: str | None = None, stdin: str | None = None
 ) -> Result:
@@ -40,6 +44,7 @@ def run(
         "ROLLWISE_URL": None,
         "ROLLWISE_TOKEN": None,
         "ROLLWISE_ENV": "production",
+        "ROLLWISE_PROFILE": NO_PROFILE,
     }
     if server is not None:
         env |= {"ROLLWISE_URL": server.url, "ROLLWISE_TOKEN": token or server.admin_token}
@@ -292,7 +297,8 @@ def test_archive_and_list_archived(flagged: LiveServer, tmp_path: Path) -> None:
 
 def test_promote_copies_to_another_environment(flagged: LiveServer, tmp_path: Path) -> None:
     missing_segment = failed(run(flagged, "flags", "promote", "fraud-model", "--to", "staging"))
-    assert "unknown segment 'eu'" in missing_segment
+    assert "uses segments that differ in staging or are not there: eu" in missing_segment
+    assert "--with-segments" in missing_segment
     segment = write_json(tmp_path / "eu.json", EU_SEGMENT)
     ok(run(flagged, "segments", "apply", "-f", segment, "--env", "staging"))
     promoted = ok(run(flagged, "flags", "promote", "fraud-model", "--to", "staging",
@@ -662,7 +668,7 @@ def test_metric_commands(server: LiveServer, tmp_path: Path) -> None:
     history = lines(ok(run(server, "metrics", "history", "latency_ms")).stdout)
     assert [(r[0], r[1], r[4], r[5]) for r in history[1:]] == [
         ("1", "create", "guardrail", "(new)"),
-        ("2", "update", "p95 budget", "~/default_tolerance"),
+        ("2", "update", "p95 budget", "~/default_tolerance 5.0->10.0"),
     ]
     archived = ok(run(server, "metrics", "archive", "converted", "--reason", "unused"))
     assert archived.stdout == (

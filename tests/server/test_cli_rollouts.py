@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from rollwise_server.cli import main
 from rollwise_server.testing import LiveServer
 from tests.server.conftest import EU_SEGMENT, define_metrics, example_flag
-from tests.server.test_cli import api, failed, ok, run, write_json
+from tests.server.test_cli import NO_PROFILE, api, failed, ok, run, write_json
 from tests.server.test_sdk_endpoints import exposure, sdk_session
 
 PLAN = {
@@ -130,7 +130,7 @@ def test_the_environment_is_never_guessed(flagged: LiveServer) -> None:
     """``--env`` used to default to production: a command meant for staging changed
     production. Now every command that acts in an environment needs it named."""
     env: dict[str, Any] = {"ROLLWISE_URL": flagged.url, "ROLLWISE_TOKEN": flagged.admin_token,
-                           "ROLLWISE_ENV": None}  # fmt: skip
+                           "ROLLWISE_ENV": None, "ROLLWISE_PROFILE": NO_PROFILE}  # fmt: skip
     for args in (["flags", "kill", "fraud-model", "--reason", "x"], ["flags", "list"],
                  ["rollouts", "status", "fraud-model"], ["results", "fraud-model", "--metric",
                  "m"]):  # fmt: skip
@@ -142,3 +142,69 @@ def test_the_environment_is_never_guessed(flagged: LiveServer) -> None:
     staged = CliRunner().invoke(main, ["flags", "list", "--json"], env={**env,
                                 "ROLLWISE_ENV": "staging"})  # fmt: skip
     assert json.loads(staged.stdout)["flags"] == []
+
+
+def test_set_weights_in_percentages(flagged: LiveServer) -> None:
+    done = ok(run(flagged, "flags", "set-weights", "fraud-model", "v1=95", "v2=5",
+                  "--rule", "eu-small", "--reason", "widen"))  # fmt: skip
+    assert "rule eu-small: split by user_id: v1 95%, v2 5%; now version 2" in done.stdout
+    flag = api(flagged, "GET", "envs/production/flags/fraud-model")
+    split = next(r for r in flag["rules"] if r["id"] == "eu-small")["serve"]["split"]
+    assert split == [{"variant": "v1", "weight": 9500}, {"variant": "v2", "weight": 500}]
+    for args, words in (
+        (["v1=90", "v2=5"], "add up to 95, not 100"),
+        (["v1=ninety", "v2=10"], "VARIANT=PERCENT"),
+        (["v1=99.999", "v2=0.001"], "at most two decimals"),
+    ):
+        result = run(flagged, "flags", "set-weights", "fraud-model", *args, "--rule", "eu-small")
+        assert result.exit_code == 2, result.output
+        assert words in result.output
+    unknown = run(flagged, "flags", "set-weights", "fraud-model", "v1=100", "--rule", "nope")
+    assert unknown.exit_code == 2
+    assert "no rule 'nope' (its rules: qa-team, eu-small)" in unknown.output
+    assert api(flagged, "GET", "envs/production/flags/fraud-model")["version"] == 2
+
+
+def test_set_weights_cannot_take_a_split_from_a_running_rollout(
+    flagged: LiveServer, tmp_path: Path
+) -> None:
+    define_metrics(flagged)
+    ok(run(flagged, "rollouts", "plan", "fraud-model", "-f", write_json(tmp_path / "p.json", PLAN)))
+    ok(run(flagged, "rollouts", "start", "fraud-model"))
+    stderr = failed(run(flagged, "flags", "set-weights", "fraud-model", "v1=50", "v2=50",
+                        "--rule", "eu-small"))  # fmt: skip
+    assert "(HTTP 409)" in stderr
+
+
+def test_login_writes_a_private_profile_that_commands_use(
+    flagged: LiveServer, tmp_path: Path
+) -> None:
+    profile = tmp_path / "config" / "profile.json"
+    bare: dict[str, Any] = {"ROLLWISE_URL": None, "ROLLWISE_TOKEN": None, "ROLLWISE_ENV": None,
+                            "ROLLWISE_PROFILE": str(profile)}  # fmt: skip
+    refused = CliRunner().invoke(main, ["login", "--url", flagged.url, "--token", "rw_wrong"],
+                                 env=bare)  # fmt: skip
+    assert refused.exit_code == 1
+    assert not profile.exists()  # a token the server refuses is not remembered
+    done = CliRunner().invoke(main, ["login", "--url", flagged.url, "--env", "production"],
+                              env=bare, input=f"{flagged.admin_token}\n")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert flagged.admin_token not in done.stdout  # asked for without echo
+    assert profile.stat().st_mode & 0o777 == 0o600
+    listed = CliRunner().invoke(main, ["flags", "list", "--json"], env=bare)
+    assert [f["key"] for f in json.loads(listed.stdout)["flags"]] == ["fraud-model"]
+    staging = CliRunner().invoke(main, ["flags", "list", "--json"],
+                                 env={**bare, "ROLLWISE_ENV": "staging"})  # fmt: skip
+    assert json.loads(staging.stdout)["flags"] == []  # the variable wins over the profile
+    profile.chmod(0o644)
+    leaky = CliRunner().invoke(main, ["flags", "list"], env=bare)
+    assert leaky.exit_code == 2
+    assert "can be read by other users: chmod 600" in leaky.output
+    profile.chmod(0o600)
+    gone = CliRunner().invoke(main, ["logout"], env=bare)
+    assert gone.exit_code == 0
+    assert not profile.exists()
+    unknown = CliRunner().invoke(main, ["login", "--url", flagged.url, "--env", "nowhere",
+                                        "--token", flagged.admin_token], env=bare)  # fmt: skip
+    assert unknown.exit_code == 2
+    assert "no environment 'nowhere'" in unknown.output
