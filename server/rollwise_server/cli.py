@@ -771,6 +771,69 @@ def flags_kill(remote: Remote, key: str, env: str, reason: str, as_json: bool) -
     )
 
 
+@flags.command("create")
+@click.argument("key")
+@click.option(
+    "--variants", required=True, callback=lambda ctx, param, value: _names(value),
+    help="Its variants, comma-separated, e.g. v1,v2 (each serves its key; payloads: apply).",
+)  # fmt: skip
+@click.option("--default", "default", default=None, help="Served when no rule matches (first).")
+@click.option("--off", "off", default=None, help="Served when it is disabled (the default).")
+@click.option("--description", default="", help="What it is for.")
+@env_option
+@reason_option
+@json_option
+@click.pass_obj
+def flags_create(
+    remote: Remote, key: str, variants: tuple[str, ...], default: str | None, off: str | None,
+    description: str, env: str, reason: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Create a flag that serves its default variant to everyone.
+
+    Rules, splits and payloads come after, with apply or set-weights; a flag that exists is
+    a conflict (exit 1), never overwritten.
+    """
+    default = default or variants[0]
+    body = {"key": key, "description": description, "variants": {v: {} for v in variants},
+            "default_variant": default, "off_variant": off or default}  # fmt: skip
+    data = remote.client().create_resource(env, "flag", body, reason=reason)
+    if as_json:
+        echo_json(data)
+        return
+    echo(f"created flag {key} in {env}: version {data.get('version')}, serves {default}")
+
+
+@flags.command("disable")
+@click.argument("key")
+@env_option
+@reason_option
+@json_option
+@click.pass_obj
+def flags_disable(remote: Remote, key: str, env: str, reason: str | None, as_json: bool) -> None:
+    """Serve the off variant to everyone (enabled: false), written at the version read.
+
+    The same effect as kill, for planned changes: a protected environment needs --reason.
+    """
+    client = remote.client()
+    current = client.get_resource(env, "flag", key)
+    body = {**strip_meta(current), "key": key, "enabled": False}
+    try:
+        data = client.replace_resource(
+            env, "flag", key, body, version=int(current["version"]), reason=reason
+        )
+    except ApiResponseError as exc:
+        if exc.status != 422 or not any(p.path == "reason" for p in exc.problems):
+            raise
+        raise _failure(exc, [f"say why with --reason: {env} is a protected environment"]) from None
+    if as_json:
+        echo_json(data)
+        return
+    echo(
+        f"disabled flag {key} in {env}: version {data.get('version')} serves the off variant "
+        f"{data.get('off_variant')} to everyone"
+    )
+
+
 @flags.command("enable")
 @click.argument("key")
 @env_option
@@ -824,6 +887,13 @@ def _describe(difference: Difference, target_env: str) -> str:
         return f"{what}: same"
     before = strip_meta(difference.target)
     return f"{what}: " + "; ".join(_change(op, before) for op in difference.patch)
+
+
+def _names(value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    if not names:
+        raise click.BadParameter("name at least one variant, e.g. v1,v2")
+    return names
 
 
 def _weights(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, int]:

@@ -208,3 +208,24 @@ def test_login_writes_a_private_profile_that_commands_use(
                                         "--token", flagged.admin_token], env=bare)  # fmt: skip
     assert unknown.exit_code == 2
     assert "no environment 'nowhere'" in unknown.output
+
+
+def test_create_then_disable_and_enable(server: LiveServer) -> None:
+    made = ok(run(server, "flags", "create", "ranker", "--variants", "v1,v2", "--env", "staging"))
+    assert made.stdout == "created flag ranker in staging: version 1, serves v1\n"
+    flag = api(server, "GET", "envs/staging/flags/ranker")
+    assert (flag["variants"], flag["default_variant"], flag["off_variant"]) == (
+        {"v1": {}, "v2": {}},
+        "v1",
+        "v1",
+    )
+    again = failed(run(server, "flags", "create", "ranker", "--variants", "v1", "--env", "staging"))
+    assert "(HTTP 409)" in again
+    off = ok(run(server, "flags", "disable", "ranker", "--env", "staging"))
+    assert "disabled flag ranker in staging: version 2 serves the off variant v1" in off.stdout
+    ok(run(server, "flags", "enable", "ranker", "--env", "staging"))
+    assert api(server, "GET", "envs/staging/flags/ranker")["enabled"] is True
+    ok(run(server, "flags", "create", "ranker", "--variants", "v1,v2", "--default", "v2"))
+    unexplained = failed(run(server, "flags", "disable", "ranker"))  # production: protected
+    assert "say why with --reason: production is a protected environment" in unexplained
+    assert api(server, "GET", "envs/production/flags/ranker")["enabled"] is True
