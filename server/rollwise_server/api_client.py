@@ -305,11 +305,11 @@ class ApiClient:
     def results(self, env: str, key: str, **params: str | int | None) -> Json:
         return self.request("GET", _path("envs", env, "flags", key, "results"), params=params)
 
-    def enable(self, env: str, key: str, *, reason: str | None) -> Json:
-        """Serve the flag's rules again: a new version with ``enabled: true``, written at the
-        version read (409 if someone changed it meanwhile)."""
+    def set_enabled(self, env: str, key: str, enabled: bool, *, reason: str | None) -> Json:
+        """A new version with ``enabled`` set, written at the version read (409 if someone
+        changed the flag meanwhile): ``False`` serves the off variant, ``True`` the rules."""
         current = self.get_resource(env, "flag", key)
-        body = {**strip_meta(current), "enabled": True}
+        body = {**strip_meta(current), "key": key, "enabled": enabled}
         return self.replace_resource(
             env, "flag", key, body, version=int(current["version"]), reason=reason
         )

@@ -12,10 +12,11 @@ imported by the commands that need them (``serve``, ``tokens create --db``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -771,6 +772,17 @@ def flags_kill(remote: Remote, key: str, env: str, reason: str, as_json: bool) -
     )
 
 
+@contextlib.contextmanager
+def _reason_hint(env: str) -> Iterator[None]:
+    """A refusal for want of a reason gets the hint to pass ``--reason``."""
+    try:
+        yield
+    except ApiResponseError as exc:
+        if exc.status != 422 or not any(p.path == "reason" for p in exc.problems):
+            raise
+        raise _failure(exc, [f"say why with --reason: {env} is a protected environment"]) from None
+
+
 @flags.command("create")
 @click.argument("key")
 @click.option(
@@ -814,17 +826,8 @@ def flags_disable(remote: Remote, key: str, env: str, reason: str | None, as_jso
 
     The same effect as kill, for planned changes: a protected environment needs --reason.
     """
-    client = remote.client()
-    current = client.get_resource(env, "flag", key)
-    body = {**strip_meta(current), "key": key, "enabled": False}
-    try:
-        data = client.replace_resource(
-            env, "flag", key, body, version=int(current["version"]), reason=reason
-        )
-    except ApiResponseError as exc:
-        if exc.status != 422 or not any(p.path == "reason" for p in exc.problems):
-            raise
-        raise _failure(exc, [f"say why with --reason: {env} is a protected environment"]) from None
+    with _reason_hint(env):
+        data = remote.client().set_enabled(env, key, False, reason=reason)
     if as_json:
         echo_json(data)
         return
@@ -846,7 +849,7 @@ def flags_enable(remote: Remote, key: str, env: str, reason: str | None, as_json
     A new version with enabled: true, written at the version read (a change made meanwhile is
     a conflict, never overwritten).
     """
-    data = remote.client().enable(env, key, reason=reason)
+    data = remote.client().set_enabled(env, key, True, reason=reason)
     if as_json:
         echo_json(data)
         return
@@ -1024,12 +1027,8 @@ def flags_promote(
             body = {**strip_meta(difference.source), "key": difference.key}
             client.apply(to, "segment", body, reason=reason)
             promoted.append(difference.key)
-    try:
+    with _reason_hint(to):
         data = client.promote(env, key, to=to, reason=reason)
-    except ApiResponseError as exc:
-        if exc.status != 422 or not any(p.path == "reason" for p in exc.problems):
-            raise
-        raise _failure(exc, [f"say why with --reason: {to} is a protected environment"]) from None
     if as_json:
         echo_json({**data, "segments_promoted": promoted})
         return
