@@ -13,6 +13,9 @@ from typing import Any
 
 import click
 
+from rollwise.analysis.compare import compare
+from rollwise.analysis.reduce import ReductionResult
+from rollwise.analysis.suffstats import SufficientStats
 from rollwise_server.api_client import ApiResponseError
 from rollwise_server.cli_options import env_option, json_option, reason_option
 from rollwise_server.cli_output import echo, echo_json, fields, note, table, ts
@@ -214,17 +217,28 @@ def _mean(row: Mapping[str, Any], kind: str) -> float | None:
 @click.option("--window", default=None, help="Attribution window, e.g. 14d, 2w or none.")
 @click.option("--kind", default=None, help="Another reading of the metric (binary, mean, ...).")
 @click.option("--denominator", default=None, help="A ratio's denominator metric.")
+@click.option("--control", default=None, help="Compare: the control variant, e.g. v1.")
+@click.option("--candidate", default=None, help="Compare: the candidate variant, e.g. v2.")
+@click.option(
+    "--alpha", type=click.FloatRange(0, 0.5, min_open=True), default=0.05, show_default=True,
+    help="The comparison's error rate (always-valid: it holds however often you look).",
+)  # fmt: skip
 @json_option
 @click.pass_obj
 def results(
     remote: Any, key: str, env: str, metric: str, cohort: str | None, bands: str | None,
-    window: str | None, kind: str | None, denominator: str | None, as_json: bool,
+    window: str | None, kind: str | None, denominator: str | None, control: str | None,
+    candidate: str | None, alpha: float, as_json: bool,
 ) -> None:  # fmt: skip
     """A flag's results for one metric: units, values and the mean per variant (and cohort).
 
     The sufficient statistics the rollout controller and rollwise.analysis use, reduced in the
-    server's database; --json prints them whole (n, totals, centred sums of squares).
+    server's database; --json prints them whole (n, totals, centred sums of squares). With
+    --control and --candidate, the candidate's effect and its always-valid interval, overall
+    and per cohort (the same test as the rollout controller's).
     """
+    if (control is None) != (candidate is None):
+        raise click.UsageError("compare with both --control and --candidate")
     data = remote.client().results(
         env, key, metric=metric, cohort=cohort, bands=bands, window=window, kind=kind,
         denominator=denominator,
@@ -244,6 +258,37 @@ def results(
             for r in rows or []
         ),
     )  # fmt: skip
+    if control is not None and candidate is not None:
+        echo("")
+        _comparisons(data, control, candidate, alpha, by_cohort=cohort is not None)
     diagnostics = data.get("diagnostics") or {}
     if diagnostics.get("multiple_variants"):
         note(f"{diagnostics['multiple_variants']} units saw more than one variant: left out")
+
+
+def _comparisons(
+    data: Mapping[str, Any], control: str, candidate: str, alpha: float, *, by_cohort: bool
+) -> None:
+    """``candidate`` against ``control``: the effect and its always-valid interval (mSPRT, as
+    the controller computes it), overall and, with a cohort, per cohort."""
+    result = ReductionResult.from_json(data)
+    scopes: list[tuple[str, Mapping[str, SufficientStats]]] = [("overall", result.overall())]
+    if by_cohort:
+        cells: dict[str, dict[str, SufficientStats]] = {}
+        for cell in result.cells:
+            cells.setdefault(str(cell.cohort), {})[cell.variant] = cell.stats
+        scopes += sorted(cells.items())
+    missing = {control, candidate} - set(result.overall())
+    if missing:
+        raise click.UsageError(f"no results for variant {', '.join(sorted(missing))}")
+    rows = []
+    for scope, stats in scopes:
+        if control not in stats or candidate not in stats:
+            rows.append([scope, None, None, None, "an arm has no units"])
+            continue
+        found = compare(stats[control], stats[candidate], alpha=alpha)
+        interval = f"[{found.ci_low:+.4g}, {found.ci_high:+.4g}]"
+        rows.append([scope, f"{found.effect:+.4g}", interval, f"{found.p_value:.3g}",
+                     found.note or ""])  # fmt: skip
+    echo(f"{candidate} vs {control}: effect and {1 - alpha:.0%} always-valid interval")
+    table(["SCOPE", "EFFECT", "INTERVAL", "P", "NOTE"], rows)

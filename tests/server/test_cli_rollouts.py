@@ -111,6 +111,17 @@ def test_results_as_a_table_and_as_json(flagged: LiveServer) -> None:
     by_cohort = ok(run(flagged, "results", "fraud-model", "--metric", "fraud_caught",
                        "--cohort", "country")).stdout  # fmt: skip
     assert by_cohort.splitlines()[1].split() == ["VARIANT", "COHORT", "UNITS", "N", "MEAN"]
+    compared = ok(run(flagged, "results", "fraud-model", "--metric", "fraud_caught", "--cohort",
+                      "country", "--control", "v1", "--candidate", "v2")).stdout  # fmt: skip
+    tail = compared.split("v2 vs v1: effect and 95% always-valid interval\n", 1)[1]
+    rows = {line.split()[0]: line.split()[1:] for line in tail.splitlines()[1:]}
+    assert rows.keys() == {"overall", "DE"}
+    effect, low, high = float(rows["overall"][0]), rows["overall"][1], rows["overall"][2]
+    assert effect == 0.5  # v2 converts half its units, v1 none
+    assert float(low.strip("[,")) < 0.5 < float(high.strip("]"))
+    lonely = run(flagged, "results", "fraud-model", "--metric", "fraud_caught", "--control", "v1")
+    assert lonely.exit_code == 2
+    assert "both --control and --candidate" in lonely.output
 
 
 def test_enable_after_a_kill(flagged: LiveServer) -> None:
