@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -13,7 +14,7 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,11 +42,23 @@ __all__ = ["ROUTES", "create_app"]
 logger = logging.getLogger("rollwise.server")
 
 ENV = "/api/v1/envs/{env}"
+
+
+@functools.cache
+def _openapi_body() -> bytes:
+    """The OpenAPI document, encoded once: it is a function of the code alone."""
+    return msgspec.json.encode(openapi_document())
+
+
+def _openapi() -> Response:
+    return Response(_openapi_body(), media_type="application/json")
+
+
 ROUTES: list[Route] = [
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
     Route("/metrics", health.metrics, methods=["GET"]),
-    Route("/api/v1/openapi.json", lambda r: JSONResponse(openapi_document()), methods=["GET"]),
+    Route("/api/v1/openapi.json", lambda r: _openapi(), methods=["GET"]),
     Route("/api/v1/envs", admin.list_environments, methods=["GET"]),
     Route("/api/v1/envs", admin.create_environment, methods=["POST"]),
     Route(f"{ENV}", admin.get_environment, methods=["GET"]),

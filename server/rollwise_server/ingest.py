@@ -20,7 +20,7 @@ import re
 import uuid
 import zlib
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import attrs
@@ -31,6 +31,7 @@ from rollwise.durations import format_duration
 from rollwise_server.errors import BadRequest, PayloadTooLarge
 from rollwise_server.models.events import MAX_ATTRS, MAX_INTEGER, MAX_UNIT_LENGTH, MAX_VALUE
 from rollwise_server.storage.base import EventRow
+from rollwise_server.times import utc_moment
 
 __all__ = ["EventKind", "Window", "decode_body", "validate_batch"]
 
@@ -119,14 +120,10 @@ def _ts(value: Any) -> str | None:
     if len(value) < 19 or value[10] not in "Tt ":  # a date alone, or a compact ISO 8601 form
         return None
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
+        moment = utc_moment(value)
+    except OverflowError:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        moment = moment.astimezone(UTC)
-    except (OverflowError, ValueError):
+    if moment is None:
         return None
     return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 

@@ -36,6 +36,7 @@ from rollwise_server.models import (
     valid_fields,
 )
 from rollwise_server.storage.base import AuditQuery, TokenRecord
+from rollwise_server.times import utc_moment
 
 __all__ = [
     "create_environment",
@@ -98,21 +99,6 @@ def _token(record: TokenRecord) -> Token:
 _OWNER = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
 
 
-def _utc(value: str) -> datetime | None:
-    """An RFC 3339 time (no offset: UTC) in UTC, or ``None`` if it is not one; ``OverflowError``
-    if it is one beyond the calendar once moved to UTC."""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC)
-    except ValueError:
-        raise OverflowError(value) from None
-
-
 _STORED = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -121,7 +107,7 @@ def _expiry(value: str | None, problems: list[Problem]) -> str | None:
     if value is None:
         return None
     try:
-        utc = _utc(value)
+        utc = utc_moment(value)
     except OverflowError:
         problems.append(Problem("expires_at", "is out of range"))
         return None
@@ -197,7 +183,7 @@ def _moment(value: str | None, name: str) -> str | None:
     if value is None:
         return None
     try:
-        utc = _utc(value)
+        utc = utc_moment(value)
     except OverflowError:
         raise BadRequest(f"{name}: {value!r} is out of range") from None
     if utc is None:

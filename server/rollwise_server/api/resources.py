@@ -36,6 +36,7 @@ from rollwise_server.api.common import (
 from rollwise_server.catalogue import parse_metric
 from rollwise_server.errors import Invalid
 from rollwise_server.storage.base import Kind, Resource
+from rollwise_server.times import utc_moment
 
 __all__ = ["validator", "write"]
 
@@ -73,12 +74,10 @@ def is_stale(body: Any) -> bool:
     if not isinstance(end, str):
         return False
     try:
-        moment = datetime.fromisoformat(end)
-    except ValueError:
-        return False
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment <= datetime.now(UTC)
+        moment = utc_moment(end)
+    except OverflowError:  # before the calendar's start in UTC: long past
+        return True
+    return moment is not None and moment <= datetime.now(UTC)
 
 
 def validator(kind: Kind, key: str) -> Any:

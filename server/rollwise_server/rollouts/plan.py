@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import attrs
@@ -24,6 +24,7 @@ from rollwise_server import models
 from rollwise_server.catalogue import Metric, tolerance_sign_problem
 from rollwise_server.models.decoding import in_field_order, problems_of, valid_fields
 from rollwise_server.models.rollouts import MAX_GUARDRAILS, MAX_STAGES, MAX_VALUES
+from rollwise_server.times import utc_moment
 
 __all__ = ["Guardrail", "RolloutPlan", "Stage", "parse_plan"]
 
@@ -363,10 +364,10 @@ def parse_plan(
     deadline = None
     if fields.get("deadline") is not None:
         try:
-            deadline = datetime.fromisoformat(fields["deadline"])
-            if deadline.tzinfo is None:
-                deadline = deadline.replace(tzinfo=UTC)
-        except ValueError:
+            deadline = utc_moment(fields["deadline"])
+        except OverflowError:
+            deadline = None
+        if deadline is None:
             out.append(Problem("deadline", "must be an RFC 3339 date-time or null"))
     window = delay = 0.0
     if "attribution_window" in fields:
