@@ -1,5 +1,6 @@
 # The two set-up commands of the README: `make demo` and `make test`.
 # Each creates .venv with the machine's python3 (3.11+) and installs what it needs.
+# `make demo ARGS=--keep` leaves the demo's server (and its console, /ui) running.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(ARGS)
 
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" scripts/test

@@ -226,6 +226,7 @@ def main() -> int:
         print(f"Demo finished in {time.monotonic() - began:.0f} s.")
         if args.keep:
             print(f"\nThe server keeps running at {server.url}; admin token: {server.admin_token}")
+            print(f"Console: {server.url}/ui  (sign in with the admin token)")
             print(f"Try: ROLLWISE_URL={server.url} ROLLWISE_TOKEN={server.admin_token} \\")
             print("       rollwise rollouts status fraud-model --env production   (Ctrl-C to stop)")
             try:

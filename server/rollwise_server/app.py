@@ -35,6 +35,7 @@ from rollwise_server.state import ServerState
 from rollwise_server.storage import open_store
 from rollwise_server.storage.sqlite import now_iso
 from rollwise_server.throttle import AuthThrottle
+from rollwise_server.ui.routes import UI_ROUTES
 from rollwise_server.webhooks import Webhooks
 
 __all__ = ["ROUTES", "create_app"]
@@ -287,7 +288,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await threaded(store.close)
 
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *UI_ROUTES],
         lifespan=lifespan,
         exception_handlers={
             ApiError: _api_error,
@@ -296,7 +297,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Exception: _unexpected,
         },
     )
-    templates = {route.endpoint: route.path for route in ROUTES}
+    templates = {
+        route.endpoint: route.path for route in [*ROUTES, *UI_ROUTES] if isinstance(route, Route)
+    }
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, templates=templates, metrics=metrics)
     return app

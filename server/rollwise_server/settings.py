@@ -87,6 +87,18 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "The whsec_ signing secret (base64 of 24 to 64 random bytes); required with webhook_urls",
     ),
+    Setting(
+        "console_idle_timeout",
+        Duration,
+        1800.0,
+        "A console session ends after this long without a request (30m)",
+    ),
+    Setting(
+        "console_session_lifetime",
+        Duration,
+        43_200.0,
+        "A console session ends this long after sign-in, however busy (12h)",
+    ),
     Setting("webhook_max_attempts", int, 25, "Most delivery attempts of a webhook event to a URL"),
     Setting(
         "webhook_give_up_after",
@@ -135,6 +147,8 @@ class Settings:
     max_streams_per_token: int = attrs.field(default=1000, validator=_positive)
     webhook_urls: str = attrs.field(default="", repr=False, validator=_webhook_urls)
     webhook_secret: str = attrs.field(default="", repr=False, validator=_webhook_secret)
+    console_idle_timeout: float = attrs.field(default=1800.0, validator=_positive)
+    console_session_lifetime: float = attrs.field(default=43_200.0, validator=_positive)
     webhook_max_attempts: int = attrs.field(default=25, validator=_positive)
     webhook_give_up_after: float = attrs.field(default=86_400.0, validator=_positive)
     webhook_retry_seconds: float = attrs.field(default=5.0, validator=_positive)

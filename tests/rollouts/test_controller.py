@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
+import attrs
 import pytest
 import requests
 from standardwebhooks import Webhook
@@ -58,6 +59,10 @@ def test_decide_policy_table() -> None:
     assert decide(plan, approval, quiet).action == "await_approval"
     last = {**running, "stage": 3}
     assert decide(plan, last, quiet).action == "complete"
+    gated = attrs.evolve(
+        plan, stages=[*plan.stages[:2], attrs.evolve(plan.stages[2], approval=True)]
+    )
+    assert decide(gated, last, quiet).action == "await_approval"  # not completed unapproved
     assert decide(plan, {"status": "paused"}, quiet).action == "none"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,3 +49,30 @@ def define_metrics(server: LiveServer, env: str = "production") -> None:
     for metric in METRICS:
         response = session.post(f"{server.url}/api/v1/envs/{env}/metrics", json=metric)
         response.raise_for_status()
+
+
+def seed(server: LiveServer, envs: tuple[str, ...] = ("production", "staging"), *,
+         flag: bool = True, metrics: bool = False) -> None:  # fmt: skip
+    """The eu segment, the example flag (unless ``flag`` is false) and, with ``metrics``, the
+    metric catalogue, in each of ``envs``."""
+    admin = server.session()
+    for env in envs:
+        base = f"{server.url}/api/v1/envs/{env}"
+        admin.post(f"{base}/segments", json=EU_SEGMENT).raise_for_status()
+        if flag:
+            admin.post(
+                f"{base}/flags", json={**example_flag(), "reason": "setup"}
+            ).raise_for_status()
+        if metrics:
+            define_metrics(server, env)
+
+
+def new_flag(server: LiveServer, env: str, prefix: str) -> tuple[str, dict[str, Any]]:
+    """A copy of the example flag under a fresh key in ``env``: its key and its body."""
+    key = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    body = {k: v for k, v in example_flag().items() if k != "key"}
+    response = server.session().post(
+        f"{server.url}/api/v1/envs/{env}/flags", json={"key": key, **body}
+    )
+    response.raise_for_status()
+    return key, body

@@ -26,8 +26,13 @@ from rollwise_server.errors import (
 from rollwise_server.state import ServerState
 from rollwise_server.throttle import client_key
 
+PRINCIPAL_KEY = "rollwise.principal"
+"""Where the console puts the signed-in principal of an in-process call (``ui/calls.py``):
+an ASGI scope key that only server code can set, never a header or a cookie."""
+
 __all__ = [
     "MAX_JSON_DEPTH",
+    "authenticate",
     "authorize",
     "decode_json_object",
     "expected_version",
@@ -55,12 +60,10 @@ async def threaded(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await run_in_threadpool(func, *args, **kwargs)
 
 
-async def authorize(
-    request: Request, permission: Permission, env: str | None = None, *, everywhere: bool = False
-) -> Principal:
-    """The caller's principal, if allowed ``permission`` (in ``env``, or in every environment
-    with ``everywhere``); else 401/403. Environment routes always name their ``env``. An
-    address with too many failed authentications is 429 (``throttle.py``)."""
+async def authenticate(request: Request, header: str | None) -> Principal:
+    """The principal of an ``Authorization`` header (401 if none is valid). Failures count
+    against the client's address, and an address with too many gets 429 (``throttle.py``):
+    the API and the console's sign-in share this."""
     server = state(request)
     address = client_key(request.client.host if request.client else None)
     wait = server.throttle.retry_after(address)
@@ -70,7 +73,6 @@ async def authorize(
             f"too many failed authentications from {address}; try again in {wait} s",
             retry_after=wait,
         )
-    header = request.headers.get("authorization")
     try:
         principal = server.auth.cached(header)
         if principal is None:
@@ -85,6 +87,20 @@ async def authorize(
                 address,
             )
         raise
+    return principal
+
+
+async def authorize(
+    request: Request, permission: Permission, env: str | None = None, *, everywhere: bool = False
+) -> Principal:
+    """The caller's principal, if allowed ``permission`` (in ``env``, or in every environment
+    with ``everywhere``); else 401/403. Environment routes always name their ``env``. An
+    address with too many failed authentications is 429 (``throttle.py``)."""
+    given = request.scope.get(PRINCIPAL_KEY)
+    if isinstance(given, Principal):  # the console's in-process call (``ui/calls.py``)
+        request.state.principal = given
+        return require(given, permission, env, everywhere=everywhere)
+    principal = await authenticate(request, request.headers.get("authorization"))
     request.state.principal = principal
     return require(principal, permission, env, everywhere=everywhere)
 

@@ -110,8 +110,8 @@ def decide(plan: RolloutPlan, state: Mapping[str, Any], evidence: Evidence) -> D
         return Decision(
             "none", f"stage {number} needs {stage.min_units} units per arm, has {fewest}"
         )
+    if stage.approval:  # the last stage's too: its approval is what completes the rollout
+        return Decision("await_approval", f"stage {number} met its exit criteria; approval needed")
     if number == len(plan.stages):
         return Decision("complete", "the last stage met its exit criteria")
-    if stage.approval:
-        return Decision("await_approval", f"stage {number} met its exit criteria; approval needed")
     return Decision("advance", f"stage {number} met its exit criteria")

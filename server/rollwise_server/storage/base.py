@@ -28,6 +28,7 @@ __all__ = [
     "Resource",
     "ResourceVersion",
     "RolloutRecord",
+    "SessionRecord",
     "Store",
     "TokenRecord",
     "Validator",
@@ -143,6 +144,18 @@ class TokenRecord:
     owner: str = ""
     envs: tuple[str, ...] | None = None
     expires_at: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SessionRecord:
+    """A console session: its CSRF token, when it began and was last used (Unix time), and
+    the token it signed in with (read afresh with the session: revocation ends it)."""
+
+    id_hash: str
+    csrf: str
+    created: float
+    last_seen: float
+    token: TokenRecord
 
 
 @attrs.frozen
@@ -344,6 +357,12 @@ class Store(Protocol):
     def ingest_many(
         self, batches: Sequence[tuple[Literal["exposures", "outcomes"], Sequence[EventRow]]]
     ) -> list[IngestCounts]: ...
+    def recent_exposures(
+        self, env: str, flag: str, *, window: int, limit: int
+    ) -> list[tuple[str, str, str, str]]: ...
+    def recent_traffic(
+        self, env: str, flag: str, metric: str, *, window: int
+    ) -> dict[str, float]: ...
     def count_events(
         self, table: Literal["exposures", "outcomes"], env: str | None = None
     ) -> int: ...
@@ -364,3 +383,11 @@ class Store(Protocol):
     def finish_webhook(self, delivery_id: int, outcome: WebhookOutcome) -> None: ...
     def next_webhook_due(self) -> float | None: ...
     def webhook_deliveries(self, query: WebhookQuery) -> list[WebhookDelivery]: ...
+
+    # console sessions (``ui/sessions.py``)
+    def create_session(
+        self, *, id_hash: str, token_id: str, csrf: str, now: float, forget_before: float
+    ) -> None: ...
+    def session(self, id_hash: str) -> SessionRecord | None: ...
+    def touch_session(self, id_hash: str, now: float) -> None: ...
+    def end_session(self, id_hash: str) -> None: ...

@@ -314,5 +314,25 @@ def m006_webhook_outbox(db: Database) -> None:
         db.execute(statement)
 
 
+@migrations()
+def m007_console_sessions(db: Database) -> None:
+    """Sessions of the web console (``ui/sessions.py``): server-side, so that logout, an idle or
+    absolute timeout and a revoked token end them wherever the next request lands.
+
+    Only the SHA-256 of the session id is stored; the token's secret never is (the session
+    names the token by id, and every request checks that token is still valid).
+    """
+    db.execute(
+        """CREATE TABLE console_sessions (
+            id_hash TEXT PRIMARY KEY,
+            token_id TEXT NOT NULL,
+            csrf TEXT NOT NULL,
+            created REAL NOT NULL,
+            last_seen REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX console_sessions_token ON console_sessions (token_id)")
+
+
 def _dumps(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))

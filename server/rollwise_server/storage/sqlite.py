@@ -44,6 +44,7 @@ from rollwise_server.storage.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, WalC
 from rollwise_server.storage.document_limits import check_document_limits
 from rollwise_server.storage.migrations_sqlite import migrations
 from rollwise_server.storage.outbox_sqlite import SQLiteOutbox
+from rollwise_server.storage.sessions_sqlite import SQLiteSessions
 from rollwise_server.storage.writable import RETRY_AFTER, WriteState, is_disk_full
 
 __all__ = ["DEFAULT_ENVIRONMENTS", "EXPOSURE_COLUMNS", "OUTCOME_COLUMNS", "SQLiteStore", "now_iso"]
@@ -109,7 +110,11 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteStore(SQLiteOutbox):
+def _moment(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class SQLiteStore(SQLiteOutbox, SQLiteSessions):
     """``Store`` on one SQLite file (``:memory:`` is not supported: readers need the file)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -990,6 +995,44 @@ class SQLiteStore(SQLiteOutbox):
                 accepted = conn.total_changes - before
                 counts.append(IngestCounts(accepted, len(rows) - accepted))
         return counts
+
+    def recent_exposures(
+        self, env: str, flag: str, *, window: int, limit: int
+    ) -> list[tuple[str, str, str, str]]:
+        """The newest exposures of a flag, ``(unit_type, unit, attrs, variant)``, newest first,
+        looked for among the last ``window`` events stored (a bounded scan, whatever the table
+        holds): the console's blast radius."""
+        (top,) = self._reader().execute("SELECT coalesce(max(seq), 0) FROM exposures").fetchone()
+        rows = self._reader().execute(
+            "SELECT unit_type, unit, attrs, variant FROM exposures NOT INDEXED"
+            " WHERE seq > ? AND env = ? AND flag = ? ORDER BY seq DESC LIMIT ?",
+            (top - window, env, flag, limit),
+        )
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    def recent_traffic(self, env: str, flag: str, metric: str, *, window: int) -> dict[str, float]:
+        """Among the last ``window`` events of each table: the flag's exposures (distinct units
+        and the span of time they cover, in seconds) and the metric's outcomes (count, mean,
+        variance): the plan editor's power calculation."""
+        reader = self._reader()
+        (top,) = reader.execute("SELECT coalesce(max(seq), 0) FROM exposures").fetchone()
+        units, first, last = reader.execute(
+            "SELECT count(DISTINCT unit_type || ':' || unit), min(ts), max(ts)"
+            " FROM exposures NOT INDEXED WHERE seq > ? AND env = ? AND flag = ?",
+            (top - window, env, flag),
+        ).fetchone()
+        (top,) = reader.execute("SELECT coalesce(max(seq), 0) FROM outcomes").fetchone()
+        count, mean, square = reader.execute(
+            "SELECT count(*), avg(value), avg(value * value)"
+            " FROM outcomes NOT INDEXED WHERE seq > ? AND env = ? AND metric = ?",
+            (top - window, env, metric),
+        ).fetchone()
+        span = 0.0
+        if first and last:
+            span = (_moment(last) - _moment(first)) if first != last else 0.0
+        variance = max(0.0, (square or 0.0) - (mean or 0.0) ** 2) if count else 0.0
+        return {"units": float(units or 0), "span": span, "outcomes": float(count or 0),
+                "mean": float(mean or 0.0), "variance": variance}  # fmt: skip
 
     def count_events(self, table: Literal["exposures", "outcomes"], env: str | None = None) -> int:
         if table not in _COLUMNS:

@@ -1,0 +1,421 @@
+"""The flag editor's form: a flag as form fields and back, without JSON for the rules.
+
+A *draft* is the flag as the form holds it — text in fields, rows of variants, rules,
+conditions and split arms — so that a half-finished edit can be shown again as typed (after
+adding a row, or with the server's problems). ``to_body`` turns it into the API's flag body,
+naming each field it cannot read; ``field_of`` finds the field a server problem's path names.
+Operands are typed by their operator (``rollwise.operators.OPERATORS``): lists of strings for
+``in``/``not_in``, numbers for comparisons and ``between`` (two fields, from and to), a number
+or a string for ``eq``/``neq``, text for the others, nothing for ``exists``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from rollwise.operators import OPERATORS
+from rollwise_server.ui.context import Form
+
+__all__ = [
+    "OPERATOR_NAMES",
+    "apply_action",
+    "field_of",
+    "from_body",
+    "from_form",
+    "shown",
+    "to_body",
+]
+
+OPERATOR_NAMES = tuple(OPERATORS)
+Draft = dict[str, Any]
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _local_time(value: Any) -> str:
+    """A stored date-time as a ``datetime-local`` field's value, in UTC."""
+    if not isinstance(value, str) or not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def blank_condition() -> dict[str, Any]:
+    return {
+        "type": "attribute",
+        "attribute": "",
+        "operator": "in",
+        "values": "",
+        "value": "",
+        "low": "",
+        "high": "",
+        "negate": False,
+        "case_insensitive": False,
+        "segment": "",
+    }
+
+
+def blank_rule(index: int) -> dict[str, Any]:
+    return {
+        "id": f"rule-{index + 1}",
+        "serve": "variant",
+        "variant": "",
+        "bucket_by": "user_id",
+        "split": [{"variant": "", "weight": ""}],
+        "conditions": [blank_condition()],
+    }
+
+
+def new_draft() -> Draft:
+    return {
+        "key": "",
+        "description": "",
+        "enabled": True,
+        "salt": "",
+        "off_variant": "control",
+        "default_variant": "control",
+        "cohort_attributes": "",
+        "schedule_start": "",
+        "schedule_end": "",
+        "variants": [{"key": "control", "payload": ""}, {"key": "candidate", "payload": ""}],
+        "rules": [],
+    }
+
+
+def _condition(cond: Mapping[str, Any]) -> dict[str, Any]:
+    out = blank_condition()
+    if "segment" in cond:
+        out.update(type="segment", segment=_text(cond["segment"]), negate=bool(cond.get("negate")))
+        return out
+    operator = str(cond.get("operator", ""))
+    out.update(
+        attribute=_text(cond.get("attribute")),
+        operator=operator,
+        negate=bool(cond.get("negate")),
+        case_insensitive=bool(cond.get("case_insensitive")),
+    )
+    values = cond.get("values")
+    if operator == "between" and isinstance(values, list) and len(values) == 2:
+        out.update(low=_text(values[0]), high=_text(values[1]))
+    elif isinstance(values, list):
+        out["values"] = "\n".join(_text(v) for v in values)
+    else:
+        out["value"] = _text(cond.get("value"))
+    return out
+
+
+def from_body(key: str, body: Mapping[str, Any]) -> Draft:
+    """The draft of a stored flag."""
+    schedule = body.get("schedule") or {}
+    rules = []
+    for rule in body.get("rules") or []:
+        serve = rule.get("serve") or {}
+        split = serve.get("split") or []
+        rules.append(
+            {
+                "id": _text(rule.get("id")),
+                "serve": "split" if split else "variant",
+                "variant": _text(serve.get("variant")),
+                "bucket_by": _text(serve.get("bucket_by", "user_id")),
+                "split": [
+                    {"variant": _text(a.get("variant")), "weight": _text(a.get("weight"))}
+                    for a in split
+                ]
+                or [{"variant": "", "weight": ""}],
+                "conditions": [_condition(c) for c in rule.get("conditions") or []],
+            }
+        )
+    return {
+        "key": key,
+        "description": _text(body.get("description")),
+        "enabled": body.get("enabled", True) is not False,
+        "salt": _text(body.get("salt")),
+        "off_variant": _text(body.get("off_variant")),
+        "default_variant": _text(body.get("default_variant")),
+        "cohort_attributes": ", ".join(str(a) for a in body.get("cohort_attributes") or []),
+        "schedule_start": _local_time(schedule.get("start")),
+        "schedule_end": _local_time(schedule.get("end")),
+        "variants": [
+            {
+                "key": name,
+                "payload": ""
+                if (v or {}).get("payload") is None
+                else json.dumps(v["payload"], ensure_ascii=False, indent=1),
+            }
+            for name, v in (body.get("variants") or {}).items()
+        ],
+        "rules": rules,
+    }
+
+
+def _indices(form: Form, prefix: str) -> list[int]:
+    """The row numbers present in the form under ``prefix`` (``rules-3-…``), in order."""
+    found: set[int] = set()
+    pattern = re.compile(re.escape(prefix) + r"(\d{1,4})-")
+    for name in form.names():
+        match = pattern.match(name)
+        if match:
+            found.add(int(match.group(1)))
+    return sorted(found)
+
+
+def from_form(form: Form) -> Draft:
+    """The draft as submitted (rows renumbered from 0, in the order of their numbers)."""
+    draft: Draft = {
+        "key": form.get("key").strip(),
+        "description": form.get("description"),
+        "enabled": form.get("enabled") == "on",
+        "salt": form.get("salt"),
+        "off_variant": form.get("off_variant").strip(),
+        "default_variant": form.get("default_variant").strip(),
+        "cohort_attributes": form.get("cohort_attributes"),
+        "schedule_start": form.get("schedule_start").strip(),
+        "schedule_end": form.get("schedule_end").strip(),
+        "variants": [
+            {
+                "key": form.get(f"variants-{i}-key").strip(),
+                "payload": form.get(f"variants-{i}-payload"),
+            }
+            for i in _indices(form, "variants-")
+        ],
+        "rules": [],
+    }
+    for i in _indices(form, "rules-"):
+        p = f"rules-{i}-"
+        conditions = []
+        for j in _indices(form, f"{p}conditions-"):
+            c = f"{p}conditions-{j}-"
+            conditions.append(
+                {
+                    "type": form.get(f"{c}type", "attribute"),
+                    "attribute": form.get(f"{c}attribute").strip(),
+                    "operator": form.get(f"{c}operator", "in"),
+                    "values": form.get(f"{c}values"),
+                    "value": form.get(f"{c}value"),
+                    "low": form.get(f"{c}low").strip(),
+                    "high": form.get(f"{c}high").strip(),
+                    "negate": form.get(f"{c}negate") == "on",
+                    "case_insensitive": form.get(f"{c}case_insensitive") == "on",
+                    "segment": form.get(f"{c}segment").strip(),
+                }
+            )
+        draft["rules"].append(
+            {
+                "id": form.get(f"{p}id").strip(),
+                "serve": form.get(f"{p}serve", "variant"),
+                "variant": form.get(f"{p}variant").strip(),
+                "bucket_by": form.get(f"{p}bucket_by").strip(),
+                "split": [
+                    {
+                        "variant": form.get(f"{p}split-{k}-variant").strip(),
+                        "weight": form.get(f"{p}split-{k}-weight").strip(),
+                    }
+                    for k in _indices(form, f"{p}split-")
+                ],
+                "conditions": conditions,
+            }
+        )
+    return draft
+
+
+def apply_action(draft: Draft, action: str) -> bool:
+    """Add, remove or move a row (the editor's buttons); whether ``action`` was one."""
+    name, _, where = action.partition(":")
+    at = [int(p) for p in where.split(":") if p.isdigit()]
+    rules = draft["rules"]
+    try:
+        if name == "add-variant":
+            draft["variants"].append({"key": "", "payload": ""})
+        elif name == "remove-variant":
+            del draft["variants"][at[0]]
+        elif name == "add-rule":
+            rules.append(blank_rule(len(rules)))
+        elif name == "remove-rule":
+            del rules[at[0]]
+        elif name == "rule-up" and at[0] > 0:
+            rules[at[0] - 1], rules[at[0]] = rules[at[0]], rules[at[0] - 1]
+        elif name == "add-condition":
+            rules[at[0]]["conditions"].append(blank_condition())
+        elif name == "remove-condition":
+            del rules[at[0]]["conditions"][at[1]]
+        elif name == "add-arm":
+            rules[at[0]]["split"].append({"variant": "", "weight": ""})
+        elif name == "remove-arm":
+            del rules[at[0]]["split"][at[1]]
+        else:
+            return name == "rule-up"
+    except IndexError:
+        return True
+    return True
+
+
+def _number(text: str) -> int | float | None:
+    text = text.strip()
+    if not _NUMBER.fullmatch(text):
+        return None
+    value = float(text)
+    if not math.isfinite(value):
+        return None
+    return int(value) if value.is_integer() and abs(value) < 2**53 and "." not in text else value
+
+
+def _instant(text: str) -> str | None:
+    """A ``datetime-local`` value (UTC) as RFC 3339 with ``Z``; ``None`` if unreadable."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _operand(cond: dict[str, Any], field: str, problems: dict[str, str]) -> dict[str, Any]:
+    operator = cond["operator"]
+    spec = OPERATORS.get(operator)
+    shape = spec.shape if spec is not None else "value"
+    if shape == "none":
+        return {}
+    if shape == "range":
+        low, high = _number(cond["low"]), _number(cond["high"])
+        if low is None:
+            problems[f"{field}low"] = "must be a number"
+        if high is None:
+            problems[f"{field}high"] = "must be a number"
+        return {"values": [low, high]}
+    if shape == "values":
+        items = [v.strip() for v in re.split(r"[\n,]", cond["values"]) if v.strip()]
+        return {"values": items}
+    text = cond["value"]
+    if spec is not None and spec.normalize.__name__ == "_number":
+        number = _number(text)
+        if number is None:
+            problems[f"{field}value"] = "must be a number"
+        return {"value": number}
+    if operator in ("eq", "neq"):
+        number = _number(text)
+        return {"value": text if number is None else number}
+    return {"value": text}
+
+
+def to_body(draft: Draft) -> tuple[dict[str, Any], dict[str, str]]:
+    """The API's flag body, and the problems of fields that could not be read (by field)."""
+    problems: dict[str, str] = {}
+    variants: dict[str, Any] = {}
+    for i, variant in enumerate(draft["variants"]):
+        payload: Any = None
+        if variant["payload"].strip():
+            try:
+                payload = json.loads(variant["payload"])
+            except json.JSONDecodeError as exc:
+                problems[f"variants-{i}-payload"] = f"must be JSON (or empty): {exc.msg}"
+        if variant["key"] in variants:
+            problems[f"variants-{i}-key"] = f"variant {variant['key']!r} is named twice"
+        variants[variant["key"]] = {} if payload is None else {"payload": payload}
+    body: dict[str, Any] = {
+        "description": draft["description"],
+        "enabled": draft["enabled"],
+        "variants": variants,
+        "off_variant": draft["off_variant"],
+        "default_variant": draft["default_variant"],
+    }
+    if draft["salt"].strip():
+        body["salt"] = draft["salt"].strip()
+    attributes = [a.strip() for a in draft["cohort_attributes"].split(",") if a.strip()]
+    if attributes:
+        body["cohort_attributes"] = attributes
+    start, end = draft["schedule_start"], draft["schedule_end"]
+    if start or end:
+        body["schedule"] = {"start": None, "end": None}
+        for name, text in (("start", start), ("end", end)):
+            if text:
+                moment = _instant(text)
+                if moment is None:
+                    problems[f"schedule_{name}"] = "must be a date and time (UTC)"
+                body["schedule"][name] = moment
+    rules = []
+    for i, rule in enumerate(draft["rules"]):
+        conditions: list[dict[str, Any]] = []
+        for j, cond in enumerate(rule["conditions"]):
+            field = f"rules-{i}-conditions-{j}-"
+            if cond["type"] == "segment":
+                item: dict[str, Any] = {"segment": cond["segment"]}
+            else:
+                item = {
+                    "attribute": cond["attribute"],
+                    "operator": cond["operator"],
+                    **_operand(cond, field, problems),
+                }
+                spec = OPERATORS.get(cond["operator"])
+                if cond["case_insensitive"] and spec is not None and spec.folds_case:
+                    item["case_insensitive"] = True
+            if cond["negate"]:
+                item["negate"] = True
+            conditions.append(item)
+        serve: dict[str, Any]
+        if rule["serve"] == "split":
+            arms = []
+            for k, arm in enumerate(rule["split"]):
+                weight = _number(arm["weight"])
+                if not isinstance(weight, int):
+                    problems[f"rules-{i}-split-{k}-weight"] = "must be a whole number"
+                arms.append({"variant": arm["variant"], "weight": weight})
+            serve = {"split": arms, "bucket_by": rule["bucket_by"] or "user_id"}
+        else:
+            serve = {"variant": rule["variant"]}
+        rules.append({"id": rule["id"], "conditions": conditions, "serve": serve})
+    body["rules"] = rules
+    return body, problems
+
+
+def field_of(path: str, draft: Draft) -> str:
+    """The form field a problem's JSON path names (``rules[0].serve.split[1].weight`` →
+    ``rules-0-split-1-weight``), or ``""`` when no field shows it."""
+    name = re.sub(r"\[(\d+)\]", r"-\1", path).replace(".serve.", "-").replace(".", "-")
+    if name.startswith("schedule-"):
+        return name.replace("schedule-", "schedule_", 1)
+    if name.startswith("cohort_attributes"):
+        return "cohort_attributes"
+    if name.startswith("variants-"):
+        key = name.removeprefix("variants-").split("-", 1)[0]
+        for i, variant in enumerate(draft["variants"]):
+            if variant["key"] == key:
+                return f"variants-{i}-payload" if name.endswith("payload") else f"variants-{i}-key"
+        return ""
+    if re.fullmatch(r"rules-\d+-conditions-\d+-values(-\d+)?", name):
+        base = name.split("-values")[0]
+        i, j = (int(n) for n in re.findall(r"\d+", base)[:2])
+        try:
+            operator = draft["rules"][i]["conditions"][j]["operator"]
+        except (IndexError, KeyError):
+            return base + "-values"
+        return base + ("-low" if operator == "between" else "-values")
+    if re.fullmatch(r"rules-\d+-split", name):
+        return name + "-0-weight"
+    return name
+
+
+def shown(draft: Draft) -> Draft:
+    """The draft with each split arm's share as a percentage (``share``), for the form."""
+    for rule in draft["rules"]:
+        weights = [_number(str(arm["weight"])) for arm in rule["split"]]
+        total = sum(w for w in weights if isinstance(w, int) and w >= 0)
+        for arm, weight in zip(rule["split"], weights, strict=True):
+            usable = isinstance(weight, int) and weight >= 0 and total > 0
+            arm["share"] = f"{100 * weight / total:.4g}%" if usable else "\u2013"  # type: ignore[operator]
+    return draft
