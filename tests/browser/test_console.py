@@ -44,6 +44,12 @@ def sign_in(page: Page, server: LiveServer, token: str | None = None, path: str 
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
+def ready(page: Page) -> None:
+    """Wait until the console's script has set up its enhancements (confirmations, live
+    updates, shares as you type): a click before that would bypass them."""
+    page.locator("html[data-ready]").wait_for(state="attached")
+
+
 def _flag(server: LiveServer, env: str, key: str) -> dict[str, object]:
     response = server.session().get(f"{server.url}/api/v1/envs/{env}/flags/{key}")
     response.raise_for_status()
@@ -75,6 +81,7 @@ def test_create_a_flag_with_a_country_rule_and_an_amount_range_served_within_a_s
         page.get_by_role("button", name="Add a condition to rule 1").click()
         condition = page.locator("fieldset.condition").nth(1)
         condition.get_by_label("Attribute", exact=True).fill("amount")
+        ready(page)
         condition.get_by_label("Operator").select_option("between")  # the form redraws
         condition = page.locator("fieldset.condition").nth(1)
         condition.get_by_label("From (included)").fill("0")
@@ -87,6 +94,7 @@ def test_create_a_flag_with_a_country_rule_and_an_amount_range_served_within_a_s
             page.get_by_role("heading", name="Create checkout-model in staging?")
         ).to_be_visible()
         expect(page.get_by_text("No recent exposures")).to_be_visible()
+        assert_accessible(page)
         screenshot(page, "change-preview")
         page.get_by_role("button", name="Create flag").click()
         saved = time.monotonic()
@@ -123,6 +131,7 @@ def test_the_rollout_page_shows_the_controllers_rollback_live(
     sign_in(page, server, path="/ui/envs/production/flags/fraud-live/rollout")
     asked: list[str] = []
     page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    ready(page)
     page.get_by_role("button", name="Start").click()
     status = page.locator("[data-status]")
     expect(status).to_have_text("stage 1/3 at 20%, running")
@@ -152,6 +161,7 @@ def test_the_rollout_page_shows_the_controllers_rollback_live(
     expect(live.get_by_text("shows harm").first).to_be_visible()
     expect(page.locator("svg.rw-forest")).to_be_visible()
     expect(page.locator("tr.verdict-harm").first).to_be_visible()
+    assert_accessible(page)
     screenshot(page, "rollout")
 
 
@@ -234,6 +244,7 @@ def test_a_flag_is_edited_with_the_keyboard_alone(server: LiveServer, page: Page
     body = {**example_flag(), "key": "keyboard", "reason": "setup"}
     server.session().post(f"{server.url}/api/v1/envs/staging/flags", json=body).raise_for_status()
     sign_in(page, server, path="/ui/envs/staging/flags/keyboard/edit")
+    ready(page)
     _tab_to(page, "description")
     page.keyboard.press("Control+A")
     page.keyboard.type("Edited from the keyboard")
@@ -270,6 +281,7 @@ PAGES = [
     ("plan", "/ui/envs/production/flags/fraud-model/rollout/plan"),
     ("segments", "/ui/envs/production/segments"),
     ("segment", "/ui/envs/production/segments/eu"),
+    ("segment-revert", "/ui/envs/production/segments/eu/revert?to=1"),
     ("metrics", "/ui/envs/production/metrics"),
     ("audit", "/ui/audit"),
     ("tokens", "/ui/tokens"),

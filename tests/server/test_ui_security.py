@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from rollwise_server.testing import LiveServer, live_server
-from tests.server.conftest import seed
+from tests.server.conftest import example_flag, seed
 from tests.server.console_client import ConsoleClient
 
 FLAG = "/ui/envs/production/flags/fraud-model"
@@ -246,3 +246,54 @@ def test_failed_sign_ins_are_throttled(tmp_path: Path) -> None:
         )
         assert throttled.status_code == 429
         assert "Retry-After" in throttled.headers
+
+
+def test_an_unknown_flag_action_is_404_and_changes_nothing(server: LiveServer) -> None:
+    console = ConsoleClient(server, server.admin_token)
+    before = _version(server)
+    for action in ("disable", "archive", "KILL"):
+        assert console.get(f"{FLAG}/{action}").status_code == 404
+        assert console.post(f"{FLAG}/{action}", {"reason": "x"}).status_code == 404
+    assert _version(server) == before
+
+
+def test_forms_from_another_site_are_refused_sign_in_included(server: LiveServer) -> None:
+    evil = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    for headers in (evil, {"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        login = requests.post(
+            f"{server.url}/ui/sign-in", data={"token": server.admin_token}, headers=headers,
+            allow_redirects=False, timeout=10,
+        )  # fmt: skip
+        assert login.status_code == 403, headers
+        assert "rollwise_session" not in login.headers.get("set-cookie", "")
+    console = ConsoleClient(server, server.admin_token)
+    console.get("/ui/audit")
+    before = _version(server)
+    forged = console.http.post(
+        f"{server.url}{FLAG}/kill", data={"csrf": console.csrf, "reason": "x"}, headers=evil,
+        allow_redirects=False, timeout=10,
+    )  # fmt: skip
+    assert forged.status_code == 403
+    assert _version(server) == before
+    same = {"Origin": server.url, "Sec-Fetch-Site": "same-origin"}
+    ok = requests.post(
+        f"{server.url}/ui/sign-in", data={"token": server.admin_token}, headers=same,
+        allow_redirects=False, timeout=10,
+    )  # fmt: skip
+    assert ok.status_code == 303
+
+
+def test_text_from_a_flag_is_escaped(server: LiveServer) -> None:
+    admin = server.session()
+    payload = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    body = {k: v for k, v in example_flag().items() if k != "key"}
+    admin.post(
+        f"{server.url}/api/v1/envs/staging/flags",
+        json={"key": "xss", **body, "description": payload, "reason": payload},
+    ).raise_for_status()
+    console = ConsoleClient(server, server.admin_token)
+    for path in ("/ui/envs/staging/flags", "/ui/envs/staging/flags/xss", "/ui/audit"):
+        page = console.get(path).text
+        assert "<script>alert" not in page, path
+        assert "<img src=x" not in page, path
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page, path

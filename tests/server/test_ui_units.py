@@ -196,3 +196,20 @@ def test_the_blast_radius_names_attributes_it_cannot_replay() -> None:
     assert (nothing.units, nothing.changed) == (0, 0)
     duplicate = _exposures(10, 5) * 3
     assert radius_of("production", "fraud-model", old, old, SEGMENTS, duplicate).units == 10
+
+
+def test_the_blast_radius_of_a_segment_change() -> None:
+    flag = {**example_flag(), "rules": [{"id": "eu-all", "conditions": [{"segment": "eu"}],
+                                         "serve": {"variant": "v2"}}]}  # fmt: skip
+    rows = _exposures(1000, 6)
+    wider = {"eu": {"conditions": [{"attribute": "country", "operator": "in",
+                                    "values": ["DE", "FR", "NL", "US"]}]}}  # fmt: skip
+    radius = radius_of("production", "fraud-model", flag, flag, wider, rows, SEGMENTS)
+    us = [r for r in rows if json.loads(r[2])["country"] == "US"]
+    assert radius.changed == len(us)  # every US unit joins the segment, and gets v2
+    assert radius.moves == [("v1", "v2", len(us))]
+    by_country = {c: changed for c, changed, _ in radius.by_country}
+    assert by_country["DE"] == 0
+    assert by_country["US"] == len(us)
+    same = radius_of("production", "fraud-model", flag, flag, SEGMENTS, rows, SEGMENTS)
+    assert same.changed == 0

@@ -9,6 +9,7 @@ from starlette.responses import RedirectResponse, Response
 from rollwise_server.api.common import threaded
 from rollwise_server.errors import BadRequest
 from rollwise_server.ui import words
+from rollwise_server.ui.blast import segment_radius
 from rollwise_server.ui.changes import changes, without_meta
 from rollwise_server.ui.context import Console, endpoint
 from rollwise_server.ui.flags import history_of
@@ -187,16 +188,7 @@ async def segment_revert(console: Console) -> Response:
         if answer.ok:
             return RedirectResponse(f"/ui/envs/{env}/segments/{key}?done=revert", 303)
         problem, status = answer.detail, answer.status
-    flags = await threaded(store.list_resources, env, "flag")
-    users = sorted(
-        f.key
-        for f in flags
-        if any(
-            isinstance(c, dict) and c.get("segment") == key
-            for rule in f.body.get("rules") or []
-            for c in rule.get("conditions") or []
-        )
-    )
+    radii = await segment_radius(console, env, key, dict(old.body))
     return console.page(
         "segment_revert.html",
         status,
@@ -205,7 +197,7 @@ async def segment_revert(console: Console) -> Response:
         current=current,
         old=old,
         changes=changes(current.body, old.body),
-        users=users,
+        radii=radii,
         reason=reason,
         problem=problem,
     )

@@ -22,7 +22,7 @@ from rollwise.rules import RulesDocument
 from rollwise_server.api.common import threaded
 from rollwise_server.storage.base import Store
 
-__all__ = ["AMOUNT_BANDS", "Radius", "blast_radius", "radius_of"]
+__all__ = ["AMOUNT_BANDS", "Radius", "blast_radius", "radius_of", "segment_radius"]
 
 WINDOW = 200_000
 """Events scanned at most (the newest of the exposures table)."""
@@ -106,11 +106,14 @@ def radius_of(
     new: Mapping[str, Any],
     segments: Mapping[str, Any],
     exposures: list[tuple[str, str, str, str]],
+    old_segments: Mapping[str, Any] | None = None,
 ) -> Radius:
-    """Replay ``exposures`` (newest first) under ``old`` and ``new`` (pure: tested alone)."""
+    """Replay ``exposures`` (newest first) under ``old`` and ``new`` (pure: tested alone).
+    A segment's change is the same flag under ``old_segments`` and ``segments``."""
+    before_segments = segments if old_segments is None else old_segments
     try:
         after = _evaluator(env, key, new, segments)
-        before = None if old is None else _evaluator(env, key, old, segments)
+        before = None if old is None else _evaluator(env, key, old, before_segments)
     except RollwiseError as exc:
         return Radius(0, 0, [], [], [], [], error=str(exc))
     seen: set[tuple[str, str]] = set()
@@ -147,7 +150,7 @@ def radius_of(
             bands_changed[band] += changed
     units = min(len(seen), SAMPLE)
     order = {(_band(low) or ""): i for i, low in enumerate(AMOUNT_BANDS)}
-    used = _attributes(new, segments) | (_attributes(old, segments) if old else set())
+    used = _attributes(new, segments) | (_attributes(old, before_segments) if old else set())
     return Radius(
         units=units,
         changed=sum(moves.values()),
@@ -163,12 +166,15 @@ def radius_of(
     )
 
 
-def _gather(store: Store, env: str, key: str) -> tuple[dict[str, Any], list[Any]]:
-    segments = {
+def _segments(store: Store, env: str) -> dict[str, Any]:
+    return {
         s.key: {k: v for k, v in s.body.items() if k != "version"}
         for s in store.list_resources(env, "segment")
     }
-    return segments, store.recent_exposures(env, key, window=WINDOW, limit=WINDOW)
+
+
+def _gather(store: Store, env: str, key: str) -> tuple[dict[str, Any], list[Any]]:
+    return _segments(store, env), store.recent_exposures(env, key, window=WINDOW, limit=WINDOW)
 
 
 async def blast_radius(
@@ -176,3 +182,30 @@ async def blast_radius(
 ) -> Radius:
     segments, exposures = await threaded(_gather, console.store, env, key)
     return await threaded(radius_of, env, key, old, new, segments, exposures)
+
+
+async def segment_radius(
+    console: Any, env: str, key: str, new: Mapping[str, Any]
+) -> list[tuple[str, Radius]]:
+    """The blast radius of changing segment ``key`` to ``new``, for each flag that uses it:
+    each flag replayed under the segment as it is and as it would be."""
+    return await threaded(_segment_radii_new, console.store, env, key, new)
+
+
+def _segment_radii_new(
+    store: Store, env: str, key: str, new: Mapping[str, Any]
+) -> list[tuple[str, Radius]]:
+    current = _segments(store, env)
+    after = {**current, key: {k: v for k, v in new.items() if k != "version"}}
+    out = []
+    for flag in store.list_resources(env, "flag"):
+        uses = any(
+            isinstance(c, Mapping) and c.get("segment") == key
+            for rule in flag.body.get("rules") or []
+            for c in rule.get("conditions") or []
+        )
+        if uses:
+            rows = store.recent_exposures(env, flag.key, window=WINDOW, limit=WINDOW)
+            body = dict(flag.body)
+            out.append((flag.key, radius_of(env, flag.key, body, body, after, rows, current)))
+    return out

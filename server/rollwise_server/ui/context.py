@@ -123,6 +123,7 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         console: Console | None = None
         try:
             if request.method == "POST":
+                sessions.check_origin(request)
                 form = await read_form(request)
                 sessions.check_csrf(session, form.get("csrf"))
             environments = await threaded(state(request).store.environments)

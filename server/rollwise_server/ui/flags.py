@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from rollwise_server.api.common import threaded
 from rollwise_server.api.resources import is_stale
-from rollwise_server.errors import BadRequest
+from rollwise_server.errors import BadRequest, NotFound
 from rollwise_server.ui import words
 from rollwise_server.ui.blast import blast_radius
 from rollwise_server.ui.changes import changes
@@ -154,7 +154,9 @@ async def flag_page(console: Console) -> Response:
 async def kill_page(console: Console) -> Response:
     """``GET``: what a kill (or an enable) does, with the reason field; ``POST``: do it."""
     env, key = console.request.path_params["env"], console.request.path_params["key"]
-    action = console.request.path_params["action"]  # kill | enable
+    action = console.request.path_params["action"]
+    if action not in ("kill", "enable"):
+        raise NotFound(f"no page {action!r} for a flag")
     environment = console.environment(env)
     flag = await threaded(console.store.get_resource, env, "flag", key)
     rollout = await threaded(console.store.get_rollout, env, key)

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from urllib.parse import urlsplit
 
 import attrs
 from starlette.requests import Request
@@ -104,6 +105,18 @@ async def current(request: Request) -> Session | None:
 
 async def end(request: Request, session: Session) -> None:
     await threaded(state(request).store.end_session, session.id_hash)
+
+
+def check_origin(request: Request) -> None:
+    """A form posted from another site is refused (403) before anything else, sign-in
+    included (no one can sign you in as them): the browser's ``Sec-Fetch-Site`` or ``Origin``
+    says where the form came from, when it says."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise Forbidden(f"a form from another site ({site}) cannot act on the console")
+    origin = request.headers.get("origin")  # "null" under Referrer-Policy: no-referrer
+    if origin not in (None, "null") and urlsplit(origin).netloc != request.headers.get("host"):
+        raise Forbidden(f"a form from {origin} cannot act on the console")
 
 
 def check_csrf(session: Session, submitted: object) -> None:

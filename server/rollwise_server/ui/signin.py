@@ -49,6 +49,7 @@ async def sign_in(request: Request) -> Response:
             signed_out=request.query_params.get("out") == "1",
         )
     try:
+        sessions.check_origin(request)
         form = await read_form(request)
         session_id, _ = await sessions.sign_in(request, form.get("token"))
     except ApiError as error:
@@ -64,6 +65,7 @@ async def sign_out(request: Request) -> Response:
     """Ends the session (the form carries the CSRF token: no page can sign you out)."""
     session = await sessions.current(request)
     if session is not None:
+        sessions.check_origin(request)
         form = await read_form(request)
         sessions.check_csrf(session, form.get("csrf"))
         await sessions.end(request, session)

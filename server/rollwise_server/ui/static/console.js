@@ -129,4 +129,5 @@ onReady(function () {
   selectOnFocus();
   live();
   problems();
+  document.documentElement.setAttribute("data-ready", "");  // the enhancements are in place
 });
