@@ -2,7 +2,7 @@
 
 Playwright's own browser download needs the internet, which CI and the sandbox lack, so the
 browser is always ``/usr/bin/chromium`` (``apt-get install chromium``; ``.ci/run`` does it).
-One browser serves the whole run; each test gets fresh contexts (no cookies, storage or cache
+One browser serves each test module; each test gets fresh contexts (no cookies, storage or cache
 shared between tests), and any console error or uncaught exception in them fails the test.
 """
 
@@ -42,9 +42,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the whole run: starting it is the slow part."""
+    """One headless Chromium per test module (starting it is the slow part). Not one per
+    session: while Playwright's sync API is open it keeps an event loop running in the main
+    thread, and every later test that calls ``asyncio.run`` would fail."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(
             f"{CHROMIUM} is missing: the browser tests need Debian's Chromium "

@@ -18,7 +18,6 @@ from typing import Any
 
 from starlette.responses import RedirectResponse, Response
 
-from rollwise.analysis.fixed_horizon import sample_size_binary, sample_size_mean
 from rollwise.durations import format_duration
 from rollwise.rules import Flag
 from rollwise_server.api.common import threaded
@@ -197,6 +196,11 @@ def power(
     tolerance) in the first guardrail's metric, and the time that takes at recent traffic."""
     if plan is None or not plan.guardrails:
         return {"error": "add a guardrail to compute how long the stages take"}
+    try:  # statsmodels: the analysis extra, which a server may run without
+        from rollwise.analysis.fixed_horizon import sample_size_binary, sample_size_mean
+    except ImportError:
+        return {"error": "the power calculation needs the analysis extra: "
+                "pip install 'rollwise[analysis]'"}  # fmt: skip
     guard = plan.guardrails[0]
     metric = catalogue_.get(guard.metric)
     change = mde if mde else abs(guard.tolerance or 0.0)
