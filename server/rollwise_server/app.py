@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -271,6 +272,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         holder["server"] = server
         controller = Controller(store, webhooks, server.publish, settings.controller_interval)
         app.state.controller = controller
+        # What is loaded by now (modules, functions, types) lives as long as the process:
+        # moved out of the collector's sight, it is not traversed by every full collection
+        # (40-100 ms each here; benchmarks/RESULTS.md, "Console pages").
+        gc.freeze()
         tasks = [
             asyncio.create_task(_poll_revisions(server)),
             asyncio.create_task(controller.run()),

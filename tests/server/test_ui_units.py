@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 from rollwise.rules import Flag
+from rollwise_server.storage import open_store
 from rollwise_server.ui import draft as drafts
 from rollwise_server.ui.blast import radius_of
 from rollwise_server.ui.changes import changes
@@ -213,3 +215,25 @@ def test_the_blast_radius_of_a_segment_change() -> None:
     assert by_country["US"] == len(us)
     same = radius_of("production", "fraud-model", flag, flag, SEGMENTS, rows, SEGMENTS)
     assert same.changed == 0
+
+
+def test_recent_exposures_are_the_newest_of_each_unit_within_the_window(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    try:
+        rows = [
+            (f"e{i}", "production", "2026-11-25T10:00:00Z", "f" if i % 3 else "other", 1,
+             "v2" if i >= 900 else "v1", "r", "user_id", f"u{i % 400}", "{}",
+             "2026-11-25T10:00:00Z")
+            for i in range(1000)
+        ]  # fmt: skip
+        store.ingest("exposures", rows)
+        found = store.recent_exposures("production", "f", window=2000, units=50)
+        assert len(found) == 50
+        assert len({unit for _, unit, _, _ in found}) == 50
+        newest = [r for r in reversed(rows) if r[3] == "f"]
+        assert found[0] == ("user_id", newest[0][8], "{}", newest[0][5])
+        assert all(variant == "v2" for *_, variant in found[:10])  # the newest exposure wins
+        few = store.recent_exposures("production", "f", window=30, units=50)
+        assert len(few) == 20  # only the last 30 events are looked at, 20 of them of f
+    finally:
+        store.close()

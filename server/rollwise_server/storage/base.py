@@ -358,7 +358,7 @@ class Store(Protocol):
         self, batches: Sequence[tuple[Literal["exposures", "outcomes"], Sequence[EventRow]]]
     ) -> list[IngestCounts]: ...
     def recent_exposures(
-        self, env: str, flag: str, *, window: int, limit: int
+        self, env: str, flag: str, *, window: int, units: int
     ) -> list[tuple[str, str, str, str]]: ...
     def recent_traffic(
         self, env: str, flag: str, metric: str, *, window: int

@@ -997,18 +997,32 @@ class SQLiteStore(SQLiteOutbox, SQLiteSessions):
         return counts
 
     def recent_exposures(
-        self, env: str, flag: str, *, window: int, limit: int
+        self, env: str, flag: str, *, window: int, units: int
     ) -> list[tuple[str, str, str, str]]:
-        """The newest exposures of a flag, ``(unit_type, unit, attrs, variant)``, newest first,
-        looked for among the last ``window`` events stored (a bounded scan, whatever the table
-        holds): the console's blast radius."""
+        """The newest exposure of each of the ``units`` units most recently exposed to a flag,
+        ``(unit_type, unit, attrs, variant)``, newest first, looked for among the last
+        ``window`` events stored: a bounded scan, whatever the table holds, that stops as soon
+        as it has enough units (the console's blast radius)."""
         (top,) = self._reader().execute("SELECT coalesce(max(seq), 0) FROM exposures").fetchone()
-        rows = self._reader().execute(
+        cursor = self._reader().execute(
             "SELECT unit_type, unit, attrs, variant FROM exposures NOT INDEXED"
-            " WHERE seq > ? AND env = ? AND flag = ? ORDER BY seq DESC LIMIT ?",
-            (top - window, env, flag, limit),
+            " WHERE seq > ? AND env = ? AND flag = ? ORDER BY seq DESC",
+            (top - window, env, flag),
         )
-        return [(row[0], row[1], row[2], row[3]) for row in rows]
+        seen: set[tuple[str, str]] = set()
+        out: list[tuple[str, str, str, str]] = []
+        try:
+            while len(out) < units:
+                rows = cursor.fetchmany(1000)
+                if not rows:
+                    break
+                for unit_type, unit, attrs, variant in rows:
+                    if (unit_type, unit) not in seen and len(out) < units:
+                        seen.add((unit_type, unit))
+                        out.append((unit_type, unit, attrs, variant))
+        finally:
+            cursor.close()
+        return out
 
     def recent_traffic(self, env: str, flag: str, metric: str, *, window: int) -> dict[str, float]:
         """Among the last ``window`` events of each table: the flag's exposures (distinct units

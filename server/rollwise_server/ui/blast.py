@@ -174,7 +174,7 @@ def _segments(store: Store, env: str) -> dict[str, Any]:
 
 
 def _gather(store: Store, env: str, key: str) -> tuple[dict[str, Any], list[Any]]:
-    return _segments(store, env), store.recent_exposures(env, key, window=WINDOW, limit=WINDOW)
+    return _segments(store, env), store.recent_exposures(env, key, window=WINDOW, units=SAMPLE)
 
 
 async def blast_radius(
@@ -205,7 +205,7 @@ def _segment_radii_new(
             for c in rule.get("conditions") or []
         )
         if uses:
-            rows = store.recent_exposures(env, flag.key, window=WINDOW, limit=WINDOW)
+            rows = store.recent_exposures(env, flag.key, window=WINDOW, units=SAMPLE)
             body = dict(flag.body)
             out.append((flag.key, radius_of(env, flag.key, body, body, after, rows, current)))
     return out
