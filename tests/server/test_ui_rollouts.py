@@ -8,6 +8,7 @@ import asyncio
 import random
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import rollwise
 from rollwise_server.rollouts.controller import Controller
 from rollwise_server.storage import open_store
 from rollwise_server.testing import LiveServer, live_server
+from rollwise_server.ui import rollouts as ui_rollouts
 from rollwise_server.webhooks import Webhooks
 from tests.server.conftest import seed
 from tests.server.console_client import ConsoleClient
@@ -234,3 +236,32 @@ def test_a_rollout_page_of_a_flag_without_one_offers_a_plan(server: LiveServer) 
     assert "Plan a rollout" not in viewer.get(ROLLOUT.format(env="staging")).text
     assert requests.get(f"{server.url}{ROLLOUT.format(env='staging')}/live", timeout=5,
                         allow_redirects=False).status_code == 303  # fmt: skip
+
+
+def test_live_streams_per_token_are_capped(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ui_rollouts, "MAX_LIVE_STREAMS", 2)
+    console = ConsoleClient(server, server.admin_token)
+    live = f"{server.url}{ROLLOUT.format(env='staging')}/live"
+    first = console.http.get(live, stream=True, timeout=20)
+    second = console.http.get(live, stream=True, timeout=20)
+    try:
+        assert (first.status_code, second.status_code) == (200, 200)
+        deadline = time.monotonic() + 10
+        while (third := console.http.get(live, stream=True, timeout=20)).status_code == 200:
+            third.close()  # both streams may not have started yet: ask again
+            assert time.monotonic() < deadline, "a third stream was never refused"
+        assert third.status_code == 429
+        assert "Retry-After" in third.headers
+        other = ConsoleClient(server, server.token("viewer"))
+        other_stream = other.http.get(live, stream=True, timeout=20)
+        assert other_stream.status_code == 200  # another token has streams of its own
+        other_stream.close()
+    finally:
+        first.close()
+        second.close()
+    deadline = time.monotonic() + 10
+    while (again := console.http.get(live, stream=True, timeout=20)).status_code != 200:
+        assert time.monotonic() < deadline, "closed streams were never given back"
+    again.close()

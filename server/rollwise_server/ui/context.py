@@ -136,6 +136,8 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         except ApiError as error:
             if console is None:
                 console = Console(request, session, Form([]), [])
-            return console.page("error.html", error.status, error=error)
+            response = console.page("error.html", error.status, error=error)
+            response.headers.update(error.headers())  # Retry-After, for one
+            return response
 
     return run

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -14,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 
 from rollwise_server.api.common import threaded
 from rollwise_server.auth import same_person
-from rollwise_server.errors import NotFound
+from rollwise_server.errors import NotFound, TooManyStreams
 from rollwise_server.storage.base import AuditQuery, RolloutRecord
 from rollwise_server.times import utc_moment
 from rollwise_server.ui import charts, sessions, words
@@ -25,6 +26,10 @@ __all__ = ["plan_page", "rollout_action", "rollout_live", "rollout_page"]
 
 LIVE_POLL_SECONDS = 1.0
 """How often the live page's stream looks for a new decision or new evidence."""
+MAX_LIVE_STREAMS = 20
+"""Live rollout pages one token may hold open in one server process (429 above): a person's
+tabs, not a way to make the server poll its database thousands of times a second."""
+LIVE_RETRY_AFTER = 30
 ACTIONS = {
     "pause": ("write", ("running", "awaiting_approval", "errored")),
     "resume": ("write", ("paused", "errored")),
@@ -249,17 +254,39 @@ async def rollout_live(console: Console) -> Response:
     console.environment(env)
     store = console.store
     request = console.request
+    open_streams: Counter[str] = request.app.state.__dict__.setdefault(
+        "console_live_streams", Counter()
+    )
+    token = console.principal.token_id
+    if open_streams[token] >= MAX_LIVE_STREAMS:
+        raise TooManyStreams(
+            f"this token has {MAX_LIVE_STREAMS} live rollout pages open; close one",
+            retry_after=LIVE_RETRY_AFTER,
+        )
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        seen: tuple[int, str] | None = None
-        while True:
-            record = await threaded(store.get_rollout, env, key)
-            mark = (record.version, record.updated_at) if record is not None else (0, "")
-            if seen is not None and mark != seen:
-                yield {"event": "changed", "data": json.dumps({"version": mark[0]})}
-            seen = mark
-            await asyncio.sleep(LIVE_POLL_SECONDS)
-            if await request.is_disconnected() or await sessions.current(request) is None:
-                return
+        # counted while it runs: a stream whose client left before it started holds nothing
+        if open_streams[token] >= MAX_LIVE_STREAMS:
+            return
+        open_streams[token] += 1
+        try:
+            async for event in _changes(request, store, env, key):
+                yield event
+        finally:
+            open_streams[token] -= 1
 
     return EventSourceResponse(events(), ping=15, headers={"Cache-Control": "no-cache"})
+
+
+async def _changes(request: Any, store: Any, env: str, key: str) -> AsyncIterator[dict[str, str]]:
+    """A ``changed`` event whenever the rollout's record changes, while the session lasts."""
+    seen: tuple[int, str] | None = None
+    while True:
+        record = await threaded(store.get_rollout, env, key)
+        mark = (record.version, record.updated_at) if record is not None else (0, "")
+        if seen is not None and mark != seen:
+            yield {"event": "changed", "data": json.dumps({"version": mark[0]})}
+        seen = mark
+        await asyncio.sleep(LIVE_POLL_SECONDS)
+        if await request.is_disconnected() or await sessions.current(request) is None:
+            return
