@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rollwise_server.access import AccessLogMiddleware
 from rollwise_server.api import admin, flags, health, history, resources, results, rollouts, sdk
 from rollwise_server.api import webhooks as webhooks_api
 from rollwise_server.api.common import threaded
@@ -307,4 +308,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     }
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, templates=templates, metrics=metrics)
+    app.add_middleware(AccessLogMiddleware, templates=templates, sample=settings.access_log_sample)
     return app

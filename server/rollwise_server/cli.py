@@ -357,11 +357,39 @@ def logout(as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=int, help="Port (0: any free port).")
+@click.option(
+    "--host",
+    envvar="ROLLWISE_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on (ROLLWISE_HOST).",
+)
+@click.option(
+    "--port",
+    envvar="ROLLWISE_PORT",
+    default=8000,
+    show_default=True,
+    type=int,
+    help="Port, 0 for any free port (ROLLWISE_PORT).",
+)
 @click.option("--db", envvar="ROLLWISE_DB", default=None, help="Database URL (ROLLWISE_DB).")
-@click.option("--log-level", default="info", show_default=True, help="uvicorn log level.")
-def serve(host: str, port: int, db: str | None, log_level: str) -> None:
+@click.option(
+    "--log-level",
+    envvar="ROLLWISE_LOG_LEVEL",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"], case_sensitive=False),
+    help="Log level (ROLLWISE_LOG_LEVEL).",
+)
+@click.option(
+    "--log-format",
+    envvar="ROLLWISE_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="json: one object per line (ROLLWISE_LOG_FORMAT).",
+)
+def serve(host: str, port: int, db: str | None, log_level: str, log_format: str) -> None:
     """Run the flag server (Starlette on uvicorn)."""
     import uvicorn
 
@@ -374,8 +402,9 @@ def serve(host: str, port: int, db: str | None, log_level: str) -> None:
     except ConfigurationError as exc:  # e.g. webhook URLs without a valid secret: do not start
         raise click.ClickException(str(exc)) from None
     uvicorn.run(
-        create_app(settings), host=host, port=port, log_level=log_level,
-        log_config=log_config(log_level),
+        create_app(settings), host=host, port=port, log_level=log_level.lower(),
+        log_config=log_config(log_level, "json" if log_format == "json" else "text"),
+        access_log=False,  # rollwise.access logs failures and a sample (access.py)
     )  # fmt: skip
 
 

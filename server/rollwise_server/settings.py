@@ -88,6 +88,12 @@ SETTINGS: tuple[Setting, ...] = (
         "The whsec_ signing secret (base64 of 24 to 64 random bytes); required with webhook_urls",
     ),
     Setting(
+        "access_log_sample",
+        float,
+        0.01,
+        "Share of requests written to the access log (0 to 1); every 5xx is written",
+    ),
+    Setting(
         "console_idle_timeout",
         Duration,
         1800.0,
@@ -120,6 +126,11 @@ def _positive(instance: Settings, attribute: attrs.Attribute[Any], value: Any) -
         raise ConfigurationError(f"{attribute.name}: must be positive, not {value!r}")
 
 
+def _share(instance: Settings, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not 0 <= value <= 1:
+        raise ConfigurationError(f"{attribute.name}: must be between 0 and 1, not {value!r}")
+
+
 def _webhook_urls(instance: Settings, attribute: attrs.Attribute[Any], value: str) -> None:
     Endpoints.parse(value)  # raises ConfigurationError naming ROLLWISE_WEBHOOK_URLS
 
@@ -147,6 +158,7 @@ class Settings:
     max_streams_per_token: int = attrs.field(default=1000, validator=_positive)
     webhook_urls: str = attrs.field(default="", repr=False, validator=_webhook_urls)
     webhook_secret: str = attrs.field(default="", repr=False, validator=_webhook_secret)
+    access_log_sample: float = attrs.field(default=0.01, validator=_share)
     console_idle_timeout: float = attrs.field(default=1800.0, validator=_positive)
     console_session_lifetime: float = attrs.field(default=43_200.0, validator=_positive)
     webhook_max_attempts: int = attrs.field(default=25, validator=_positive)
