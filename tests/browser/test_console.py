@@ -77,7 +77,7 @@ def test_create_a_flag_with_a_country_rule_and_an_amount_range_served_within_a_s
         page.get_by_label("Rule 1 id").fill("nl-small")
         first = page.locator("fieldset.condition").nth(0)
         first.get_by_label("Attribute", exact=True).fill("country")
-        first.get_by_label("Values (one per line or comma-separated)").fill("NL, BE")
+        first.get_by_label("Values (one per line)").fill("NL\nBE")
         page.get_by_role("button", name="Add a condition to rule 1").click()
         condition = page.locator("fieldset.condition").nth(1)
         condition.get_by_label("Attribute", exact=True).fill("amount")

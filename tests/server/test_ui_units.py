@@ -59,6 +59,8 @@ def _as_form(draft: dict[str, Any]) -> Form:
             for flag in ("negate", "case_insensitive"):
                 if cond[flag]:
                     pairs.append((f"{c}{flag}", "on"))
+            if cond["numbers"]:
+                pairs.append((f"{c}numbers", "1"))
     return Form(pairs)
 
 
@@ -237,3 +239,29 @@ def test_recent_exposures_are_the_newest_of_each_unit_within_the_window(tmp_path
         assert len(few) == 20  # only the last 30 events are looked at, 20 of them of f
     finally:
         store.close()
+
+
+def test_operands_keep_their_text_and_their_type() -> None:
+    conditions = [
+        {"attribute": "company", "operator": "in", "values": ["Acme, Inc.", " padded", "x"]},
+        {"attribute": "tier", "operator": "in", "values": [1, 2]},
+        {"attribute": "code", "operator": "eq", "value": "1e3"},
+        {"attribute": "code", "operator": "eq", "value": "12"},
+        {"attribute": "size", "operator": "eq", "value": 12},
+    ]
+    rules = [{"id": "r", "conditions": conditions, "serve": {"variant": "v2"}}]
+    schedule = {"start": "2026-11-01T00:00:00.750Z", "end": None}
+    body = {**example_flag(), "schedule": schedule, "rules": rules}
+    again, problems = drafts.to_body(drafts.from_form(_as_form(drafts.from_body("f", body))))
+    assert problems == {}
+    assert again["rules"][0]["conditions"] == conditions
+    assert again["schedule"]["start"] == "2026-11-01T00:00:00.75Z"
+    assert _canonical(again) == _canonical(body)
+
+
+def test_rows_beyond_the_documents_limits_are_dropped() -> None:
+    pairs = [(f"rules-{i}-id", "r") for i in range(10_000)]
+    pairs += [(f"rules-0-conditions-{j}-attribute", "a") for j in range(5_000)]
+    draft = drafts.from_form(Form(pairs))
+    assert len(draft["rules"]) == 64  # the rules document's own limits
+    assert len(draft["rules"][0]["conditions"]) == 32

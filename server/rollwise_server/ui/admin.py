@@ -11,7 +11,7 @@ from rollwise_server.errors import BadRequest
 from rollwise_server.ui import words
 from rollwise_server.ui.blast import segment_radius
 from rollwise_server.ui.changes import changes, without_meta
-from rollwise_server.ui.context import Console, endpoint
+from rollwise_server.ui.context import Console, endpoint, whole
 from rollwise_server.ui.flags import history_of
 
 __all__ = [
@@ -86,7 +86,7 @@ async def audit_page(console: Console) -> Response:
     for name in ("since", "until"):  # a datetime-local field's value is UTC without a zone
         if name in query and len(query[name]) in (16, 19) and "T" in query[name]:
             query[name] = query[name] + ("Z" if len(query[name]) == 19 else ":00Z")
-    if params.get("before", "").isdigit():
+    if whole(params.get("before")) is not None:
         query["before"] = params["before"]
     query["limit"] = "50"
     answer = await console.api("GET", "/api/v1/audit", query=query)
@@ -166,12 +166,14 @@ async def segment_revert(console: Console) -> Response:
     environment = console.environment(env)
     post = console.request.method == "POST"
     target = str((console.form if post else console.request.query_params).get("to", ""))
-    if not target.isdigit():
+    console.require_write(env)
+    number = whole(target)
+    if number is None:
         raise BadRequest("to: the version to revert to")
     store = console.store
     current = await threaded(store.get_resource, env, "segment", key)
-    found = await threaded(store.history, env, "segment", key, before=int(target) + 1, limit=1)
-    if not found or found[0].version != int(target) or found[0].archived:
+    found = await threaded(store.history, env, "segment", key, before=number + 1, limit=1)
+    if not found or found[0].version != number or found[0].archived:
         raise BadRequest(f"segment {key!r} has no version {target} to revert to")
     old = found[0]
     reason = console.form.get("reason").strip()
@@ -183,7 +185,7 @@ async def segment_revert(console: Console) -> Response:
             "PUT",
             f"/api/v1/envs/{env}/segments/{key}",
             body,
-            if_match=int(version) if version.isdigit() else current.version,
+            if_match=whole(version) or current.version,
         )
         if answer.ok:
             return RedirectResponse(f"/ui/envs/{env}/segments/{key}?done=revert", 303)

@@ -9,6 +9,7 @@ cannot be replayed; the radius names those attributes, so a reader knows it is a
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import Mapping
@@ -177,11 +178,28 @@ def _gather(store: Store, env: str, key: str) -> tuple[dict[str, Any], list[Any]
     return _segments(store, env), store.recent_exposures(env, key, window=WINDOW, units=SAMPLE)
 
 
+MAX_AT_ONCE = 2
+"""Blast radii computed at once per server process; the others wait their turn, so previews
+can never take all of the worker threads the API needs."""
+MAX_SEGMENT_FLAGS = 10
+"""Flags replayed for a segment's change (the ones changed most recently); the page says how
+many more use it."""
+
+
+def _turns(console: Any) -> asyncio.Semaphore:
+    state = console.request.app.state
+    turns: asyncio.Semaphore | None = getattr(state, "blast_turns", None)
+    if turns is None:
+        turns = state.blast_turns = asyncio.Semaphore(MAX_AT_ONCE)
+    return turns
+
+
 async def blast_radius(
     console: Any, env: str, key: str, old: Mapping[str, Any] | None, new: Mapping[str, Any]
 ) -> Radius:
-    segments, exposures = await threaded(_gather, console.store, env, key)
-    return await threaded(radius_of, env, key, old, new, segments, exposures)
+    async with _turns(console):
+        segments, exposures = await threaded(_gather, console.store, env, key)
+        return await threaded(radius_of, env, key, old, new, segments, exposures)
 
 
 async def segment_radius(
@@ -189,7 +207,8 @@ async def segment_radius(
 ) -> list[tuple[str, Radius]]:
     """The blast radius of changing segment ``key`` to ``new``, for each flag that uses it:
     each flag replayed under the segment as it is and as it would be."""
-    return await threaded(_segment_radii_new, console.store, env, key, new)
+    async with _turns(console):
+        return await threaded(_segment_radii_new, console.store, env, key, new)
 
 
 def _segment_radii_new(
@@ -198,14 +217,33 @@ def _segment_radii_new(
     current = _segments(store, env)
     after = {**current, key: {k: v for k, v in new.items() if k != "version"}}
     out = []
-    for flag in store.list_resources(env, "flag"):
-        uses = any(
+    users = [
+        flag
+        for flag in store.list_resources(env, "flag")
+        if any(
             isinstance(c, Mapping) and c.get("segment") == key
             for rule in flag.body.get("rules") or []
             for c in rule.get("conditions") or []
         )
-        if uses:
-            rows = store.recent_exposures(env, flag.key, window=WINDOW, units=SAMPLE)
-            body = dict(flag.body)
-            out.append((flag.key, radius_of(env, flag.key, body, body, after, rows, current)))
+    ]
+    users.sort(key=lambda flag: flag.updated_at, reverse=True)
+    for flag in users[:MAX_SEGMENT_FLAGS]:
+        rows = store.recent_exposures(env, flag.key, window=WINDOW, units=SAMPLE)
+        body = dict(flag.body)
+        out.append((flag.key, radius_of(env, flag.key, body, body, after, rows, current)))
+    for flag in users[MAX_SEGMENT_FLAGS:]:
+        out.append(
+            (
+                flag.key,
+                Radius(
+                    0,
+                    0,
+                    [],
+                    [],
+                    [],
+                    [],
+                    error=f"only the {MAX_SEGMENT_FLAGS} flags changed last are replayed",
+                ),
+            )
+        )
     return out

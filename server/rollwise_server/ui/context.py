@@ -6,6 +6,7 @@ renders API errors as pages."""
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -16,12 +17,32 @@ from starlette.responses import RedirectResponse, Response
 
 from rollwise_server.api.common import read_raw, state, threaded
 from rollwise_server.auth import PERMISSIONS, Permission, require
-from rollwise_server.errors import ApiError, BadRequest, NotFound
+from rollwise_server.errors import ApiError, BadRequest, Forbidden, NotFound, PayloadTooLarge
 from rollwise_server.ui import sessions
 from rollwise_server.ui.calls import Answer, call
 from rollwise_server.ui.render import html
 
-__all__ = ["Console", "Form", "endpoint"]
+__all__ = ["Console", "Form", "endpoint", "json_field", "whole"]
+
+LARGEST = 2**53
+"""The largest whole number a console field takes (a version, a count): JSON's safe integers,
+far below what SQLite or the API would choke on."""
+
+
+def whole(text: str | None) -> int | None:
+    """A field's whole number (ASCII digits only, at most ``LARGEST``), else ``None``."""
+    if text is None or not text.isascii() or not text.isdigit() or len(text) > 16:
+        return None
+    value = int(text)
+    return value if value <= LARGEST else None
+
+
+def json_field(text: str, name: str) -> Any:
+    """A JSON form field (the previewed flag), or 400 naming it."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise BadRequest(f"{name}: not valid JSON, or nested too deeply") from None
 
 
 class Form:
@@ -46,6 +67,9 @@ class Form:
         return list(self._first)
 
 
+MAX_FIELDS = 20_000
+
+
 async def read_form(request: Request) -> Form:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
@@ -55,7 +79,10 @@ async def read_form(request: Request) -> Form:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("the form is not UTF-8") from None
-    return Form(parse_qsl(text, keep_blank_values=True, max_num_fields=20_000))
+    try:
+        return Form(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS))
+    except ValueError:
+        raise PayloadTooLarge(f"a form has at most {MAX_FIELDS} fields") from None
 
 
 @attrs.define
@@ -77,6 +104,12 @@ class Console:
         if permission not in PERMISSIONS.get(principal.role, frozenset()):
             return False
         return env is None or principal.envs is None or env in principal.envs
+
+    def require_write(self, env: str) -> None:
+        """Pages that prepare a change (editors, previews) are for those who may make it:
+        403 before any work, so that no one else can make the server compute them."""
+        if not self.can("write", env):
+            raise Forbidden(f"role {self.principal.role!r} may not change {env!r}")
 
     def can_everywhere(self, permission: Permission) -> bool:
         return self.can(permission) and self.session.principal.envs is None

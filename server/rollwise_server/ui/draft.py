@@ -18,6 +18,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
+
+from rollwise.limits import MAX_CONDITIONS, MAX_RULES, MAX_VARIANTS
 from rollwise.operators import OPERATORS
 from rollwise_server.ui.context import Form
 
@@ -52,7 +55,7 @@ def _local_time(value: Any) -> str:
         return value
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S" + (".%f" if moment.microsecond else ""))
 
 
 def blank_condition() -> dict[str, Any]:
@@ -67,6 +70,7 @@ def blank_condition() -> dict[str, Any]:
         "negate": False,
         "case_insensitive": False,
         "segment": "",
+        "numbers": False,
     }
 
 
@@ -114,8 +118,10 @@ def _condition(cond: Mapping[str, Any]) -> dict[str, Any]:
         out.update(low=_text(values[0]), high=_text(values[1]))
     elif isinstance(values, list):
         out["values"] = "\n".join(_text(v) for v in values)
+        out["numbers"] = bool(values) and all(_is_number(v) for v in values)
     else:
         out["value"] = _text(cond.get("value"))
+        out["numbers"] = _is_number(cond.get("value"))
     return out
 
 
@@ -163,19 +169,46 @@ def from_body(key: str, body: Mapping[str, Any]) -> Draft:
     }
 
 
-def _indices(form: Form, prefix: str) -> list[int]:
-    """The row numbers present in the form under ``prefix`` (``rules-3-…``), in order."""
-    found: set[int] = set()
-    pattern = re.compile(re.escape(prefix) + r"(\d{1,4})-")
+ROWS = re.compile(
+    r"(?:variants-(\d{1,4})-|rules-(\d{1,4})-(?:conditions-(\d{1,4})-|split-(\d{1,4})-)?)"
+)
+
+
+@attrs.define
+class _Layout:
+    """The row numbers a form holds, found in one pass over its field names."""
+
+    variants: set[int] = attrs.Factory(set)
+    rules: dict[int, tuple[set[int], set[int]]] = attrs.Factory(dict)
+
+
+def _layout(form: Form) -> _Layout:
+    """Rows beyond the rules document's own limits are dropped here: the server would refuse
+    them anyway, and a form of ten thousand rows must not cost the server anything."""
+    layout = _Layout()
     for name in form.names():
-        match = pattern.match(name)
-        if match:
-            found.add(int(match.group(1)))
-    return sorted(found)
+        match = ROWS.match(name)
+        if match is None:
+            continue
+        variant, rule, condition, arm = match.groups()
+        if variant is not None:
+            if int(variant) < MAX_VARIANTS:
+                layout.variants.add(int(variant))
+            continue
+        number = int(rule)
+        if number >= MAX_RULES or (number not in layout.rules and len(layout.rules) >= MAX_RULES):
+            continue
+        conditions, arms = layout.rules.setdefault(number, (set(), set()))
+        if condition is not None and len(conditions) < MAX_CONDITIONS:
+            conditions.add(int(condition))
+        if arm is not None and len(arms) < MAX_VARIANTS:
+            arms.add(int(arm))
+    return layout
 
 
 def from_form(form: Form) -> Draft:
     """The draft as submitted (rows renumbered from 0, in the order of their numbers)."""
+    layout = _layout(form)
     draft: Draft = {
         "key": form.get("key").strip(),
         "description": form.get("description"),
@@ -191,14 +224,14 @@ def from_form(form: Form) -> Draft:
                 "key": form.get(f"variants-{i}-key").strip(),
                 "payload": form.get(f"variants-{i}-payload"),
             }
-            for i in _indices(form, "variants-")
+            for i in sorted(layout.variants)
         ],
         "rules": [],
     }
-    for i in _indices(form, "rules-"):
+    for i, (condition_rows, arm_rows) in sorted(layout.rules.items()):
         p = f"rules-{i}-"
         conditions = []
-        for j in _indices(form, f"{p}conditions-"):
+        for j in sorted(condition_rows):
             c = f"{p}conditions-{j}-"
             conditions.append(
                 {
@@ -212,6 +245,7 @@ def from_form(form: Form) -> Draft:
                     "negate": form.get(f"{c}negate") == "on",
                     "case_insensitive": form.get(f"{c}case_insensitive") == "on",
                     "segment": form.get(f"{c}segment").strip(),
+                    "numbers": form.get(f"{c}numbers") == "1",
                 }
             )
         draft["rules"].append(
@@ -225,7 +259,7 @@ def from_form(form: Form) -> Draft:
                         "variant": form.get(f"{p}split-{k}-variant").strip(),
                         "weight": form.get(f"{p}split-{k}-weight").strip(),
                     }
-                    for k in _indices(form, f"{p}split-")
+                    for k in sorted(arm_rows)
                 ],
                 "conditions": conditions,
             }
@@ -236,7 +270,7 @@ def from_form(form: Form) -> Draft:
 def apply_action(draft: Draft, action: str) -> bool:
     """Add, remove or move a row (the editor's buttons); whether ``action`` was one."""
     name, _, where = action.partition(":")
-    at = [int(p) for p in where.split(":") if p.isdigit()]
+    at = [int(p) for p in where.split(":") if p.isascii() and p.isdigit() and len(p) < 6]
     rules = draft["rules"]
     try:
         if name == "add-variant":
@@ -274,6 +308,10 @@ def _number(text: str) -> int | float | None:
     return int(value) if value.is_integer() and abs(value) < 2**53 and "." not in text else value
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _instant(text: str) -> str | None:
     """A ``datetime-local`` value (UTC) as RFC 3339 with ``Z``; ``None`` if unreadable."""
     try:
@@ -282,7 +320,8 @@ def _instant(text: str) -> str | None:
         return None
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    fraction = f".{moment.microsecond:06d}".rstrip("0") if moment.microsecond else ""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
 
 
 def _operand(cond: dict[str, Any], field: str, problems: dict[str, str]) -> dict[str, Any]:
@@ -299,7 +338,12 @@ def _operand(cond: dict[str, Any], field: str, problems: dict[str, str]) -> dict
             problems[f"{field}high"] = "must be a number"
         return {"values": [low, high]}
     if shape == "values":
-        items = [v.strip() for v in re.split(r"[\n,]", cond["values"]) if v.strip()]
+        # one value per line, exactly as typed (a value may hold commas and spaces)
+        items = [v.rstrip("\r") for v in cond["values"].split("\n") if v.strip()]
+        if cond.get("numbers"):  # integers stay integers (they match as decimal strings)
+            whole = [_number(v) for v in items]
+            if all(isinstance(n, int) for n in whole):
+                return {"values": whole}
         return {"values": items}
     text = cond["value"]
     if spec is not None and spec.normalize.__name__ == "_number":
@@ -307,7 +351,7 @@ def _operand(cond: dict[str, Any], field: str, problems: dict[str, str]) -> dict
         if number is None:
             problems[f"{field}value"] = "must be a number"
         return {"value": number}
-    if operator in ("eq", "neq"):
+    if operator in ("eq", "neq") and cond.get("numbers"):  # a number stays a number
         number = _number(text)
         return {"value": text if number is None else number}
     return {"value": text}
@@ -324,6 +368,8 @@ def to_body(draft: Draft) -> tuple[dict[str, Any], dict[str, str]]:
                 payload = json.loads(variant["payload"])
             except json.JSONDecodeError as exc:
                 problems[f"variants-{i}-payload"] = f"must be JSON (or empty): {exc.msg}"
+            except RecursionError:
+                problems[f"variants-{i}-payload"] = "nests too deeply"
         if variant["key"] in variants:
             problems[f"variants-{i}-key"] = f"variant {variant['key']!r} is named twice"
         variants[variant["key"]] = {} if payload is None else {"payload": payload}

@@ -22,7 +22,7 @@ from rollwise_server.storage.base import Resource
 from rollwise_server.ui import draft as drafts
 from rollwise_server.ui.blast import blast_radius
 from rollwise_server.ui.changes import changes
-from rollwise_server.ui.context import Console, endpoint
+from rollwise_server.ui.context import Console, endpoint, json_field, whole
 from rollwise_server.ui.countries import COUNTRIES
 
 __all__ = ["edit_flag", "new_flag"]
@@ -83,6 +83,7 @@ async def _current(console: Console, env: str, key: str) -> Resource | None:
 
 async def _flow(console: Console, env: str, key: str | None) -> Response:
     environment = console.environment(env)
+    console.require_write(env)
     form = console.form
     segments = await _segments(console, env)
     current = await _current(console, env, key) if key else None
@@ -99,18 +100,15 @@ async def _flow(console: Console, env: str, key: str | None) -> Response:
             segments=sorted(segments),
         )
     action = form.get("action")
-    version = int(form.get("version")) if form.get("version").isdigit() else None
+    version = whole(form.get("version"))
     if action == "save":
         return await _save(console, env, key, environment, segments, version, current)
     if action == "reapply" and current is not None:  # mine again, on top of the other change
-        try:
-            mine = json.loads(form.get("body"))
-        except ValueError:
-            raise BadRequest("body: the change to re-apply is missing") from None
+        mine = json_field(form.get("body"), "body")
         mine = mine if isinstance(mine, dict) else {}
-        base = int(form.get("base")) if form.get("base").isdigit() else current.version
+        base = whole(form.get("base")) or current.version
         merged = await _on_top(console, env, current, base, mine)
-        draft = drafts.from_body(current.key, merged)
+        draft = _draft_of(current.key, merged)
         return await _preview(console, env, draft, current.version, current, segments)
     draft = drafts.from_form(form)
     if key:
@@ -184,10 +182,7 @@ async def _save(
     current: Resource | None,
 ) -> Response:
     form = console.form
-    try:
-        body = json.loads(form.get("body"))
-    except ValueError:
-        raise BadRequest("body: the previewed flag is missing; preview again") from None
+    body = json_field(form.get("body"), "body")
     if not isinstance(body, dict):
         raise BadRequest("body: must be a flag")
     key = key or str(form.get("key"))
@@ -201,7 +196,7 @@ async def _save(
         )
     if answer.ok:
         return RedirectResponse(f"/ui/envs/{env}/flags/{key}?done=saved", 303)
-    draft = drafts.from_body(key, body)
+    draft = _draft_of(key, body)
     if answer.status in (409, 412) and current is not None and version is not None:
         base = await threaded(console.store.history, env, "flag", key, before=version + 1, limit=1)
         base_body = dict(base[0].body) if base else {}
@@ -253,6 +248,14 @@ async def _on_top(
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException):
         return mine
     return merged if isinstance(merged, dict) else mine
+
+
+def _draft_of(key: str, body: Any) -> dict[str, Any]:
+    """The draft of a body that came back from the browser (it may have been forged)."""
+    try:
+        return drafts.from_body(key, body)
+    except (AttributeError, TypeError, KeyError, ValueError):
+        raise BadRequest("body: not a flag; open the editor again") from None
 
 
 @endpoint

@@ -13,7 +13,7 @@ from rollwise_server.errors import BadRequest, NotFound
 from rollwise_server.ui import words
 from rollwise_server.ui.blast import blast_radius
 from rollwise_server.ui.changes import changes
-from rollwise_server.ui.context import Console, endpoint
+from rollwise_server.ui.context import Console, endpoint, whole
 
 __all__ = ["flag_page", "flags_page", "history_of", "kill_page", "revert_page"]
 
@@ -90,8 +90,8 @@ async def history_of(console: Console, env: str, kind: str, key: str) -> dict[st
     """A page of history with each version's changes against the one before."""
     before = console.request.query_params.get("before")
     query = {"limit": str(HISTORY_PAGE + 1)}
-    if before and before.isdigit():
-        query["before"] = before
+    if (at := whole(before)) is not None:
+        query["before"] = str(at)
     answer = await console.api("GET", f"/api/v1/envs/{env}/{kind}s/{key}/history", query=query)
     if not answer.ok:
         return {"entries": [], "next_before": None}
@@ -158,6 +158,7 @@ async def kill_page(console: Console) -> Response:
     if action not in ("kill", "enable"):
         raise NotFound(f"no page {action!r} for a flag")
     environment = console.environment(env)
+    console.require_write(env)
     flag = await threaded(console.store.get_resource, env, "flag", key)
     rollout = await threaded(console.store.get_rollout, env, key)
     reason = console.form.get("reason").strip()
@@ -204,22 +205,24 @@ async def revert_page(console: Console) -> Response:
     environment = console.environment(env)
     source = console.form if console.request.method == "POST" else console.request.query_params
     target = str(source.get("to", ""))
-    if not target.isdigit():
+    console.require_write(env)
+    number = whole(target)
+    if number is None:
         raise BadRequest("to: the version to revert to")
     store = console.store
     current = await threaded(store.get_resource, env, "flag", key)
-    versions = await threaded(store.history, env, "flag", key, before=int(target) + 1, limit=1)
-    if not versions or versions[0].version != int(target):
+    versions = await threaded(store.history, env, "flag", key, before=number + 1, limit=1)
+    if not versions or versions[0].version != number:
         raise BadRequest(f"flag {key!r} has no version {target}")
     old = versions[0]
     problem, problems, status = "", [], 200
     reason = console.form.get("reason").strip()
     if console.request.method == "POST":
-        body: dict[str, Any] = {"to_version": int(target)}
+        body: dict[str, Any] = {"to_version": number}
         if reason:
             body["reason"] = reason
         answer = await console.api(
-            "POST", _api(env, key, "/revert"), body, if_match=int(console.form.get("version") or 0)
+            "POST", _api(env, key, "/revert"), body, if_match=whole(console.form.get("version"))
         )
         if answer.ok:
             return RedirectResponse(f"/ui/envs/{env}/flags/{key}?done=revert", 303)

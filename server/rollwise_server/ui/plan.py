@@ -12,6 +12,7 @@ lower bound and the page says so.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -21,9 +22,12 @@ from starlette.responses import RedirectResponse, Response
 from rollwise.durations import format_duration
 from rollwise.rules import Flag
 from rollwise_server.api.common import threaded
+from rollwise_server.errors import BadRequest
+from rollwise_server.models.rollouts import MAX_GUARDRAILS, MAX_STAGES
 from rollwise_server.rollouts.plan import parse_plan
 from rollwise_server.rollouts.transitions import catalogue
-from rollwise_server.ui.context import Console, Form, endpoint
+from rollwise_server.ui.changes import Change, changes
+from rollwise_server.ui.context import Console, Form, endpoint, whole
 
 __all__ = ["plan_page"]
 
@@ -69,8 +73,32 @@ def default_draft(flag: dict[str, Any], metrics: list[str]) -> Draft:
     }
 
 
+SHOWN = frozenset({"control", "candidate", "rule", "outcome_delay", "alpha", "on_breach", "srm",
+                   "stages", "guardrails"})  # fmt: skip
+"""The plan fields the editor shows; the others (deadline, attribution window, …) are carried
+through the form unchanged, so that saving a plan never drops what the form does not show."""
+GUARDRAIL_SHOWN = frozenset({"metric", "tolerance", "relative", "cohorts"})
+
+
+def _hidden(value: dict[str, Any]) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True) if value else ""
+
+
+def _carried(text: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise BadRequest("the plan's hidden fields are damaged; open the editor again") from None
+    if not isinstance(value, dict):
+        raise BadRequest("the plan's hidden fields are damaged; open the editor again")
+    return value
+
+
 def from_plan(plan: dict[str, Any]) -> Draft:
     return {
+        "extra": _hidden({k: v for k, v in plan.items() if k not in SHOWN}),
         "control": _text(plan.get("control")),
         "candidate": _text(plan.get("candidate")),
         "rule": _text(plan.get("rule")),
@@ -81,6 +109,8 @@ def from_plan(plan: dict[str, Any]) -> Draft:
         "stages": [
             {
                 "share": f"{100 * float(s.get('share', 0)):.6g}",
+                "shown": f"{100 * float(s.get('share', 0)):.6g}",
+                "exact": repr(float(s.get("share", 0))),
                 "min_duration": format_duration(float(s.get("min_duration") or 0)),
                 "min_units": _text(s.get("min_units", 0)),
                 "approval": bool(s.get("approval")),
@@ -93,6 +123,7 @@ def from_plan(plan: dict[str, Any]) -> Draft:
                 "tolerance": _text(g.get("tolerance")),
                 "relative": bool(g.get("relative")),
                 "cohorts": list(g.get("cohorts") or []),
+                "extra": _hidden({k: v for k, v in g.items() if k not in GUARDRAIL_SHOWN}),
             }
             for g in plan.get("guardrails") or []
         ],
@@ -102,6 +133,7 @@ def from_plan(plan: dict[str, Any]) -> Draft:
 
 def from_form(form: Form) -> Draft:
     return {
+        "extra": form.get("extra"),
         "control": form.get("control"),
         "candidate": form.get("candidate"),
         "rule": form.get("rule"),
@@ -112,11 +144,13 @@ def from_form(form: Form) -> Draft:
         "stages": [
             {
                 "share": form.get(f"stages-{i}-share").strip(),
+                "shown": form.get(f"stages-{i}-shown"),
+                "exact": form.get(f"stages-{i}-exact"),
                 "min_duration": form.get(f"stages-{i}-min_duration").strip(),
                 "min_units": form.get(f"stages-{i}-min_units").strip(),
                 "approval": form.get(f"stages-{i}-approval") == "on",
             }
-            for i in _indices(form, "stages-")
+            for i in _indices(form, "stages-")[:MAX_STAGES]
         ],
         "guardrails": [
             {
@@ -124,8 +158,9 @@ def from_form(form: Form) -> Draft:
                 "tolerance": form.get(f"guardrails-{i}-tolerance").strip(),
                 "relative": form.get(f"guardrails-{i}-relative") == "on",
                 "cohorts": form.all(f"guardrails-{i}-cohorts"),
+                "extra": form.get(f"guardrails-{i}-extra"),
             }
-            for i in _indices(form, "guardrails-")
+            for i in _indices(form, "guardrails-")[:MAX_GUARDRAILS]
         ],
         "mde": form.get("mde").strip(),
     }
@@ -144,22 +179,29 @@ def to_plan(draft: Draft) -> tuple[dict[str, Any], dict[str, str]]:
     stages = []
     for i, stage in enumerate(draft["stages"]):
         share = _number(stage["share"])
+        fraction = None if share is None else share / 100
+        if share is not None and stage.get("exact") and stage["share"] == stage.get("shown"):
+            fraction = _number(stage["exact"])  # as stored, not as rounded to be shown
         if share is None:
             problems[f"stages-{i}-share"] = "must be a percentage, e.g. 5"
         units = stage["min_units"]
-        if not units.isdigit():
+        if whole(units) is None:
             problems[f"stages-{i}-min_units"] = "must be a whole number"
         stages.append(
             {
-                "share": None if share is None else share / 100,
+                "share": fraction,
                 "min_duration": stage["min_duration"] or 0,
-                "min_units": int(units) if units.isdigit() else None,
+                "min_units": whole(units),
                 "approval": stage["approval"],
             }
         )
     guardrails = []
     for i, guard in enumerate(draft["guardrails"]):
-        item: dict[str, Any] = {"metric": guard["metric"], "relative": guard["relative"]}
+        item: dict[str, Any] = {
+            **_carried(guard.get("extra", "")),
+            "metric": guard["metric"],
+            "relative": guard["relative"],
+        }
         if guard["tolerance"]:
             tolerance = _number(guard["tolerance"])
             if tolerance is None:
@@ -172,6 +214,7 @@ def to_plan(draft: Draft) -> tuple[dict[str, Any], dict[str, str]]:
     if alpha is None:
         problems["alpha"] = "must be a number such as 0.05"
     plan = {
+        **_carried(draft.get("extra", "")),
         "control": draft["control"],
         "candidate": draft["candidate"],
         "rule": draft["rule"],
@@ -187,6 +230,13 @@ def to_plan(draft: Draft) -> tuple[dict[str, Any], dict[str, str]]:
 
 def _field(path: str) -> str:
     return re.sub(r"\[(\d+)\]", r"-\1", path).replace(".", "-").removeprefix("plan-")
+
+
+CENTURY = 100 * 365.25 * 86_400
+
+
+def _duration(seconds: float) -> str:
+    return format_duration(seconds) if seconds < CENTURY else "more than 100 years"
 
 
 def power(
@@ -249,9 +299,7 @@ def power(
                 "number": number,
                 "share": stage.share,
                 "needed": max(needed, stage.min_units),
-                "time": None
-                if seconds is None
-                else format_duration(max(seconds, stage.min_duration)),
+                "time": None if seconds is None else _duration(max(seconds, stage.min_duration)),
                 "final": stage.share >= 1,
             }
         )
@@ -262,6 +310,7 @@ def power(
 async def plan_page(console: Console) -> Response:
     env, key = console.request.path_params["env"], console.request.path_params["key"]
     environment = console.environment(env)
+    console.require_write(env)
     store = console.store
     flag = await threaded(store.get_resource, env, "flag", key)
     metrics = await threaded(catalogue, store, env)
@@ -278,6 +327,7 @@ async def plan_page(console: Console) -> Response:
     action = form.get("action")
     problems: dict[str, str] = {}
     report: dict[str, Any] | None = None
+    difference: list[Change] | None = None
     if action.startswith(("add-", "remove-")):
         name, _, where = action.partition(":")
         rows = draft["stages"] if "stage" in name else draft["guardrails"]
@@ -287,8 +337,8 @@ async def plan_page(console: Console) -> Response:
                 if "stage" in name
                 else {"metric": "", "tolerance": "", "relative": False, "cohorts": []}
             )
-        elif where.isdigit() and int(where) < len(rows):
-            del rows[int(where)]
+        elif (at := whole(where)) is not None and at < len(rows):
+            del rows[at]
     elif action in ("check", "save"):
         body, problems = to_plan(draft)
         if not problems:
@@ -309,13 +359,14 @@ async def plan_page(console: Console) -> Response:
                     window=WINDOW,
                 )
                 report = power(plan, metrics, traffic, mde)
+                difference = changes(dict(record.plan) if record else {}, plan.to_json())
         if action == "save" and not problems:
             reason = form.get("reason").strip()
             answer = await console.api(
                 "PUT",
                 f"/api/v1/envs/{env}/flags/{key}/rollout",
                 {**body, **({"reason": reason} if reason else {})},
-                if_match=int(form.get("version")) if form.get("version").isdigit() else None,
+                if_match=whole(form.get("version")),
             )
             if answer.ok:
                 return RedirectResponse(f"/ui/envs/{env}/flags/{key}/rollout?done=plan", 303)
@@ -333,6 +384,7 @@ async def plan_page(console: Console) -> Response:
         draft=draft,
         errors=problems,
         report=report,
+        difference=difference,
         variants=list(body_flag.get("variants") or {}),
         rules=[r.get("id") for r in body_flag.get("rules") or []],
         cohorts=list(body_flag.get("cohort_attributes") or []),

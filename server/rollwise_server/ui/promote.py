@@ -8,9 +8,9 @@ from typing import Any
 
 from starlette.responses import Response
 
-from rollwise_server.api.common import threaded
+from rollwise_server.api.common import meaningful, threaded
 from rollwise_server.cli_promotion import segments_of
-from rollwise_server.errors import BadRequest, NotFound
+from rollwise_server.errors import BadRequest, Invalid, NotFound
 from rollwise_server.storage.base import Resource
 from rollwise_server.ui.changes import changes, without_meta
 from rollwise_server.ui.context import Console, endpoint
@@ -70,6 +70,16 @@ async def promote_page(console: Console) -> Response:
     done: list[str] = []
     problem = ""
     if console.request.method == "POST":
+        # what the API would refuse at the flag is refused before the segments are written:
+        # a refused promotion changes nothing in the target
+        console.require_write(target)
+        if target_env["protected"] and not meaningful(reason):
+            raise Invalid(
+                f"reason: required to promote a flag into protected environment {target!r}",
+                problems=[
+                    {"path": "reason", "message": f"required in protected environment {target!r}"}
+                ],
+            )
         extra = {"reason": reason} if reason else {}
         for item in plan:
             if item["target"] is not None and not item["changes"]:

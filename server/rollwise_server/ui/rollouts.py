@@ -19,7 +19,7 @@ from rollwise_server.errors import NotFound, TooManyStreams
 from rollwise_server.storage.base import AuditQuery, RolloutRecord
 from rollwise_server.times import utc_moment
 from rollwise_server.ui import charts, sessions, words
-from rollwise_server.ui.context import Console, endpoint
+from rollwise_server.ui.context import Console, endpoint, whole
 from rollwise_server.ui.plan import plan_page
 
 __all__ = ["plan_page", "rollout_action", "rollout_live", "rollout_page"]
@@ -229,7 +229,7 @@ async def rollout_action(console: Console) -> Response:
         "POST",
         f"/api/v1/envs/{env}/flags/{key}/rollout/{action}",
         body,
-        if_match=int(version) if version.isdigit() else None,
+        if_match=whole(version),
     )
     if answer.ok:
         return RedirectResponse(f"/ui/envs/{env}/flags/{key}/rollout?done={action}", 303)
@@ -288,5 +288,5 @@ async def _changes(request: Any, store: Any, env: str, key: str) -> AsyncIterato
             yield {"event": "changed", "data": json.dumps({"version": mark[0]})}
         seen = mark
         await asyncio.sleep(LIVE_POLL_SECONDS)
-        if await request.is_disconnected() or await sessions.current(request) is None:
+        if await request.is_disconnected() or await sessions.current(request, touch=False) is None:
             return

@@ -76,8 +76,9 @@ async def sign_in(request: Request, secret: str) -> tuple[str, Session]:
     return session_id, Session(_hash(session_id), csrf, principal)
 
 
-async def current(request: Request) -> Session | None:
-    """The request's live session, or ``None`` (no cookie, ended, timed out, token gone)."""
+async def current(request: Request, *, touch: bool = True) -> Session | None:
+    """The request's live session, or ``None`` (no cookie, ended, timed out, token gone).
+    ``touch=False`` checks without counting as use (a page left open is not a person)."""
     session_id = request.cookies.get(COOKIE)
     if not session_id:
         return None
@@ -98,7 +99,7 @@ async def current(request: Request) -> Session | None:
     if ended:
         await threaded(server.store.end_session, id_hash)
         return None
-    if now - record.last_seen >= min(TOUCH_EVERY, settings.console_idle_timeout / 4):
+    if touch and now - record.last_seen >= min(TOUCH_EVERY, settings.console_idle_timeout / 4):
         await threaded(server.store.touch_session, id_hash, now)
     return Session(id_hash, record.csrf, principal)
 
