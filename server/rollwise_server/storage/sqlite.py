@@ -46,6 +46,7 @@ from rollwise_server.storage.migrations_sqlite import migrations
 from rollwise_server.storage.outbox_sqlite import SQLiteOutbox
 from rollwise_server.storage.sessions_sqlite import SQLiteSessions
 from rollwise_server.storage.writable import RETRY_AFTER, WriteState, is_disk_full
+from rollwise_server.times import utc_moment
 
 __all__ = ["DEFAULT_ENVIRONMENTS", "EXPOSURE_COLUMNS", "OUTCOME_COLUMNS", "SQLiteStore", "now_iso"]
 
@@ -108,10 +109,6 @@ def _connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
-
-
-def _moment(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 class SQLiteStore(SQLiteOutbox, SQLiteSessions):
@@ -1042,8 +1039,9 @@ class SQLiteStore(SQLiteOutbox, SQLiteSessions):
             (top - window, env, metric),
         ).fetchone()
         span = 0.0
-        if first and last:
-            span = (_moment(last) - _moment(first)) if first != last else 0.0
+        earliest, latest = utc_moment(first or ""), utc_moment(last or "")
+        if earliest is not None and latest is not None:  # stored times were checked on ingest
+            span = (latest - earliest).total_seconds()
         variance = max(0.0, (square or 0.0) - (mean or 0.0) ** 2) if count else 0.0
         return {"units": float(units or 0), "span": span, "outcomes": float(count or 0),
                 "mean": float(mean or 0.0), "variance": variance}  # fmt: skip

@@ -12,6 +12,8 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from rollwise_server.times import utc_moment
+
 __all__ = ["CSP", "html", "templates"]
 
 CSP = (
@@ -26,13 +28,13 @@ def _when(value: Any) -> str:
     if value is None or value == "":
         return ""
     if isinstance(value, int | float):
-        moment = datetime.fromtimestamp(value, UTC)
+        moment: datetime | None = datetime.fromtimestamp(value, UTC)
     else:
         try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            return str(value)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            moment = utc_moment(str(value))
+        except OverflowError:
+            moment = None
+    return str(value) if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _compact(value: Any, limit: int = 120) -> str:

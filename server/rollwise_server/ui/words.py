@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rollwise_server.api.resources import is_stale
+from rollwise_server.times import utc_moment
 from rollwise_server.ui.countries import COUNTRIES
 
 __all__ = ["condition", "flag_state", "serve", "shares", "stage"]
@@ -69,12 +70,10 @@ def flag_state(body: Mapping[str, Any], now: datetime | None = None) -> str:
     start = schedule.get("start") if isinstance(schedule, Mapping) else None
     if isinstance(start, str):
         try:
-            moment = datetime.fromisoformat(start.replace("Z", "+00:00"))
-        except ValueError:
+            moment = utc_moment(start)
+        except OverflowError:
             return "on"
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        if moment > (now or datetime.now(UTC)):
+        if moment is not None and moment > (now or datetime.now(UTC)):
             return "scheduled"
     return "on"
 
