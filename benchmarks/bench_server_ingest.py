@@ -16,7 +16,10 @@ the running server) holds exactly the ids sent, no more, no fewer; a batch sent 
 answered all duplicates and changes nothing.
 
 Run: ``.venv/bin/python benchmarks/bench_server_ingest.py [--events 200000] [--connections 4]
-[--modes plain,gzip] [--json] [--out FILE]``.
+[--modes plain,gzip] [--json] [--out FILE]``. With
+``ROLLWISE_TEST_DATABASE=postgresql://postgres@127.0.0.1:5432/test`` the server runs on
+PostgreSQL, in a schema of its own (``rollwise_server.testing.new_database``; issue 15's
+target there: >= 100,000 events/s); ``db_bytes`` is then the size of the whole database.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from bench_server_common import (
     server_env,
     wait_for_quiet,
 )
+from rollwise_server.testing import connect
 
 PATH = "/api/v1/sdk/exposures"
 TARGET_EPS = 50_000
@@ -167,6 +171,10 @@ def post(port: int, token: str, body: bytes, gzipped: bool) -> dict[str, Any]:
 
 def stored_ids(db: str) -> tuple[int, set[str]]:
     """The exposures' row count and ids, read from the database beside the running server."""
+    if db.startswith("postgresql://"):
+        rows = connect(db)
+        (count,) = rows.execute("SELECT count(*) FROM exposures").fetchone() or (0,)
+        return int(count), {row[0] for row in rows.execute("SELECT id FROM exposures")}
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         count = conn.execute("SELECT count(*) FROM exposures").fetchone()[0]
@@ -228,8 +236,12 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         ) and count_after == count
         if not resend_ok:
             failures.append(f"re-sent batch: {again}, rows {count} -> {count_after}")
-        db_bytes = sum(
-            p.stat().st_size for p in Path(server.db).parent.glob(Path(server.db).name + "*")
+        db_bytes = (
+            connect(server.db).execute("SELECT pg_database_size(current_database())").fetchone()[0]
+            if server.db.startswith("postgresql://")
+            else sum(
+                p.stat().st_size for p in Path(server.db).parent.glob(Path(server.db).name + "*")
+            )
         )
 
     rate = accepted / seconds if seconds else 0.0

@@ -24,11 +24,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 FIRST_PARTY = {"rollwise", "rollwise_server"}
-RUNTIME = ("base", "analysis", "server", "openfeature")
-# Imported inside ``try: ... except ImportError`` and declared nowhere, on purpose: the code
-# says what to install when it is missing. Each entry must still be such an import.
+RUNTIME = ("base", "analysis", "server", "openfeature", "postgresql")
+# Imported inside ``try: ... except ImportError`` and declared by no extra but ``postgresql``,
+# on purpose: the code says what to install when it is missing. Each entry must still be such
+# an import.
 OPTIONAL = {
-    "psycopg": "rollwise.analysis.data.connect opens postgresql:// URLs when it is installed",
+    "psycopg": "rollwise.analysis.data.connect opens postgresql:// URLs when it is installed;"
+    " the server's store.database_errors() reports its errors",
 }
 
 
@@ -47,12 +49,14 @@ floors = _load_floors()
 def extra_of(path: Path) -> str:
     """The extra whose installation a source file may rely on."""
     parts = path.relative_to(ROOT).parts
-    if parts[0] == "server":
+    if parts[0] == "server" and parts[-1] != "postgres.py":
         return "server"
     if parts[:3] == ("sdk", "rollwise", "analysis"):
         return "analysis"
     if parts == ("sdk", "rollwise", "openfeature.py"):
         return "openfeature"
+    if parts == ("server", "rollwise_server", "storage", "postgres.py"):
+        return "postgresql"
     return "base"
 
 
@@ -127,7 +131,7 @@ def used_by_extra() -> dict[str, dict[str, set[str]]]:
 
 
 def test_every_runtime_dependency_has_one_floor() -> None:
-    pins = floors.floors(PYPROJECT, ["analysis", "server", "openfeature"])
+    pins = floors.floors(PYPROJECT, ["analysis", "server", "openfeature", "postgresql"])
     assert set(pins) == set().union(*(declared(extra) for extra in RUNTIME))
     with pytest.raises(ValueError, match="needs exactly one '>=' floor"):
         floors.floor("requests<3")
@@ -163,7 +167,7 @@ def test_optional_imports_are_still_guarded_and_undeclared() -> None:
         for key in by_key
         if key.endswith("(guarded)")
     }
-    everything = set().union(*(declared(extra) for extra in RUNTIME))
+    everything = set().union(*(declared(extra) for extra in RUNTIME if extra != "postgresql"))
     for module in OPTIONAL:
         assert module in guarded, f"{module}: listed as optional, but no guarded import of it"
         assert not distributions(module) & everything, f"{module}: optional, yet declared"

@@ -35,7 +35,7 @@ from rollwise_server.rollouts.controller import Controller
 from rollwise_server.settings import Settings
 from rollwise_server.state import ServerState
 from rollwise_server.storage import open_store
-from rollwise_server.storage.sqlite import now_iso
+from rollwise_server.storage.sql import now_iso
 from rollwise_server.throttle import AuthThrottle
 from rollwise_server.ui.routes import UI_ROUTES
 from rollwise_server.webhooks import Webhooks
@@ -215,6 +215,20 @@ async def _poll_revisions(server: ServerState) -> None:
             server.publish(env["key"], env["revision"])
 
 
+MAINTENANCE_SECONDS = 3600.0
+
+
+async def _maintain(server: ServerState) -> None:
+    """At start and once an hour: the store's housekeeping (PostgreSQL: event partitions,
+    retention)."""
+    while True:
+        try:
+            await threaded(server.store.maintain, server.settings.event_retention)
+        except Exception:
+            logger.warning("rollwise: the database's housekeeping failed", exc_info=True)
+        await asyncio.sleep(MAINTENANCE_SECONDS)
+
+
 STREAM_TOKEN_CHECK_SECONDS = 1.0
 
 
@@ -246,7 +260,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = await threaded(open_store, settings.db)
+        options = (
+            {"event_max_age": settings.event_max_age, "event_max_future": settings.event_max_future}
+            if settings.db.startswith(("postgresql://", "postgres://"))
+            else {}
+        )
+        store = await threaded(open_store, settings.db, **options)
         webhooks = Webhooks.from_settings(store, settings)
         webhooks.start()  # pending deliveries of an earlier run are sent from now on
         server = ServerState(
@@ -267,6 +286,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             throttle=AuthThrottle(settings.auth_failures_per_minute),
         )
         metrics.storage_writable.set_function(lambda: float(store.writes.writable))
+        loop = asyncio.get_running_loop()
+
+        def published_elsewhere(env: str, revision: int) -> None:
+            loop.call_soon_threadsafe(server.publish, env, revision)
+
+        store.watch(published_elsewhere)
         for env in await threaded(store.environments):
             server.publish(env["key"], env["revision"])
         app.state.rollwise = server
@@ -281,6 +306,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             asyncio.create_task(_poll_revisions(server)),
             asyncio.create_task(controller.run()),
             asyncio.create_task(_end_tokens(server)),
+            asyncio.create_task(_maintain(server)),
         ]
         try:
             yield

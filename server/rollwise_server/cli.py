@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -1085,7 +1084,7 @@ def _create_token_in_database(
     expires_at: str | None,
 ) -> Json:
     from rollwise_server.auth import hash_secret, new_secret
-    from rollwise_server.storage import open_store
+    from rollwise_server.storage import database_errors, open_store
 
     try:
         store = open_store(db)
@@ -1103,7 +1102,7 @@ def _create_token_in_database(
             )
         finally:
             store.close()
-    except (RollwiseError, sqlite3.Error, OSError) as exc:
+    except database_errors(RollwiseError, OSError) as exc:
         raise click.ClickException(f"cannot create the token in {db}: {exc}") from None
     data = attrs.asdict(record)
     data["envs"] = None if record.envs is None else list(record.envs)

@@ -24,7 +24,7 @@ import attrs
 
 from rollwise_server.ingest import EventKind, Window, decode_body, validate_batch
 from rollwise_server.storage.base import EventRow, IngestCounts, Store
-from rollwise_server.storage.sqlite import now_iso
+from rollwise_server.storage.sql import now_iso
 
 __all__ = ["IngestResult", "IngestWorker"]
 

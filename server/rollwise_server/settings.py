@@ -39,7 +39,12 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("db", str, "sqlite:///./rollwise.db", "Database URL: sqlite:///path/to/file.db"),
+    Setting(
+        "db",
+        str,
+        "sqlite:///./rollwise.db",
+        "Database URL: sqlite:///path/to/file.db or postgresql://user@host:5432/database",
+    ),
     Setting("max_body_bytes", int, 10 * 1024 * 1024, "Largest request body accepted (413 above)"),
     Setting("max_batch_events", int, 10_000, "Most events in one ingestion batch (413 above)"),
     Setting(
@@ -53,6 +58,12 @@ SETTINGS: tuple[Setting, ...] = (
         Duration,
         86_400.0,
         "Events whose ts is further ahead than this (clock skew) are refused (1d)",
+    ),
+    Setting(
+        "event_retention",
+        Duration,
+        3650 * 86_400.0,
+        "PostgreSQL: months of events wholly older than this are dropped (10 years)",
     ),
     Setting("heartbeat_seconds", Duration, 15.0, "Interval of the SSE stream's heartbeat comments"),
     Setting(
@@ -150,6 +161,7 @@ class Settings:
     max_batch_events: int = attrs.field(default=10_000, validator=_positive)
     event_max_age: float = attrs.field(default=30 * 86_400.0, validator=_positive)
     event_max_future: float = attrs.field(default=86_400.0, validator=_positive)
+    event_retention: float = attrs.field(default=3650 * 86_400.0, validator=_positive)
     heartbeat_seconds: float = attrs.field(default=15.0, validator=_positive)
     token_cache_seconds: float = attrs.field(default=5.0, validator=_positive)
     revision_poll_seconds: float = attrs.field(default=2.0, validator=_positive)

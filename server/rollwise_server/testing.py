@@ -3,20 +3,29 @@
 ``live_server(tmp_path)`` runs it in a thread of this process (fast, shares the interpreter);
 ``ServerProcess`` runs ``rollwise serve`` as a child process that can be killed with SIGKILL.
 Both bootstrap an admin token directly in the database and expose ``url`` and ``admin_token``.
+
+The database is a SQLite file in the given directory, or, when ``ROLLWISE_TEST_DATABASE`` is a
+``postgresql://`` URL, a new schema of that database for each server (``new_database``),
+dropped when the process exits. ``connect(db)`` opens either for a test that reads rows.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import attrs
 import requests
@@ -27,7 +36,138 @@ from rollwise_server.auth import hash_secret, new_secret
 from rollwise_server.settings import Settings
 from rollwise_server.storage import open_store
 
-__all__ = ["LiveServer", "ServerProcess", "bootstrap_token", "free_port", "live_server"]
+__all__ = [
+    "DEFAULT_POSTGRESQL",
+    "LiveServer",
+    "ServerProcess",
+    "bootstrap_token",
+    "connect",
+    "free_port",
+    "live_server",
+    "new_database",
+    "postgresql_under_test",
+]
+
+DATABASE_VARIABLE = "ROLLWISE_TEST_DATABASE"
+_schemas: list[str] = []
+_by_directory: dict[tuple[str, str], str] = {}
+
+
+def postgresql_under_test() -> str | None:
+    """The PostgreSQL URL the tests run on (``ROLLWISE_TEST_DATABASE``), or ``None``: SQLite."""
+    url = os.environ.get(DATABASE_VARIABLE, "")
+    return url if url.startswith(("postgresql://", "postgres://")) else None
+
+
+DEFAULT_POSTGRESQL = "postgresql://postgres@127.0.0.1:5432/test"
+"""The PostgreSQL of the test machines (trust authentication, database ``test``)."""
+
+
+def new_database(directory: Path, postgresql: str | None = None) -> str:
+    """The database of the servers run in ``directory``: ``directory/rollwise.db``, or a
+    schema of the PostgreSQL database at ``postgresql`` (by default the one
+    ``ROLLWISE_TEST_DATABASE`` names, if any), as a URL that selects that schema. Like the
+    file, the schema is made by the first call for a directory and found again by the next
+    (a server restarted in the same directory opens the same database)."""
+    base = postgresql or postgresql_under_test()
+    if base is None:
+        return str(directory / "rollwise.db")
+    key = (str(directory.resolve()), base)
+    if key in _by_directory:
+        return _by_directory[key]
+    from rollwise_server.storage.postgres import connect as connect_postgresql
+
+    schema = f"rw_test_{uuid.uuid4().hex[:16]}"
+    with connect_postgresql(base) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    if not _schemas:
+        atexit.register(_drop_schemas, base)
+    _schemas.append(schema)
+    separator = "&" if "?" in base else "?"
+    url = f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
+    _by_directory[key] = url
+    return url
+
+
+def _drop_schemas(base: str) -> None:
+    from rollwise_server.storage.postgres import connect as connect_postgresql
+
+    with connect_postgresql(base) as conn:
+        for schema in _schemas:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    _schemas.clear()
+
+
+@attrs.frozen
+class Result:
+    """What a statement gave: its rows (all fetched) and how many rows it changed."""
+
+    rows: list[tuple[Any, ...]]
+    rowcount: int
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return list(self.rows)
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.rows)
+
+
+class Rows:
+    """A test database, SQLite or PostgreSQL, whose ``execute`` takes ``?`` placeholders and
+    runs each statement on a connection of its own (committed, closed: nothing left open)."""
+
+    def __init__(self, db: str) -> None:
+        self.db = db
+        self.postgresql = db.startswith(("postgresql://", "postgres://"))
+
+    def execute(self, sql: str, params: Any = ()) -> Result:
+        if self.postgresql:
+            from rollwise_server.storage.postgres import connect as connect_postgresql
+            from rollwise_server.storage.postgres import translate
+
+            with connect_postgresql(self.db) as remote:
+                cursor = remote.execute(translate(sql), params)
+                rows = cursor.fetchall() if cursor.description else []
+                return Result([tuple(r) for r in rows], cursor.rowcount)
+        local = sqlite3.connect(self.db, isolation_level=None)
+        try:
+            found = local.execute(sql, params)
+            return Result(found.fetchall(), found.rowcount)
+        finally:
+            local.close()
+
+    def dump(self) -> str:
+        """Every row of every table, as text (to look for what must not be stored)."""
+        if not self.postgresql:
+            conn = sqlite3.connect(self.db)
+            try:
+                return "\n".join(conn.iterdump())
+            finally:
+                conn.close()
+        tables = self.execute(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+        )
+        return "\n".join(
+            str(row[0])
+            for (table,) in tables
+            for row in self.execute(f"SELECT t::text FROM {table} AS t")  # noqa: S608
+        )
+
+    def __enter__(self) -> Rows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def connect(db: str) -> Rows:
+    """A connection (autocommit) to a server's database, SQLite or PostgreSQL, whose
+    ``execute`` takes ``?`` placeholders: for tests that read or change rows directly."""
+    return Rows(db)
 
 
 def free_port() -> int:
@@ -88,14 +228,17 @@ CENTURY = 36_500 * 86_400.0
 
 
 @contextlib.contextmanager
-def live_server(directory: Path, **settings: object) -> Iterator[LiveServer]:
+def live_server(
+    directory: Path, *, db: str | None = None, **settings: object
+) -> Iterator[LiveServer]:
     """A server in a background thread of this process, stopped on exit.
 
     Events may carry any time (``event_max_age`` and ``event_max_future`` of 100 years unless
     given): tests replay fixed, historical timestamps so that their results never depend on the
-    day they run. The window itself is tested with the defaults, given explicitly."""
+    day they run. The window itself is tested with the defaults, given explicitly. ``db``: a
+    database to share with another server (a replica); a new one by default."""
     settings = {"event_max_age": CENTURY, "event_max_future": CENTURY, **settings}
-    db = str(directory / "rollwise.db")
+    db = db or new_database(directory)
     admin = bootstrap_token(db)
     config = Settings(db=db, **settings)  # type: ignore[arg-type]
     server = uvicorn.Server(
@@ -122,9 +265,15 @@ class ServerProcess:
     """``python -m rollwise_server serve`` in a child process, restartable on the same port."""
 
     def __init__(
-        self, directory: Path, port: int | None = None, log_level: str = "warning", **env: str
+        self,
+        directory: Path,
+        port: int | None = None,
+        log_level: str = "warning",
+        *,
+        db: str | None = None,
+        **env: str,
     ) -> None:
-        self.db = str(directory / "rollwise.db")
+        self.db = db or new_database(directory)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_token = bootstrap_token(self.db)

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from rollwise_server.errors import ApiError
 from rollwise_server.ingest import EventKind, Window, decode_body, validate_batch
 from rollwise_server.settings import Settings
-from rollwise_server.storage.sqlite import now_iso
+from rollwise_server.storage.sql import now_iso
 from tests.fuzz.edits import Case, cases, corrupt, scattered
 from tests.fuzz.hostile import bounded, fuzz_settings, hostile_values, json_values, keys
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import requests
 
 from rollwise_server.rollouts.controller import Controller
 from rollwise_server.storage import open_store
-from rollwise_server.testing import LiveServer, live_server
+from rollwise_server.testing import LiveServer, connect, live_server
 from rollwise_server.webhooks import Webhooks, new_secret
 from tests.rollouts.test_plan import PLAN
 from tests.server.conftest import EU_SEGMENT, define_metrics, example_flag
@@ -167,7 +166,7 @@ def test_the_controller_repairs_weights_changed_behind_its_back(
 ) -> None:
     """An edit that no API route allows (an older replica, a hand-edited database)."""
     server, _ = running
-    with sqlite3.connect(server.db) as conn:
+    with connect(server.db) as conn:
         (raw,) = conn.execute(
             "SELECT body FROM resources WHERE kind = 'flag' AND key = 'fraud-model'"
         ).fetchone()

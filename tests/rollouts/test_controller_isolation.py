@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import requests
 from rollwise_server.rollouts import controller as controller_module
 from rollwise_server.rollouts.controller import Controller
 from rollwise_server.storage import open_store
-from rollwise_server.testing import LiveServer, ServerProcess
+from rollwise_server.testing import LiveServer, ServerProcess, connect
 from rollwise_server.webhooks import Webhooks
 from tests.rollouts.test_control_plane import Hook, hooked  # noqa: F401 - a fixture
 from tests.rollouts.test_plan import PLAN
@@ -42,7 +41,7 @@ def _split(server: LiveServer, key: str) -> list[tuple[str, int]]:
 
 def _corrupt(db: str, key: str, change: Any) -> None:
     """What an older server accepted, or a hand-edited database: no API route writes it."""
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         plan, state = conn.execute(
             "SELECT plan, state FROM rollouts WHERE flag = ?", (key,)
         ).fetchone()

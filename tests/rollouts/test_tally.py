@@ -19,6 +19,10 @@ from rollwise_server.rollouts.tally import Snapshot, look, slot_specs
 from rollwise_server.storage import open_store
 from tests.rollouts.test_plan import FLAG
 
+pytestmark = pytest.mark.sqlite_only(
+    reason="the incremental tally (on PostgreSQL each look reduces in the database)"
+)
+
 START = 1_795_000_000.0
 PLAN: dict[str, Any] = {
     "control": "v1", "candidate": "v2", "rule": "eu-small", "stages": [{"share": 0.5}],

@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 
 from rollwise_server.api_client import ApiClient, ApiResponseError
 from rollwise_server.cli import main
-from rollwise_server.testing import LiveServer, free_port, live_server
+from rollwise_server.testing import LiveServer, free_port, live_server, new_database
 from tests.rollouts.test_plan import PLAN
 from tests.server.conftest import EU_SEGMENT, define_metrics, example_flag
 
@@ -429,7 +429,7 @@ def test_token_roles_and_environments_are_checked(
 
 
 def test_tokens_create_db_bootstraps_the_first_admin(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'rollwise.db'}"
+    db = new_database(tmp_path)  # the database that live_server(tmp_path) opens below
     result = ok(run(None, "tokens", "create", "--role", "admin", "--name", "ops", "--db", db))
     secret = result.stdout.strip()
     assert secret.startswith("rw_")
@@ -462,7 +462,8 @@ def test_tokens_create_db_bootstraps_the_first_admin(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--role", "sdk", "--env", "nowhere"], "environment 'nowhere' does not exist"),
-        (["--role", "admin", "--db", "postgres://x/y"], "unsupported database URL scheme"),
+        (["--role", "admin", "--db", "mysql://x/y"], "unsupported database URL scheme"),
+        (["--role", "admin", "--db", "postgresql://nobody@127.0.0.1:1/y"], "cannot connect to"),
     ],
 )
 def test_tokens_create_db_errors(tmp_path: Path, args: list[str], message: str) -> None:

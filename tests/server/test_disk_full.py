@@ -32,6 +32,10 @@ from tests.sdk.test_online import wait_for
 from tests.server.conftest import EU_SEGMENT, define_metrics, example_flag
 from tests.server.documented import assert_documented
 
+pytestmark = pytest.mark.sqlite_only(
+    reason="a full disk is made with a small filesystem under the SQLite file"
+)
+
 SIZE = "16m"
 
 

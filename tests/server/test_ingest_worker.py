@@ -19,7 +19,7 @@ from rollwise_server.ingest_worker import IngestWorker
 from rollwise_server.storage import open_store
 from rollwise_server.storage.base import EventRow, IngestCounts
 from rollwise_server.storage.migrations_sqlite import migrations
-from rollwise_server.testing import LiveServer
+from rollwise_server.testing import LiveServer, connect
 from tests.server.test_sdk_endpoints import exposure, sdk_session
 
 
@@ -51,9 +51,7 @@ def test_concurrent_batches_each_get_their_own_counts(server: LiveServer) -> Non
     assert all(a["rejected"] == 1 and a["errors"][0]["index"] == 50 for a in answers)
     assert all(a["accepted"] + a["duplicates"] == 50 for a in answers)
     assert sum(a["accepted"] for a in answers) == 200 * 40 + 10
-    stored = sqlite3.connect(server.db).execute(
-        "SELECT count(*), count(DISTINCT id) FROM exposures"
-    )
+    stored = connect(server.db).execute("SELECT count(*), count(DISTINCT id) FROM exposures")
     assert stored.fetchone() == (200 * 40 + 10, 200 * 40 + 10)
 
 
@@ -75,7 +73,7 @@ def test_other_forms_are_stored_canonical(
         f"{server.url}/api/v1/sdk/exposures", json={"events": [exposure(**{field: sent})]}
     )
     assert answer.json()["accepted"] == 1
-    row = sqlite3.connect(server.db).execute(f"SELECT {field} FROM exposures").fetchone()  # noqa: S608
+    row = connect(server.db).execute(f"SELECT {field} FROM exposures").fetchone()  # noqa: S608
     assert row == (stored,)
 
 

@@ -6,11 +6,14 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlite_utils import Database
 
 from rollwise_server.auth import hash_secret
 from rollwise_server.storage import open_store
 from rollwise_server.storage.migrations_sqlite import migrations
+
+pytestmark = pytest.mark.sqlite_only(reason="upgrades a SQLite file written before m005")
 
 
 def test_an_m004_database_upgrades(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from rollwise_server.testing import LiveServer, live_server
+from rollwise_server.testing import LiveServer, connect, live_server
 from tests.server.conftest import EU_SEGMENT, example_flag
 
 ROLES = ["sdk", "viewer", "editor", "approver", "admin"]
@@ -244,7 +243,7 @@ def test_sdk_tokens_are_bound_to_their_environment(
 
 def test_tokens_are_stored_as_hashes_only(matrix_server: tuple[LiveServer, dict[str, str]]) -> None:
     server, tokens = matrix_server
-    dump = "\n".join(sqlite3.connect(server.db).iterdump())
+    dump = connect(server.db).dump()
     for secret in tokens.values():
         assert secret not in dump
         assert len(secret) >= 40  # rw_ + 32 random bytes in base64url

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import sqlite3
 import threading
 import time
 import uuid
@@ -15,7 +14,7 @@ import pytest
 import requests
 
 from rollwise.rules import RulesDocument
-from rollwise_server.testing import LiveServer, live_server
+from rollwise_server.testing import LiveServer, connect, live_server
 from tests.server.conftest import EU_SEGMENT, example_flag
 
 
@@ -176,7 +175,7 @@ def test_ingest_is_idempotent_and_reports_each_bad_event(server: LiveServer) -> 
     again = sdk.post(url, json={"events": good}).json()
     assert (again["accepted"], again["duplicates"], again["rejected"]) == (0, 5, 0)
     rows = (
-        sqlite3.connect(server.db)
+        connect(server.db)
         .execute("SELECT env, ts, flag, variant, unit, attrs FROM exposures ORDER BY unit")
         .fetchall()
     )
@@ -211,7 +210,7 @@ def test_ingest_gzip_outcomes_and_limits(tmp_path: Any) -> None:
         assert inflated.status_code == 413
         garbage = sdk.post(f"{server.url}/api/v1/sdk/events", data=b"{nope")
         assert garbage.status_code == 400
-        count = sqlite3.connect(server.db).execute("SELECT count(*) FROM outcomes").fetchone()
+        count = connect(server.db).execute("SELECT count(*) FROM outcomes").fetchone()
         assert count == (10,)
 
 

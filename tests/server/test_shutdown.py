@@ -4,7 +4,6 @@ batch the server acknowledged is stored whole, however the stop falls among the 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from rollwise_server.testing import ServerProcess
+from rollwise_server.testing import ServerProcess, connect
 from tests.server.test_sdk_endpoints import exposure
 
 
@@ -67,7 +66,7 @@ def test_sigterm_ends_the_streams_and_stores_every_acknowledged_batch(tmp_path: 
     log = server.log.read_text()
     assert "Application shutdown complete" in log, log[-2000:]
     assert ended.wait(10), "the SDK stream did not end at shutdown"
-    with sqlite3.connect(server.db) as db:
+    with connect(server.db) as db:
         stored = {unit for (unit,) in db.execute("SELECT unit FROM exposures")}
     for status, batch in zip(statuses, batches, strict=True):
         units = {str(event["unit"]) for event in batch}

@@ -5,14 +5,13 @@ a refused promotion changes nothing, and odd input is a 4xx, never a 500."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterator
 
 import pytest
 import requests
 
-from rollwise_server.testing import LiveServer, live_server
+from rollwise_server.testing import LiveServer, connect, live_server
 from tests.server.conftest import EU_SEGMENT, seed
 from tests.server.console_client import ConsoleClient, form_fields
 from tests.server.test_sdk_endpoints import exposure
@@ -147,15 +146,15 @@ def test_odd_input_is_a_4xx_never_a_500(server: LiveServer) -> None:
 def test_an_open_rollout_page_does_not_keep_its_session_alive(server: LiveServer) -> None:
     console = ConsoleClient(server, server.admin_token)
     live = f"{server.url}/ui/envs/staging/flags/fraud-model/rollout/live"
-    with sqlite3.connect(server.db) as db:
+    with connect(server.db) as db:
         db.execute("UPDATE console_sessions SET last_seen = last_seen - 100")
     with console.http.get(live, stream=True, timeout=20) as stream:
         assert stream.status_code == 200
-        with sqlite3.connect(server.db) as db:
+        with connect(server.db) as db:
             (seen,) = db.execute("SELECT max(last_seen) FROM console_sessions").fetchone()
         # the stream looks at the session every second; were that use, last_seen would move
         time.sleep(2.5)
-        with sqlite3.connect(server.db) as db:
+        with connect(server.db) as db:
             (later,) = db.execute("SELECT max(last_seen) FROM console_sessions").fetchone()
     assert later == seen
     assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200

@@ -8,14 +8,13 @@ revoke, sign-out) and the JSON API under ``/api/v1`` (which must not take the co
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from rollwise_server.testing import LiveServer, live_server
+from rollwise_server.testing import LiveServer, connect, live_server
 from tests.server.conftest import example_flag, seed
 from tests.server.console_client import ConsoleClient
 
@@ -193,7 +192,7 @@ def test_sign_out_ends_the_session_on_the_server(server: LiveServer) -> None:
 
 def _age(server: LiveServer, column: str, seconds: float) -> None:
     """Move every session's ``column`` back in time (as if that long had passed)."""
-    with sqlite3.connect(server.db) as db:
+    with connect(server.db) as db:
         statement = {
             "last_seen": "UPDATE console_sessions SET last_seen = last_seen - ?",
             "created": "UPDATE console_sessions SET created = created - ?",

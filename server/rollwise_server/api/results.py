@@ -42,7 +42,6 @@ from rollwise_server.catalogue import Metric
 from rollwise_server.errors import BadRequest, NotFound
 from rollwise_server.rollouts import transitions
 from rollwise_server.storage.base import Store
-from rollwise_server.storage.sqlite import SQLiteStore
 
 __all__ = ["OPENAPI_PATHS", "ROUTES_RESULTS", "parse_query", "reduce_in_store", "results"]
 
@@ -113,15 +112,12 @@ def parse_query(
 def reduce_in_store(store: Store, spec: ReductionSpec) -> ReductionResult:
     """Run the reduction in the store's database (404 for an unknown environment or flag).
 
-    Blocking: call it in a worker thread. SQLite only for now (the store's reader connection of
-    this thread); a ``Store.reduce(spec)`` method would let other backends run their dialect.
+    Blocking: call it in a worker thread (the store's reader connection of this thread).
     """
     env = spec.env or ""
     store.revision(env)
     store.get_resource(env, "flag", spec.flag)  # archived flags keep their results
-    if not isinstance(store, SQLiteStore):
-        raise TypeError(f"results: {type(store).__name__} cannot reduce yet")
-    return reduce_spec(store._reader(), spec, dialect="sqlite")
+    return reduce_spec(store.reader(), spec, dialect=store.dialect)
 
 
 async def results(request: Request) -> Response:

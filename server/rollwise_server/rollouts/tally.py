@@ -36,7 +36,12 @@ from typing import Any
 import attrs
 
 from rollwise.analysis.moments import pooled, without
-from rollwise.analysis.reduce import ReductionResult, ReductionSpec, unit_reduction_sql
+from rollwise.analysis.reduce import (
+    ReductionResult,
+    ReductionSpec,
+    reduce_spec,
+    unit_reduction_sql,
+)
 from rollwise_server.rollouts.plan import RolloutPlan, reduction_of
 from rollwise_server.storage.base import Store
 
@@ -222,6 +227,8 @@ def look(
     min_version: int, snapshot: Snapshot | None = None,
 ) -> Look:  # fmt: skip
     """Bring the rollout's tally up to now and return what it shows (see the module)."""
+    if store.dialect == "postgresql":
+        return _full_look(store, plan, env, flag, since, until, min_version)
     row = (
         store.reader()
         .execute("SELECT body FROM rollout_tallies WHERE env = ? AND flag = ?", (env, flag))
@@ -364,3 +371,26 @@ def _clamped(rows: Any) -> list[list[Any]]:
     for variant, cohort, units, n, sx, m2x, sy, m2y, cxy in rows:
         out.append([variant, cohort, units, n, sx, max(m2x, 0.0), sy, max(m2y, 0.0), cxy])
     return out
+
+
+def _full_look(
+    store: Store, plan: RolloutPlan, env: str, flag: str, since: str, until: str,
+    min_version: int,
+) -> Look:  # fmt: skip
+    """On PostgreSQL: every look reduces all the rollout's events in the database (one query
+    per slot, hash aggregates over the analysis indexes: ``benchmarks/RESULTS.md``), and counts
+    the units per flag version and variant in one more. Nothing is kept between looks, so any
+    replica can take the next look."""
+    conn = store.reader()
+    results = {
+        slot: reduce_spec(conn, spec, dialect="postgresql")
+        for slot, spec in slot_specs(plan, env, flag, since, until)
+    }
+    versions: dict[int, dict[str, int]] = {}
+    for version, variant, units in conn.execute(
+        "SELECT flag_version, variant, count(DISTINCT (unit_type, unit)) FROM exposures"
+        " WHERE env = ? AND flag = ? AND flag_version >= ? GROUP BY flag_version, variant",
+        (env, flag, min_version),
+    ):
+        versions.setdefault(int(version), {})[variant] = int(units)
+    return Look(results, versions)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 
 from rollwise_server.storage.writable import WriteState
+
+if TYPE_CHECKING:
+    from rollwise.analysis.reduce import Dialect
 
 __all__ = [
     "ACTIVE_ROLLOUT",
@@ -232,6 +235,7 @@ class Store(Protocol):
     """What the server needs from its database."""
 
     writes: WriteState
+    dialect: Dialect
     """Whether writes fail for lack of disk space (``/readyz``, ``StorageFull``)."""
 
     def close(self) -> None: ...
@@ -346,6 +350,8 @@ class Store(Protocol):
     ) -> bool: ...
     def seen_metrics(self, env: str) -> list[tuple[str, int, str]]: ...
     def reader(self) -> Any: ...
+    def watch(self, publish: Callable[[str, int], None]) -> None: ...
+    def maintain(self, retention: float) -> dict[str, list[str]]: ...
     def transaction(self) -> AbstractContextManager[Any]: ...
     def lease_rollout(self, env: str, flag: str, owner: str, seconds: float) -> bool: ...
     def release_rollout(self, env: str, flag: str, owner: str) -> None: ...

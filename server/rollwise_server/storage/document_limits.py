@@ -10,7 +10,6 @@ render one.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,7 +36,7 @@ def _entry_bytes(key: str, body: str) -> int:
 
 
 def check_document_limits(
-    conn: sqlite3.Connection,
+    conn: Any,
     env: str,
     kind: str,
     key: str,

@@ -1,15 +1,14 @@
-"""The webhook outbox on SQLite (table ``webhook_outbox``, migration ``m006``).
+"""The webhook outbox in SQL (table ``webhook_outbox``, migration ``m006``).
 
-A mixin of ``SQLiteStore``: it uses the store's ``transaction()`` (the one writer) and
-``_reader()`` (this thread's read connection). A row is claimed by moving its ``next_attempt``
-past the request's time-out (``lease_until``) inside the claiming transaction, so a second
-worker on the same database never sends it at the same time, and a row whose worker died
-mid-request becomes due again once that lease runs out.
+A mixin of ``SqlStore``: it uses the store's ``transaction()`` and ``_reader()``. A row is
+claimed by moving its ``next_attempt`` past the request's time-out (``lease_until``) inside the
+claiming transaction, which locks the rows it claims (SQLite: the one writer; PostgreSQL:
+``FOR UPDATE SKIP LOCKED``), so a second worker or replica never sends it at the same time,
+and a row whose worker died mid-request becomes due again once that lease runs out.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollwise_server.storage.base import WebhookDelivery, WebhookOutcome, WebhookQuery
 
-__all__ = ["SQLiteOutbox"]
+__all__ = ["SqlOutbox"]
 
 _COLUMNS = (
     "id, message_id, endpoint, endpoint_label, event, body, state, attempts, created, created_at,"
@@ -33,13 +32,15 @@ def _delivery(row: Sequence[Any]) -> WebhookDelivery:
     return WebhookDelivery(*row)
 
 
-class SQLiteOutbox:
+class SqlOutbox:
     """The ``Store`` methods of the webhook outbox."""
 
     if TYPE_CHECKING:
 
-        def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
-        def _reader(self) -> sqlite3.Connection: ...
+        def transaction(self) -> AbstractContextManager[Any]: ...
+        def _reader(self) -> Any: ...
+
+        _SQL_SKIP_LOCKED: str
 
     def enqueue_webhook(
         self,
@@ -57,10 +58,9 @@ class SQLiteOutbox:
                     conn.execute(
                         "INSERT INTO webhook_outbox (message_id, endpoint, endpoint_label, event,"
                         " body, state, created, created_at, next_attempt)"
-                        " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                        " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING id",
                         (message_id, endpoint, label, event, body, now, _iso(now), now),
-                    ).lastrowid
-                    or 0
+                    ).fetchone()[0]
                 )
                 for endpoint, label in endpoints
             ]
@@ -71,7 +71,8 @@ class SQLiteOutbox:
         with self.transaction() as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM webhook_outbox"
-                " WHERE state = 'pending' AND next_attempt <= ? ORDER BY next_attempt, id LIMIT ?",
+                " WHERE state = 'pending' AND next_attempt <= ? ORDER BY next_attempt, id LIMIT ?"
+                f"{self._SQL_SKIP_LOCKED}",
                 (now, limit),
             ).fetchall()
             conn.executemany(

@@ -1,27 +1,26 @@
-"""Console sessions on SQLite (table ``console_sessions``, migration ``m007``).
+"""Console sessions in SQL (table ``console_sessions``, migration ``m007``).
 
-A mixin of ``SQLiteStore``. A session row names its token by id; reading a session joins the
+A mixin of ``SqlStore``. A session row names its token by id; reading a session joins the
 token, so a revoked or expired token ends its sessions at the next request.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rollwise_server.storage.base import SessionRecord, TokenRecord
 
-__all__ = ["SQLiteSessions"]
+__all__ = ["SqlSessions"]
 
 
-class SQLiteSessions:
+class SqlSessions:
     """The ``Store`` methods of console sessions."""
 
     if TYPE_CHECKING:
 
-        def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
-        def _reader(self) -> sqlite3.Connection: ...
+        def transaction(self) -> AbstractContextManager[Any]: ...
+        def _reader(self) -> Any: ...
         @staticmethod
         def _token(row: tuple[object, ...]) -> TokenRecord: ...
 

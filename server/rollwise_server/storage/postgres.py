@@ -1,0 +1,305 @@
+"""The PostgreSQL store: several server replicas on one database (``--db postgresql://...``).
+
+Writes take a connection from a pool (``psycopg_pool``) for one transaction each; a write that
+moves an environment's revision or edits its resources or rollouts first locks that
+environment's row (``SqlStore._require_env``), so the writes of one environment happen one
+after another whichever replica makes them: versions and revisions stay gap-free and If-Match
+holds. Reads use one connection per thread, in autocommit mode, as the SQLite store's readers
+do. A transaction that moves a revision sends it on the ``rollwise_revisions`` channel
+(``NOTIFY``, delivered at commit); ``watch`` listens on a connection of its own and hands each
+revision to the server, which publishes it to its SDK streams.
+
+Events are copied (``COPY``) into a temporary table and inserted from there with ``ON CONFLICT
+DO NOTHING``: one round trip per batch, each event stored once however often it is sent and
+through whichever replica.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any, Literal
+
+from rollwise.analysis.reduce import Dialect
+from rollwise.errors import ConfigurationError
+from rollwise_server.errors import StorageFull
+from rollwise_server.storage import migrations_postgres
+from rollwise_server.storage.base import EventRow, IngestCounts
+from rollwise_server.storage.sql import (
+    COLUMNS,
+    DEFAULT_ENVIRONMENTS,
+    PROTECTED_BY_DEFAULT,
+    SqlStore,
+    now_iso,
+)
+from rollwise_server.storage.writable import RETRY_AFTER, WriteState
+
+__all__ = ["PostgresStore", "connect", "redacted", "translate"]
+
+log = logging.getLogger("rollwise.server")
+
+CHANNEL = "rollwise_revisions"
+"""The ``NOTIFY`` channel of revisions: the payload is ``env:revision``."""
+PARTITION_MONTHS_AHEAD = 2
+"""Months of event partitions made ahead of the newest time that ingestion accepts."""
+PARTITION_MONTHS_BACK = 12
+"""Months of event partitions made behind the present, at most: older events (accepted under a
+longer ``event_max_age``, or copied in) are stored in the default partition."""
+
+_PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|::|%|\?|:([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@lru_cache(maxsize=512)
+def translate(sql: str) -> str:
+    """The shared SQL's placeholders (``?``, ``:name``) in psycopg's (``%s``, ``%(name)s``),
+    ``%`` escaped; quoted literals and ``::`` casts are left alone."""
+
+    def replace(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text == "?":
+            return "%s"
+        if text == "%":
+            return "%%"
+        if match.group(1) is not None:
+            return f"%({match.group(1)})s"
+        return text
+
+    return _PLACEHOLDER.sub(replace, sql)
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for logs and messages."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+class _Connection:
+    """A psycopg connection that runs the shared SQL (its placeholders translated)."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
+        if params is None:
+            return self.raw.execute(sql)
+        return self.raw.execute(translate(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        cursor = self.raw.cursor()
+        cursor.executemany(translate(sql), rows)
+        return cursor
+
+    def cursor(self) -> Any:
+        """A raw psycopg cursor (``%s`` placeholders): what ``reduce_spec`` runs its SQL on."""
+        return self.raw.cursor()
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError:
+        raise ConfigurationError(
+            "db: a postgresql:// database needs psycopg and psycopg-pool: "
+            "pip install 'rollwise[server,postgresql]'"
+        ) from None
+    return psycopg, psycopg_pool
+
+
+def connect(url: str) -> Any:
+    """A psycopg connection to ``url`` in autocommit mode (for tests and tools)."""
+    psycopg, _ = _psycopg()
+    return psycopg.connect(url, autocommit=True)
+
+
+class PostgresStore(SqlStore):
+    """``Store`` on a PostgreSQL database; any number of replicas may share it."""
+
+    dialect: Dialect = "postgresql"
+    _SQL_BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    _SQL_LOCK = " FOR UPDATE"
+    _SQL_SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 8,
+        event_max_age: float = 30 * 86_400.0,
+        event_max_future: float = 300.0,
+    ) -> None:
+        psycopg, psycopg_pool = _psycopg()
+        self._psycopg = psycopg
+        self.url = url
+        self.path = redacted(url)
+        self._event_span = (event_max_age, event_max_future)
+        try:
+            conn = psycopg.connect(url, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise ConfigurationError(f"db: cannot connect to {self.path}: {exc}") from None
+        with conn:
+            migrations_postgres.apply(conn)
+            for env in DEFAULT_ENVIRONMENTS:
+                conn.execute(
+                    "INSERT INTO environments (key, revision, created_at, protected)"
+                    " VALUES (%s, 0, %s, %s) ON CONFLICT (key) DO NOTHING",
+                    (env, now_iso(), int(env in PROTECTED_BY_DEFAULT)),
+                )
+            self._ensure_partitions(conn)
+        self._pool = psycopg_pool.ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            open=True,
+            name="rollwise",
+        )
+        self._local = threading.local()
+        self._readers: list[Any] = []
+        self._readers_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.writes = WriteState(self.path)
+
+    # --- connections and transactions ---
+
+    def _reader(self) -> _Connection:
+        conn: _Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.raw.closed:
+            conn = _Connection(self._psycopg.connect(self.url, autocommit=True))
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn.raw)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Connection]:
+        """A pooled connection in one transaction (committed when the block ends).
+
+        A transaction that fails for lack of disk space (SQLSTATE 53100) raises
+        ``StorageFull`` (503, ``Retry-After``); ``self.writes`` remembers it for ``/readyz``."""
+        with self._pool.connection() as raw:
+            try:
+                with raw.transaction():
+                    yield _Connection(raw)
+            except self._psycopg.errors.DiskFull as exc:
+                self.writes.failed(exc)
+                raise StorageFull(
+                    "the database cannot be written: the disk is full; nothing was stored",
+                    retry_after=RETRY_AFTER,
+                ) from exc
+        self.writes.succeeded()
+
+    def probe_write(self) -> bool:
+        """Commit a write of one row version: whether the database can be written."""
+        try:
+            with self.transaction() as conn:
+                conn.execute(
+                    "UPDATE rollwise_migrations SET applied_at = applied_at"
+                    " WHERE name = 'm001_initial'"
+                )
+        except StorageFull:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._pool.close()
+        with self._readers_lock:
+            for raw in self._readers:
+                raw.close()
+            self._readers.clear()
+
+    def _revision_moved(self, conn: Any, env: str, revision: int) -> None:
+        conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, f"{env}:{revision}"))
+
+    # --- notifications ---
+
+    def watch(self, publish: Callable[[str, int], None]) -> None:
+        """Call ``publish(env, revision)`` for every revision committed by any replica, from a
+        thread of its own, until ``close()``. After a lost connection it reconnects and
+        publishes every environment's revision (what was missed meanwhile)."""
+        thread = threading.Thread(
+            target=self._listen, args=(publish,), name="rollwise-listen", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def _listen(self, publish: Callable[[str, int], None]) -> None:
+        missed = False
+        while not self._stop.is_set():
+            try:
+                with self._psycopg.connect(self.url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    if missed:
+                        for env in self.environments():
+                            publish(env["key"], env["revision"])
+                    missed = True
+                    while not self._stop.is_set():
+                        for notice in conn.notifies(timeout=0.1):
+                            env, _, revision = notice.payload.rpartition(":")
+                            publish(env, int(revision))
+            except Exception:  # the database went away: try again, the poll covers meanwhile
+                log.warning("rollwise: listening for revisions failed", exc_info=True)
+                self._stop.wait(1.0)
+
+    # --- events ---
+
+    def _ensure_partitions(self, conn: Any) -> list[str]:
+        max_age, max_future = self._event_span
+        now = datetime.now(UTC)
+        earliest = now - timedelta(seconds=min(max_age, PARTITION_MONTHS_BACK * 31 * 86_400.0))
+        latest = now + timedelta(
+            seconds=min(max_future, 86_400.0), days=31 * PARTITION_MONTHS_AHEAD
+        )
+        return migrations_postgres.ensure_partitions(conn, earliest, latest)
+
+    def maintain(self, retention: float) -> dict[str, list[str]]:
+        """Make the event partitions that ingestion may need next, and drop the months that
+        ended more than ``retention`` seconds ago; what was created and dropped."""
+        with self._pool.connection() as raw:
+            created = self._ensure_partitions(raw)
+            cutoff = datetime.now(UTC) - timedelta(seconds=min(retention, 3e9))
+            dropped = migrations_postgres.drop_partitions_before(raw, cutoff)
+        for name in created + dropped:
+            log.info(
+                "rollwise: event partition %s %s", name, "created" if name in created else "dropped"
+            )
+        return {"created": created, "dropped": dropped}
+
+    def ingest_many(
+        self, batches: Sequence[tuple[Literal["exposures", "outcomes"], Sequence[EventRow]]]
+    ) -> list[IngestCounts]:
+        """Insert several batches in one transaction; each batch's counts. Each batch is
+        copied into a temporary table, then inserted from it: rows whose ``(id, ts)`` is
+        stored already, or repeated in the batch, are skipped."""
+        if not any(rows for _, rows in batches):
+            return [IngestCounts(0, 0) for _ in batches]
+        counts = []
+        with self.transaction() as conn:
+            for table, rows in batches:
+                if not rows:
+                    counts.append(IngestCounts(0, 0))
+                    continue
+                columns = ", ".join(COLUMNS[table])
+                stage = f"rollwise_stage_{table}"
+                conn.raw.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS"
+                    f" AS SELECT {columns} FROM {table} WITH NO DATA"
+                )
+                conn.raw.execute(f"TRUNCATE {stage}")
+                with conn.raw.cursor().copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                accepted = conn.raw.execute(
+                    f"INSERT INTO {table} ({columns}) SELECT DISTINCT ON (id, ts) {columns}"
+                    f" FROM {stage} ORDER BY id, ts ON CONFLICT DO NOTHING"
+                ).rowcount
+                counts.append(IngestCounts(accepted, len(rows) - accepted))
+        return counts
