@@ -298,6 +298,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         holder["server"] = server
         controller = Controller(store, webhooks, server.publish, settings.controller_interval)
         app.state.controller = controller
+        metrics.controller_leader.set_function(lambda: float(controller.leading))
         # What is loaded by now (modules, functions, types) lives as long as the process:
         # moved out of the collector's sight, it is not traversed by every full collection
         # (40-100 ms each here; benchmarks/RESULTS.md, "Console pages").

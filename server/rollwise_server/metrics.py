@@ -73,6 +73,11 @@ class Metrics:
             registry=self.registry,
         )
         self.storage_writable.set(1)
+        self.controller_leader = Gauge(
+            "rollwise_controller_leader",
+            "1 while this process runs the rollout controller's rounds, else 0",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -140,6 +140,8 @@ def test_the_event_tables_migration_keeps_every_row(tmp_path: Path) -> None:
 class _BrokenStore:
     """A store whose disk fails (a fault the tests cannot cause for real on this machine)."""
 
+    ingest_writers = 1
+
     def __init__(self) -> None:
         self.release = threading.Event()
 

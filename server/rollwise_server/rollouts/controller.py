@@ -1,5 +1,8 @@
 """The rollout controller: evaluates every active rollout on an interval and acts.
 
+Its rounds run in the process that leads (``Store.lead``: on PostgreSQL the one replica that
+holds an advisory lock, which passes to another when that replica dies).
+
 For each running rollout it takes the rollout's lease in the database (so that no two loops,
 in this process or another replica, evaluate it at once), gathers the evidence by SQL, decides
 with ``decide.decide`` and applies the decision as a ``transitions`` change: a rollback is a new
@@ -64,11 +67,21 @@ class Controller:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self.rounds = 0
         self.last_round_seconds = 0.0
+        self.leading = False
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
             try:
+                leading = await asyncio.to_thread(self.store.lead)
+                if leading != self.leading:
+                    logger.info(
+                        "rollwise: this process %s the rollout controller",
+                        "now runs" if leading else "no longer runs",
+                    )
+                    self.leading = leading
+                if not leading:
+                    continue  # another replica runs the rounds
                 await self.round()
             except StorageFull:  # logged once by the store; the next round retries
                 pass

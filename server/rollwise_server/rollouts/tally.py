@@ -113,10 +113,9 @@ class Snapshot:
     rollouts' counted units once for the whole round (not once per rollout)."""
 
     def __init__(self, store: Store) -> None:
-        conn = store.reader()
         self.store = store
-        self.exposure_seq = _max_seq(conn, "exposures")
-        self.outcome_seq = _max_seq(conn, "outcomes")
+        self.exposure_seq = store.top_seq("exposures")
+        self.outcome_seq = store.top_seq("outcomes")
         self._matched: dict[int, dict[tuple[str, str], list[tuple[str, str, str]]]] = {}
         self._exposed: dict[int, dict[tuple[str, str], list[tuple[int, str, str, str]]]] = {}
 
@@ -149,10 +148,6 @@ class Snapshot:
                 )
             self._exposed[after] = exposed
         return exposed.get((env, flag), [])
-
-
-def _max_seq(conn: Any, table: str) -> int:
-    return int(conn.execute(f"SELECT coalesce(max(seq), 0) FROM {table}").fetchone()[0])  # noqa: S608
 
 
 @attrs.frozen

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from rollwise.analysis.reduce import Dialect
 from rollwise.errors import ConfigurationError
-from rollwise_server.errors import StorageFull
+from rollwise_server.errors import Invalid, StorageFull
 from rollwise_server.storage import migrations_postgres
 from rollwise_server.storage.base import EventRow, IngestCounts
 from rollwise_server.storage.sql import (
@@ -43,6 +43,8 @@ __all__ = ["PostgresStore", "connect", "redacted", "translate"]
 
 log = logging.getLogger("rollwise.server")
 
+LEADER_LOCK = 0x726F6C6C6F7574
+"""The session advisory lock that the replica running the controller holds ("rollout")."""
 CHANNEL = "rollwise_revisions"
 """The ``NOTIFY`` channel of revisions: the payload is ``env:revision``."""
 PARTITION_MONTHS_AHEAD = 2
@@ -93,6 +95,10 @@ class _Connection:
         cursor.executemany(translate(sql), rows)
         return cursor
 
+    def stream(self, sql: str) -> Any:
+        """The rows of ``sql`` as the server sends them, not all held in memory."""
+        return self.raw.cursor().stream(sql)
+
     def cursor(self) -> Any:
         """A raw psycopg cursor (``%s`` placeholders): what ``reduce_spec`` runs its SQL on."""
         return self.raw.cursor()
@@ -123,6 +129,7 @@ class PostgresStore(SqlStore):
     _SQL_BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
     _SQL_LOCK = " FOR UPDATE"
     _SQL_SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+    ingest_writers = 4
 
     def __init__(
         self,
@@ -162,6 +169,8 @@ class PostgresStore(SqlStore):
         self._readers: list[Any] = []
         self._readers_lock = threading.Lock()
         self._stop = threading.Event()
+        self._leader: Any = None
+        self._leader_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.writes = WriteState(self.path)
 
@@ -208,6 +217,10 @@ class PostgresStore(SqlStore):
 
     def close(self) -> None:
         self._stop.set()
+        with self._leader_lock:
+            if self._leader is not None:
+                self._leader.close()  # the lock goes with the connection
+                self._leader = None
         for thread in self._threads:
             thread.join(timeout=5)
         self._pool.close()
@@ -218,6 +231,51 @@ class PostgresStore(SqlStore):
 
     def _revision_moved(self, conn: Any, env: str, revision: int) -> None:
         conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, f"{env}:{revision}"))
+
+    # --- db copy ---
+
+    def insert_rows(
+        self, conn: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """``COPY`` the rows in (``db copy``)."""
+        names = ", ".join(columns)
+        with conn.raw.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def counter_follows(self, conn: Any, table: str, column: str) -> None:
+        sequence = (
+            f"{table}_seq"
+            if column == "seq"
+            else conn.execute("SELECT pg_get_serial_sequence(?, ?)", (table, column)).fetchone()[0]
+        )
+        conn.execute(  # sequence and names: db copy's own
+            f"SELECT setval(?, coalesce(max({column}), 1), max({column}) IS NOT NULL) FROM {table}",
+            (sequence,),
+        )
+
+    # --- the controller's leader ---
+
+    def lead(self) -> bool:
+        """Whether this replica leads: it holds the session advisory lock ``LEADER_LOCK`` on a
+        connection of its own, taken if free. A replica that dies, or loses that connection,
+        loses the lock with it, and the next replica to ask takes it."""
+        with self._leader_lock:
+            if self._leader is not None:
+                try:
+                    self._leader.execute("SELECT 1")
+                    return True
+                except self._psycopg.Error:
+                    log.warning("rollwise: the controller's leader connection was lost")
+                    self._leader.close()
+                    self._leader = None
+            conn = self._psycopg.connect(self.url, autocommit=True)
+            (taken,) = conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()
+            if not taken:
+                conn.close()
+                return False
+            self._leader = conn
+            return True
 
     # --- notifications ---
 
@@ -250,6 +308,19 @@ class PostgresStore(SqlStore):
                 self._stop.wait(1.0)
 
     # --- events ---
+
+    def top_seq(self, table: Literal["exposures", "outcomes"]) -> int:
+        """The sequence's last number (``seq`` has a BRIN index, which keeps no order to take a
+        ``max`` from; a number taken by a transaction that then failed is never stored, so
+        this may be slightly above the last stored ``seq``)."""
+        if table not in COLUMNS:
+            raise Invalid(f"unknown event table {table!r}")
+        row = (
+            self._reader()
+            .execute(f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {table}_seq")
+            .fetchone()
+        )
+        return int(row[0])
 
     def _ensure_partitions(self, conn: Any) -> list[str]:
         max_age, max_future = self._event_span

@@ -18,8 +18,8 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -118,6 +118,8 @@ class SqlStore(SqlOutbox, SqlSessions):
     """Starts a read transaction that sees one snapshot (``rules_document``)."""
     _SQL_LOCK = ""
     """Appended to a ``SELECT`` inside a write transaction to lock the rows it reads."""
+    ingest_writers = 1
+    """How many threads the ingestion worker stores batches with (``ingest_worker``)."""
     _SQL_SKIP_LOCKED = ""
     """Appended to a ``SELECT`` that claims rows: lock them, and pass over rows others hold."""
     _SQL_NOT_INDEXED = ""
@@ -151,6 +153,34 @@ class SqlStore(SqlOutbox, SqlSessions):
         the partitions ingestion needs next, drop those older than ``retention`` seconds);
         what it created and dropped."""
         return {"created": [], "dropped": []}
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Any]:
+        """A read connection in one read transaction: every table as of one moment."""
+        conn = self._reader()
+        conn.execute(self._SQL_BEGIN_SNAPSHOT)
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def insert_rows(
+        self, conn: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert ``rows`` as they are (``db copy``), in ``conn``'s transaction."""
+        conn.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            rows,
+        )
+
+    def counter_follows(self, conn: Any, table: str, column: str) -> None:
+        """After rows were inserted with their own ids (``db copy``), make the next id the
+        database gives ``table`` follow them (SQLite does so by itself)."""
+
+    def lead(self) -> bool:
+        """Whether this process should run the controller's rounds now. SQLite: always (one
+        server per file; the rollouts' leases cover a second process on the same file)."""
+        return True
 
     def watch(self, publish: Callable[[str, int], None]) -> None:
         """Call ``publish(env, revision)`` as other processes move revisions, if the database
@@ -958,6 +988,13 @@ class SqlStore(SqlOutbox, SqlSessions):
         Rows whose ``id`` exists already are skipped."""
         raise NotImplementedError
 
+    def top_seq(self, table: Literal["exposures", "outcomes"]) -> int:
+        """The arrival number (``seq``) of the last event stored in ``table`` (0: none)."""
+        if table not in COLUMNS:
+            raise Invalid(f"unknown event table {table!r}")
+        sql = f"SELECT coalesce(max(seq), 0) FROM {table}"
+        return int(self._reader().execute(sql).fetchone()[0])
+
     def recent_exposures(
         self, env: str, flag: str, *, window: int, units: int
     ) -> list[tuple[str, str, str, str]]:
@@ -965,7 +1002,7 @@ class SqlStore(SqlOutbox, SqlSessions):
         ``(unit_type, unit, attrs, variant)``, newest first, looked for among the last
         ``window`` events stored: a bounded scan, whatever the table holds, that stops as soon
         as it has enough units (the console's blast radius)."""
-        (top,) = self._reader().execute("SELECT coalesce(max(seq), 0) FROM exposures").fetchone()
+        top = self.top_seq("exposures")
         cursor = self._reader().execute(
             f"SELECT unit_type, unit, attrs, variant FROM exposures{self._SQL_NOT_INDEXED}"
             " WHERE seq > ? AND env = ? AND flag = ? ORDER BY seq DESC",
@@ -991,13 +1028,13 @@ class SqlStore(SqlOutbox, SqlSessions):
         and the span of time they cover, in seconds) and the metric's outcomes (count, mean,
         variance): the plan editor's power calculation."""
         reader = self._reader()
-        (top,) = reader.execute("SELECT coalesce(max(seq), 0) FROM exposures").fetchone()
+        top = self.top_seq("exposures")
         units, first, last = reader.execute(
             "SELECT count(DISTINCT unit_type || ':' || unit), min(ts), max(ts)"
             f" FROM exposures{self._SQL_NOT_INDEXED} WHERE seq > ? AND env = ? AND flag = ?",
             (top - window, env, flag),
         ).fetchone()
-        (top,) = reader.execute("SELECT coalesce(max(seq), 0) FROM outcomes").fetchone()
+        top = self.top_seq("outcomes")
         count, mean, square = reader.execute(
             "SELECT count(*), avg(value), avg(value * value)"
             f" FROM outcomes{self._SQL_NOT_INDEXED} WHERE seq > ? AND env = ? AND metric = ?",

@@ -1,0 +1,108 @@
+"""``rollwise db copy``: a SQLite installation moved into PostgreSQL (and back) is the same
+installation: the same rules, history, audit log, tokens, rollouts and events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from rollwise_server.cli import main
+from rollwise_server.testing import (
+    DEFAULT_POSTGRESQL,
+    LiveServer,
+    connect,
+    live_server,
+    new_database,
+    postgresql_under_test,
+)
+from tests.analysis.test_reduce import generate
+from tests.server.test_results import PATH, create_flag, post_events
+
+TABLES = ("environments", "resources", "resource_versions", "audit", "tokens", "rollouts",
+          "webhook_outbox", "console_sessions", "exposures", "outcomes")  # fmt: skip
+
+
+def copy(source: str, target: str) -> Any:
+    return CliRunner().invoke(main, ["db", "copy", "--from", source, "--to", target, "--json"])
+
+
+def snapshot(server: LiveServer) -> dict[str, Any]:
+    """What a user sees of an installation, through the API."""
+    admin = server.session()
+    base = f"{server.url}/api/v1/envs/production"
+    sdk = server.session(server.token("sdk", env="production", name="reader-sdk"))
+    rules = sdk.get(f"{server.url}/api/v1/sdk/rules")
+    audit = admin.get(f"{server.url}/api/v1/audit", params={"limit": 500}).json()
+    results = admin.get(f"{server.url}{PATH}", params={"metric": "conv", "cohort": "country"})
+    return {
+        "etag": rules.headers["ETag"],
+        "document": rules.json(),
+        "history": admin.get(f"{base}/flags/fraud-model/history").json(),
+        "audit": [e for e in audit["entries"] if e["resource_type"] != "token"],
+        "rollout": admin.get(f"{base}/flags/fraud-model/rollout").json(),
+        "results": results.json(),
+    }
+
+
+def test_a_sqlite_installation_moves_to_postgresql_whole(tmp_path: Path) -> None:
+    sqlite = str(tmp_path / "source.db")
+    exposures, outcomes = generate(11, units=120)
+    with live_server(tmp_path / "a", db=sqlite) as source:
+        create_flag(source)
+        post_events(source, "exposures", exposures)
+        post_events(source, "events", outcomes)
+        admin = source.session()
+        flag_url = f"{source.url}/api/v1/envs/production/flags/fraud-model"
+        flag = admin.get(flag_url).json()
+        flag["description"] = "edited before the move"
+        admin.put(flag_url, json={**flag, "reason": "history"}).raise_for_status()
+        plan = {"control": "v1", "candidate": "v2", "rule": "eu-small",
+                "stages": [{"share": 0.01, "min_duration": "10m"}, {"share": 1.0}],
+                "guardrails": [{"metric": "conv", "kind": "binary", "harm": "decrease",
+                                "cohorts": ["country"]}]}  # fmt: skip
+        response = admin.put(f"{flag_url}/rollout", json={**plan, "reason": "move"})
+        assert response.status_code in (200, 201), response.text
+        before = snapshot(source)
+        admin_token = source.admin_token
+    (tmp_path / "b").mkdir()
+    postgresql = new_database(tmp_path / "b", postgresql_under_test() or DEFAULT_POSTGRESQL)
+    result = copy(f"sqlite:///{sqlite}", postgresql)
+    assert result.exit_code == 0, result.output
+    counts = {row["table"]: (row["source"], row["target"]) for row in json.loads(result.stdout)}
+    assert set(counts) == set(TABLES)
+    assert all(source == target for source, target in counts.values()), counts
+    assert counts["exposures"][0] == len(exposures)
+    assert counts["outcomes"][0] == len(outcomes)
+    with live_server(tmp_path / "b", db=postgresql) as moved:
+        moved.admin_token = admin_token  # the old secret works in the new database
+        after = snapshot(moved)
+    assert after == before
+
+    again = copy(f"sqlite:///{sqlite}", postgresql)  # the target is no longer new
+    assert again.exit_code == 1
+    assert "the target database is not new" in again.output
+    assert connect(postgresql).execute("SELECT count(*) FROM exposures").fetchone() == (
+        len(exposures),
+    )
+
+    back = str(tmp_path / "back.db")  # and back into SQLite
+    returned = copy(postgresql, f"sqlite:///{back}")
+    assert returned.exit_code == 0, returned.output
+    rows = connect(postgresql)  # what the moved server holds now, it too has written since
+    assert {row["table"]: row["target"] for row in json.loads(returned.stdout)} == {
+        table: rows.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+        for table in TABLES
+    }
+
+
+@pytest.mark.parametrize("target", ["sqlite:///{tmp}/same.db", "mysql://x/y"])
+def test_bad_copies_are_refused_with_a_reason(tmp_path: Path, target: str) -> None:
+    url = target.format(tmp=tmp_path)
+    source = url if url.startswith("sqlite") else f"sqlite:///{tmp_path}/s.db"
+    result = copy(source, url)
+    assert result.exit_code != 0
+    assert ("same database" in result.output) or ("unsupported database URL" in result.output)

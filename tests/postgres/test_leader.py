@@ -1,0 +1,61 @@
+"""One replica runs the rollout controller; when it is killed (``kill -9``) another takes over."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import requests
+
+from rollwise_server.testing import (
+    DEFAULT_POSTGRESQL,
+    ServerProcess,
+    new_database,
+    postgresql_under_test,
+)
+
+INTERVAL = 0.3
+
+
+def leading(server: ServerProcess) -> bool:
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    match = re.search(r"^rollwise_controller_leader (\S+)$", text, re.MULTILINE)
+    assert match is not None, "no rollwise_controller_leader in /metrics"
+    return float(match.group(1)) == 1.0
+
+
+def the_leader(servers: list[ServerProcess], timeout: float = 20.0) -> ServerProcess:
+    """Wait until exactly one of ``servers`` leads; that one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        leaders = [s for s in servers if leading(s)]
+        if len(leaders) == 1:
+            return leaders[0]
+        assert len(leaders) <= 1, "two replicas lead at once"
+        assert time.monotonic() < deadline, "no replica took the lead"
+        time.sleep(INTERVAL / 3)
+
+
+def test_the_lead_passes_to_another_replica_when_the_leader_is_killed(tmp_path: Path) -> None:
+    db = new_database(tmp_path, postgresql_under_test() or DEFAULT_POSTGRESQL)
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    servers = [
+        ServerProcess(tmp_path / name, db=db, ROLLWISE_CONTROLLER_INTERVAL=str(INTERVAL))
+        for name in ("a", "b", "c")
+    ]
+    try:
+        for server in servers:
+            server.start()
+        first = the_leader(servers)
+        time.sleep(5 * INTERVAL)  # the others keep asking, and keep being refused
+        assert the_leader(servers) is first
+        first.kill()
+        rest = [s for s in servers if s is not first]
+        second = the_leader(rest)
+        time.sleep(5 * INTERVAL)
+        assert the_leader(rest) is second
+    finally:
+        for server in servers:
+            server.stop()
