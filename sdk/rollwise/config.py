@@ -34,6 +34,26 @@ def _url(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise ConfigurationError(f"url: must be an http(s) URL of the flag server, not {value!r}")
 
 
+def _urls(value: Any) -> Any:
+    """A comma-separated string (``ROLLWISE_FALLBACK_URLS``) or a sequence, as a tuple."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list | tuple):
+        return tuple(_strip_slash(v) for v in value)
+    return value
+
+
+def _each_url(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, tuple):
+        raise ConfigurationError(f"{attribute.name}: must be a list of URLs, not {value!r}")
+    for index, url in enumerate(value):
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigurationError(
+                f"{attribute.name}[{index}]: must be an http(s) URL of a flag server, not {url!r}"
+            )
+
+
 def _non_empty(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(f"{attribute.name}: must be a non-empty string")
@@ -82,6 +102,11 @@ class ClientConfig:
 
     url: str = attrs.field(validator=_url, converter=_strip_slash)
     sdk_key: str = attrs.field(validator=_non_empty, repr=lambda _: "'***'")
+    fallback_urls: tuple[str, ...] = attrs.field(
+        factory=tuple, converter=_urls, validator=_each_url
+    )
+    """Other replicas of the same server (one database), tried in turn when the current one
+    cannot be reached; the client stays on the one that answers."""
     cache_dir: Path | None = attrs.field(factory=default_cache_dir, converter=_optional_path)
     """Where the last good rules and the event spool live; ``None`` keeps nothing on disk."""
     streaming: bool = attrs.field(default=True, validator=_boolean)

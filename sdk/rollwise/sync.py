@@ -182,7 +182,7 @@ class RulesSync:
     def _delay(self, attempt: int) -> float:
         base = _DEFAULT_RETRY if self.state.retry is None else self.state.retry
         delay = reconnect_delay(attempt, base=base, cap=self._config.max_backoff)
-        logger.debug("rollwise: reconnecting to %s in %.2f s", self._config.url, delay)
+        logger.debug("rollwise: reconnecting to %s in %.2f s", self._server(), delay)
         return delay
 
     def _stream_once(self) -> float:
@@ -224,6 +224,10 @@ class RulesSync:
         self.state.last_error = message
         self.state.last_error_at = time.time()
 
+    def _server(self) -> str:
+        """The server requests go to now (a replica of ``fallback_urls`` after a failover)."""
+        return str(getattr(self._transport, "url", self._config.url))
+
     def _enter(
         self, connection: Connection, detail: str | None = None, *, log: bool = True
     ) -> None:
@@ -232,7 +236,7 @@ class RulesSync:
             return
         previous, away = self._settled, time.monotonic() - self._settled_at
         self._settled, self._settled_at = connection, time.monotonic()
-        url = self._config.url
+        url = self._server()
         if connection == "disconnected":
             logger.warning(
                 "rollwise: %s; %s; retrying with backoff (at most %g s apart)",

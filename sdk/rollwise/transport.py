@@ -15,6 +15,7 @@ import contextlib
 import gzip
 import re
 import socket
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal, Protocol
 
@@ -218,13 +219,30 @@ class RequestsTransport:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._timeout = (config.connect_timeout, config.read_timeout)
+        self._urls = (config.url, *config.fallback_urls)
+        self._current = 0
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        """The server that requests go to now: ``url``, or the fallback that last answered."""
+        return self._urls[self._current]
 
     def _request(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
+        with self._lock:
+            index = self._current
+        url = self._urls[index]
         try:
-            return self._session.request(method, self._config.url + path, **kwargs)
+            return self._session.request(method, url + path, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
+            then = ""
+            if len(self._urls) > 1:  # the next attempt goes to the next replica
+                with self._lock:
+                    if self._current == index:
+                        self._current = (index + 1) % len(self._urls)
+                    then = f"; next: {self._urls[self._current]}"
             raise ServerUnavailableError(
-                f"{what}: {self._config.url} is unreachable: {_cause(exc)}"
+                f"{what}: {url} is unreachable: {_cause(exc)}{then}"
             ) from exc
         except requests.RequestException as exc:
             raise TransportError(f"{what}: {exc}") from exc

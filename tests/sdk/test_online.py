@@ -12,7 +12,7 @@ import pytest
 import requests
 
 import rollwise
-from rollwise_server.testing import LiveServer, ServerProcess
+from rollwise_server.testing import LiveServer, ServerProcess, free_port
 from tests.server.conftest import EU_SEGMENT, example_flag
 
 
@@ -194,6 +194,28 @@ def test_configuration_errors_name_the_option() -> None:
         "http://127.0.0.1:9", False, 2.5, None,
     )  # fmt: skip
     assert "sdk_key='***'" in repr(config)
+    fallbacks = rollwise.ClientConfig.from_env(
+        {**environ, "ROLLWISE_FALLBACK_URLS": " http://10.0.0.2:8000/ , https://b.example "}
+    ).fallback_urls
+    assert fallbacks == ("http://10.0.0.2:8000", "https://b.example")
+    with pytest.raises(rollwise.ConfigurationError, match=r"fallback_urls\[1\]: .* 'b:9'"):
+        rollwise.Client("http://127.0.0.1:9", "key", fallback_urls=["http://a:9", "b:9"])
+
+
+def test_requests_go_to_the_next_replica_when_one_is_unreachable(server: LiveServer) -> None:
+    """The transport alone: a refused connection moves it to the next URL, which it keeps."""
+    from rollwise.config import ClientConfig
+    from rollwise.transport import RequestsTransport
+
+    key = server.token("sdk", env="production")
+    config = ClientConfig(url=f"http://127.0.0.1:{free_port()}", sdk_key=key,
+                          fallback_urls=[server.url], connect_timeout=1.0)  # fmt: skip
+    transport = RequestsTransport(config)
+    with pytest.raises(rollwise.ServerUnavailableError, match=f"next: {server.url}"):
+        transport.fetch_rules(None)
+    assert transport.url == server.url
+    assert transport.fetch_rules(None).status == 200
+    assert transport.fetch_rules(None).status == 200  # it stays there
 
 
 def test_from_env(server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
