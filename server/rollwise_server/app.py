@@ -299,6 +299,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         controller = Controller(store, webhooks, server.publish, settings.controller_interval)
         app.state.controller = controller
         metrics.controller_leader.set_function(lambda: float(controller.leading))
+        metrics.controller_last_round.set_function(lambda: controller.last_round_at)
         # What is loaded by now (modules, functions, types) lives as long as the process:
         # moved out of the collector's sight, it is not traversed by every full collection
         # (40-100 ms each here; benchmarks/RESULTS.md, "Console pages").

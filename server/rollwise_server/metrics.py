@@ -78,6 +78,11 @@ class Metrics:
             "1 while this process runs the rollout controller's rounds, else 0",
             registry=self.registry,
         )
+        self.controller_last_round = Gauge(
+            "rollwise_controller_last_round_timestamp_seconds",
+            "When this process last finished a rollout controller round (Unix time; 0: never)",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

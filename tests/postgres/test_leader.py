@@ -18,11 +18,19 @@ from rollwise_server.testing import (
 INTERVAL = 0.3
 
 
-def leading(server: ServerProcess) -> bool:
+def gauge(server: ServerProcess, name: str) -> float:
     text = requests.get(f"{server.url}/metrics", timeout=10).text
-    match = re.search(r"^rollwise_controller_leader (\S+)$", text, re.MULTILINE)
-    assert match is not None, "no rollwise_controller_leader in /metrics"
-    return float(match.group(1)) == 1.0
+    match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    assert match is not None, f"no {name} in /metrics"
+    return float(match.group(1))
+
+
+def leading(server: ServerProcess) -> bool:
+    return gauge(server, "rollwise_controller_leader") == 1.0
+
+
+def last_round(server: ServerProcess) -> float:
+    return gauge(server, "rollwise_controller_last_round_timestamp_seconds")
 
 
 def the_leader(servers: list[ServerProcess], timeout: float = 20.0) -> ServerProcess:
@@ -51,11 +59,17 @@ def test_the_lead_passes_to_another_replica_when_the_leader_is_killed(tmp_path: 
         first = the_leader(servers)
         time.sleep(5 * INTERVAL)  # the others keep asking, and keep being refused
         assert the_leader(servers) is first
+        assert last_round(first) > 0
+        assert [last_round(s) for s in servers if s is not first] == [0.0, 0.0]  # no rounds
+        killed = time.time()
         first.kill()
         rest = [s for s in servers if s is not first]
         second = the_leader(rest)
         time.sleep(5 * INTERVAL)
         assert the_leader(rest) is second
+        assert last_round(second) > killed  # it runs the rounds now
+        (other,) = [s for s in rest if s is not second]
+        assert last_round(other) == 0.0
     finally:
         for server in servers:
             server.stop()

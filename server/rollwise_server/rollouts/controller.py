@@ -67,6 +67,7 @@ class Controller:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self.rounds = 0
         self.last_round_seconds = 0.0
+        self.last_round_at = 0.0
         self.leading = False
 
     async def run(self) -> None:
@@ -112,6 +113,7 @@ class Controller:
             await asyncio.to_thread(self._verify_rollback, record)
         self.rounds += 1
         self.last_round_seconds = time.perf_counter() - started
+        self.last_round_at = time.time()
         return taken
 
     def _evaluate(self, record: RolloutRecord, snapshot: Snapshot | None) -> Decision | None:
