@@ -10,9 +10,9 @@ on purpose (``docs/decisions/0018-postgresql.md``):
 * the event tables are partitioned by month of the event's time (``ts``), so old months can be
   dropped whole (``event_retention``); their key is ``(id, ts)``, since a key of a partitioned
   table must hold the partition key: a re-sent event (same id, same time) is still stored once;
-* the rollout tallies of ``m004`` (and their ``exposures (env, flag, ts)`` index) are not
-  created: on PostgreSQL the controller reduces in the database at every look
-  (``rollouts/tally.py``);
+* the rollout tallies of ``m004`` are not created: on PostgreSQL the controller reduces in the
+  database at every look (``rollouts/tally.py``); the ``exposures (env, flag, ts)`` index of
+  ``m004`` is, in ``m001``: the controller's check after a rollback reads by time;
 * ``seq`` is indexed with BRIN, not a B-tree: it grows with arrival, so a block range summary
   finds the recent events (the console's bounded scans) at almost no cost per insert.
 """
@@ -114,6 +114,7 @@ CREATE TABLE exposures (
 ) PARTITION BY RANGE (ts);
 CREATE TABLE exposures_default PARTITION OF exposures DEFAULT;
 CREATE INDEX exposures_flag_unit ON exposures (env, flag, unit_type, unit, ts, variant);
+CREATE INDEX exposures_flag_ts ON exposures (env, flag, ts);
 CREATE INDEX exposures_seq_order ON exposures USING brin (seq);
 CREATE SEQUENCE outcomes_seq;
 CREATE TABLE outcomes (

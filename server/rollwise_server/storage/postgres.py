@@ -53,6 +53,13 @@ PARTITION_MONTHS_BACK = 12
 """Months of event partitions made behind the present, at most: older events (accepted under a
 longer ``event_max_age``, or copied in) are stored in the default partition."""
 
+_COPY_TYPES = {
+    "exposures": ["text", "text", "text", "text", "int8", "text", "text", "text", "text", "text",
+                  "text"],
+    "outcomes": ["text", "text", "text", "text", "text", "text", "float8", "text", "text"],
+}  # fmt: skip
+"""The types of ``COLUMNS``, for binary ``COPY`` (no text to parse on either side)."""
+
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|::|%|\?|:([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -162,6 +169,7 @@ class PostgresStore(SqlStore):
             min_size=1,
             max_size=pool_size,
             kwargs={"autocommit": True},
+            check=psycopg_pool.ConnectionPool.check_connection,  # none broken after a restart
             open=True,
             name="rollwise",
         )
@@ -365,7 +373,10 @@ class PostgresStore(SqlStore):
                     f" AS SELECT {columns} FROM {table} WITH NO DATA"
                 )
                 conn.raw.execute(f"TRUNCATE {stage}")
-                with conn.raw.cursor().copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
+                with conn.raw.cursor().copy(
+                    f"COPY {stage} ({columns}) FROM STDIN (FORMAT BINARY)"
+                ) as copy:
+                    copy.set_types(_COPY_TYPES[table])
                     for row in rows:
                         copy.write_row(row)
                 accepted = conn.raw.execute(
