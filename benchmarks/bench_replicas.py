@@ -35,15 +35,14 @@ from typing import Any
 
 import requests
 
-from bench_server_common import machine_meta, percentiles, server_code
+from bench_server_common import bench_flag, machine_meta, percentiles, server_code
 from rollwise_server.testing import DEFAULT_POSTGRESQL, ServerProcess, new_database
 
 FLAG_URL = "/api/v1/envs/production/flags/bench-flag"
 
 
 def flag(enabled: bool) -> dict[str, Any]:
-    return {"key": "bench-flag", "enabled": enabled, "variants": {"on": True, "off": False},
-            "default": "on", "off_variant": "off", "rules": [], "reason": "bench"}  # fmt: skip
+    return {**bench_flag("bench-flag"), "enabled": enabled, "reason": "bench"}
 
 
 def start(directory: Path, count: int, postgresql: str, **env: str) -> list[ServerProcess]:

@@ -24,7 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 FIRST_PARTY = {"rollwise", "rollwise_server"}
-RUNTIME = ("base", "analysis", "server", "openfeature", "postgresql")
+RUNTIME = ("base", "analysis", "server", "openfeature", "postgresql", "otel")
 # Imported inside ``try: ... except ImportError`` and declared by no extra but ``postgresql``,
 # on purpose: the code says what to install when it is missing. Each entry must still be such
 # an import.
@@ -49,7 +49,7 @@ floors = _load_floors()
 def extra_of(path: Path) -> str:
     """The extra whose installation a source file may rely on."""
     parts = path.relative_to(ROOT).parts
-    if parts[0] == "server" and parts[-1] != "postgres.py":
+    if parts[0] == "server" and parts[-1] not in ("postgres.py", "otel.py"):
         return "server"
     if parts[:3] == ("sdk", "rollwise", "analysis"):
         return "analysis"
@@ -57,6 +57,8 @@ def extra_of(path: Path) -> str:
         return "openfeature"
     if parts == ("server", "rollwise_server", "storage", "postgres.py"):
         return "postgresql"
+    if parts == ("server", "rollwise_server", "otel.py"):
+        return "otel"
     return "base"
 
 
@@ -131,7 +133,7 @@ def used_by_extra() -> dict[str, dict[str, set[str]]]:
 
 
 def test_every_runtime_dependency_has_one_floor() -> None:
-    pins = floors.floors(PYPROJECT, ["analysis", "server", "openfeature", "postgresql"])
+    pins = floors.floors(PYPROJECT, ["analysis", "server", "openfeature", "postgresql", "otel"])
     assert set(pins) == set().union(*(declared(extra) for extra in RUNTIME))
     with pytest.raises(ValueError, match="needs exactly one '>=' floor"):
         floors.floor("requests<3")

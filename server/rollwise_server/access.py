@@ -24,6 +24,8 @@ from typing import Any
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rollwise_server.routes import RouteTemplates
+
 __all__ = ["AccessLogMiddleware", "JsonFormatter", "request_id"]
 
 logger = logging.getLogger("rollwise.access")
@@ -44,7 +46,7 @@ class AccessLogMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        templates: dict[Callable[..., Any], str],
+        templates: RouteTemplates,
         sample: float,
         chance: Callable[[], float] = random.random,
     ) -> None:
@@ -77,7 +79,7 @@ class AccessLogMiddleware:
             if status >= 500 or (self.sample > 0 and self.chance() < self.sample):
                 principal = scope.get("state", {}).get("principal")
                 actor = getattr(principal, "owner", None) or getattr(principal, "name", None)
-                route = self.templates.get(scope.get("endpoint"), "unmatched")  # type: ignore[arg-type]
+                route = self.templates.of(scope)
                 duration = round(1000 * (time.perf_counter() - start), 2)
                 fields = {"request_id": rid, "method": scope["method"], "route": route,
                           "status": status, "duration_ms": duration, "actor": actor}  # fmt: skip

@@ -8,8 +8,7 @@ import functools
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import msgspec
 from starlette.applications import Starlette
@@ -32,11 +31,13 @@ from rollwise_server.models import Problem
 from rollwise_server.notify import Broadcaster
 from rollwise_server.openapi import openapi_document
 from rollwise_server.rollouts.controller import Controller
+from rollwise_server.routes import RouteTemplates
 from rollwise_server.settings import Settings
 from rollwise_server.state import ServerState
 from rollwise_server.storage import open_store
 from rollwise_server.storage.sql import now_iso
 from rollwise_server.throttle import AuthThrottle
+from rollwise_server.tracing import TracingMiddleware, open_tracing
 from rollwise_server.ui.routes import UI_ROUTES
 from rollwise_server.webhooks import Webhooks
 
@@ -175,7 +176,7 @@ class SecurityHeadersMiddleware:
 class MetricsMiddleware:
     """Counts requests by route template, method and status, and times them (pure ASGI)."""
 
-    def __init__(self, app: ASGIApp, templates: dict[Callable[..., Any], str], metrics: Metrics):
+    def __init__(self, app: ASGIApp, templates: RouteTemplates, metrics: Metrics):
         self.app = app
         self.templates = templates
         self.metrics = metrics
@@ -196,7 +197,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record)
         finally:
-            route = self.templates.get(scope.get("endpoint"), "unmatched")  # type: ignore[arg-type]
+            route = self.templates.of(scope)
             if route != "/api/v1/sdk/stream":
                 self.metrics.latency.labels(route).observe(time.perf_counter() - start)
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
@@ -254,6 +255,7 @@ async def _end_tokens(server: ServerState) -> None:
 def create_app(settings: Settings | None = None) -> Starlette:
     """The flag server as an ASGI application; the store opens in the lifespan."""
     settings = settings or Settings.from_env()
+    tracing = open_tracing(settings.tracing)
     broadcaster = Broadcaster()
     metrics = Metrics(broadcaster.connected)
     holder: dict[str, ServerState] = {}
@@ -320,6 +322,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await threaded(server.ingest.close)
             await threaded(webhooks.close)
             await threaded(store.close)
+            if tracing is not None:
+                await threaded(tracing.shutdown)  # sends the spans not sent yet
 
     app = Starlette(
         routes=[*ROUTES, *UI_ROUTES],
@@ -331,10 +335,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Exception: _unexpected,
         },
     )
-    templates = {
-        route.endpoint: route.path for route in [*ROUTES, *UI_ROUTES] if isinstance(route, Route)
-    }
+    templates = RouteTemplates([*ROUTES, *UI_ROUTES])
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, templates=templates, metrics=metrics)
+    if tracing is not None:
+        app.add_middleware(TracingMiddleware, templates=templates, tracing=tracing)
     app.add_middleware(AccessLogMiddleware, templates=templates, sample=settings.access_log_sample)
     return app

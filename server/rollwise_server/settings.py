@@ -14,6 +14,7 @@ from starlette.config import Config
 
 from rollwise.durations import parse_duration
 from rollwise.errors import ConfigurationError
+from rollwise_server.tracing import TRACING_MODES
 from rollwise_server.webhooks.endpoints import Endpoints
 from rollwise_server.webhooks.signing import parse_secret
 
@@ -105,6 +106,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Share of requests written to the access log (0 to 1); every 5xx is written",
     ),
     Setting(
+        "tracing",
+        str,
+        "off",
+        "off, or otlp: OpenTelemetry spans of requests and store calls (rollwise[otel])",
+    ),
+    Setting(
         "console_idle_timeout",
         Duration,
         1800.0,
@@ -142,6 +149,13 @@ def _share(instance: Settings, attribute: attrs.Attribute[Any], value: Any) -> N
         raise ConfigurationError(f"{attribute.name}: must be between 0 and 1, not {value!r}")
 
 
+def _tracing(instance: Settings, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in TRACING_MODES:
+        raise ConfigurationError(
+            f"ROLLWISE_TRACING: must be one of {', '.join(TRACING_MODES)}, not {value!r}"
+        )
+
+
 def _webhook_urls(instance: Settings, attribute: attrs.Attribute[Any], value: str) -> None:
     Endpoints.parse(value)  # raises ConfigurationError naming ROLLWISE_WEBHOOK_URLS
 
@@ -171,6 +185,7 @@ class Settings:
     webhook_urls: str = attrs.field(default="", repr=False, validator=_webhook_urls)
     webhook_secret: str = attrs.field(default="", repr=False, validator=_webhook_secret)
     access_log_sample: float = attrs.field(default=0.01, validator=_share)
+    tracing: str = attrs.field(default="off", validator=_tracing)
     console_idle_timeout: float = attrs.field(default=1800.0, validator=_positive)
     console_session_lifetime: float = attrs.field(default=43_200.0, validator=_positive)
     webhook_max_attempts: int = attrs.field(default=25, validator=_positive)

@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from rollwise_server.access import AccessLogMiddleware, JsonFormatter, request_id
+from rollwise_server.routes import RouteTemplates
 from rollwise_server.testing import ServerProcess
 
 
@@ -40,9 +41,9 @@ class Client:
 
     def __init__(self, sample: float) -> None:
         draws = random.Random(7)  # noqa: S311 - a fixed seed: the sample is reproducible
-        routes = [Route("/items/{key}", ok), Route("/boom", boom)]
+        routes = [Route("/items/{key}", ok), Route("/things/{key}", ok), Route("/boom", boom)]
         app = Starlette(routes=routes)
-        templates = {route.endpoint: route.path for route in routes}
+        templates = RouteTemplates(routes)
         app.add_middleware(
             AccessLogMiddleware, templates=templates, sample=sample, chance=draws.random
         )
@@ -93,6 +94,15 @@ def test_every_request_is_logged_with_its_route_template_and_actor_at_sample_one
     assert "secret-key" not in record.getMessage()
     assert (fields["status"], fields["actor"], fields["request_id"]) == (200, "alice", "abc-123")
     assert fields["duration_ms"] >= 0
+
+
+def test_routes_that_share_an_endpoint_are_told_apart(log: pytest.LogCaptureFixture) -> None:
+    """The flags, segments and metrics routes share their endpoints: each is logged (and
+    counted, and traced) under its own template."""
+    client = Client(1.0)
+    client.get("/things/a")
+    client.get("/items/b")
+    assert [r.access["route"] for r in log.records] == ["/things/{key}", "/items/{key}"]  # type: ignore[attr-defined]
 
 
 def test_at_sample_zero_only_failures_are_logged(log: pytest.LogCaptureFixture) -> None:

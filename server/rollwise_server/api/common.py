@@ -25,6 +25,7 @@ from rollwise_server.errors import (
 )
 from rollwise_server.state import ServerState
 from rollwise_server.throttle import client_key
+from rollwise_server.tracing import store_span
 
 PRINCIPAL_KEY = "rollwise.principal"
 """Where the console puts the signed-in principal of an in-process call (``ui/calls.py``):
@@ -56,8 +57,9 @@ def state(request: Request) -> ServerState:
 
 
 async def threaded(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking store call in the worker thread pool."""
-    return await run_in_threadpool(func, *args, **kwargs)
+    """Run a blocking store call in the worker thread pool (a span of it when tracing)."""
+    with store_span(func):
+        return await run_in_threadpool(func, *args, **kwargs)
 
 
 async def authenticate(request: Request, header: str | None) -> Principal:
