@@ -16,7 +16,21 @@ the next controller round anywhere else (``rollwise_controller_last_round_timest
 is measured; then the killed replica is started again. Checks: never two leaders at once (each
 poll, every 20 ms); each handover shorter than 2 intervals (the target).
 
-Run: ``cd benchmarks && ../.venv/bin/python bench_replicas.py propagation|failover [--json]``.
+``exactly-once``: 3 replicas A, B, C; two SDK clients (``rollwise.Client`` in this process, each
+on a thread of its own), the first given A then B, C (``fallback_urls``), the second B then C, A;
+each evaluates ``--events`` / 2 distinct units (100,000 each by default: one exposure each).
+After a third of them, A is killed (SIGKILL; the first client moves to B) and started again;
+after two thirds, B is killed (both clients move on). Then both flush, and the database must
+hold exactly ``--events`` exposures with as many distinct ids.
+
+``rules304``: for 1, 2 and 3 replicas (``--replica-counts``), ``--connections`` (16) keep-alive
+connections in all, spread evenly, one ``wrk -t1`` per replica (``bench_server_rules.run_wrk``:
+``If-None-Match`` of the current revision), ``--duration`` (10) s: answers per second summed over
+the replicas, the worst replica's p99, and the servers' CPU per answer (``/proc``), so that a
+bigger machine can be sized.
+
+Run: ``cd benchmarks && ../.venv/bin/python bench_replicas.py
+propagation|failover|exactly-once|rules304 [--json]``.
 """
 
 from __future__ import annotations
@@ -36,7 +50,7 @@ from typing import Any
 import requests
 
 from bench_server_common import bench_flag, machine_meta, percentiles, server_code
-from rollwise_server.testing import DEFAULT_POSTGRESQL, ServerProcess, new_database
+from rollwise_server.testing import DEFAULT_POSTGRESQL, ServerProcess, connect, new_database
 
 FLAG_URL = "/api/v1/envs/production/flags/bench-flag"
 
@@ -46,6 +60,7 @@ def flag(enabled: bool) -> dict[str, Any]:
 
 
 def start(directory: Path, count: int, postgresql: str, **env: str) -> list[ServerProcess]:
+    directory.mkdir(exist_ok=True)
     db = new_database(directory, postgresql)
     servers = []
     for i in range(count):
@@ -185,9 +200,134 @@ def failover(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     }
 
 
+def exactly_once(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
+    import rollwise
+
+    servers = start(directory, 3, args.postgresql)
+    a, b, c = servers
+    try:
+        admin = requests.Session()
+        admin.headers["Authorization"] = f"Bearer {a.admin_token}"
+        admin.post(f"{a.url}/api/v1/envs/production/flags", json=flag(True)).raise_for_status()
+        token = admin.post(
+            f"{a.url}/api/v1/tokens", json={"name": "bench", "role": "sdk", "env": "production"}
+        ).json()["token"]
+        each = args.events // 2
+        progress = [0, 0]
+        clients = [
+            rollwise.Client(first.url, token, fallback_urls=[x.url for x in rest],
+                            cache_dir=directory / f"cache{i}", max_backoff=0.5,
+                            connect_timeout=1.0, flush_interval=0.05, max_queue=each + 1000)
+            for i, (first, *rest) in enumerate([(a, b, c), (b, c, a)])
+        ]  # fmt: skip
+        for client in clients:
+            if not client.wait_until_ready(10):
+                raise SystemExit("a client did not get its rules")
+
+        def evaluate(index: int) -> None:
+            client = clients[index]
+            for i in range(each):
+                client.variant("bench-flag", {"user_id": f"c{index}-{i}", "country": "DE",
+                                              "amount": 100})  # fmt: skip
+                progress[index] = i + 1
+                if i % 1000 == 0:
+                    time.sleep(0.01)  # spread over the kills
+
+        threads = [threading.Thread(target=evaluate, args=(i,)) for i in range(2)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        kills = []
+        for victim, share in ((a, 1 / 3), (b, 2 / 3)):
+            while min(progress) < share * each:
+                time.sleep(0.01)
+            victim.kill()
+            kills.append({"replica": victim.url, "at_events": sum(progress)})
+            if victim is a:
+                victim.start()
+        for thread in threads:
+            thread.join()
+        flushed = [client.flush(120) for client in clients]
+        seconds = time.monotonic() - started
+        stats = [client.stats() for client in clients]
+        for client in clients:
+            client.close()
+        count, distinct = (
+            connect(a.db).execute("SELECT count(*), count(DISTINCT id) FROM exposures").fetchone()
+        )
+    finally:
+        for server in servers:
+            server.stop()
+    return {
+        "events": args.events,
+        "kills": kills,
+        "flushed": flushed,
+        "seconds": round(seconds, 1),
+        "stored": count,
+        "distinct_ids": distinct,
+        "duplicates_answered": sum(s["events_duplicates_at_server"] for s in stats),
+        "exposures_recorded": sum(s["exposures_recorded"] for s in stats),
+        "meets_target": all(flushed) and count == distinct == args.events,
+    }
+
+
+def rules304(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench_server_common import CpuMeter, MachineMeter, seed_flags
+    from bench_server_rules import run_wrk
+
+    rows = []
+    for count in [int(x) for x in args.replica_counts.split(",")]:
+        servers = start(directory / f"n{count}", count, args.postgresql)
+        try:
+            seed_flags(servers[0], 20)
+            admin = requests.Session()
+            admin.headers["Authorization"] = f"Bearer {servers[0].admin_token}"
+            token = admin.post(
+                f"{servers[0].url}/api/v1/tokens",
+                json={"name": "bench", "role": "sdk", "env": "production"},
+            ).json()["token"]
+            etag = requests.get(
+                f"{servers[0].url}/api/v1/sdk/rules",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            ).headers["ETag"]
+            share = max(1, args.connections // count)
+            meters = [CpuMeter(s.process.pid).start() for s in servers if s.process]
+            machine = MachineMeter().start()
+            with ThreadPoolExecutor(count) as pool:
+                futures = [
+                    pool.submit(run_wrk, s.url, token, etag, share, args.duration) for s in servers
+                ]
+                runs = [future.result() for future in futures]
+            busy = machine.stop()
+            cpu = sum(m.stop()["cpu_seconds"] for m in meters)
+            answers = sum(r["answers"] for r in runs)
+            rows.append({
+                "replicas": count,
+                "connections": share * count,
+                "answers_per_s": round(sum(r["rps"] for r in runs)),
+                "p99_ms_worst": max(r["p99_ms"] for r in runs),
+                "p50_ms_worst": max(r["p50_ms"] for r in runs),
+                "errors": sum(r["errors"] for r in runs),
+                "server_cpu_us_per_answer": round(cpu / max(answers, 1) * 1e6),
+                "servers_cores_busy": round(cpu / args.duration, 2),
+                "machine_cores_busy": busy,
+            })  # fmt: skip
+        finally:
+            for server in servers:
+                server.stop()
+    return {"runs": rows, "meets_target": all(r["errors"] == 0 for r in rows)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["propagation", "failover"])
+    parser.add_argument("what", choices=["propagation", "failover", "exactly-once", "rules304"])
+    parser.add_argument("--replica-counts", default="1,2,3")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--changes", type=int, default=100)
     parser.add_argument("--trials", type=int, default=20)
@@ -197,7 +337,8 @@ def main() -> int:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="rollwise-replicas-") as tmp:
-        run = propagation if args.what == "propagation" else failover
+        run = {"propagation": propagation, "failover": failover,
+               "exactly-once": exactly_once, "rules304": rules304}[args.what]  # fmt: skip
         result = {"benchmark": args.what, **run(args, Path(tmp)), "machine": machine_meta(),
                   "code": server_code()}  # fmt: skip
     if args.json:

@@ -194,3 +194,18 @@ def test_a_token_revoked_through_one_replica_is_refused_by_the_other_within_5_s(
     while b.session(token).get(url).status_code == 200:
         assert time.monotonic() - revoked < 5.0, "replica B still accepts a revoked token"
         time.sleep(0.05)
+
+
+def test_a_console_session_made_on_one_replica_works_and_ends_on_the_other(
+    replicas: tuple[LiveServer, LiveServer],
+) -> None:
+    from tests.server.console_client import ConsoleClient
+
+    a, b = replicas
+    console = ConsoleClient(a, a.admin_token)  # signed in through A
+    console.server = b  # the load balancer sends the next requests to B
+    page = console.get("/ui/audit", allow_redirects=False)
+    assert page.status_code == 200
+    assert console.post("/ui/sign-out", {}).status_code == 303
+    console.server = a
+    assert console.get("/ui/audit", allow_redirects=False).status_code in (302, 303)
