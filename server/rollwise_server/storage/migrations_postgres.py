@@ -96,6 +96,8 @@ CREATE TABLE tokens (
     created_by text NOT NULL,
     revoked_at {T}
 );
+CREATE TABLE rollwise_probe (filler text);
+ALTER TABLE rollwise_probe ALTER COLUMN filler SET STORAGE PLAIN;
 CREATE SEQUENCE exposures_seq;
 CREATE TABLE exposures (
     id {T} NOT NULL,

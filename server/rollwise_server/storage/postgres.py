@@ -198,7 +198,9 @@ class PostgresStore(SqlStore):
         """A pooled connection in one transaction (committed when the block ends).
 
         A transaction that fails for lack of disk space (SQLSTATE 53100) raises
-        ``StorageFull`` (503, ``Retry-After``); ``self.writes`` remembers it for ``/readyz``."""
+        ``StorageFull`` (503, ``Retry-After``); ``self.writes`` remembers it for ``/readyz``,
+        until ``probe_write`` finds room (a commit that happened to fit in a page already
+        there proves nothing: PostgreSQL updates rows in place)."""
         with self._pool.connection() as raw:
             try:
                 with raw.transaction():
@@ -209,18 +211,17 @@ class PostgresStore(SqlStore):
                     "the database cannot be written: the disk is full; nothing was stored",
                     retry_after=RETRY_AFTER,
                 ) from exc
-        self.writes.succeeded()
 
     def probe_write(self) -> bool:
-        """Commit a write of one row version: whether the database can be written."""
+        """Commit a write that needs a new page (``rollwise_probe`` emptied, then a row of
+        7,000 bytes stored uncompressed): whether the database has room to grow."""
         try:
             with self.transaction() as conn:
-                conn.execute(
-                    "UPDATE rollwise_migrations SET applied_at = applied_at"
-                    " WHERE name = 'm001_initial'"
-                )
+                conn.execute("TRUNCATE rollwise_probe")
+                conn.execute("INSERT INTO rollwise_probe (filler) VALUES (repeat('x', 7000))")
         except StorageFull:
             return False
+        self.writes.succeeded()
         return True
 
     def close(self) -> None:
