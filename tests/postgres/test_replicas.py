@@ -209,3 +209,30 @@ def test_a_console_session_made_on_one_replica_works_and_ends_on_the_other(
     assert console.post("/ui/sign-out", {}).status_code == 303
     console.server = a
     assert console.get("/ui/audit", allow_redirects=False).status_code in (302, 303)
+
+
+def test_a_replica_whose_listening_connection_drops_catches_up(
+    replicas: tuple[LiveServer, LiveServer],
+) -> None:
+    """B's ``LISTEN`` connection is cut (as a database restart or a network cut would): B
+    reconnects and republishes, so a change made meanwhile through A still reaches B's streams
+    (the poll, at an hour, cannot be what brings it)."""
+    a, b = replicas
+    token = a.token("sdk", env="production")
+    rows = connect(a.db)
+    with requests.get(
+        f"{b.url}/api/v1/sdk/stream",
+        headers={"Authorization": f"Bearer {token}"},
+        stream=True,
+        timeout=10,
+    ) as response:
+        lines = sse_lines(response)
+        (first,) = read_events(lines, 1)
+        (cut,) = rows.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name LIKE 'rollwise-listen-%' AND pid <> pg_backend_pid()"
+        ).fetchone()
+        assert cut >= 2  # both replicas' listeners
+        a.session().post(f"{a.url}/api/v1/envs/production/segments", json=EU_SEGMENT)
+        (second,) = read_events(lines, 1, timeout=10)
+    assert (first["id"], second["id"]) == ("0", "1")

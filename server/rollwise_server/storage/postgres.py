@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -66,10 +67,13 @@ _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|::|%|\?|:([A-Za-z_][A-Za-z0-9_]*)")
 @lru_cache(maxsize=512)
 def translate(sql: str) -> str:
     """The shared SQL's placeholders (``?``, ``:name``) in psycopg's (``%s``, ``%(name)s``),
-    ``%`` escaped; quoted literals and ``::`` casts are left alone."""
+    every ``%`` escaped (psycopg reads them in quoted literals too); quoted literals and ``::``
+    casts are otherwise left alone."""
 
     def replace(match: re.Match[str]) -> str:
         text = match.group(0)
+        if text.startswith("'"):
+            return text.replace("%", "%%")
         if text == "?":
             return "%s"
         if text == "%":
@@ -177,6 +181,8 @@ class PostgresStore(SqlStore):
         self._readers: list[Any] = []
         self._readers_lock = threading.Lock()
         self._stop = threading.Event()
+        self.listener_name = f"rollwise-listen-{secrets.token_hex(6)}"
+        """The ``application_name`` of the listening connection (``pg_stat_activity``)."""
         self._leader: Any = None
         self._leader_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -302,7 +308,9 @@ class PostgresStore(SqlStore):
         missed = False
         while not self._stop.is_set():
             try:
-                with self._psycopg.connect(self.url, autocommit=True) as conn:
+                with self._psycopg.connect(
+                    self.url, autocommit=True, application_name=self.listener_name
+                ) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     if missed:
                         for env in self.environments():
