@@ -604,7 +604,9 @@ def attribute_conditions(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
-def flags(draw: st.DrawFn, segment_keys: tuple[str, ...] = ()) -> dict[str, Any]:
+def flags(
+    draw: st.DrawFn, segment_keys: tuple[str, ...] = (), segment_costs: dict[str, int] | None = None
+) -> dict[str, Any]:
     variant_keys = draw(st.lists(keys, min_size=1, max_size=4, unique=True))
     variants = {
         k: ({"payload": draw(payloads)} if draw(st.booleans()) else {}) for k in variant_keys
@@ -636,7 +638,9 @@ def flags(draw: st.DrawFn, segment_keys: tuple[str, ...] = ()) -> dict[str, Any]
             rule["conditions"] = conditions
         rules.append(rule)
     # a flag over the condition-cost limit is refused (tests/sdk/test_limits.py covers that)
-    assume(sum(condition_cost(r.get("conditions", [])) for r in rules) <= MAX_CONDITION_COST)
+    # (a segment reference costs what its segment's conditions cost)
+    cost = sum(condition_cost(r.get("conditions", []), segment_costs) for r in rules)
+    assume(cost <= MAX_CONDITION_COST)
     flag: dict[str, Any] = {
         "version": draw(st.integers(1, 2**40)),
         "variants": variants,
@@ -674,12 +678,13 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
     segments = {
         k: {"conditions": draw(st.lists(attribute_conditions(), max_size=2))} for k in segment_keys
     }
+    costs = {k: condition_cost(body["conditions"]) for k, body in segments.items()}
     return {
         "schema_version": 1,
         "environment": draw(keys),
         "revision": draw(st.integers(0, 2**40)),
         "segments": segments,
-        "flags": draw(st.dictionaries(keys, flags(segment_keys), max_size=2)),
+        "flags": draw(st.dictionaries(keys, flags(segment_keys, costs), max_size=2)),
     }
 
 
