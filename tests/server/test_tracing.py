@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from rollwise_server.settings import Settings
-from rollwise_server.testing import live_server
+from rollwise_server.testing import live_server, postgresql_under_test
 from tests.server.conftest import EU_SEGMENT
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -98,11 +98,14 @@ def test_requests_and_their_store_calls_are_traced(receiver: Receiver, tmp_path:
             "rollwise.request_id": "trace-1",
         }.items()
     )
-    writes = [s for s in by_name.get("SQLiteStore.write_resource", [])
+    store, dialect = (
+        ("PostgresStore", "postgresql") if postgresql_under_test() else ("SQLiteStore", "sqlite")
+    )
+    writes = [s for s in by_name.get(f"{store}.write_resource", [])
               if s.trace_id == request.trace_id]  # fmt: skip
-    assert len(writes) == 1
+    assert len(writes) == 1, sorted(by_name)
     assert writes[0].parent_span_id == request.span_id
-    assert _attributes(writes[0])["db.system.name"] == "sqlite"
+    assert _attributes(writes[0])["db.system.name"] == dialect
     assert "nowhere" not in " ".join(by_name)  # names are templates, never values
     assert by_name["GET /api/v1/envs/{env}"]
 
