@@ -31,6 +31,7 @@ from rollwise.errors import ConfigurationError
 from rollwise_server.errors import Invalid, StorageFull
 from rollwise_server.storage import migrations_postgres
 from rollwise_server.storage.base import EventRow, IngestCounts
+from rollwise_server.storage.per_thread import PerThread
 from rollwise_server.storage.sql import (
     COLUMNS,
     DEFAULT_ENVIRONMENTS,
@@ -177,12 +178,13 @@ class PostgresStore(SqlStore):
             open=True,
             name="rollwise",
         )
-        self._local = threading.local()
-        self._readers: list[Any] = []
-        self._readers_lock = threading.Lock()
         self._stop = threading.Event()
-        self.listener_name = f"rollwise-listen-{secrets.token_hex(6)}"
+        name = secrets.token_hex(6)
+        self.listener_name = f"rollwise-listen-{name}"
         """The ``application_name`` of the listening connection (``pg_stat_activity``)."""
+        self.reader_name = f"rollwise-read-{name}"
+        """The ``application_name`` of the reading connections, one per thread."""
+        self._readers = PerThread(self._connect_reader, lambda conn: conn.raw.close())
         self._leader: Any = None
         self._leader_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -191,13 +193,15 @@ class PostgresStore(SqlStore):
     # --- connections and transactions ---
 
     def _reader(self) -> _Connection:
-        conn: _Connection | None = getattr(self._local, "conn", None)
-        if conn is None or conn.raw.closed:
-            conn = _Connection(self._psycopg.connect(self.url, autocommit=True))
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn.raw)
+        conn = self._readers.get()
+        if conn.raw.closed:  # the server restarted, or the connection was cut
+            self._readers.discard()
+            conn = self._readers.get()
         return conn
+
+    def _connect_reader(self) -> _Connection:
+        raw = self._psycopg.connect(self.url, autocommit=True, application_name=self.reader_name)
+        return _Connection(raw)
 
     @contextmanager
     def transaction(self) -> Iterator[_Connection]:
@@ -239,10 +243,7 @@ class PostgresStore(SqlStore):
         for thread in self._threads:
             thread.join(timeout=5)
         self._pool.close()
-        with self._readers_lock:
-            for raw in self._readers:
-                raw.close()
-            self._readers.clear()
+        self._readers.close()
 
     def _revision_moved(self, conn: Any, env: str, revision: int) -> None:
         conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, f"{env}:{revision}"))

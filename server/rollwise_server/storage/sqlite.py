@@ -22,6 +22,7 @@ from rollwise_server.errors import StorageFull
 from rollwise_server.storage.base import EventRow, IngestCounts
 from rollwise_server.storage.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, WalCheckpointer
 from rollwise_server.storage.migrations_sqlite import migrations
+from rollwise_server.storage.per_thread import PerThread
 from rollwise_server.storage.sql import (
     COLUMNS,
     DEFAULT_ENVIRONMENTS,
@@ -64,9 +65,7 @@ class SQLiteStore(SqlStore):
         self._writer.execute("PRAGMA cache_size = -65536")
         self._writer.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
         self._db = Database(self._writer)
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
+        self._readers = PerThread(self._connect_reader, sqlite3.Connection.close)
         with self._write_lock:
             migrations.apply(self._db)
             for env in DEFAULT_ENVIRONMENTS:
@@ -81,13 +80,11 @@ class SQLiteStore(SqlStore):
     # --- connections and transactions ---
 
     def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _connect(self.path)
-            conn.execute("PRAGMA query_only=ON")
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
+        return self._readers.get()
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        conn = _connect(self.path)
+        conn.execute("PRAGMA query_only=ON")
         return conn
 
     @contextmanager
@@ -126,10 +123,7 @@ class SQLiteStore(SqlStore):
 
     def close(self) -> None:
         self._checkpointer.close()
-        with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
-            self._readers.clear()
+        self._readers.close()
         with self._write_lock:
             self._writer.close()
 
