@@ -24,7 +24,7 @@ import secrets
 import threading
 import time
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Literal
 
@@ -125,10 +125,12 @@ class TokenAuth:
     in this process drops the cache at once, one made by another replica (or ``--db``) within
     about a second (``app._end_tokens`` asks the database which cached tokens ended)."""
 
-    def __init__(self, store: Store, cache_seconds: float) -> None:
+    def __init__(
+        self, store: Store, cache_seconds: float, timer: Callable[[], float] = time.monotonic
+    ) -> None:
         self._store = store
         self._cache: cachetools.TTLCache[str, Principal | None] = cachetools.TTLCache(
-            maxsize=10_000, ttl=cache_seconds
+            maxsize=10_000, ttl=cache_seconds, timer=timer
         )
         self._lock = threading.Lock()
         self._generation = 0
@@ -154,6 +156,15 @@ class TokenAuth:
         with self._lock:
             return sorted({p.token_id for p in self._cache.values() if p is not None})
 
+    def _cached(self, digest: str) -> tuple[bool, Principal | None]:
+        """Whether a lookup is cached, and what it found (``None``: no usable token), read in
+        one step: ``digest in cache`` then ``cache.get`` read the clock twice, and an entry
+        that expired between them was taken for a cached "no such token", a 401."""
+        try:
+            return True, self._cache[digest]
+        except KeyError:
+            return False, None
+
     @staticmethod
     def _valid(principal: Principal | None) -> Principal:
         if principal is None:
@@ -167,8 +178,7 @@ class TokenAuth:
         digest = hash_secret(bearer_secret(authorization))
         with self._lock:
             generation = self._generation
-            found = digest in self._cache
-            principal = self._cache.get(digest)
+            found, principal = self._cached(digest)
         if not found:
             record = self._store.token_by_hash(digest)
             usable = record is not None and record.revoked_at is None
@@ -184,10 +194,8 @@ class TokenAuth:
         A malformed header, an unknown, revoked or expired token raise ``Unauthorized``."""
         digest = hash_secret(bearer_secret(authorization))
         with self._lock:
-            if digest not in self._cache:
-                return None
-            principal = self._cache.get(digest)
-        return self._valid(principal)
+            found, principal = self._cached(digest)
+        return self._valid(principal) if found else None
 
 
 def require(

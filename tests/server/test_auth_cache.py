@@ -55,3 +55,32 @@ def test_forget_tokens_drops_only_those() -> None:
     assert auth.cached("Bearer rw_a") is None
     with pytest.raises(Unauthorized):
         auth.cached("Basic rw_a")
+
+
+class SteppingClock:
+    """A clock that moves ``step`` seconds each time it is read: the expiry of a cached
+    lookup can fall between two readings within one lookup (seen once in a soak, a valid
+    token answered 401, under a server slowed by tracing)."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.mark.parametrize("start", [i / 10 for i in range(10)])
+def test_a_lookup_expiring_while_it_is_read_is_looked_up_again_never_401(start: float) -> None:
+    store = SlowStore()
+    store.proceed.set()
+    clock = SteppingClock(0.1)
+    auth = TokenAuth(store, cache_seconds=1, timer=clock)  # type: ignore[arg-type]
+    header = "Bearer rw_a"
+    assert auth.lookup(header).token_id == RECORD.id
+    clock.now += start  # the lookups below read the clock at every phase of the expiry
+    for _ in range(30):
+        assert auth.lookup(header).token_id == RECORD.id
+        cached = auth.cached(header)
+        assert cached is None or cached.token_id == RECORD.id
