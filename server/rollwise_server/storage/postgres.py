@@ -169,21 +169,23 @@ class PostgresStore(SqlStore):
                     (env, now_iso(), int(env in PROTECTED_BY_DEFAULT)),
                 )
             self._ensure_partitions(conn)
+        # each connection's ``application_name`` in ``pg_stat_activity``: rollwise-<use>-<replica>
+        name = secrets.token_hex(6)
         self._pool = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
             max_size=pool_size,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "application_name": f"rollwise-write-{name}"},
             check=psycopg_pool.ConnectionPool.check_connection,  # none broken after a restart
             open=True,
             name="rollwise",
         )
         self._stop = threading.Event()
-        name = secrets.token_hex(6)
         self.listener_name = f"rollwise-listen-{name}"
-        """The ``application_name`` of the listening connection (``pg_stat_activity``)."""
+        """The ``application_name`` of the listening connection."""
         self.reader_name = f"rollwise-read-{name}"
-        """The ``application_name`` of the reading connections, one per thread."""
+        """The ``application_name`` of the reading connections, one per living thread."""
+        self._leader_name = f"rollwise-lead-{name}"
         self._readers = PerThread(self._connect_reader, lambda conn: conn.raw.close())
         self._leader: Any = None
         self._leader_lock = threading.Lock()
@@ -285,7 +287,9 @@ class PostgresStore(SqlStore):
                     log.warning("rollwise: the controller's leader connection was lost")
                     self._leader.close()
                     self._leader = None
-            conn = self._psycopg.connect(self.url, autocommit=True)
+            conn = self._psycopg.connect(
+                self.url, autocommit=True, application_name=self._leader_name
+            )
             (taken,) = conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()
             if not taken:
                 conn.close()
