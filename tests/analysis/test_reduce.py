@@ -371,20 +371,43 @@ QUERIES = st.fixed_dictionaries(
 )
 
 
+def query_args(query: dict[str, Any]) -> dict[str, Any]:
+    """A drawn query as keyword arguments: bands only with a cohort, a ratio's denominator."""
+    args = dict(query)
+    if args["cohort"] is None:
+        args["bands"] = None
+    if args["kind"] == "ratio":
+        args["denominator_metric"] = "d"
+    return args
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=event_sets(), query=QUERIES)
 def test_sqlite_and_pandas_agree_on_any_events(
     events: tuple[list[dict[str, Any]], list[dict[str, Any]]], query: dict[str, Any]
 ) -> None:
     exposures, outcomes = events
-    args = dict(query)
-    if args["cohort"] is None:
-        args["bands"] = None
-    if args["kind"] == "ratio":
-        args["denominator_metric"] = "d"
+    args = query_args(query)
     exp_df, out_df = frames(exposures, outcomes)
     assert_same(
         reduce_sql(sqlite_db(exposures, outcomes), FLAG, "m", env=ENV, **args),
+        reduce_frame(exp_df, out_df, FLAG, "m", env=ENV, **args),
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=event_sets(), query=QUERIES)
+def test_postgresql_and_pandas_agree_on_any_events(
+    events: tuple[list[dict[str, Any]], list[dict[str, Any]]], query: dict[str, Any], postgres: Any
+) -> None:
+    """PostgreSQL compares times as text and takes the first attributes by the smallest
+    ``[ts, id, attrs]``: same instants, ties and window ends as pandas' parsed times."""
+    exposures, outcomes = events
+    args = query_args(query)
+    load_postgres(postgres, exposures, outcomes)
+    exp_df, out_df = frames(exposures, outcomes)
+    assert_same(
+        reduce_sql(postgres, FLAG, "m", env=ENV, dialect="postgresql", **args),
         reduce_frame(exp_df, out_df, FLAG, "m", env=ENV, **args),
     )
 
@@ -435,12 +458,21 @@ def hand_made() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def all_backends(
-    exposures: list[dict[str, Any]], outcomes: list[dict[str, Any]], metric: str, **args: Any
+    exposures: list[dict[str, Any]],
+    outcomes: list[dict[str, Any]],
+    metric: str,
+    postgres: Any,
+    **args: Any,
 ) -> ReductionResult:
+    """The reduction by pandas, checked to equal SQLite's and PostgreSQL's."""
     exp_df, out_df = frames(exposures, outcomes)
     from_pandas = reduce_frame(exp_df, out_df, FLAG, metric, env=ENV, **args)
     assert_same(
         reduce_sql(sqlite_db(exposures, outcomes), FLAG, metric, env=ENV, **args), from_pandas
+    )
+    load_postgres(postgres, exposures, outcomes)
+    assert_same(
+        reduce_sql(postgres, FLAG, metric, env=ENV, dialect="postgresql", **args), from_pandas
     )
     return from_pandas
 
@@ -451,8 +483,10 @@ def summary(result: ReductionResult) -> dict[tuple[str, str | None], tuple[Any, 
     }
 
 
-def test_the_rules_binary_by_country() -> None:
-    result = all_backends(*hand_made(), "conv", kind="binary", window_seconds=100, cohort="country")
+def test_the_rules_binary_by_country(postgres: Any) -> None:
+    result = all_backends(
+        *hand_made(), "conv", postgres, kind="binary", window_seconds=100, cohort="country"
+    )
     assert result.multiple_variants == 1  # u3
     assert summary(result) == {
         ("candidate", None): (1, 1, 0.0, 0.0),  # u4
@@ -463,30 +497,38 @@ def test_the_rules_binary_by_country() -> None:
     assert result.stats("candidate", "FR").kind == "binary"
 
 
-def test_the_rules_count_mean_ratio() -> None:
+def test_the_rules_count_mean_ratio(postgres: Any) -> None:
     events = hand_made()
-    count = all_backends(*events, "conv", kind="count", window_seconds=100)
+    count = all_backends(*events, "conv", postgres, kind="count", window_seconds=100)
     assert summary(count) == {
         ("candidate", None): (2, 2, 2.0, 2.0),  # 2 and 0: Σ(x − 1)² = 2
         ("control", None): (2, 2, 1.0, 0.5),  # 1 and 0
     }
-    mean = all_backends(*events, "lat", kind="mean", window_seconds=100)
+    mean = all_backends(*events, "lat", postgres, kind="mean", window_seconds=100)
     assert summary(mean) == {
         ("candidate", None): (2, 0, 0.0, 0.0),
         ("control", None): (2, 1, 20.0, 0.0),
     }
-    unbounded = all_backends(*events, "conv", kind="count", window_seconds=None)
+    unbounded = all_backends(*events, "conv", postgres, kind="count", window_seconds=None)
     assert summary(unbounded)[("control", None)] == (2, 2, 2.0, 2.0)  # u1's late one counts
-    ratio = all_backends(*events, "err", kind="ratio", denominator_metric="req", window_seconds=100)
+    ratio = all_backends(
+        *events, "err", postgres, kind="ratio", denominator_metric="req", window_seconds=100
+    )
     control = ratio.stats("control")
     assert (control.n, control.total, control.den_total, control.comoment) == (2, 1.0, 6.0, 1.0)
     assert ratio.stats("candidate").n == 0  # u2 has errors but no requests, u4 nothing
     assert control.mean == pytest.approx(1 / 6)
 
 
-def test_the_rules_amount_bands() -> None:
+def test_the_rules_amount_bands(postgres: Any) -> None:
     result = all_backends(
-        *hand_made(), "conv", kind="binary", window_seconds=100, cohort="amount", bands=[100, 500]
+        *hand_made(),
+        "conv",
+        postgres,
+        kind="binary",
+        window_seconds=100,
+        cohort="amount",
+        bands=[100, 500],
     )
     assert {(c.variant, c.cohort): c.units for c in result.cells} == {
         ("candidate", "[100, 500)"): 2,  # u2 (100), u4 (499.5)
@@ -497,8 +539,8 @@ def test_the_rules_amount_bands() -> None:
     assert band_label([0.25], 0) == "(-inf, 0.25)"
 
 
-def test_no_events_no_cells() -> None:
-    result = all_backends([], [], "conv", kind="binary", cohort="country")
+def test_no_events_no_cells(postgres: Any) -> None:
+    result = all_backends([], [], "conv", postgres, kind="binary", cohort="country")
     assert (result.cells, result.multiple_variants, result.overall(), result.units) == (
         (),
         0,
@@ -537,6 +579,52 @@ def test_the_sqlite_connection_settings_are_restored(tmp_path: Any) -> None:
         conn.execute(f"PRAGMA {name}").fetchone() for name in ("cache_size", "mmap_size", "threads")
     ]
     assert before == after
+
+
+class Recording:
+    """A real connection whose cursors' statements are written down, in order."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn, self.statements = conn, list[str]()
+
+    def cursor(self) -> Any:
+        cursor, statements = self.conn.cursor(), self.statements
+
+        class Cursor:
+            def execute(self, sql: str, params: Any = None) -> Any:
+                statements.append(sql.split()[0] + " " + sql.split()[1])
+                return cursor.execute(sql, params)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(cursor, name)
+
+        return Cursor()
+
+
+def test_postgresql_reduces_without_jit_and_restores_the_setting(postgres: Any) -> None:
+    load_postgres(postgres, *hand_made())
+    postgres.execute("SET jit = on")
+    recording = Recording(postgres)
+    result = reduce_sql(recording, FLAG, "conv", env=ENV, kind="binary", dialect="postgresql")
+    assert result.units == 4
+    assert recording.statements[1:3] == ["SET jit", "WITH exposed"]  # the query ran without
+    assert postgres.execute("SELECT current_setting('jit')").fetchone() == ("on",)
+    postgres.commit()
+
+
+def test_a_failed_postgresql_reduction_raises_its_own_error(postgres: Any) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    postgres.execute("SET jit = on")
+    postgres.execute("ALTER TABLE outcomes RENAME TO outcomes_away")
+    try:
+        # the query fails in the caller's transaction: its error, not the restore's, is raised
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            reduce_sql(postgres, FLAG, "conv", env=ENV, kind="binary", dialect="postgresql")
+    finally:
+        postgres.rollback()  # the rename and the SET go with the transaction
+    assert postgres.execute("SELECT current_setting('jit')").fetchone() == ("on",)
+    assert postgres.execute("SELECT count(*) FROM outcomes").fetchone() is not None
+    postgres.commit()
 
 
 def test_postgresql_sql_is_one_query_with_named_parameters() -> None:
@@ -609,9 +697,9 @@ def test_windows_parse_and_format() -> None:
         assert parse_window(format_window(seconds)) == seconds
 
 
-def test_json_round_trip_and_frame() -> None:
+def test_json_round_trip_and_frame(postgres: Any) -> None:
     result = all_backends(
-        *hand_made(), "err", kind="ratio", denominator_metric="req", window_seconds=100,
+        *hand_made(), "err", postgres, kind="ratio", denominator_metric="req", window_seconds=100,
         cohort="country",
     )  # fmt: skip
     body = json.loads(json.dumps(result.to_json()))
