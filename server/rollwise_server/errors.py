@@ -40,6 +40,7 @@ __all__ = [
     "TooManyRequests",
     "TooManyStreams",
     "Unauthorized",
+    "VersionConflict",
 ]
 
 
@@ -95,6 +96,11 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     status, code, title = 409, "conflict", "Conflict"
+
+
+class VersionConflict(Conflict):
+    """A version check failed: the thing changed since it was read. A caller that named no
+    version of its own may read it again and retry; one that named a version gets the 409."""
 
 
 class PreconditionRequired(ApiError):

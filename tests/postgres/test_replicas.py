@@ -27,9 +27,10 @@ from rollwise_server.testing import (
 from tests.server.conftest import EU_SEGMENT, example_flag
 from tests.server.test_sdk_endpoints import exposure, read_events, sse_lines
 
-SLOW_POLL = {"revision_poll_seconds": 3600.0}
+SLOW_POLL = {"revision_poll_seconds": 3600.0, "token_cache_seconds": 3600.0}
 """Replicas that would re-read revisions only once an hour: a change that reaches another
-replica's streams at once came by ``NOTIFY``."""
+replica's streams at once came by ``NOTIFY``; and that would keep a token lookup an hour: a
+revocation seen by another replica was told to it, not forgotten by its cache."""
 
 
 @pytest.fixture

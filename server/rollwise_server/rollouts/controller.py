@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from rollwise_server.errors import StorageFull
+from rollwise_server.errors import Conflict, StorageFull
 from rollwise_server.rollouts import transitions
 from rollwise_server.rollouts.decide import Decision, decide
 from rollwise_server.rollouts.evidence import gather, iso
@@ -81,6 +81,8 @@ class Controller:
                         "now runs" if leading else "no longer runs",
                     )
                     self.leading = leading
+                    if leading:  # a leader that died mid-round left its leases behind
+                        await asyncio.to_thread(self.store.release_leases, self.owner)
                 if not leading:
                     continue  # another replica runs the rounds
                 await self.round()
@@ -143,11 +145,17 @@ class Controller:
                     expected_version=current.version,
                 )  # a change made meanwhile (a kill, a pause) wins over this reading
                 return None
-            transitions.transition(
-                self.store, record.env, record.flag, _TRANSITION[decision.action],
-                actor="controller", reason=decision.reason, evidence=evidence_json,
-                now=None if self.clock is time.time else now,
-            )  # fmt: skip
+            try:  # decided on this reading: a change made meanwhile (a person's advance, a
+                # pause, another replica's decision) wins, and the next round decides afresh
+                transitions.transition(
+                    self.store, record.env, record.flag, _TRANSITION[decision.action],
+                    actor="controller", reason=decision.reason, evidence=evidence_json,
+                    expected=current.version, now=None if self.clock is time.time else now,
+                )  # fmt: skip
+            except Conflict:
+                logger.info("rollwise: rollout %s/%s changed while it was evaluated: %s not "
+                            "taken", record.env, record.flag, decision.action)  # fmt: skip
+                return None
             logger.info("rollwise: rollout %s/%s stage %s: %s (%s)", record.env, record.flag,
                         current.state.get("stage"), decision.action, decision.reason)  # fmt: skip
             if decision.action in ("rollback", "pause", "await_approval", "complete"):

@@ -20,10 +20,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from rollwise.rules import Flag
 from rollwise_server.auth import same_person
 from rollwise_server.catalogue import Metric, parse_metric
-from rollwise_server.errors import Conflict, Forbidden, Invalid, NotFound
+from rollwise_server.errors import Conflict, Forbidden, Invalid, NotFound, VersionConflict
 from rollwise_server.rollouts import ownership
 from rollwise_server.rollouts.plan import RolloutPlan, parse_plan
 from rollwise_server.rollouts.weights import with_share
@@ -116,6 +118,11 @@ def _check_approver(store: Store, env: str, state: Mapping[str, Any], who: str) 
         )
 
 
+_ATTEMPTS = 5
+_STAGE_BOUND = frozenset({"advance", "approve"})
+"""The actions whose meaning depends on the stage the person saw."""
+
+
 def transition(
     store: Store,
     env: str,
@@ -129,7 +136,57 @@ def transition(
     now: float | None = None,
 ) -> RolloutRecord:
     """Apply ``action`` (start, pause, resume, advance, approve, rollback, abort, complete,
-    await)."""
+    await) to the rollout as it is, or as it was at version ``expected`` (else 409).
+
+    Without ``expected`` (a person who named no version), a rollout or flag written between
+    this reading and the write (the controller deciding, repairing weights) is read again and
+    the action applied to what is there now, up to ``_ATTEMPTS`` times, by the action's own
+    rules: an abort or a rollback still ends the rollout. Except that an ``advance`` or an
+    ``approve`` is meant for the stage the person saw: if the rollout moved meanwhile (another
+    status or stage) it is a 409, so that an advance meant for stage 1 never advances stage 2.
+    """
+    position = _position(store, env, key) if expected is None and action in _STAGE_BOUND else None
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            asked = _Asked(action, actor, reason, expected, evidence, now, position)
+            return _transition(store, env, key, asked)
+        except VersionConflict:
+            if expected is not None or attempt == _ATTEMPTS:
+                raise
+            if position is not None and (now_at := _position(store, env, key)) != position:
+                raise _moved(key, action, now_at) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _moved(key: str, action: str, now_at: tuple[Any, Any] | None) -> VersionConflict:
+    where = "gone" if now_at is None else f"{now_at[0]} at stage {now_at[1]}"
+    return VersionConflict(
+        f"the rollout of {key!r} changed meanwhile (now {where}): look again before you {action}"
+    )
+
+
+def _position(store: Store, env: str, key: str) -> tuple[Any, Any] | None:
+    """Where a rollout is: its status and stage (``None`` without one)."""
+    record = store.get_rollout(env, key)
+    return None if record is None else (record.state.get("status"), record.state.get("stage"))
+
+
+@attrs.frozen
+class _Asked:
+    """One attempt at an action: what ``transition`` was asked, and where the rollout was."""
+
+    action: str
+    actor: Actor | str
+    reason: str | None
+    expected: int | None
+    evidence: Mapping[str, Any] | None
+    now: float | None
+    position: tuple[Any, Any] | None
+
+
+def _transition(store: Store, env: str, key: str, asked: _Asked) -> RolloutRecord:
+    action, actor, reason, expected = asked.action, asked.actor, asked.reason, asked.expected
+    evidence, now, position = asked.evidence, asked.now, asked.position
     real_time = now is None  # then the times are those of the commit (``stamp``)
     now = time.time() if now is None else now
     who = Actor.of(actor).name
@@ -147,10 +204,13 @@ def transition(
             raise
         return _end_unparsed(store, env, key, action, actor=actor, reason=reason)
     if expected is not None and expected != record.version:  # the caller saw another state
-        raise Conflict(
+        raise VersionConflict(
             f"the rollout of {key!r} is at version {record.version}, not {expected}",
             current_version=record.version,
         )
+    now_at = (record.state.get("status"), record.state.get("stage"))
+    if position is not None and now_at != position:  # it moved since the caller's reading
+        raise _moved(key, action, now_at)
     state = dict(record.state)
     status = state.get("status")
     _, flag_body, flag_version = _flag(store, env, key)

@@ -27,7 +27,7 @@ import attrs
 
 from rollwise._parse import condition_cost
 from rollwise.analysis.reduce import Dialect
-from rollwise_server.errors import Conflict, Invalid, NotFound
+from rollwise_server.errors import Conflict, Invalid, NotFound, VersionConflict
 from rollwise_server.rollouts.ownership import check_flag_edit, with_control_weights
 from rollwise_server.storage.base import (
     ACTIVE_ROLLOUT,
@@ -327,7 +327,7 @@ class SqlStore(SqlOutbox, SqlSessions):
             elif row is None:
                 raise NotFound(f"{kind} {key!r} does not exist in environment {env!r}")
             elif current != expected_version:
-                raise Conflict(
+                raise VersionConflict(
                     f"{kind} {key!r} is at version {current}, not {expected_version}: "
                     "reload it and apply your change again",
                     current_version=current,
@@ -845,7 +845,7 @@ class SqlStore(SqlOutbox, SqlSessions):
             ).fetchone()
             current = None if row is None else int(row[0])
             if expected_version is not None and (current or 0) != expected_version:
-                raise Conflict(  # 0: there must be no rollout yet
+                raise VersionConflict(  # 0: there must be no rollout yet
                     f"the rollout of {flag!r} is at version {current or 0}, not {expected_version}",
                     current_version=current,
                 )
@@ -967,6 +967,17 @@ class SqlStore(SqlOutbox, SqlSessions):
                 "UPDATE rollouts SET lease_until = 0"
                 " WHERE env = ? AND flag = ? AND lease_owner = ?",
                 (env, flag, owner),
+            )
+
+    def release_leases(self, owner: str) -> None:
+        """End every rollout lease held by a controller other than ``owner``: the new leader's
+        fence. A leader killed while it evaluated left its lease; waiting it out would delay
+        the next decision past two intervals. Each decision checks the rollout's version, so a
+        controller still alive behind a released lease cannot decide twice."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE rollouts SET lease_until = 0 WHERE lease_owner <> ? AND lease_until > 0",
+                (owner,),
             )
 
     def reader(self) -> Any:
