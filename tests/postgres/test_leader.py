@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -73,3 +75,33 @@ def test_the_lead_passes_to_another_replica_when_the_leader_is_killed(tmp_path: 
     finally:
         for server in servers:
             server.stop()
+
+
+def test_replicas_starting_together_migrate_once_and_one_leads(tmp_path: Path) -> None:
+    """Four stores opened at the same moment on a new schema: each migration runs once (the
+    advisory lock), every store works, one leads; a leader that shuts down hands the lead on."""
+    from rollwise_server.storage.migrations_postgres import MIGRATIONS
+    from rollwise_server.storage.postgres import PostgresStore, connect
+
+    url = new_database(tmp_path, postgresql_under_test() or DEFAULT_POSTGRESQL)
+    barrier = threading.Barrier(4)
+
+    def open_store(_: int) -> PostgresStore:
+        barrier.wait(10)
+        return PostgresStore(url)
+
+    with ThreadPoolExecutor(4) as pool:
+        stores = list(pool.map(open_store, range(4)))
+    try:
+        with connect(url) as conn:
+            names = [n for (n,) in conn.execute("SELECT name FROM rollwise_migrations")]
+        assert sorted(names) == sorted(name for name, _ in MIGRATIONS)  # each once
+        leads = [store.lead() for store in stores]
+        assert leads.count(True) == 1
+        leader = stores[leads.index(True)]
+        leader.close()  # a graceful shutdown (SIGTERM) closes its leader connection
+        others = [store for store in stores if store is not leader]
+        assert [store.lead() for store in others].count(True) == 1  # at the next ask
+    finally:
+        for store in stores:
+            store.close()
