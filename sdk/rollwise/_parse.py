@@ -26,6 +26,7 @@ from rollwise.rules import (
     Segment,
     SegmentRef,
     Serve,
+    Shadow,
     SplitArm,
     Variant,
 )
@@ -47,7 +48,7 @@ MAX_WEIGHT_TOTAL = 2**32
 _DOCUMENT_KEYS = {"schema_version", "environment", "revision", "segments", "flags"}
 _FLAG_KEYS = {
     "key", "version", "enabled", "salt", "variants", "off_variant", "default_variant",
-    "cohort_attributes", "schedule", "rules", "description",
+    "cohort_attributes", "schedule", "rules", "description", "shadow",
 }  # fmt: skip
 _RULE_KEYS = {"id", "conditions", "serve"}
 _SERVE_KEYS = {"variant", "split", "bucket_by"}
@@ -518,6 +519,7 @@ def _flag(
         cohorts.append(name)
 
     schedule = _read_schedule(obj.get("schedule"), _join(path, "schedule"), out, strict)
+    shadow = _read_shadow(obj.get("shadow"), _join(path, "shadow"), out, variants, strict)
 
     rules: list[Rule] = []
     rule_ids: set[str] = set()
@@ -559,7 +561,38 @@ def _flag(
         cohort_attributes=tuple(cohorts),
         schedule=schedule,
         description=description or "",
+        shadow=shadow,
     )
+
+
+def _read_shadow(
+    data: Any, path: str, out: Problems, variants: Mapping[str, Variant], strict: bool
+) -> Shadow | None:
+    """``{"variant": key, "share": 0 < share <= 1, "bucket_by": attribute}`` or null."""
+    if data is None:
+        return None
+    obj = _object(data, path, out)
+    if obj is None:
+        return None
+    if strict:
+        _unknown_keys(obj, {"variant", "share", "bucket_by"}, path, out)
+    variant = obj.get("variant")
+    ok = True
+    if not isinstance(variant, str):
+        out.append(Problem(_join(path, "variant"), "must be the key of one of the variants"))
+        ok = False
+    elif variants and variant not in variants:
+        out.append(Problem(_join(path, "variant"), f"unknown variant {variant!r}"))
+        ok = False
+    share = obj.get("share")
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+        out.append(Problem(_join(path, "share"), f"must be a number above 0 and at most 1, "
+                                                 f"not {_shown(share)}"))  # fmt: skip
+        ok = False
+    bucket_by = _attribute(obj.get("bucket_by", "user_id"), _join(path, "bucket_by"), out)
+    if not ok or bucket_by is None or not isinstance(variant, str):
+        return None
+    return Shadow(variant, float(share or 0), bucket_by)
 
 
 def _segment(data: Any, key: str | None, path: str, out: Problems, strict: bool) -> Segment | None:

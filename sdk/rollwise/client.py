@@ -29,6 +29,7 @@ from rollwise.events import json_scalar
 from rollwise.exposures import ExposureListener, ExposureLog
 from rollwise.online import Online
 from rollwise.rules import RulesDocument
+from rollwise.shadow import PredictionListener, PredictionLog, ShadowPool, ShadowRun
 from rollwise.status import ClientStatus
 from rollwise.store import RulesStore
 from rollwise.transport import Transport
@@ -133,9 +134,15 @@ class Client:
             max_queue=config.max_queue,
         )
         self._setup(exposures, time.time)
+        self._predictions = PredictionLog(queue=config.send_events, max_queue=config.max_queue)
+        self._shadow_pool = ShadowPool(
+            workers=config.shadow_workers,
+            max_pending=config.shadow_max_pending,
+            timeout=config.shadow_timeout,
+        )
         if on_exposure is not None:
             exposures.add_listener(on_exposure)
-        online = Online(self, config, exposures, transport)
+        online = Online(self, config, exposures, transport, self._predictions, self._shadow_pool)
         self._online = online
         start_document = None if bootstrap is None else load_document(bootstrap)
         cached = online.load_cache()
@@ -195,6 +202,8 @@ class Client:
         self._lock = threading.Lock()
         self._reported: set[str] = set()
         self._closed = False
+        self._predictions = PredictionLog(queue=False)
+        self._shadow_pool = ShadowPool()
 
     def _install(self, document: RulesDocument) -> CompiledRules:
         """Compile ``document`` and swap it in atomically; log its warnings once."""
@@ -235,6 +244,39 @@ class Client:
             return self._evaluators[flag_key](context)
         except Exception:  # noqa: BLE001 - the evaluation path never raises
             return self._slow(flag_key, context, default)
+
+    def shadow(
+        self, flag_key: str, context: Mapping[str, Any], /, *, default: str | None = None
+    ) -> ShadowRun:
+        """A shadow run: ``variant`` is served (as ``evaluate`` decides), and for the share of
+        units the flag's ``shadow`` names, ``shadow_variant`` is computed beside it off the
+        request path (``rollwise.shadow``). Never raises."""
+        assignment = self.evaluate(flag_key, context, default=default)
+        try:
+            compiled = self._store.compiled
+            entry = None if compiled is None else compiled.flags.get(flag_key)
+            flag = None if entry is None or not isinstance(context, Mapping) else entry.flag
+            return ShadowRun(
+                assignment, flag, context, self._predictions, self._shadow_pool, self._clock
+            )
+        except Exception:  # noqa: BLE001 - a shadow run never breaks serving
+            self._report_once(
+                f"shadow:{_key_text(flag_key)}",
+                "rollwise: the shadow run of flag %r failed; serving without it",
+                _key_text(flag_key),
+                exc=True,
+            )
+            return ShadowRun(
+                assignment, None, {}, self._predictions, self._shadow_pool, self._clock
+            )
+
+    def add_prediction_listener(self, listener: PredictionListener) -> None:
+        """Call ``listener(prediction)`` for every prediction of a shadow run from now on (on
+        the thread that made it: the caller's for ``live``, a shadow worker's for the rest)."""
+        self._predictions.add_listener(listener)
+
+    def remove_prediction_listener(self, listener: PredictionListener) -> None:
+        self._predictions.remove_listener(listener)
 
     # --- the cold paths ---
 
@@ -374,9 +416,14 @@ class Client:
             logger.exception("rollwise: track() failed")
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Send every queued and spooled event now; ``True`` if none is left after ``timeout``."""
+        """Wait for running shadow candidates, then send every queued and spooled event now;
+        ``True`` if none is left after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        idle = self._shadow_pool.wait(timeout)
         online = self._online
-        return True if online is None else online.flush(timeout)
+        if online is None:
+            return idle
+        return online.flush(max(0.0, deadline - time.monotonic())) and idle
 
     def wait_until_ready(self, timeout: float | None = None) -> bool:
         """Wait until the server has answered once (``True``), or ``timeout`` passes."""
@@ -414,6 +461,11 @@ class Client:
             "exposures_recorded": log.recorded,
             "exposures_duplicated": log.duplicates,
             "exposures_dropped": log.dropped,
+            "shadow_runs": self._shadow_pool.runs,
+            "shadow_errors": self._shadow_pool.errors,
+            "shadow_timeouts": self._shadow_pool.timeouts,
+            "shadow_dropped": self._shadow_pool.dropped,
+            "predictions_recorded": self._predictions.recorded,
         }
         online = self._online
         if online is not None:
@@ -428,6 +480,10 @@ class Client:
                 outcomes_sent=sender.sent["outcomes"],
                 outcomes_rejected=sender.rejected["outcomes"],
                 outcomes_dropped=online.outcomes.dropped,
+                predictions_queued=len(self._predictions),
+                predictions_sent=sender.sent["predictions"],
+                predictions_rejected=sender.rejected["predictions"],
+                predictions_dropped=self._predictions.dropped,
                 events_duplicates_at_server=sum(sender.duplicates.values()),
                 events_spooled=sender.spooled,
                 events_replayed=sender.replayed,
@@ -440,10 +496,13 @@ class Client:
         return out
 
     def close(self) -> None:
-        """Flush events (up to ``close_timeout``), stop the threads; evaluation keeps working."""
+        """Let running shadow candidates finish, flush events (each up to ``close_timeout``),
+        stop the threads; evaluation keeps working."""
         self._closed = True
-        if self._online is not None:
-            self._online.close()
+        online = self._online
+        self._shadow_pool.close(5.0 if online is None else online.config.close_timeout)
+        if online is not None:
+            online.close()
 
     def __enter__(self) -> Self:
         return self

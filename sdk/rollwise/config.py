@@ -132,6 +132,12 @@ class ClientConfig:
     dedup_ttl: float = attrs.field(default=3600.0, validator=_positive)
     send_events: bool = attrs.field(default=True, validator=_boolean)
     close_timeout: float = attrs.field(default=5.0, validator=_positive)
+    shadow_workers: int = attrs.field(default=2, validator=_positive_int)
+    """Threads that run shadow candidates (``client.shadow``), off the request path."""
+    shadow_max_pending: int = attrs.field(default=1000, validator=_positive_int)
+    """Candidates allowed to wait for a shadow thread; past it a run is dropped and counted."""
+    shadow_timeout: float = attrs.field(default=1.0, validator=_positive)
+    """A candidate slower than this is logged as a timeout and its answer discarded."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientConfig:

@@ -12,7 +12,7 @@ import attrs
 
 from rollwise._freeze import thaw
 
-__all__ = ["Exposure", "Outcome", "format_ts", "json_attrs", "json_scalar"]
+__all__ = ["Exposure", "Outcome", "Prediction", "format_ts", "json_attrs", "json_scalar"]
 
 
 def format_ts(ts: float) -> str:
@@ -96,5 +96,50 @@ class Outcome:
             "unit_type": self.unit_type,
             "unit": self.unit,
             "value": self.value,
+            "attrs": thaw(self.attrs),
+        }
+
+
+@attrs.frozen
+class Prediction:
+    """What one model predicted for a unit in a shadow run (``client.shadow``).
+
+    ``role`` is ``live`` (the served variant, on the request path) or ``shadow`` (the
+    candidate, off it); both events of one run share ``run``, so the server pairs them per
+    request. A prediction is a ``label`` (text) or a ``score`` (a number); ``status`` is ``ok``,
+    ``error`` (the model raised) or ``timeout`` (slower than ``shadow_timeout``), and only an
+    ``ok`` prediction carries a value.
+    """
+
+    id: str
+    ts: float
+    flag: str
+    flag_version: int
+    variant: str
+    role: str
+    run: str
+    unit_type: str
+    unit: str
+    label: str | None
+    score: float | None
+    latency_ms: float
+    status: str
+    attrs: Mapping[str, Any] = attrs.field(factory=dict, converter=_read_only)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ts": format_ts(self.ts),
+            "flag": self.flag,
+            "flag_version": self.flag_version,
+            "variant": self.variant,
+            "role": self.role,
+            "run": self.run,
+            "unit_type": self.unit_type,
+            "unit": self.unit,
+            "label": self.label,
+            "score": self.score,
+            "latency_ms": self.latency_ms,
+            "status": self.status,
             "attrs": thaw(self.attrs),
         }

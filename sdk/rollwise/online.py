@@ -23,6 +23,7 @@ from rollwise.errors import SpoolError
 from rollwise.exposures import ExposureLog
 from rollwise.rules import RulesDocument
 from rollwise.sender import EventSender, OutcomeQueue
+from rollwise.shadow import PredictionLog, ShadowPool
 from rollwise.snapshot import load_snapshot, save_snapshot, snapshot_path
 from rollwise.spool import Spool
 from rollwise.status import RulesOrigin
@@ -57,8 +58,14 @@ class Online:
         config: ClientConfig,
         exposures: ExposureLog,
         transport_factory: Callable[[ClientConfig], Transport] | None,
+        predictions: PredictionLog | None = None,
+        shadow_pool: ShadowPool | None = None,
     ) -> None:
         self.config = config
+        self.predictions = (
+            PredictionLog(queue=config.send_events) if predictions is None else predictions
+        )
+        self.shadow_pool = shadow_pool
         self._client = weakref.ref(client)
         self._transport_factory = transport_factory or RequestsTransport
         self.exposures = exposures
@@ -83,7 +90,9 @@ class Online:
         config = self.config
         self.transport = self._transport_factory(config)
         self.spool = self._open_spool(spool_suffix)
-        self.sender = EventSender(config, self.transport, self.exposures, self.outcomes, self.spool)
+        self.sender = EventSender(
+            config, self.transport, self.exposures, self.outcomes, self.spool, self.predictions
+        )
         client = self._client()
         self.sync = RulesSync(
             config,
@@ -185,6 +194,9 @@ class Online:
         if self.closed:
             return
         self.exposures.after_fork()
+        self.predictions.after_fork()
+        if self.shadow_pool is not None:
+            self.shadow_pool.after_fork()
         self.outcomes = OutcomeQueue(self.config.max_queue)
         self.ready = threading.Event()
         self._build(spool_suffix=f"-{os.getpid()}")

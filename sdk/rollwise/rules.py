@@ -28,6 +28,7 @@ __all__ = [
     "Segment",
     "SegmentRef",
     "Serve",
+    "Shadow",
     "SplitArm",
     "Variant",
 ]
@@ -172,6 +173,22 @@ class Schedule:
 
 
 @attrs.frozen
+class Shadow:
+    """A candidate computed beside the served variant for a share of units, never served.
+
+    The units are chosen by their own hash (``docs/spec/bucketing.md``, salt ``{salt}.shadow``),
+    so the same units are shadowed on every request and their outcomes pair up.
+    """
+
+    variant: str
+    share: float
+    bucket_by: str = "user_id"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"variant": self.variant, "share": self.share, "bucket_by": self.bucket_by}
+
+
+@attrs.frozen
 class Segment:
     """A named, reusable set of conditions (all must hold)."""
 
@@ -208,6 +225,7 @@ class Flag:
     cohort_attributes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     schedule: Schedule | None = None
     description: str = ""
+    shadow: Shadow | None = None
 
     @classmethod
     def from_json(
@@ -237,6 +255,8 @@ class Flag:
         }
         if self.description:
             out["description"] = self.description
+        if self.shadow is not None:  # absent when unset: documents without it keep their text
+            out["shadow"] = self.shadow.to_json()
         return out
 
 

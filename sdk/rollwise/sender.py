@@ -1,4 +1,4 @@
-"""``EventSender``: the thread that delivers exposures and outcomes, losing none.
+"""``EventSender``: the thread that delivers exposures, outcomes and predictions, losing none.
 
 Every ``flush_interval`` (or at once on ``flush()``) it drains the in-memory queues into gzip'd
 batches of at most ``batch_size`` events and posts them. Timeouts and 5xx are retried with
@@ -34,6 +34,7 @@ from rollwise.errors import (
 from rollwise.events import Outcome
 from rollwise.exposures import ExposureLog
 from rollwise.ids import event_id
+from rollwise.shadow import PredictionLog
 from rollwise.spool import Spool
 from rollwise.transport import EventKind, Transport
 
@@ -42,15 +43,18 @@ __all__ = ["EventSender", "OutcomeQueue", "SenderStats"]
 logger = logging.getLogger("rollwise")
 
 _IMMEDIATE_RETRIES = 2
+_KINDS: dict[str, EventKind] = {
+    "exposures": "exposures", "outcomes": "outcomes", "predictions": "predictions"
+}  # fmt: skip
 
 
 class SenderStats:
     """Counters of the sender (plain ints, updated by the sender thread)."""
 
     def __init__(self) -> None:
-        self.sent = {"exposures": 0, "outcomes": 0}
-        self.duplicates = {"exposures": 0, "outcomes": 0}
-        self.rejected = {"exposures": 0, "outcomes": 0}
+        self.sent = {"exposures": 0, "outcomes": 0, "predictions": 0}
+        self.duplicates = {"exposures": 0, "outcomes": 0, "predictions": 0}
+        self.rejected = {"exposures": 0, "outcomes": 0, "predictions": 0}
         self.spooled = 0
         self.replayed = 0
         self.batches = 0
@@ -115,11 +119,13 @@ class EventSender:
         exposures: ExposureLog,
         outcomes: OutcomeQueue,
         spool: Spool | None,
+        predictions: PredictionLog | None = None,
     ) -> None:
         self._config = config
         self._transport = transport
         self._exposures = exposures
         self._outcomes = outcomes
+        self._predictions = PredictionLog(queue=False) if predictions is None else predictions
         self._spool = spool
         self.stats = SenderStats()
         self._wake = threading.Event()
@@ -150,7 +156,7 @@ class EventSender:
 
     def pending(self) -> int:
         spooled = len(self._spool) if self._spool is not None else 0
-        return len(self._exposures) + len(self._outcomes) + spooled
+        return len(self._exposures) + len(self._outcomes) + len(self._predictions) + spooled
 
     def flush(self, timeout: float) -> bool:
         """Deliver everything queued and spooled; ``True`` when nothing is left."""
@@ -184,7 +190,7 @@ class EventSender:
                 return
 
     def _cycle(self) -> None:
-        backlog = len(self._exposures) + len(self._outcomes)
+        backlog = max(len(self._exposures), len(self._outcomes), len(self._predictions))
         self._behind = backlog > self._config.max_queue // 2
         self._drain()
         self._replay()
@@ -201,7 +207,10 @@ class EventSender:
             outcomes = self._outcomes.drain(batch)
             if outcomes:
                 self._deliver("outcomes", self._encode("outcomes", outcomes))
-            if not exposures and not outcomes:
+            predictions = self._predictions.drain(batch)
+            if predictions:
+                self._deliver("predictions", self._encode("predictions", predictions))
+            if not exposures and not outcomes and not predictions:
                 break
 
     def _encode(self, kind: EventKind, events: list[Any]) -> list[str]:
@@ -300,7 +309,7 @@ class EventSender:
             rows = spool.peek(self._config.batch_size)
             if not rows:
                 return
-            kind: EventKind = "outcomes" if rows[0][1] == "outcomes" else "exposures"
+            kind: EventKind = _KINDS.get(rows[0][1], "exposures")
             cut = next((i for i, row in enumerate(rows) if row[1] != rows[0][1]), len(rows))
             same = rows[:cut]
             # spooling first, a send is not retried at once: the batch is safe on disk, and a

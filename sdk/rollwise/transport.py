@@ -41,8 +41,12 @@ __all__ = [
     "Transport",
 ]
 
-EventKind = Literal["exposures", "outcomes"]
-_PATHS = {"exposures": "/api/v1/sdk/exposures", "outcomes": "/api/v1/sdk/events"}
+EventKind = Literal["exposures", "outcomes", "predictions"]
+_PATHS = {
+    "exposures": "/api/v1/sdk/exposures",
+    "outcomes": "/api/v1/sdk/events",
+    "predictions": "/api/v1/sdk/predictions",
+}
 USER_AGENT = f"rollwise-python/{__version__}"
 _READ_SIZE = 65536
 

@@ -99,6 +99,7 @@ ROUTES: list[Route] = [
     Route("/api/v1/sdk/stream", sdk.stream, methods=["GET"]),
     Route("/api/v1/sdk/exposures", sdk.ingest_exposures, methods=["POST"]),
     Route("/api/v1/sdk/events", sdk.ingest_events, methods=["POST"]),
+    Route("/api/v1/sdk/predictions", sdk.ingest_predictions, methods=["POST"]),
     *results.ROUTES_RESULTS,
     *webhooks_api.ROUTES_WEBHOOKS,
 ]

@@ -507,6 +507,7 @@ def _show_flag(flag: Mapping[str, Any], env: str) -> None:
             ("default", flag.get("default_variant")),
             ("schedule", window),
             ("cohorts", ", ".join(flag.get("cohort_attributes") or []) or None),
+            ("shadow", _shadow_line(flag.get("shadow"))),
             ("salt", flag.get("salt")),
             ("updated", f"{ts(flag.get('updated_at'))} by {flag.get('updated_by')}"),
         ]
@@ -1459,3 +1460,15 @@ main.add_command(results)
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _shadow_line(shadow: Any) -> str | None:
+    """``v2 for 25% of units by user_id (never served)``, or ``None`` without a shadow."""
+    if not isinstance(shadow, dict):
+        return None
+    share = shadow.get("share")
+    shown = f"{share * 100:g}%" if isinstance(share, int | float) else "?"
+    return (
+        f"{shadow.get('variant')} for {shown} of units by {shadow.get('bucket_by', 'user_id')}"
+        " (never served)"
+    )

@@ -1,4 +1,5 @@
-"""Ingestion of exposure and outcome batches: decode, validate each event, store idempotently.
+"""Ingestion of exposure, outcome and prediction batches: decode, validate each event, store
+idempotently.
 
 The wire shape of an event is declared by ``models.events`` (its bounds are read from there);
 this module checks events one by one on the hot path, and refuses more than the models say
@@ -35,7 +36,10 @@ from rollwise_server.times import utc_moment
 
 __all__ = ["EventKind", "Window", "decode_body", "validate_batch"]
 
-EventKind = Literal["exposures", "outcomes"]
+EventKind = Literal["exposures", "outcomes", "predictions"]
+ROLES = ("live", "shadow")
+STATUSES = ("ok", "error", "timeout")
+MAX_LATENCY_MS = 86_400_000.0
 MAX_ATTRIBUTE_LENGTH = limits.MAX_ATTRIBUTE_LENGTH
 _UUID = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
@@ -281,6 +285,62 @@ def _outcome(
     return (event_id, env, ts, metric, unit_type, unit, value, attrs, now)
 
 
+def _number(value: Any) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and (not isinstance(value, int) or -(10**300) <= value <= 10**300)
+        and math.isfinite(value)
+        and abs(value) <= MAX_VALUE
+    )
+
+
+def _prediction(
+    event: Mapping[str, Any], env: str, now: str, window: Window, problems: list[dict[str, str]]
+) -> EventRow:
+    event_id, ts, unit_type, unit = _common(event, window, problems)
+    flag, variant, version = event.get("flag"), event.get("variant"), event.get("flag_version")
+    role, run, status = event.get("role"), event.get("run"), event.get("status")
+    label, score = event.get("label"), event.get("score")
+    latency: Any = event.get("latency_ms")
+    if not isinstance(flag, str) or _key(flag) is None:
+        problems.append({"path": "flag", "message": "must be a flag key"})
+    if type(version) is not int or not 1 <= version <= MAX_INTEGER:
+        problems.append({"path": "flag_version", "message": "must be an integer >= 1"})
+    if not isinstance(variant, str) or _key(variant) is None:
+        problems.append({"path": "variant", "message": "must be a variant key"})
+    if role not in ROLES:
+        problems.append({"path": "role", "message": "must be 'live' or 'shadow'"})
+    if not isinstance(run, str) or _UUID.fullmatch(run) is None:
+        problems.append({"path": "run", "message": "must be a UUID string (the run's id)"})
+    else:
+        run = str(uuid.UUID(run))
+    if status not in STATUSES:
+        problems.append({"path": "status", "message": "must be 'ok', 'error' or 'timeout'"})
+    if label is not None and not _text(label, MAX_UNIT_LENGTH):
+        problems.append(
+            {"path": "label", "message": f"must be null or a string of 1-{MAX_UNIT_LENGTH} "
+                                         "characters"}
+        )  # fmt: skip
+    if score is not None and not _number(score):
+        problems.append({"path": "score", "message": "must be null or a finite number"})
+    if status == "ok" and label is None and score is None:
+        problems.append({"path": "score", "message": "an 'ok' prediction has a label or a score"})
+    if status in ("error", "timeout") and (label is not None or score is not None):
+        problems.append({"path": "status", "message": f"a prediction with status {status!r} "
+                                                      "has no label or score"})  # fmt: skip
+    if not _number(latency) or latency < 0 or latency > MAX_LATENCY_MS:
+        problems.append(
+            {"path": "latency_ms", "message": "must be a number of milliseconds, 0 to 86400000"}
+        )
+    attrs = _attrs(event.get("attrs"), problems)
+    return (
+        event_id, env, ts, flag, version, variant, role, run, unit_type, unit, label,
+        None if score is None else float(score), float(latency) if _number(latency) else 0.0,
+        status, attrs, now,
+    )  # fmt: skip
+
+
 def validate_batch(
     kind: EventKind, body: Any, env: str, now: str, max_events: int, window: Window
 ) -> tuple[list[EventRow], list[dict[str, Any]]]:
@@ -291,7 +351,7 @@ def validate_batch(
         raise BadRequest('the body must be {"events": [...]} or a JSON array of events')
     if len(events) > max_events:
         raise PayloadTooLarge(f"a batch holds at most {max_events} events, not {len(events)}")
-    check = _exposure if kind == "exposures" else _outcome
+    check = {"exposures": _exposure, "outcomes": _outcome, "predictions": _prediction}[kind]
     rows: list[EventRow] = []
     errors: list[dict[str, Any]] = []
     for index, event in enumerate(events):

@@ -202,7 +202,7 @@ def _event_schemas() -> Json:
     """A batch is ``{"events": [...]}`` (a model) or the bare array of its events."""
     max_events = Settings().max_batch_events
     schemas: Json = {}
-    for kind in ("Exposure", "Outcome"):
+    for kind in ("Exposure", "Outcome", "Prediction"):
         events = {"type": "array", "maxItems": max_events, "items": _ref(kind)}
         schemas[f"{kind}Batch"] = {
             "description": f'{{"events": [...]}} or a bare array; at most {max_events} events '
@@ -1033,6 +1033,18 @@ def _sdk_paths() -> Json:
                 description="Idempotent on the event id.",
                 parameters=[content_encoding],
                 body=_ref("OutcomeBatch"),
+            ),
+        },
+        "/api/v1/sdk/predictions": {
+            "post": _operation(
+                "ingestPredictions",
+                "sdk",
+                "Post a batch of shadow-run predictions",
+                {"200": _json(_ref("IngestResult"), "What was stored."), **ingest_errors},
+                permission="sdk",
+                description="Idempotent on the event id. Sent by client.shadow.",
+                parameters=[content_encoding],
+                body=_ref("PredictionBatch"),
             ),
         },
     }

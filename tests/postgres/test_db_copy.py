@@ -22,10 +22,11 @@ from rollwise_server.testing import (
     postgresql_under_test,
 )
 from tests.analysis.test_reduce import generate
+from tests.server.test_predictions import prediction
 from tests.server.test_results import PATH, create_flag, post_events
 
 TABLES = ("environments", "resources", "resource_versions", "audit", "tokens", "rollouts",
-          "webhook_outbox", "console_sessions", "exposures", "outcomes")  # fmt: skip
+          "webhook_outbox", "console_sessions", "exposures", "outcomes", "predictions")  # fmt: skip
 
 
 def copy(source: str, target: str) -> Any:
@@ -57,6 +58,10 @@ def test_a_sqlite_installation_moves_to_postgresql_whole(tmp_path: Path) -> None
         create_flag(source)
         post_events(source, "exposures", exposures)
         post_events(source, "events", outcomes)
+        sdk = source.session(source.token("sdk", env="production"))
+        shadow = [prediction(unit=f"u{i}") for i in range(7)]
+        stored = sdk.post(f"{source.url}/api/v1/sdk/predictions", json={"events": shadow})
+        assert stored.json()["accepted"] == 7, stored.text
         admin = source.session()
         flag_url = f"{source.url}/api/v1/envs/production/flags/fraud-model"
         flag = admin.get(flag_url).json()
@@ -79,6 +84,7 @@ def test_a_sqlite_installation_moves_to_postgresql_whole(tmp_path: Path) -> None
     assert all(source == target for source, target in counts.values()), counts
     assert counts["exposures"][0] == len(exposures)
     assert counts["outcomes"][0] == len(outcomes)
+    assert counts["predictions"] == (7, 7)
     with live_server(tmp_path / "b", db=postgresql) as moved:
         moved.admin_token = admin_token  # the old secret works in the new database
         after = snapshot(moved)

@@ -235,6 +235,15 @@ def test_flags_get_shows_rules_readably(flagged: LiveServer) -> None:
     assert as_json == api(flagged, "GET", "envs/production/flags/fraud-model")
 
 
+def test_flags_apply_and_get_show_a_shadow(flagged: LiveServer, tmp_path: Path) -> None:
+    shadowed = {**example_flag(), "key": "shadowed",
+                "shadow": {"variant": "v2", "share": 0.25}}  # fmt: skip
+    ok(run(flagged, "flags", "apply", "-f", write_json(tmp_path / "shadowed.json", shadowed)))
+    text = ok(run(flagged, "flags", "get", "shadowed")).stdout
+    assert "shadow       v2 for 25% of units by user_id (never served)\n" in text
+    assert "shadow       -\n" in ok(run(flagged, "flags", "get", "fraud-model")).stdout
+
+
 def test_kill_revert_and_history(flagged: LiveServer) -> None:
     killed = ok(run(flagged, "flags", "kill", "fraud-model", "--reason", "AUC dropped"))
     assert killed.stdout == (

@@ -292,3 +292,40 @@ def test_a_segment_shows_its_history_and_reverts(
     forged = viewer.post(f"/ui/envs/staging/segments/{key}/revert", {"to": "1", "version": "3"})
     assert forged.status_code == 403  # the API's answer, shown on the page
     assert "may not change 'staging'" in forged.text.replace("&#39;", "'")
+
+
+def test_a_shadow_is_set_kept_by_an_edit_and_refused_at_its_field(
+    server: LiveServer, console: ConsoleClient
+) -> None:
+    key = f"s-{uuid.uuid4().hex[:8]}"
+    form = {**_new_flag_form(key), "shadow_variant": "v2", "shadow_share": "0.25",
+            "shadow_bucket_by": "user_id"}  # fmt: skip
+    preview = console.post("/ui/envs/staging/flags/new", {**form, "action": "preview"})
+    assert preview.status_code == 200, preview.text
+    saved = console.post(
+        "/ui/envs/staging/flags/new",
+        {"action": "save", "key": key, "body": _hidden(preview.text, "body"), "reason": "new"},
+    )
+    assert saved.status_code == 303, saved.text
+    assert _flag(server, key)["shadow"] == {"variant": "v2", "share": 0.25, "bucket_by": "user_id"}
+    assert (
+        "beside the served variant for 0.25 of units"
+        in console.get(f"/ui/envs/staging/flags/{key}").text
+    )
+    # an edit of something else keeps the shadow: the editor round-trips it
+    values = dict(form_fields(console.get(f"/ui/envs/staging/flags/{key}/edit").text,
+                              having="default_variant"))  # fmt: skip
+    assert (values["shadow_variant"], values["shadow_share"]) == ("v2", "0.25")
+    values["description"] = "edited"
+    preview = console.post(
+        f"/ui/envs/staging/flags/{key}/edit", [*values.items(), ("action", "preview")]
+    )
+    assert preview.status_code == 200, preview.text
+    assert json.loads(_hidden(preview.text, "body"))["shadow"]["variant"] == "v2"
+    # a share out of range is shown at its field, by the server's own validator
+    bad = {**form, "key": f"{key}-x", "shadow_share": "1.5", "action": "preview"}
+    refused = console.post("/ui/envs/staging/flags/new", bad)
+    assert refused.status_code in (200, 422), refused.text
+    assert 'name="shadow_share"' in refused.text
+    assert re.search(r'id="shadow_share"[^>]*aria-invalid="true"|aria-invalid="true"[^>]*'
+                     r'id="shadow_share"', refused.text), refused.text[:2000]  # fmt: skip

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers (kept in step with _HOMES
         selection_parity,
     )
     from rollwise.analysis.fixed_horizon import correct, sample_size_binary, sample_size_mean
+    from rollwise.analysis.paired import PairedStats, compare_paired
     from rollwise.analysis.plots import plot_confidence_sequence, plot_forest
     from rollwise.analysis.reduce import cohort_sort_key
     from rollwise.analysis.report import MetricSpec, Report, ReportRow, SRMCheck
@@ -42,6 +43,7 @@ __all__ = [
     "Comparison",
     "MetricSpec",
     "MonitorLook",
+    "PairedStats",
     "Report",
     "ReportRow",
     "SRMCheck",
@@ -56,6 +58,7 @@ __all__ = [
     "cohort_effects",
     "cohort_sort_key",
     "compare",
+    "compare_paired",
     "correct",
     "gap_change",
     "parity_change",
@@ -86,6 +89,8 @@ _HOMES = {
     "sample_size_binary": "fixed_horizon",
     "sample_size_mean": "fixed_horizon",
     "MonitorLook": "sequential",
+    "PairedStats": "paired",
+    "compare_paired": "paired",
     "CohortEffects": "fairness",
     "SelectionParity": "fairness",
     "band_labels": "fairness",

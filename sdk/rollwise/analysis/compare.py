@@ -157,21 +157,29 @@ def at_level(result: Comparison, alpha: float, *, tuning: float = 5000) -> Compa
 
     For the methods whose interval follows from the estimate, its standard error and N: the
     always-valid mixture (tuned for the new level, as ``compare`` would tune it; pass the same
-    ``tuning``) and the Wald z-interval, CUPED and gap changes included. A Welch t-interval
-    needs the arms' own variances for its degrees of freedom: call ``compare`` again. An
-    insufficient result stays insufficient.
+    ``tuning``) and the Wald z-interval, CUPED and gap changes included, and the paired
+    (``compare_paired``) methods: the mixture with N = n units, the Wald z and the paired
+    t-interval (df = n − 1). A Welch t-interval needs the arms' own variances for its degrees
+    of freedom: call ``compare`` again. An insufficient result stays insufficient.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha: must be between 0 and 1, not {alpha}")
     if result.insufficient:
         return attrs.evolve(result, alpha=alpha)
     variance = result.se**2
-    if result.method.startswith("mixture-sprt"):
-        n = result.n_control + result.n_candidate
+    paired = result.method.startswith("paired ")
+    method = result.method.removeprefix("paired ")
+    if method.startswith("mixture-sprt"):
+        n = result.n_control if paired else result.n_control + result.n_candidate
         av = always_valid(result.effect, variance, n, alpha=alpha, tuning=tuning)
         low, high, p = av.ci_low, av.ci_high, av.p_value
-    elif result.method.startswith("wald-z"):
+    elif method.startswith("wald-z"):
         half = NormalDist().inv_cdf(1.0 - alpha / 2.0) * result.se
+        low, high, p = result.effect - half, result.effect + half, result.p_value
+    elif paired and method == "t-test":
+        from scipy import special
+
+        half = float(special.stdtrit(result.n_control - 1, 1.0 - alpha / 2.0)) * result.se
         low, high, p = result.effect - half, result.effect + half, result.p_value
     else:
         raise ValueError(f"at_level: a {result.method} interval needs the arms: call compare")

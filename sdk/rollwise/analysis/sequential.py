@@ -28,6 +28,7 @@ import attrs
 
 if TYPE_CHECKING:
     from rollwise.analysis.compare import Comparison
+    from rollwise.analysis.paired import PairedStats
     from rollwise.analysis.suffstats import SufficientStats
 
 __all__ = [
@@ -106,13 +107,15 @@ class MonitorLook:
 class SequentialMonitor:
     """The history of one comparison across looks: always valid at any stopping time.
 
-    Each ``update`` takes the cumulative statistics of a new look and returns that look's own
-    interval and p-value beside the running ones: the minimum p-value so far and the
-    intersection of all intervals so far (both valid because the e-process is a
-    nonnegative supermartingale; Howard et al. 2021, Lemma 1). Looks with insufficient data
-    are recorded but leave the running values unchanged. ``history`` keeps every look (for
+    Each ``update`` (two arms) or ``update_paired`` (a shadow's pairs) takes the cumulative
+    statistics of a new look and returns that look's own interval and p-value beside the
+    running ones: the minimum p-value so far and the intersection of all intervals so far
+    (both valid because the e-process is a nonnegative supermartingale; Howard et al. 2021,
+    Lemma 1). Looks with insufficient data are recorded but leave the running values
+    unchanged. ``history`` keeps every look (for
     ``rollwise.analysis.plots.plot_confidence_sequence``). The running intersection can come
-    out empty (low > high) only with probability ≤ α when the effect is constant.
+    out empty (low > high) only with probability ≤ α when the effect is constant. One monitor
+    follows one comparison: do not mix ``update`` and ``update_paired`` on it.
     """
 
     alpha: float = 0.05
@@ -136,6 +139,20 @@ class SequentialMonitor:
             relative=self.relative,
             tuning=self.tuning,
         )
+        return self._record(result)
+
+    def update_paired(self, stats: PairedStats) -> MonitorLook:
+        """Add a look of a paired (shadow) comparison; ``stats`` are the cumulative
+        ``PairedStats`` (``compare_paired``: the mixture with N = the units scored by both)."""
+        from rollwise.analysis.paired import compare_paired
+
+        result = compare_paired(
+            stats, alpha=self.alpha, sequential=True, relative=self.relative, tuning=self.tuning
+        )
+        return self._record(result)
+
+    def _record(self, result: Comparison) -> MonitorLook:
+        """Count the look; a sufficient one tightens the running minimum and intersection."""
         self.looks += 1
         if not result.insufficient:
             self.running_p = min(self.running_p, result.p_value)

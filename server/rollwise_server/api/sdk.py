@@ -160,3 +160,7 @@ async def ingest_exposures(request: Request) -> Response:
 
 async def ingest_events(request: Request) -> Response:
     return await _ingest(request, "outcomes")
+
+
+async def ingest_predictions(request: Request) -> Response:
+    return await _ingest(request, "predictions")

@@ -23,6 +23,8 @@ from rollwise_server.models.events import (
     IngestResult,
     Outcome,
     OutcomeEvents,
+    Prediction,
+    PredictionEvents,
 )
 from rollwise_server.models.health import Health
 from rollwise_server.models.history import History, HistoryEntry, JsonPatchOperation
@@ -72,6 +74,8 @@ __all__ = [
     "MetricWrite",
     "Outcome",
     "OutcomeEvents",
+    "Prediction",
+    "PredictionEvents",
     "Problem",
     "ProblemItem",
     "Promote",
@@ -109,6 +113,7 @@ MODELS = (
     MetricList,
     MetricWrite,
     OutcomeEvents,
+    PredictionEvents,
     Problem,
     Promote,
     Results,

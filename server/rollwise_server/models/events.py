@@ -10,7 +10,7 @@ refuses more (decision 0015 lists what).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -29,6 +29,8 @@ __all__ = [
     "IngestResult",
     "Outcome",
     "OutcomeEvents",
+    "Prediction",
+    "PredictionEvents",
 ]
 
 MAX_UNIT_LENGTH = 256
@@ -84,6 +86,35 @@ class Outcome(msgspec.Struct, frozen=True):
     attrs: Attrs = None
 
 
+class Prediction(msgspec.Struct, frozen=True):
+    """One model's answer in a shadow run: ``label`` or ``score`` when ``status`` is ``ok``,
+    neither when it is ``error`` or ``timeout``."""
+
+    id: EventId
+    ts: Timestamp
+    flag: Key
+    flag_version: Annotated[int, Meta(ge=1, le=MAX_INTEGER)]
+    variant: Key
+    role: Annotated[
+        Literal["live", "shadow"],
+        Meta(description="live: the served variant; shadow: the candidate, never served."),
+    ]
+    run: Annotated[
+        str,
+        Meta(
+            description="The shadow run's id, shared by its live and shadow predictions.",
+            extra_json_schema={"format": "uuid"},
+        ),
+    ]
+    unit_type: UnitType
+    unit: Unit
+    latency_ms: Annotated[float, Meta(ge=0, le=86_400_000)]
+    status: Literal["ok", "error", "timeout"]
+    label: Annotated[str, Meta(min_length=1, max_length=MAX_UNIT_LENGTH)] | None = None
+    score: Annotated[float, Meta(ge=-MAX_VALUE, le=MAX_VALUE)] | None = None
+    attrs: Attrs = None
+
+
 _BATCH = (
     f'{{"events": [...]}} or a bare array; at most {DEFAULT_MAX_EVENTS} events by default '
     "(max_batch_events; 413 above). Each event is validated on its own: invalid ones are "
@@ -101,6 +132,12 @@ class OutcomeEvents(msgspec.Struct, frozen=True):
     __doc__ = _BATCH
 
     events: Annotated[list[Outcome], Meta(max_length=DEFAULT_MAX_EVENTS)]
+
+
+class PredictionEvents(msgspec.Struct, frozen=True):
+    __doc__ = _BATCH
+
+    events: Annotated[list[Prediction], Meta(max_length=DEFAULT_MAX_EVENTS)]
 
 
 class EventError(msgspec.Struct, frozen=True):

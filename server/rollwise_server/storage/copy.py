@@ -19,7 +19,7 @@ import attrs
 
 from rollwise_server.errors import Conflict
 from rollwise_server.storage.base import Store
-from rollwise_server.storage.sql import EXPOSURE_COLUMNS, OUTCOME_COLUMNS
+from rollwise_server.storage.sql import EXPOSURE_COLUMNS, OUTCOME_COLUMNS, PREDICTION_COLUMNS
 
 __all__ = ["TABLES", "TableCopy", "copy_database"]
 
@@ -41,10 +41,14 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("console_sessions", ("id_hash", "token_id", "csrf", "created", "last_seen")),
     ("exposures", (*EXPOSURE_COLUMNS, "seq")),
     ("outcomes", (*OUTCOME_COLUMNS, "seq")),
+    ("predictions", (*PREDICTION_COLUMNS, "seq")),
 )  # fmt: skip
 """The tables copied, in an order that satisfies their references, with their columns."""
 
-_COUNTERS = {"audit": "id", "webhook_outbox": "id", "exposures": "seq", "outcomes": "seq"}
+_COUNTERS = {
+    "audit": "id", "webhook_outbox": "id", "exposures": "seq", "outcomes": "seq",
+    "predictions": "seq",
+}  # fmt: skip
 _BATCH = 10_000
 
 

@@ -201,6 +201,34 @@ CREATE TABLE console_sessions (
 CREATE INDEX console_sessions_token ON console_sessions (token_id);
 """
 
+_M008 = f"""
+CREATE SEQUENCE predictions_seq;
+CREATE TABLE predictions (
+    id {T} NOT NULL,
+    env {T} NOT NULL,
+    ts {T} NOT NULL,
+    flag {T} NOT NULL,
+    flag_version bigint NOT NULL,
+    variant {T} NOT NULL,
+    role {T} NOT NULL,
+    run {T} NOT NULL,
+    unit_type {T} NOT NULL,
+    unit {T} NOT NULL,
+    label {T},
+    score double precision,
+    latency_ms double precision NOT NULL,
+    status {T} NOT NULL,
+    attrs text NOT NULL,
+    received_at {T} NOT NULL,
+    seq bigint NOT NULL DEFAULT nextval('predictions_seq'),
+    PRIMARY KEY (id, ts)
+) PARTITION BY RANGE (ts);
+CREATE TABLE predictions_default PARTITION OF predictions DEFAULT;
+CREATE INDEX predictions_flag_run ON predictions (env, flag, run);
+CREATE INDEX predictions_flag_unit ON predictions (env, flag, unit_type, unit, ts);
+CREATE INDEX predictions_seq_order ON predictions USING brin (seq);
+"""
+
 
 def _script(sql: str) -> Callable[[Any], None]:
     def run(conn: Any) -> None:
@@ -222,6 +250,7 @@ MIGRATIONS: list[tuple[str, Callable[[Any], None]]] = [
     ("m005_control_plane", _script(_M005)),  # no rollout can predate it on PostgreSQL
     ("m006_webhook_outbox", _script(_M006)),
     ("m007_console_sessions", _script(_M007)),
+    ("m008_predictions", _script(_M008)),
 ]
 
 
@@ -247,6 +276,10 @@ def apply(conn: Any) -> list[str]:
                 )
             applied_now.append(name)
     return applied_now
+
+
+EVENT_TABLES = ("exposures", "outcomes", "predictions")
+"""The tables partitioned by month of ``ts``."""
 
 
 def _month(moment: datetime, offset: int) -> datetime:
@@ -283,11 +316,11 @@ def ensure_partitions(conn: Any, earliest: datetime, latest: datetime) -> list[s
             for (name,) in conn.execute(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
                 " JOIN pg_class p ON p.oid = i.inhparent"
-                " WHERE p.relname IN ('exposures', 'outcomes')"
+                " WHERE p.relname IN ('exposures', 'outcomes', 'predictions')"
                 " AND p.relnamespace = to_regnamespace(current_schema())::oid"
             )
         }
-        for table in ("exposures", "outcomes"):
+        for table in EVENT_TABLES:
             for suffix, start, end in partition_bounds(earliest, latest):
                 name = f"{table}_{suffix}"
                 if name in existing:
@@ -316,7 +349,7 @@ def drop_partitions_before(conn: Any, cutoff: datetime) -> list[str]:
     dropped = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-        for table in ("exposures", "outcomes"):
+        for table in EVENT_TABLES:
             names = [
                 name
                 for (name,) in conn.execute(

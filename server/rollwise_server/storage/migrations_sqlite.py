@@ -334,5 +334,34 @@ def m007_console_sessions(db: Database) -> None:
     db.execute("CREATE INDEX console_sessions_token ON console_sessions (token_id)")
 
 
+@migrations()
+def m008_predictions(db: Database) -> None:
+    """Predictions of shadow runs (``client.shadow``): the live and the shadow model's answer
+    for one unit, paired by ``run``; in arrival order (``seq``) like the other event tables."""
+    db.execute(
+        """CREATE TABLE predictions (
+            id TEXT NOT NULL UNIQUE,
+            env TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            flag TEXT NOT NULL,
+            flag_version INTEGER NOT NULL,
+            variant TEXT NOT NULL,
+            role TEXT NOT NULL,
+            run TEXT NOT NULL,
+            unit_type TEXT NOT NULL,
+            unit TEXT NOT NULL,
+            label TEXT,
+            score REAL,
+            latency_ms REAL NOT NULL,
+            status TEXT NOT NULL,
+            attrs TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            seq INTEGER PRIMARY KEY
+        )"""
+    )
+    db.execute("CREATE INDEX predictions_flag_run ON predictions (env, flag, run)")
+    db.execute("CREATE INDEX predictions_flag_unit ON predictions (env, flag, unit_type, unit, ts)")
+
+
 def _dumps(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -59,6 +59,8 @@ _COPY_TYPES = {
     "exposures": ["text", "text", "text", "text", "int8", "text", "text", "text", "text", "text",
                   "text"],
     "outcomes": ["text", "text", "text", "text", "text", "text", "float8", "text", "text"],
+    "predictions": ["text", "text", "text", "text", "int8", "text", "text", "text", "text",
+                    "text", "text", "float8", "float8", "text", "text", "text"],
 }  # fmt: skip
 """The types of ``COLUMNS``, for binary ``COPY`` (no text to parse on either side)."""
 
@@ -331,7 +333,7 @@ class PostgresStore(SqlStore):
 
     # --- events ---
 
-    def top_seq(self, table: Literal["exposures", "outcomes"]) -> int:
+    def top_seq(self, table: Literal["exposures", "outcomes", "predictions"]) -> int:
         """The sequence's last number (``seq`` has a BRIN index, which keeps no order to take a
         ``max`` from; a number taken by a transaction that then failed is never stored, so
         this may be slightly above the last stored ``seq``)."""
@@ -367,7 +369,10 @@ class PostgresStore(SqlStore):
         return {"created": created, "dropped": dropped}
 
     def ingest_many(
-        self, batches: Sequence[tuple[Literal["exposures", "outcomes"], Sequence[EventRow]]]
+        self,
+        batches: Sequence[
+            tuple[Literal["exposures", "outcomes", "predictions"], Sequence[EventRow]]
+        ],
     ) -> list[IngestCounts]:
         """Insert several batches in one transaction; each batch's counts. Each batch is
         copied into a temporary table, then inserted from it: rows whose ``(id, ts)`` is

@@ -76,7 +76,15 @@ OUTCOME_COLUMNS = (
     "attrs",
     "received_at",
 )
-COLUMNS = {"exposures": EXPOSURE_COLUMNS, "outcomes": OUTCOME_COLUMNS}
+PREDICTION_COLUMNS = (
+    "id", "env", "ts", "flag", "flag_version", "variant", "role", "run", "unit_type", "unit",
+    "label", "score", "latency_ms", "status", "attrs", "received_at",
+)  # fmt: skip
+COLUMNS = {
+    "exposures": EXPOSURE_COLUMNS,
+    "outcomes": OUTCOME_COLUMNS,
+    "predictions": PREDICTION_COLUMNS,
+}
 _CONTROLLED = ("running", "paused", "awaiting_approval")
 """The rollouts the controller looks at (``active_rollouts``)."""
 
@@ -987,19 +995,22 @@ class SqlStore(SqlOutbox, SqlSessions):
     # --- events ---
 
     def ingest(
-        self, table: Literal["exposures", "outcomes"], rows: Sequence[EventRow]
+        self, table: Literal["exposures", "outcomes", "predictions"], rows: Sequence[EventRow]
     ) -> IngestCounts:
         """Insert a batch in one transaction; rows whose ``id`` exists already are skipped."""
         return self.ingest_many([(table, rows)])[0]
 
     def ingest_many(
-        self, batches: Sequence[tuple[Literal["exposures", "outcomes"], Sequence[EventRow]]]
+        self,
+        batches: Sequence[
+            tuple[Literal["exposures", "outcomes", "predictions"], Sequence[EventRow]]
+        ],
     ) -> list[IngestCounts]:
         """Insert several batches in one transaction (group commit); each batch's counts.
         Rows whose ``id`` exists already are skipped."""
         raise NotImplementedError
 
-    def top_seq(self, table: Literal["exposures", "outcomes"]) -> int:
+    def top_seq(self, table: Literal["exposures", "outcomes", "predictions"]) -> int:
         """The arrival number (``seq``) of the last event stored in ``table`` (0: none)."""
         if table not in COLUMNS:
             raise Invalid(f"unknown event table {table!r}")
@@ -1059,7 +1070,9 @@ class SqlStore(SqlOutbox, SqlSessions):
         return {"units": float(units or 0), "span": span, "outcomes": float(count or 0),
                 "mean": float(mean or 0.0), "variance": variance}  # fmt: skip
 
-    def count_events(self, table: Literal["exposures", "outcomes"], env: str | None = None) -> int:
+    def count_events(
+        self, table: Literal["exposures", "outcomes", "predictions"], env: str | None = None
+    ) -> int:
         if table not in COLUMNS:
             raise Invalid(f"unknown event table {table!r}")
         if env is None:

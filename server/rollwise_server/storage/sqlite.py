@@ -130,7 +130,10 @@ class SQLiteStore(SqlStore):
     # --- events ---
 
     def ingest_many(
-        self, batches: Sequence[tuple[Literal["exposures", "outcomes"], Sequence[EventRow]]]
+        self,
+        batches: Sequence[
+            tuple[Literal["exposures", "outcomes", "predictions"], Sequence[EventRow]]
+        ],
     ) -> list[IngestCounts]:
         """Insert several batches in one transaction (group commit: one WAL write for all);
         each batch's counts. Rows whose ``id`` exists already are skipped."""

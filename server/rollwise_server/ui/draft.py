@@ -94,6 +94,9 @@ def new_draft() -> Draft:
         "off_variant": "control",
         "default_variant": "control",
         "cohort_attributes": "",
+        "shadow_variant": "",
+        "shadow_share": "",
+        "shadow_bucket_by": "user_id",
         "schedule_start": "",
         "schedule_end": "",
         "variants": [{"key": "control", "payload": ""}, {"key": "candidate", "payload": ""}],
@@ -128,6 +131,7 @@ def _condition(cond: Mapping[str, Any]) -> dict[str, Any]:
 def from_body(key: str, body: Mapping[str, Any]) -> Draft:
     """The draft of a stored flag."""
     schedule = body.get("schedule") or {}
+    shadow = body.get("shadow") or {}
     rules = []
     for rule in body.get("rules") or []:
         serve = rule.get("serve") or {}
@@ -154,6 +158,9 @@ def from_body(key: str, body: Mapping[str, Any]) -> Draft:
         "off_variant": _text(body.get("off_variant")),
         "default_variant": _text(body.get("default_variant")),
         "cohort_attributes": ", ".join(str(a) for a in body.get("cohort_attributes") or []),
+        "shadow_variant": _text(shadow.get("variant")),
+        "shadow_share": _text(shadow.get("share")),
+        "shadow_bucket_by": _text(shadow.get("bucket_by", "user_id")),
         "schedule_start": _local_time(schedule.get("start")),
         "schedule_end": _local_time(schedule.get("end")),
         "variants": [
@@ -217,6 +224,9 @@ def from_form(form: Form) -> Draft:
         "off_variant": form.get("off_variant").strip(),
         "default_variant": form.get("default_variant").strip(),
         "cohort_attributes": form.get("cohort_attributes"),
+        "shadow_variant": form.get("shadow_variant").strip(),
+        "shadow_share": form.get("shadow_share").strip(),
+        "shadow_bucket_by": form.get("shadow_bucket_by", "user_id").strip() or "user_id",
         "schedule_start": form.get("schedule_start").strip(),
         "schedule_end": form.get("schedule_end").strip(),
         "variants": [
@@ -385,6 +395,15 @@ def to_body(draft: Draft) -> tuple[dict[str, Any], dict[str, str]]:
     attributes = [a.strip() for a in draft["cohort_attributes"].split(",") if a.strip()]
     if attributes:
         body["cohort_attributes"] = attributes
+    if draft["shadow_variant"] or draft["shadow_share"]:
+        share = _number(draft["shadow_share"])
+        if share is None:
+            problems["shadow_share"] = "must be a number above 0 and at most 1"
+        body["shadow"] = {
+            "variant": draft["shadow_variant"],
+            "share": share,
+            "bucket_by": draft["shadow_bucket_by"],
+        }
     start, end = draft["schedule_start"], draft["schedule_end"]
     if start or end:
         body["schedule"] = {"start": None, "end": None}
@@ -437,6 +456,10 @@ def field_of(path: str, draft: Draft) -> str:
         return name.replace("schedule-", "schedule_", 1)
     if name.startswith("cohort_attributes"):
         return "cohort_attributes"
+    if name.startswith("shadow"):
+        return {"shadow-share": "shadow_share", "shadow-bucket_by": "shadow_bucket_by"}.get(
+            name, "shadow_variant"
+        )
     if name.startswith("variants-"):
         key = name.removeprefix("variants-").split("-", 1)[0]
         for i, variant in enumerate(draft["variants"]):
