@@ -190,7 +190,7 @@ class EventSender:
                 return
 
     def _cycle(self) -> None:
-        backlog = max(len(self._exposures), len(self._outcomes), len(self._predictions))
+        backlog = len(self._exposures) + len(self._outcomes) + len(self._predictions)
         self._behind = backlog > self._config.max_queue // 2
         self._drain()
         self._replay()

@@ -89,6 +89,7 @@ class PredictionLog:
         self._lock = threading.Lock()
         self.recorded = 0
         self.dropped = 0
+        self._warned_at = -1e9
 
     def add_listener(self, listener: PredictionListener) -> None:
         with self._lock:
@@ -105,6 +106,13 @@ class PredictionLog:
                 self._queue.append(raw)
             else:
                 self.dropped += 1
+                now = time.monotonic()
+                if now - self._warned_at > 60:
+                    self._warned_at = now
+                    logger.warning(
+                        "rollwise: the prediction queue is full (%d); predictions are dropped "
+                        "(%d so far)", self._max, self.dropped,
+                    )  # fmt: skip
         for listener in self._listeners:
             try:
                 listener(_build(raw))
@@ -220,10 +228,6 @@ class ShadowPool:
         self._calls = queue.SimpleQueue()
         self._threads = []
         self._pending = 0
-
-    @property
-    def pending(self) -> int:
-        return self._pending
 
 
 class ShadowRun:

@@ -75,7 +75,7 @@ def test_a_flag_names_its_shadow_and_documents_without_one_keep_their_text() -> 
         ({"variant": "v2"}, "flags.fraud-model.shadow.share", "a number"),
         ({"share": 0.5}, "flags.fraud-model.shadow.variant", "key of one of the variants"),
         ({"variant": "v2", "share": 0.5, "bucket_by": ""}, "flags.fraud-model.shadow.bucket_by",
-         ""),
+         "non-empty string"),
         ("v2", "flags.fraud-model.shadow", "object"),
     ],
 )  # fmt: skip
@@ -360,3 +360,16 @@ print("leaving")
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "leaving\n", "")
+
+
+def test_a_full_prediction_queue_drops_counts_and_warns(caplog: pytest.LogCaptureFixture) -> None:
+    from rollwise.shadow import PredictionLog
+
+    log = PredictionLog(queue=True, max_queue=2)
+    raw = (0.0, "f", 1, "v2", "shadow", "r", "user_id", "u", None, 0.5, 1.0, "ok", {})
+    with caplog.at_level("WARNING", logger="rollwise"):
+        for _ in range(5):
+            log.put(raw)
+    assert (len(log), log.recorded, log.dropped) == (2, 5, 3)
+    assert caplog.text.count("the prediction queue is full") == 1  # once a minute, not per event
+    assert [p.score for p in log.drain()] == [0.5, 0.5]
