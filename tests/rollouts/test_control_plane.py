@@ -20,6 +20,7 @@ from rollwise_server.rollouts.controller import Controller
 from rollwise_server.storage import open_store
 from rollwise_server.testing import LiveServer, connect, live_server
 from rollwise_server.webhooks import Webhooks, new_secret
+from tests.rollouts.conftest import ASLEEP
 from tests.rollouts.test_plan import PLAN
 from tests.server.conftest import EU_SEGMENT, define_metrics, example_flag
 
@@ -236,7 +237,9 @@ def hooked(tmp_path: Path) -> Iterator[LiveServer]:
     Hook.received, Hook.arrived = [], threading.Event()
     url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
     try:
-        with live_server(tmp_path, webhook_urls=url, webhook_secret=new_secret()) as server:
+        with live_server(
+            tmp_path, webhook_urls=url, webhook_secret=new_secret(), **ASLEEP
+        ) as server:
             yield server
     finally:
         receiver.shutdown()

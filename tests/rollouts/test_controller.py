@@ -22,6 +22,7 @@ from rollwise_server.rollouts.plan import parse_plan
 from rollwise_server.storage import open_store
 from rollwise_server.testing import LiveServer, live_server
 from rollwise_server.webhooks import Webhooks, new_secret
+from tests.rollouts.conftest import ASLEEP
 from tests.rollouts.test_plan import FLAG, PLAN
 from tests.server.conftest import EU_SEGMENT, define_metrics, example_flag
 
@@ -125,13 +126,13 @@ def drive(server: LiveServer, tmp_path: Path, harm_country: str | None) -> tuple
 
 @pytest.fixture
 def hooked(tmp_path: Path) -> Iterator[LiveServer]:
-    """A server whose webhooks go to ``Receiver``."""
+    """A server whose webhooks go to ``Receiver`` and whose own controller stays asleep."""
     receiver = HTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     Receiver.received, Receiver.arrived = [], threading.Event()
     hook = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
     try:
-        with live_server(tmp_path, webhook_urls=hook, webhook_secret=SECRET) as server:
+        with live_server(tmp_path, webhook_urls=hook, webhook_secret=SECRET, **ASLEEP) as server:
             yield server
     finally:
         receiver.shutdown()
@@ -166,7 +167,7 @@ def test_a_harmful_cohort_rolls_back(hooked: LiveServer, tmp_path: Path) -> None
 
 def test_a_good_candidate_reaches_100_percent(server: LiveServer, tmp_path: Path) -> None:
     rollout, _, statuses, _, _ = drive(server, tmp_path, harm_country=None)
-    assert rollout["state"]["status"] == "completed", (statuses, rollout["state"].get("end_reason"))
+    assert rollout["state"]["status"] == "completed", (statuses, rollout["state"])
     assert "running" in statuses
 
 

@@ -21,6 +21,7 @@ from rollwise_server.storage import open_store
 from rollwise_server.testing import LiveServer, live_server
 from rollwise_server.ui import rollouts as ui_rollouts
 from rollwise_server.webhooks import Webhooks
+from tests.rollouts.conftest import ASLEEP
 from tests.server.conftest import seed
 from tests.server.console_client import ConsoleClient
 
@@ -29,7 +30,7 @@ ROLLOUT = "/ui/envs/{env}/flags/fraud-model/rollout"
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    with live_server(tmp_path) as running:
+    with live_server(tmp_path, **ASLEEP) as running:  # the test runs the rounds itself
         seed(running, metrics=True)
         yield running
 
