@@ -5,6 +5,9 @@ Run with ``make demo``. It starts the flag server on SQLite in a temporary direc
 transactions through the real SDK (exposures and outcomes go to the server). The rollout
 controller evaluates the always-valid statistics every second.
 
+- Scenario 0: a shadow stage. The candidate runs beside the served model on the same
+  transactions (``client.shadow``), serving no one; it is wrong more often, and the paired
+  comparison ends the rollout before any customer is served it.
 - Scenario 1: the candidate model catches more fraud overall but much less in the Netherlands.
   The controller advances the first stages, then rolls back on the fairness guardrail.
 - Scenario 2: a good candidate goes all the way to 100%.
@@ -47,6 +50,7 @@ FLAG = {
     "off_variant": "v1",
     "default_variant": "v1",
     "cohort_attributes": ["country", "amount"],
+    "shadow": {"variant": "v2", "share": 0.5},  # half the users also run v2, off the request path
     "rules": [
         {
             "id": "eu-rollout",
@@ -64,6 +68,36 @@ METRIC = {
     "description": "the model flagged a transaction that was fraud",
     "owner": "risk-team",
 }
+TRUTH = {
+    "key": "is_fraud",
+    "kind": "binary",
+    "direction": "higher_is_better",
+    "description": "the transaction was fraud (confirmed by chargeback or review)",
+    "owner": "risk-team",
+}
+SHADOW_PLAN = {
+    "control": "v1",
+    "candidate": "v2",
+    "rule": "eu-rollout",
+    "stages": [
+        {
+            "min_duration": "2s",
+            "min_units": 400,
+            "shadow": {
+                "agreement": 0.6,
+                "latency_p99_ms": 50,
+                "scores": [
+                    {"metric": "is_fraud", "rule": "match", "positive": "fraud",
+                     "tolerance": -0.02, "cohorts": ["country"]}
+                ],
+            },
+        },
+        {"share": 0.05, "min_duration": "2s", "min_units": 150},
+        {"share": 1.00, "min_duration": "2s", "min_units": 1000},
+    ],
+    "alpha": 0.05,
+    "outcome_delay": "1s",
+}  # fmt: skip
 PLAN = {
     "control": "v1",
     "candidate": "v2",
@@ -97,19 +131,111 @@ def setup(server: LiveServer) -> tuple[requests.Session, str]:
     admin.post(f"{base}/segments", json=SEGMENT).raise_for_status()
     admin.post(f"{base}/flags", json=FLAG).raise_for_status()
     admin.post(f"{base}/metrics", json=METRIC).raise_for_status()  # guardrails name it
-    url = f"{base}/flags/fraud-model/rollout"
-    admin.put(url, json={**PLAN, "reason": "ship fraud-2025-11"}).raise_for_status()
-    return admin, url
+    admin.post(f"{base}/metrics", json=TRUTH).raise_for_status()  # the shadow stage scores on it
+    return admin, f"{base}/flags/fraud-model/rollout"
+
+
+def print_decisions(
+    admin: requests.Session, server: LiveServer, started: float, seen_audit: set[int]
+) -> None:
+    """The rollout's new audit entries: each decision, its actor, reason and evidence."""
+    query = {"resource_type": "rollout", "resource_key": "fraud-model", "limit": 50}
+    entries = admin.get(f"{server.url}/api/v1/audit", params=query).json()["entries"]
+    for entry in reversed(entries):
+        if entry["id"] in seen_audit or not entry["action"].startswith("rollout."):
+            continue
+        seen_audit.add(entry["id"])
+        if entry["action"] == "rollout.plan":
+            continue
+        elapsed = time.monotonic() - started
+        share = entry["details"].get("share")
+        share_text = f" -> candidate at {share:.0%}" if share is not None else ""
+        who = f"{entry['action']:<18} by {entry['actor']:<12}"
+        print(f"  [{elapsed:5.1f}s] {who}{share_text}  {entry['reason'] or ''}")
+        evidence = entry["details"].get("evidence") or {}
+        shadow = evidence.get("shadow")
+        if shadow:
+            agreement, p99 = shadow["agreement"] or 0.0, shadow["latency_p99_ms"] or 0.0
+            print(f"           {shadow['paired_units']} paired units, agreement "
+                  f"{agreement:.1%}, candidate p99 {p99:.2f} ms")  # fmt: skip
+        for finding in [*(shadow or {}).get("findings", []), *evidence.get("findings", [])][:3]:
+            what = f"{finding['metric']} {finding['scope']:<16}"
+            if finding["verdict"] == "insufficient data":
+                print(f"           {what} insufficient data yet")
+                continue
+            interval = f"[{finding['ci_low']:+.3f}, {finding['ci_high']:+.3f}]"
+            effect = f"effect {finding['effect']:+.3f}"
+            reading = f"always-valid CI {interval}  {finding['verdict']}"
+            print(f"           {what} {effect}  {reading}")
+
+
+def shadow_scenario(
+    server: LiveServer, directory: Path, budget: float, seen_audit: set[int]
+) -> dict[str, Any]:
+    """Scenario 0: the candidate is scored beside the control on the same transactions and
+    rejected before exposure: it is right 72% of the time where the served model is right 85%."""
+    admin, url = setup(server)
+    admin.put(url, json={**SHADOW_PLAN, "reason": "shadow fraud-2025-11 first"}).raise_for_status()
+    print("\n=== Scenario 0: a shadow stage rejects a worse candidate before exposure ===")
+    admin.post(f"{url}/start", json={"reason": "scenario 0"}).raise_for_status()
+    started = time.monotonic()
+    key = server.token("sdk", env="production", name="checkout-service-0")
+    client = rollwise.Client(server.url, key, cache_dir=directory / "cache-0", flush_interval=0.2)
+    client.wait_until_ready(10)
+    rng = random.Random(0)
+    countries, weights = list(COUNTRIES), list(COUNTRIES.values())
+    right = {"v1": 0.85, "v2": 0.72}
+    unit = 0
+    state: dict[str, Any] = {}
+    while time.monotonic() - started < budget:
+        for _ in range(200):
+            unit += 1
+            country = rng.choices(countries, weights)[0]
+            user = f"s0-user-{unit}"
+            fraud = rng.random() < 0.3
+            answers = {
+                v: ("fraud" if fraud == (rng.random() < p) else "ok") for v, p in right.items()
+            }
+            context = {"user_id": user, "country": country, "amount": rng.randint(5, 900)}
+            with client.shadow("fraud-model", context) as run:
+                live, candidate = answers[run.variant], answers.get(run.shadow_variant or "")
+                run.live(lambda answer=live: answer)  # what the served model says
+                run.candidate(lambda answer=candidate: answer)  # beside it, serving no one
+            client.track("is_fraud", user, fraud)
+        time.sleep(0.05)
+        state = admin.get(url).json()["state"]
+        print_decisions(admin, server, started, seen_audit)
+        stage = state.get("stage", 1)
+        print(f"  ... {unit:>7,} transactions, stage {stage}, {state.get('status')}  ", end="\r",
+              flush=True)  # fmt: skip
+        if state.get("status") != "running" or stage != 1:
+            break
+    print(" " * 80, end="\r")
+    client.flush(30)
+    client.close()
+    store = open_store(server.db)
+    try:
+        exposed = (
+            store.reader()
+            .execute(
+                "SELECT count(DISTINCT unit) FROM exposures"
+                " WHERE flag = 'fraud-model' AND variant = 'v2'"
+            )
+            .fetchone()[0]
+        )
+    finally:
+        store.close()
+    print(f"  customers served v2 during the shadow stage: {exposed}")
+    return state
 
 
 def run_scenario(
     scenario: int, server: LiveServer, directory: Path, budget: float, seen_audit: set[int]
 ) -> dict[str, Any]:
-    admin, url = setup(server) if scenario == 1 else (server.session(), "")
-    if scenario == 2:  # reuse the flag: a fresh plan for the fixed model
-        base = f"{server.url}/api/v1/envs/production"
-        url = f"{base}/flags/fraud-model/rollout"
-        admin.put(url, json={**PLAN, "reason": "the fixed model"}).raise_for_status()
+    admin = server.session()  # the flag of scenario 0; a fresh plan for each scenario
+    url = f"{server.url}/api/v1/envs/production/flags/fraud-model/rollout"
+    reason = {1: "ship fraud-2025-11", 2: "the fixed model"}[scenario]
+    admin.put(url, json={**PLAN, "reason": reason}).raise_for_status()
     title = {1: "better overall, worse for NL", 2: "a good candidate"}[scenario]
     print(f"\n=== Scenario {scenario}: {title} ===")
     admin.post(f"{url}/start", json={"reason": f"scenario {scenario}"}).raise_for_status()
@@ -136,30 +262,7 @@ def run_scenario(
             )
         time.sleep(0.05)
         state = admin.get(url).json()["state"]
-        query = {"resource_type": "rollout", "resource_key": "fraud-model", "limit": 50}
-        entries = admin.get(f"{server.url}/api/v1/audit", params=query).json()["entries"]
-        for entry in reversed(entries):
-            if entry["id"] in seen_audit or not entry["action"].startswith("rollout."):
-                continue
-            seen_audit.add(entry["id"])
-            if entry["action"] == "rollout.plan":
-                continue
-            elapsed = time.monotonic() - started
-            share = entry["details"].get("share")
-            share_text = f" -> candidate at {share:.0%}" if share is not None else ""
-            who = f"{entry['action']:<18} by {entry['actor']:<12}"
-            print(f"  [{elapsed:5.1f}s] {who}{share_text}  {entry['reason'] or ''}")
-            evidence = entry["details"].get("evidence")
-            if evidence:
-                for finding in evidence["findings"][:3]:
-                    what = f"{finding['metric']} {finding['scope']:<16}"
-                    if finding["verdict"] == "insufficient data":
-                        print(f"           {what} insufficient data yet")
-                        continue
-                    interval = f"[{finding['ci_low']:+.3f}, {finding['ci_high']:+.3f}]"
-                    effect = f"effect {finding['effect']:+.3f}"
-                    reading = f"always-valid CI {interval}  {finding['verdict']}"
-                    print(f"           {what} {effect}  {reading}")
+        print_decisions(admin, server, started, seen_audit)
         stage = state.get("stage", 1)
         progress = f"{unit:>7,} transactions, stage {stage}/{len(PLAN['stages'])}"
         print(f"  ... {progress}, {state.get('status')}  ", end="\r", flush=True)
@@ -217,11 +320,14 @@ def main() -> int:
     ):
         print(f"rollwise {rollwise.__version__} demo: server at {server.url} (SQLite in {tmp})")
         seen: set[int] = set()
+        shadowed = shadow_scenario(server, Path(tmp), args.budget, seen)
         first = run_scenario(1, server, Path(tmp), args.budget, seen)
         cohort_report(server)
         second = run_scenario(2, server, Path(tmp), args.budget, seen)
-        ok = first.get("status") == "rolled_back" and second.get("status") == "completed"
-        print(f"\nScenario 1 ended {first.get('status')}: {first.get('end_reason')}")
+        ok = (shadowed.get("status") == "rolled_back" and first.get("status") == "rolled_back"
+              and second.get("status") == "completed")  # fmt: skip
+        print(f"\nScenario 0 ended {shadowed.get('status')}: {shadowed.get('end_reason')}")
+        print(f"Scenario 1 ended {first.get('status')}: {first.get('end_reason')}")
         print(f"Scenario 2 ended {second.get('status')}")
         print(f"Demo finished in {time.monotonic() - began:.0f} s.")
         if args.keep:

@@ -166,26 +166,11 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str | int | None] | None = None,
-        body: Json | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Json:
-        """Send one request to ``/api/v1/{path}``; the JSON answer, or an error raised."""
+    def request(self, method: str, path: str, **options: Any) -> Json:
+        """Send one request to ``/api/v1/{path}`` (``params``, ``body``, ``headers``); the JSON
+        answer, or an error raised."""
         url = f"{self.url}/api/v1/{path}"
-        query = {k: v for k, v in (params or {}).items() if v is not None}
-        try:
-            response = self.session.request(
-                method, url, params=query, json=body, headers=headers, timeout=self.timeout
-            )
-        except requests.RequestException as exc:
-            raise ServerUnreachableError(self.url, _reason(exc)) from None
-        if response.status_code >= 400:
-            raise ApiResponseError(response.status_code, _problem_of(response))
+        response = self._send(method, path, **options)
         if not response.content:
             return {}
         try:
@@ -200,6 +185,31 @@ class ApiClient:
                 response.status_code, {"detail": f"the answer to {method} {url} is not an object"}
             )
         return data
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int | None] | None = None,
+        body: Json | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        url = f"{self.url}/api/v1/{path}"
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self.session.request(
+                method, url, params=query, json=body, headers=headers, timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            raise ServerUnreachableError(self.url, _reason(exc)) from None
+        if response.status_code >= 400:
+            raise ApiResponseError(response.status_code, _problem_of(response))
+        return response
+
+    def text(self, path: str, *, params: Mapping[str, str | int | None] | None = None) -> str:
+        """``GET /api/v1/{path}`` answered with a document (Markdown, HTML): its text."""
+        return self._send("GET", path, params=params).text
 
     # --- flags, segments and metrics ---
 
@@ -287,6 +297,18 @@ class ApiClient:
 
     def rollout(self, env: str, key: str) -> Json:
         return self.request("GET", _path("envs", env, "flags", key, "rollout"))
+
+    def rollout_runs(self, env: str, key: str) -> Json:
+        return self.request("GET", _path("envs", env, "flags", key, "rollouts"))
+
+    def rollout_review(self, env: str, key: str, run: int, form: str) -> str:
+        path = _path("envs", env, "flags", key, "rollouts", str(run), "review")
+        return self.text(path, params={"format": form})
+
+    def put_lessons(self, env: str, key: str, run: int, text: str, reason: str | None) -> Json:
+        body: Json = {"text": text, **({"reason": reason} if reason is not None else {})}
+        path = _path("envs", env, "flags", key, "rollouts", str(run), "lessons")
+        return self.request("PUT", path, body=body)
 
     def put_rollout(
         self, env: str, key: str, plan: Json, *, reason: str | None, version: int | None = None

@@ -49,7 +49,26 @@ def _stage(plan: Mapping[str, Any], state: Mapping[str, Any]) -> str:
     number = state.get("stage")
     if not isinstance(number, int) or not 1 <= number <= len(stages):
         return f"- of {len(stages)}"
+    if stages[number - 1].get("shadow") is not None:
+        return f"{number} of {len(stages)} (shadow)"
     return f"{number} of {len(stages)} ({100 * stages[number - 1]['share']:.4g}%)"
+
+
+def _shadow_line(shadow: Any) -> str | None:
+    """A shadow stage's last reading in one line (``None`` outside a shadow stage)."""
+    if not isinstance(shadow, Mapping):
+        return None
+
+    def shown(value: Any, form: str, scale: float = 1.0) -> str:
+        return "-" if value is None else format(value * scale, form)
+
+    return (
+        f"{shadow.get('paired_units')} paired of {shadow.get('runs')} runs, agreement "
+        f"{shown(shadow.get('agreement'), '.2f', 100)}%, p99 "
+        f"{shown(shadow.get('latency_p99_ms'), '.1f')} ms (control "
+        f"{shown(shadow.get('live_latency_p99_ms'), '.1f')} ms), errors {shadow.get('errors')}, "
+        f"timeouts {shadow.get('timeouts')}"
+    )
 
 
 def _summary(key: str, env: str, data: Mapping[str, Any]) -> str:
@@ -120,6 +139,7 @@ def rollouts_status(remote: Any, key: str, env: str, as_json: bool) -> None:
         ("last look", ts(evidence.get("at"))),
         ("decision", evidence.get("decision")),
         ("why", evidence.get("reason")),
+        ("shadow", _shadow_line(evidence.get("shadow"))),
         ("updated", ts(data.get("updated_at"))),
     ])  # fmt: skip
     echo("")
@@ -127,7 +147,8 @@ def rollouts_status(remote: Any, key: str, env: str, as_json: bool) -> None:
     table(
         ["STAGE", "SHARE", "MIN_DURATION_S", "MIN_UNITS", "APPROVAL", ""],
         (
-            [i, f"{100 * s['share']:.4g}%", s.get("min_duration"), s.get("min_units"),
+            [i, "shadow" if s.get("shadow") else f"{100 * s['share']:.4g}%",
+             s.get("min_duration"), s.get("min_units"),
              s.get("approval"), "<- now" if i == stage else ""]
             for i, s in enumerate(plan.get("stages") or [], start=1)
         ),
@@ -174,6 +195,77 @@ def rollouts_list(remote: Any, env: str, as_json: bool) -> None:
             for r in found
         ),
     )  # fmt: skip
+
+
+@rollouts.command("runs")
+@click.argument("key")
+@env_option
+@json_option
+@click.pass_obj
+def rollouts_runs(remote: Any, key: str, env: str, as_json: bool) -> None:
+    """List the runs of a flag's rollout, newest first (the ids that review takes)."""
+    data = remote.client().rollout_runs(env, key)
+    if as_json:
+        echo_json(data)
+        return
+    table(
+        ["RUN", "STATUS", "STARTED_AT", "STARTED_BY", "ENDED_AT", "END_REASON"],
+        ([r["id"], r["status"], ts(r["started_at"]), r["started_by"], ts(r.get("ended_at")),
+          r.get("end_reason")] for r in data.get("runs") or []),
+    )  # fmt: skip
+
+
+def _run_of(remote: Any, env: str, key: str, run: int | None) -> int:
+    """``run``, or the latest run of the flag's rollout."""
+    if run is not None:
+        return run
+    found = remote.client().rollout_runs(env, key).get("runs") or []
+    if not found:
+        raise click.ClickException(f"flag {key!r} has no rollout run in {env!r}")
+    return int(found[0]["id"])
+
+
+@rollouts.command("review")
+@click.argument("key")
+@env_option
+@click.option("--run", "run", type=click.IntRange(min=1), default=None,
+              help="The run (rollwise rollouts runs); the latest by default.")  # fmt: skip
+@click.option("--format", "form", type=click.Choice(["markdown", "html", "json"]),
+              default="markdown", show_default=True, help="The document's form.")  # fmt: skip
+@json_option
+@click.pass_obj
+def rollouts_review(
+    remote: Any, key: str, env: str, run: int | None, form: str, as_json: bool
+) -> None:
+    """Print the post-deployment review of a rollout run: timeline, decisions and evidence,
+    approvals, post-rollback verification, monitors and lessons learned."""
+    number = _run_of(remote, env, key, run)
+    # stored text (reasons, lessons) made visible: it never drives the terminal
+    echo(remote.client().rollout_review(env, key, number, "json" if as_json else form), nl=False)
+
+
+@rollouts.command("lessons")
+@click.argument("key")
+@env_option
+@click.option("--run", "run", type=click.IntRange(min=1), default=None,
+              help="The run (rollwise rollouts runs); the latest by default.")  # fmt: skip
+@click.option("-f", "--file", "file", type=click.File("r"), required=True,
+              help="The lessons as Markdown (- reads stdin); replaces the last text.")  # fmt: skip
+@reason_option
+@json_option
+@click.pass_obj
+def rollouts_lessons(
+    remote: Any, key: str, env: str, run: int | None, file: Any, reason: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Write the lessons learned of a rollout run (every edit is kept in the audit log)."""
+    number = _run_of(remote, env, key, run)
+    data = remote.client().put_lessons(env, key, number, file.read(), reason)
+    if as_json:
+        echo_json(data)
+        return
+    note(f"lessons of run {number} of {key} in {env} saved (edit {data['edit']}, "
+         f"{data['edits']} so far)")  # fmt: skip
 
 
 def _action_command(action: str, help_text: str) -> None:

@@ -324,8 +324,6 @@ def _prediction(
         )  # fmt: skip
     if score is not None and not _number(score):
         problems.append({"path": "score", "message": "must be null or a finite number"})
-    if status == "ok" and label is None and score is None:
-        problems.append({"path": "score", "message": "an 'ok' prediction has a label or a score"})
     if status in ("error", "timeout") and (label is not None or score is not None):
         problems.append({"path": "status", "message": f"a prediction with status {status!r} "
                                                       "has no label or score"})  # fmt: skip

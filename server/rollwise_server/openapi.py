@@ -445,6 +445,7 @@ _BODY_EXAMPLES: dict[str, Json] = {
         "reason": "fraud-2025-11 for small EU payments",
     },
     "rolloutAction": {"reason": "the plan is reviewed"},
+    "putLessons": {"text": "The NL cohort needed its own threshold.", "reason": "review meeting"},
     "ingestExposures": {
         "events": [
             {
@@ -1204,6 +1205,71 @@ def _rollout_paths() -> Json:
     }  # fmt: skip
 
 
+def _review_paths() -> Json:
+    key = _path("key", _ref("key"), "The flag key.", "fraud-model")
+    run = _path("run", {"type": "integer", "minimum": 1}, "The run's id (GET …/rollouts).")
+    base = "/api/v1/envs/{env}/flags/{key}/rollouts"
+    form = _parameter(
+        "query", "format", {"enum": ["markdown", "html", "json"]},
+        "The document's form; without it, the Accept header (text/html, application/json) "
+        "chooses, and Markdown is the default.",
+    )  # fmt: skip
+    return {
+        base: {
+            "parameters": [_ENV, key],
+            "get": _operation(
+                "listRolloutRuns",
+                "rollouts",
+                "The flag's rollout runs, newest first",
+                {"200": _json(_ref("RolloutRuns"), "The runs."), **_errors(401, 403, 404)},
+                permission="read",
+                description="A rollout started again after it ended is a new run; a run's id "
+                "is the audit id of its rollout.start.",
+            ),
+        },
+        f"{base}/{{run}}/review": {
+            "parameters": [_ENV, key, run],
+            "get": _operation(
+                "getRolloutReview",
+                "rollouts",
+                "A run's post-deployment review",
+                {
+                    "200": {
+                        "description": "The review: timeline, decisions with their evidence, "
+                        "approvals, post-rollback verification, monitors, lessons learned.",
+                        "content": {
+                            "text/markdown": {"schema": {"type": "string"}},
+                            "text/html": {"schema": {"type": "string"}},
+                            JSON: {"schema": {"type": "object"}},
+                        },
+                    },
+                    **_errors(400, 401, 403, 404, e400="An unknown format."),
+                },
+                permission="read",
+                parameters=[form],
+                description="Built from the audit log: every step of the run with its actor, "
+                "reason and evidence (the HTML form draws the intervals).",
+            ),
+        },
+        f"{base}/{{run}}/lessons": {
+            "parameters": [_ENV, key, run],
+            "put": _operation(
+                "putLessons",
+                "rollouts",
+                "Write a run's lessons learned",
+                {
+                    "200": _json(_ref("Lessons"), "The run's lessons as written."),
+                    **_errors(400, 401, 403, 404, 413, 422),
+                },
+                permission="write",
+                body=_ref("LessonsWrite"),
+                description="Replaces the text; every edit is a rollout.lessons audit entry "
+                "(who, when, the text), so none is lost.",
+            ),
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1.0 document of the server (a new dict on every call)."""
     paths: Json = {
@@ -1212,6 +1278,7 @@ def openapi_document() -> dict[str, Any]:
         **_webhook_paths(),
         **_resource_paths("flag", "Flag", "fraud-model"),
         **_flag_action_paths(),
+        **_review_paths(),
         **_resource_paths("segment", "Segment", "eu"),
         **_resource_paths("metric", "Metric", "fraud_caught"),
         **_sdk_paths(),

@@ -111,3 +111,18 @@ def test_promote_copies_to_another_environment(server: LiveServer) -> None:
     entry = audit.json()["entries"][0]
     assert entry["action"] == "flag.promote"
     assert entry["details"] == {"from_env": "staging", "from_version": 1}
+
+
+def test_a_version_beyond_any_stored_one_is_a_400_not_a_500(server: LiveServer) -> None:
+    """Found by the schema fuzzer: a ``to_version`` of 2**72 reached SQLite, which cannot hold
+    it (OverflowError, 500). Versions are bounded where they are read, body or header."""
+    admin = setup_flag(server)
+    url = f"{server.url}/api/v1/envs/production/flags/fraud-model"
+    huge = 2**72
+    refused = admin.post(f"{url}/revert", json={"to_version": huge, "reason": "r"})
+    assert refused.status_code == 400, refused.text
+    assert "to_version" in refused.text
+    stale = admin.put(url, json={**example_flag(), "version": huge, "salt": "s2"})
+    assert stale.status_code == 400, stale.text
+    assert "version" in stale.json()["detail"]
+    assert admin.get(url).json()["version"] == 1  # nothing was written

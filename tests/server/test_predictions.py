@@ -28,12 +28,12 @@ def test_predictions_are_stored_once_and_each_bad_field_is_named(server: LiveSer
         prediction(unit="u1"),
         prediction(unit="u2", role="live", variant="v1", score=None, label="fraud"),
         prediction(unit="u3", status="timeout", score=None, latency_ms=1500),
+        prediction(unit="u4", score=None),  # ok, with an answer that is neither text nor number
     ]
     bad = [
         prediction(role="candidate"),
         prediction(run="r-1"),
         prediction(status="done"),
-        prediction(score=None),  # ok, but no answer
         prediction(status="error"),  # an error with an answer
         prediction(latency_ms=-1),
         prediction(score="0.5"),
@@ -43,14 +43,14 @@ def test_predictions_are_stored_once_and_each_bad_field_is_named(server: LiveSer
     first = sdk.post(url, json={"events": good + bad})
     assert first.status_code == 200, first.text
     body = first.json()
-    assert (body["accepted"], body["duplicates"], body["rejected"]) == (3, 0, 9)
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (4, 0, 8)
     problems = {e["index"]: {p["path"] for p in e["problems"]} for e in body["errors"]}
     assert problems == {
-        3: {"role"}, 4: {"run"}, 5: {"status"}, 6: {"score"}, 7: {"status"}, 8: {"latency_ms"},
+        4: {"role"}, 5: {"run"}, 6: {"status"}, 7: {"status"}, 8: {"latency_ms"},
         9: {"score"}, 10: {"label"}, 11: {"flag_version", "variant"},
     }  # fmt: skip
     again = sdk.post(url, json={"events": good}).json()
-    assert (again["accepted"], again["duplicates"], again["rejected"]) == (0, 3, 0)
+    assert (again["accepted"], again["duplicates"], again["rejected"]) == (0, 4, 0)
     rows = (
         connect(server.db)
         .execute(
@@ -63,6 +63,7 @@ def test_predictions_are_stored_once_and_each_bad_field_is_named(server: LiveSer
         ("u1", "shadow", "v2", None, 0.75, 3.5, "ok", '{"country":"DE"}'),
         ("u2", "live", "v1", "fraud", None, 3.5, "ok", '{"country":"DE"}'),
         ("u3", "shadow", "v2", None, None, 1500.0, "timeout", '{"country":"DE"}'),
+        ("u4", "shadow", "v2", None, None, 3.5, "ok", '{"country":"DE"}'),
     ]
 
 

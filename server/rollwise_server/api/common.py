@@ -23,6 +23,7 @@ from rollwise_server.errors import (
     TooManyAuthFailures,
     Unauthorized,
 )
+from rollwise_server.models.common import MAX_VERSION
 from rollwise_server.state import ServerState
 from rollwise_server.throttle import client_key
 from rollwise_server.tracing import store_span
@@ -180,7 +181,7 @@ def expected_version(request: Request, body: dict[str, Any], *, required: bool) 
                 'name the version you edit, with If-Match or "version" in the body'
             )
         return None
-    if type(value) is not int or value < 1:
+    if type(value) is not int or not 1 <= value <= MAX_VERSION:
         raise BadRequest("version: must be the integer version being edited")
     return value
 

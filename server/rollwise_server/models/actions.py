@@ -12,7 +12,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from rollwise_server.models.common import KEY_REGEX, Reason, Version
+from rollwise_server.models.common import KEY_REGEX, MAX_VERSION, Reason, Version
 
 __all__ = ["Promote", "Revert", "VersionedWrite"]
 
@@ -29,6 +29,7 @@ class Revert(msgspec.Struct, frozen=True):
         int,
         Meta(
             ge=1,
+            le=MAX_VERSION,
             description="The version whose configuration becomes the new version.",
             extra={"problem": "must be the integer version to go back to"},
         ),

@@ -29,10 +29,13 @@ Reason = Annotated[
         extra={"problem": "must be a string of at most 2000 characters"},
     ),
 ]
+MAX_VERSION = 2**62
+"""Versions stay far below a 64-bit database integer: a larger one can name no version."""
 Version = Annotated[
     int,
     Meta(
         ge=1,
+        le=MAX_VERSION,
         description="The version this write edits (optimistic concurrency), if If-Match is "
         "absent. Ignored on create.",
         extra={"problem": "must be the integer version being edited"},

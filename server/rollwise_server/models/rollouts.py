@@ -20,15 +20,22 @@ from rollwise_server.models.metrics import MetricKind
 
 __all__ = [
     "MAX_GUARDRAILS",
+    "MAX_SCORES",
     "MAX_STAGES",
     "MAX_VALUES",
     "Approval",
     "Guardrail",
+    "Lessons",
+    "LessonsWrite",
     "Rollout",
     "RolloutPlan",
+    "RolloutRun",
+    "RolloutRuns",
     "RolloutStage",
     "RolloutState",
     "RolloutStatus",
+    "ShadowCriteria",
+    "ShadowScore",
 ]
 
 MAX_STAGES = 20
@@ -38,6 +45,8 @@ MAX_GUARDRAILS = 20
 """Guardrails of a plan: each is a family of tests the controller reduces every round."""
 MAX_VALUES = 64
 """Declared values (and the top K) of one categorical cohort attribute."""
+MAX_SCORES = 10
+"""Paired score checks of a shadow stage."""
 _LARGEST = 1.7e308  # a bound that refuses NaN and the infinities (Python dicts can hold them)
 
 RolloutStatus = Literal[
@@ -67,16 +76,122 @@ _NAME = Annotated[str, Meta(min_length=1)]
 _CELLS = Annotated[int, Meta(ge=2, le=10**9)]
 
 
-class RolloutStage(msgspec.Struct, frozen=True):
-    share: Annotated[
-        float,
+SCORE_RULES = ("match", "brier", "absolute_error", "squared_error")
+"""How a model's prediction and a unit's outcome make the unit's score in a shadow stage."""
+
+
+class ShadowScore(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A paired check of a shadow stage: each unit both models scored gets a score per model
+    from its prediction and its outcome on ``metric`` (the truth, joined by unit), and the
+    candidate must be shown non-inferior to the served model overall, and harm no cohort."""
+
+    metric: Annotated[
+        str,
         Meta(
-            gt=0,
-            le=1,
-            description="The candidate's share of the rule's traffic, growing from stage to stage.",
-            extra={"problem": "must be in (0.0, 1.0]"},
+            min_length=1,
+            description="The catalogue metric whose outcome is the truth (binary or mean).",
+            extra={"problem": "must be a metric name"},
         ),
     ]
+    rule: Annotated[
+        Literal["match", "brier", "absolute_error", "squared_error"],
+        Meta(
+            description="match: 1 when the predicted label is the outcome (higher is better); "
+            "brier, absolute_error, squared_error: the score's error (lower is better).",
+            extra={"problem": "must be match, brier, absolute_error or squared_error"},
+        ),
+    ]
+    positive: Annotated[
+        Annotated[str, Meta(min_length=1, extra={"problem": "must be a non-empty label"})] | None,
+        Meta(
+            description="match on a binary metric: the label that predicts 1 (every other "
+            "label predicts 0); null: labels true/1 predict 1."
+        ),
+    ] = None
+    tolerance: Annotated[
+        Finite,
+        Meta(
+            description="The worsening of the mean score tolerated, signed as the harm: <= 0 "
+            "for match, >= 0 for the error rules; 0: the candidate must be shown better.",
+            extra={"problem": "must be a finite number"},
+        ),
+    ] = 0.0
+    cohorts: Annotated[
+        list[_NAME],
+        Meta(
+            description="Cohort attributes: harm in any cohort fails the stage.",
+            extra={"problem": "must be a list of attribute names"},
+        ),
+    ] = []
+    bands: Annotated[
+        dict[str, Annotated[list[Finite], Meta(min_length=1, max_length=MAX_BANDS)]],
+        Meta(description="Bin edges of numeric cohorts, as a guardrail's."),
+    ] = {}
+    values: Annotated[
+        dict[str, Annotated[list[_NAME], Meta(min_length=1, max_length=MAX_VALUES)]],
+        Meta(description="Declared values of categorical cohorts, as a guardrail's."),
+    ] = {}
+
+
+class ShadowCriteria(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a shadow stage needs before the candidate meets a customer: enough paired units,
+    agreement with the served model, a latency budget, few errors, and non-inferior scores."""
+
+    agreement: Annotated[
+        Annotated[float, Meta(ge=0, le=1, extra={"problem": "must be in [0.0, 1.0] or null"})]
+        | None,
+        Meta(description="The least share of paired runs whose labels agree."),
+    ] = None
+    min_correlation: Annotated[
+        Annotated[float, Meta(ge=-1, le=1, extra={"problem": "must be in [-1.0, 1.0] or null"})]
+        | None,
+        Meta(description="The least correlation of the two models' scores."),
+    ] = None
+    max_mean_abs_diff: Annotated[
+        Annotated[
+            float,
+            Meta(ge=0, le=_LARGEST, extra={"problem": "must be a finite number >= 0 or null"}),
+        ]
+        | None,
+        Meta(description="The largest mean absolute difference of the two models' scores."),
+    ] = None
+    latency_p99_ms: Annotated[
+        Annotated[
+            float,
+            Meta(
+                gt=0, le=_LARGEST, extra={"problem": "must be a number of milliseconds > 0 or null"}
+            ),
+        ]
+        | None,
+        Meta(description="The candidate's latency budget: its p99 in milliseconds."),
+    ] = None
+    max_error_rate: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=1,
+            description="The largest share of the candidate's runs that raise or time out.",
+            extra={"problem": "must be in [0.0, 1.0]"},
+        ),
+    ] = 0.01
+    scores: Annotated[
+        list[ShadowScore],
+        Meta(
+            max_length=MAX_SCORES,
+            description="Paired non-inferiority checks on the units both models scored.",
+            extra={"problem": f"must be a list of at most {MAX_SCORES} checks"},
+        ),
+    ] = []
+
+
+class RolloutStage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    share: Annotated[
+        Annotated[float, Meta(ge=0, le=1, extra={"problem": "must be in (0.0, 1.0]"})] | None,
+        Meta(
+            description="The candidate's share of the rule's traffic, growing from stage to "
+            "stage; a shadow stage's is 0 (or absent)."
+        ),
+    ] = None
     min_duration: Annotated[
         Duration,
         Meta(
@@ -88,7 +203,8 @@ class RolloutStage(msgspec.Struct, frozen=True):
         int,
         Meta(
             ge=0,
-            description="Exposed units needed in each arm before the stage may end.",
+            description="Exposed units needed in each arm before the stage may end (a shadow "
+            "stage: units both models scored).",
             extra={"problem": "must be a non-negative integer"},
         ),
     ] = 0
@@ -99,6 +215,14 @@ class RolloutStage(msgspec.Struct, frozen=True):
             extra={"problem": "must be true or false"},
         ),
     ] = False
+    shadow: Annotated[
+        ShadowCriteria | None,
+        Meta(
+            description="Makes the stage (the first only) a shadow stage: the candidate runs "
+            "beside the served model on the flag's shadow units and serves no one "
+            "(docs/shadow.md)."
+        ),
+    ] = None
 
 
 class Guardrail(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -385,3 +509,52 @@ class Rollout(msgspec.Struct, frozen=True):
         Meta(extra_json_schema={"$ref": "#/components/schemas/RolloutState"}),
     ]
     updated_at: Timestamp
+
+
+MAX_LESSONS = 20_000
+"""Characters of a run's lessons learned."""
+
+
+class RolloutRun(msgspec.Struct, frozen=True):
+    """One run of a flag's rollout (started again after a rollback: a new run); its id is the
+    audit id of its ``rollout.start``."""
+
+    id: Annotated[int, Meta(ge=1, description="The audit id of the run's rollout.start.")]
+    status: Annotated[
+        Literal["active", "completed", "rolled_back", "aborted"],
+        Meta(description="active until the run ends."),
+    ]
+    started_at: Timestamp
+    started_by: str
+    ended_at: Annotated[str | None, Meta(extra_json_schema={"format": "date-time"})]
+    end_reason: str | None
+    control: str | None
+    candidate: str | None
+
+
+class RolloutRuns(msgspec.Struct, frozen=True):
+    runs: Annotated[list[RolloutRun], Meta(description="Newest first.")]
+
+
+class LessonsWrite(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The lessons learned of a rollout run: the whole text (Markdown), replacing the last."""
+
+    text: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=MAX_LESSONS,
+            description="What the team learned, as Markdown.",
+            extra={"problem": f"must be a string of 1 to {MAX_LESSONS} characters"},
+        ),
+    ]
+    reason: Reason = None
+
+
+class Lessons(msgspec.Struct, frozen=True):
+    run: Annotated[int, Meta(ge=1)]
+    text: str
+    by: str
+    at: Timestamp
+    edit: Annotated[int, Meta(ge=1, description="The audit id of this edit.")]
+    edits: Annotated[int, Meta(ge=1, description="Edits of the run's lessons so far.")]

@@ -23,10 +23,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import attrs
+
 from rollwise_server.errors import Conflict, StorageFull
 from rollwise_server.rollouts import transitions
 from rollwise_server.rollouts.decide import Decision, decide
 from rollwise_server.rollouts.evidence import gather, iso
+from rollwise_server.rollouts.pairing import shadow_evidence
 from rollwise_server.rollouts.plan import RolloutPlan
 from rollwise_server.rollouts.tally import Snapshot
 from rollwise_server.rollouts.weights import SCALE, candidate_share
@@ -133,6 +136,13 @@ class Controller:
             evidence, keep = gather(
                 self.store, record.env, record.flag, plan, current.state, now, snapshot
             )
+            stage = plan.stages[int(current.state.get("stage", 1)) - 1]
+            if stage.shadow is not None:  # the candidate beside the control, on the same units
+                shadowed = shadow_evidence(
+                    self.store, record.env, record.flag, plan, stage.shadow,
+                    float(current.state["stage_started_at"]), now - plan.outcome_delay,
+                )  # fmt: skip
+                evidence = attrs.evolve(evidence, shadow=shadowed)
             decision = decide(plan, current.state, evidence)
             evidence_json = {**evidence.to_json(), "at": iso(now), "decision": decision.action,
                              "reason": decision.reason, "alpha": plan.alpha,
@@ -252,10 +262,15 @@ class Controller:
         verification = {"candidate_exposures_after_rollback": count,
                         "last_candidate_exposure": last_ts, "last_received": last_received,
                         "stale_sdk_suspected": stale}  # fmt: skip
-        if state.get("post_rollback") != verification:
-            self.store.put_rollout_state(
-                record.env,
-                record.flag,
-                {**state, "post_rollback": verification},
-                expected_version=record.version,
-            )
+        if state.get("post_rollback") != verification and self.store.put_rollout_state(
+            record.env, record.flag, {**state, "post_rollback": verification},
+            expected_version=record.version,
+        ):  # fmt: skip
+            # audited too, so that the run's review keeps it after the rollout runs again
+            self.store.append_audit(
+                actor="controller", action="rollout.verify", env=record.env,
+                resource_type="rollout", resource_key=record.flag, version=record.version,
+                reason=f"{count} exposure(s) of the candidate after the rollback"
+                + (": an SDK may serve stale rules" if stale else ""),
+                details={"post_rollback": verification},
+            )  # fmt: skip

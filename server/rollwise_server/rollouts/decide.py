@@ -4,7 +4,9 @@ Kept apart from I/O so every rule of the policy is tested directly: a breach (a 
 always-valid interval entirely on the harmful side of its tolerance, overall or in a cohort, a
 widening gap between cohorts, a sample-ratio mismatch, or the deadline passed) rolls back or
 pauses; a stage whose exit criteria hold (duration, units per arm, no harm shown, SRM clean)
-advances, waits for an approver, or completes the rollout.
+advances, waits for an approver, or completes the rollout. A shadow stage (the first, serving
+the candidate to no one) fails, which ends the rollout, when a paired score shows harm or a
+criterion is missed on enough paired units, and passes once each score is shown non-inferior.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from typing import Any, Literal
 
 import attrs
 
-from rollwise_server.rollouts.plan import RolloutPlan
+from rollwise_server.rollouts.plan import RolloutPlan, Stage
 
-__all__ = ["Action", "Decision", "Evidence", "GuardrailFinding", "decide"]
+__all__ = ["Action", "Decision", "Evidence", "GuardrailFinding", "ShadowEvidence", "decide"]
 
 Action = Literal["none", "advance", "await_approval", "complete", "rollback", "pause"]
 
@@ -49,6 +51,37 @@ class GuardrailFinding:
 
 
 @attrs.frozen
+class ShadowEvidence:
+    """What a shadow stage's runs show at this look (``rollouts/pairing.py``)."""
+
+    runs: int
+    """Shadow runs whose candidate was started (any status)."""
+    paired_units: int
+    """Units with a run where both models answered (each unit counts once)."""
+    errors: int = 0
+    timeouts: int = 0
+    agreement: float | None = None
+    """The share of paired runs with labels whose labels agree."""
+    correlation: float | None = None
+    mean_abs_diff: float | None = None
+    latency_p99_ms: float | None = None
+    """The candidate's p99 latency (answers and timeouts)."""
+    live_latency_p99_ms: float | None = None
+    findings: Sequence[GuardrailFinding] = ()
+    """The paired score checks, overall and by cohort."""
+
+    @property
+    def error_rate(self) -> float:
+        return (self.errors + self.timeouts) / self.runs if self.runs else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        out = attrs.asdict(self, recurse=False)
+        out["findings"] = [f.to_json() for f in self.findings]
+        out["error_rate"] = self.error_rate
+        return out
+
+
+@attrs.frozen
 class Evidence:
     """What the data shows at this look."""
 
@@ -57,6 +90,8 @@ class Evidence:
     findings: Sequence[GuardrailFinding] = ()
     srm_p_value: float = 1.0
     now: float = 0.0
+    shadow: ShadowEvidence | None = None
+    """A shadow stage's reading (``None`` in a live stage)."""
 
     @property
     def harms(self) -> list[GuardrailFinding]:
@@ -68,6 +103,7 @@ class Evidence:
             "units_candidate": self.units_candidate,
             "srm_p_value": self.srm_p_value,
             "findings": [f.to_json() for f in self.findings],
+            **({"shadow": self.shadow.to_json()} if self.shadow is not None else {}),
         }
 
 
@@ -103,8 +139,21 @@ def decide(plan: RolloutPlan, state: Mapping[str, Any], evidence: Evidence) -> D
     number = int(state.get("stage", 1))  # stages count from 1 everywhere
     stage = plan.stages[number - 1]
     elapsed = evidence.now - float(state.get("stage_started_at", evidence.now))
+    if stage.shadow is not None:
+        failed = _shadow_failure(stage, evidence.shadow, elapsed)
+        if failed is not None:  # ended before any customer saw the candidate
+            return Decision("rollback", f"shadow stage failed: {failed}")
     if elapsed < stage.min_duration:
         return Decision("none", f"stage {number} runs {stage.min_duration - elapsed:.0f}s more")
+    if stage.shadow is not None:
+        waiting = _shadow_waiting(number, stage, evidence.shadow)
+        if waiting is not None:
+            return Decision("none", waiting)
+        if stage.approval:
+            return Decision(
+                "await_approval", f"shadow stage {number} met its exit criteria; approval needed"
+            )
+        return Decision("advance", f"shadow stage {number} met its exit criteria")
     fewest = min(evidence.units_control, evidence.units_candidate)
     if fewest < stage.min_units:
         return Decision(
@@ -115,3 +164,57 @@ def decide(plan: RolloutPlan, state: Mapping[str, Any], evidence: Evidence) -> D
     if number == len(plan.stages):
         return Decision("complete", "the last stage met its exit criteria")
     return Decision("advance", f"stage {number} met its exit criteria")
+
+
+def _shadow_failure(stage: Stage, shadow: ShadowEvidence | None, elapsed: float) -> str | None:
+    """Why the shadow stage fails, or ``None``: a paired score shows harm (always-valid, at any
+    look); once the stage has its paired units, a criterion missed (agreement, correlation,
+    mean absolute difference, latency p99, error rate). Units are never met by waiting for a
+    criterion that is already missed on enough data, so the rollout ends here."""
+    if shadow is None:
+        return None
+    for finding in shadow.findings:
+        if finding.verdict == "harm":
+            return f"score {finding.metric} ({finding.scope}) shows harm: {finding.reason}"
+    criteria = stage.shadow
+    if criteria is None or shadow.paired_units < max(stage.min_units, 1):
+        return None
+    if elapsed < stage.min_duration:
+        return None
+    if shadow.error_rate > criteria.max_error_rate:
+        return (
+            f"the candidate failed {shadow.error_rate:.2%} of its runs ({shadow.errors} "
+            f"errors, {shadow.timeouts} timeouts), more than {criteria.max_error_rate:.2%}"
+        )
+    if criteria.agreement is not None and (shadow.agreement or 0.0) < criteria.agreement:
+        shown = "no labels" if shadow.agreement is None else f"{shadow.agreement:.2%}"
+        return f"agreement {shown}, below {criteria.agreement:.2%}"
+    if criteria.min_correlation is not None and (
+        shadow.correlation is None or shadow.correlation < criteria.min_correlation
+    ):
+        shown = "none" if shadow.correlation is None else f"{shadow.correlation:.3f}"
+        return f"score correlation {shown}, below {criteria.min_correlation}"
+    if criteria.max_mean_abs_diff is not None and (
+        shadow.mean_abs_diff is None or shadow.mean_abs_diff > criteria.max_mean_abs_diff
+    ):
+        shown = "none" if shadow.mean_abs_diff is None else f"{shadow.mean_abs_diff:.4g}"
+        return f"mean absolute score difference {shown}, above {criteria.max_mean_abs_diff}"
+    budget = criteria.latency_p99_ms
+    if budget is not None and (shadow.latency_p99_ms or 0.0) > budget:
+        return f"the candidate's latency p99 {shadow.latency_p99_ms:.1f} ms, over {budget:g} ms"
+    return None
+
+
+def _shadow_waiting(number: int, stage: Stage, shadow: ShadowEvidence | None) -> str | None:
+    """What the shadow stage still waits for, or ``None`` when it passes: its paired units,
+    then each score check shown non-inferior overall (its interval clear of the tolerance)."""
+    have = 0 if shadow is None else shadow.paired_units
+    if shadow is None or have < max(stage.min_units, 1):
+        return f"shadow stage {number} needs {stage.min_units} paired units, has {have}"
+    for finding in shadow.findings:
+        if finding.scope == "overall" and finding.verdict not in ("non-inferior", "improvement"):
+            return (
+                f"shadow stage {number} waits for {finding.metric} to be shown non-inferior: "
+                f"{finding.reason}"
+            )
+    return None

@@ -29,10 +29,12 @@ from rollwise_server.storage.base import Store
 
 __all__ = [
     "OTHER",
+    "bucket_of",
     "buckets",
     "cohort_findings",
     "crossing_buckets",
     "crossing_findings",
+    "finite",
     "gather",
     "iso",
 ]
@@ -46,6 +48,11 @@ def iso(ts: float) -> str:
 OTHER = "(other)"
 """The cohort of every value that is not declared (or not among the top K), and of units
 without the attribute."""
+
+
+def finite(x: float) -> float:
+    """``x``, or the largest JSON number of its sign for an infinity (JSON has none)."""
+    return x if math.isfinite(x) else (1e308 if x > 0 else -1e308)
 
 
 def _finding(
@@ -63,9 +70,6 @@ def _finding(
             "smaller arm, fewer than min_units_for_harm"
         )
 
-    def finite(x: float) -> float:
-        return x if math.isfinite(x) else (1e308 if x > 0 else -1e308)
-
     return GuardrailFinding(
         metric=metric, scope=scope, effect=finite(result.effect), ci_low=finite(result.ci_low),
         ci_high=finite(result.ci_high), p_value=result.p_value, verdict=reading,
@@ -77,7 +81,7 @@ def _finding(
 Cells = Mapping[str | None, tuple[SufficientStats, SufficientStats]]
 
 
-def _bucket_of(guardrail: Guardrail, dim: str, units: Mapping[str | None, int]) -> Any:
+def bucket_of(guardrail: Guardrail, dim: str, units: Mapping[str | None, int]) -> Any:
     """How ``dim``'s labels map to its declared cohorts: bands (``missing`` for no value) as
     they are; declared values, or the top K by ``units``, and ``(other)`` for the rest."""
     if dim in guardrail.bands:
@@ -101,7 +105,7 @@ def buckets(guardrail: Guardrail, dim: str, cells: Cells) -> dict[str, tuple[Any
     """The tally's cells of ``dim`` in the guardrail's declared cohorts (the fixed family):
     bands (and ``missing``) as they are; declared values, or the top K by units, and
     ``(other)`` for the rest, summed (sufficient statistics add)."""
-    bucket = _bucket_of(guardrail, dim, {c: a[0].n + a[1].n for c, a in cells.items()})
+    bucket = bucket_of(guardrail, dim, {c: a[0].n + a[1].n for c, a in cells.items()})
     out: dict[str, tuple[Any, Any]] = {}
     for cohort, arms in cells.items():
         _merge(out, bucket(cohort), arms)
@@ -122,8 +126,8 @@ def crossing_buckets(
         parts.append((first, second, arms))
         for side, value in enumerate((first, second)):
             totals[side][value] = totals[side].get(value, 0) + arms[0].n + arms[1].n
-    one = _bucket_of(guardrail, crossing[0], totals[0])
-    two = _bucket_of(guardrail, crossing[1], totals[1])
+    one = bucket_of(guardrail, crossing[0], totals[0])
+    two = bucket_of(guardrail, crossing[1], totals[1])
     out: dict[str, tuple[Any, Any]] = {}
     for first, second, arms in parts:
         _merge(out, f"{crossing[0]}={one(first)} & {crossing[1]}={two(second)}", arms)
@@ -251,7 +255,7 @@ def _srm(
     """The sequential SRM p-value of the current stage (running minimum kept in the state)."""
     stage = int(state.get("stage", 1))  # counted from 1
     share = plan.stages[stage - 1].share
-    if not plan.srm or share >= 1.0:
+    if not plan.srm or share >= 1.0 or share <= 0.0:  # 0: a shadow stage splits nothing
         return 1.0, {}
     # only exposures made with this stage's weights: SDKs pick a new version up a little later
     counts = version_units.get(int(state.get("stage_flag_version", 0)), {})

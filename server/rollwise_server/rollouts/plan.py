@@ -26,7 +26,7 @@ from rollwise_server.models.decoding import in_field_order, problems_of, valid_f
 from rollwise_server.models.rollouts import MAX_GUARDRAILS, MAX_STAGES, MAX_VALUES
 from rollwise_server.times import utc_moment
 
-__all__ = ["Guardrail", "RolloutPlan", "Stage", "parse_plan"]
+__all__ = ["Guardrail", "RolloutPlan", "ScoreCheck", "ShadowCriteria", "Stage", "parse_plan"]
 
 
 DEFAULT_TOP = 10
@@ -36,18 +36,81 @@ MAX_CELLS = 1024
 
 
 @attrs.frozen
+class ScoreCheck:
+    """A paired check of a shadow stage: a score per unit and model from the model's prediction
+    and the unit's outcome on ``metric``; the candidate's mean score must be shown no worse
+    than the served model's by more than ``tolerance``, and no cohort harmed."""
+
+    metric: str
+    rule: Literal["match", "brier", "absolute_error", "squared_error"]
+    kind: Literal["binary", "mean"] = "binary"
+    """The metric's kind: a binary truth (0 or 1) or a number."""
+    positive: str | None = None
+    tolerance: float = 0.0
+    """A magnitude, on the score's scale (signed in the JSON, as the harm)."""
+    cohorts: tuple[str, ...] = ()
+    bands: Mapping[str, tuple[float, ...]] = attrs.field(factory=dict)
+    values: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+
+    @property
+    def harm(self) -> Literal["increase", "decrease"]:
+        """``match`` scores 1 for a right answer: a decrease harms; the error rules: a rise."""
+        return "decrease" if self.rule == "match" else "increase"
+
+    def as_guardrail(self) -> Guardrail:
+        """The check's cohorts as a guardrail's (the same bands, values and top K)."""
+        return Guardrail(self.metric, self.kind, self.harm, self.tolerance,
+                         cohorts=self.cohorts, bands=self.bands, values=self.values)  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric, "rule": self.rule, "positive": self.positive,
+            "tolerance": (-self.tolerance if self.harm == "decrease" else self.tolerance) + 0.0,
+            "cohorts": list(self.cohorts), "bands": {k: list(v) for k, v in self.bands.items()},
+            "values": {k: list(v) for k, v in self.values.items()},
+        }  # fmt: skip
+
+
+@attrs.frozen
+class ShadowCriteria:
+    """The exit criteria of a shadow stage besides its duration and paired units."""
+
+    agreement: float | None = None
+    min_correlation: float | None = None
+    max_mean_abs_diff: float | None = None
+    latency_p99_ms: float | None = None
+    max_error_rate: float = 0.01
+    scores: tuple[ScoreCheck, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "agreement": self.agreement, "min_correlation": self.min_correlation,
+            "max_mean_abs_diff": self.max_mean_abs_diff, "latency_p99_ms": self.latency_p99_ms,
+            "max_error_rate": self.max_error_rate, "scores": [c.to_json() for c in self.scores],
+        }  # fmt: skip
+
+
+@attrs.frozen
 class Stage:
     share: float
-    """The candidate's share of the rule's traffic, in (0, 1]."""
+    """The candidate's share of the rule's traffic, in (0, 1]; 0 in a shadow stage."""
     min_duration: float = 0.0
     """Seconds the stage lasts at least."""
     min_units: int = 0
-    """Exposed units needed in each arm before the stage may end."""
+    """Exposed units needed in each arm before the stage may end (a shadow stage: units both
+    models scored)."""
     approval: bool = False
     """Advancing past this stage needs an approver."""
+    shadow: ShadowCriteria | None = None
+    """A shadow stage's criteria: the candidate serves no one, it runs beside the served model
+    (``docs/shadow.md``)."""
 
     def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        out: dict[str, Any] = {"share": self.share, "min_duration": self.min_duration,
+                               "min_units": self.min_units, "approval": self.approval}  # fmt: skip
+        if self.shadow is not None:
+            out["shadow"] = self.shadow.to_json()
+        return out
 
 
 @attrs.frozen
@@ -193,17 +256,106 @@ def _duration(
         return 0.0
 
 
-def _stages(stages: list[models.RolloutStage], out: list[Problem]) -> list[Stage]:
+def _stages(
+    stages: list[models.RolloutStage], flag: Flag, candidate: Any,
+    catalogue: Mapping[str, Metric] | None, out: list[Problem],
+) -> list[Stage]:  # fmt: skip
     previous = 0.0
     parsed = []
     for i, raw in enumerate(stages):
         path = f"stages[{i}]."
-        if raw.share <= previous:
+        criteria = None
+        if raw.shadow is not None:
+            criteria = _shadow(raw, i, flag, candidate, catalogue, out)
+        elif raw.share is None:
+            out.append(Problem(f"{path}share", "required: the candidate's share, in (0.0, 1.0]"))
+        elif raw.share == 0:
+            out.append(Problem(f"{path}share", "must be in (0.0, 1.0]"))
+        elif raw.share <= previous:
             out.append(Problem(f"{path}share", "must grow from stage to stage"))
-        previous = max(previous, raw.share)
+        share = raw.share or 0.0
+        previous = max(previous, share)
         duration = _duration(raw.min_duration, "min_duration", f"{path}min_duration", out)
-        parsed.append(Stage(raw.share, duration, raw.min_units, raw.approval))
+        parsed.append(Stage(share, duration, raw.min_units, raw.approval, criteria))
     return parsed
+
+
+_SCORED: Mapping[str, tuple[str, ...]] = {
+    "match": ("binary",), "brier": ("binary",), "absolute_error": ("binary", "mean"),
+    "squared_error": ("binary", "mean"),
+}  # fmt: skip
+"""The metric kinds each scoring rule reads as the truth."""
+
+
+def _shadow(
+    raw: models.RolloutStage, i: int, flag: Flag, candidate: Any,
+    catalogue: Mapping[str, Metric] | None, out: list[Problem],
+) -> ShadowCriteria:  # fmt: skip
+    """A shadow stage's criteria: the first stage only, exposing no one, on a flag whose shadow
+    variant is the candidate; its score checks read catalogue metrics and flag cohorts."""
+    path = f"stages[{i}]."
+    given = raw.shadow or models.ShadowCriteria()
+    if i != 0:
+        out.append(Problem(f"{path}shadow", "only the first stage may be a shadow stage"))
+    if raw.share:
+        out.append(Problem(f"{path}share", "a shadow stage serves the candidate to no one: 0"))
+    if catalogue is not None and (flag.shadow is None or flag.shadow.variant != candidate):
+        named = "names no shadow" if flag.shadow is None else (
+            f"shadows {flag.shadow.variant!r}"
+        )  # fmt: skip
+        out.append(Problem(
+            f"{path}shadow",
+            f"flag {flag.key!r} {named}: a shadow stage needs the flag's shadow variant to be "
+            f"the candidate {candidate!r} (docs/shadow.md)",
+        ))  # fmt: skip
+    checks = []
+    for j, score in enumerate(given.scores):
+        where = f"{path}shadow.scores[{j}]."
+        entry = catalogue.get(score.metric) if catalogue is not None else None
+        if catalogue is not None and entry is None:
+            defined = ", ".join(sorted(catalogue)) or "none yet"
+            out.append(Problem(
+                f"{where}metric", f"unknown metric {score.metric!r}: define it in the "
+                f"environment's metric catalogue first (defined: {defined})",
+            ))  # fmt: skip
+        kind = entry.kind if entry is not None else "binary"
+        if entry is not None and kind not in _SCORED[score.rule]:
+            out.append(Problem(
+                f"{where}rule", f"{score.rule} reads a {' or '.join(_SCORED[score.rule])} "
+                f"truth; metric {score.metric!r} is {kind}",
+            ))  # fmt: skip
+        if score.positive is not None and score.rule not in ("match", "brier"):
+            out.append(Problem(f"{where}positive", "only the match and brier rules read labels"))
+        harm = "decrease" if score.rule == "match" else "increase"
+        sign = tolerance_sign_problem(harm, score.tolerance)
+        if sign is not None:
+            out.append(Problem(f"{where}tolerance", sign.replace("this metric", "this score")))
+        for k, cohort in enumerate(score.cohorts):
+            if catalogue is not None and cohort not in flag.cohort_attributes:
+                out.append(Problem(
+                    f"{where}cohorts[{k}]", f"{cohort!r} is not a cohort attribute of flag "
+                    f"{flag.key!r}; predictions carry only those",
+                ))  # fmt: skip
+        declared: tuple[tuple[str, Mapping[str, Any]], ...] = (
+            ("bands", score.bands), ("values", score.values),
+        )  # fmt: skip
+        for kind_of, listed in declared:
+            for name in listed:
+                if name not in score.cohorts:
+                    out.append(Problem(f"{where}{kind_of}.{name}", f"{name!r} is not one of its "
+                                       "cohorts"))  # fmt: skip
+        for name, edges in score.bands.items():
+            if not _edges(tuple(edges)):
+                out.append(Problem(f"{where}bands.{name}", "must be strictly increasing"))
+        checks.append(ScoreCheck(
+            score.metric, score.rule, "mean" if kind == "mean" else "binary", score.positive,
+            abs(score.tolerance), tuple(score.cohorts),
+            {k: tuple(v) for k, v in score.bands.items()},
+            {k: tuple(v) for k, v in score.values.items()},
+        ))  # fmt: skip
+    s = given
+    return ShadowCriteria(s.agreement, s.min_correlation, s.max_mean_abs_diff,
+                          s.latency_p99_ms, s.max_error_rate, tuple(checks))  # fmt: skip
 
 
 def _guardrail(
@@ -350,7 +502,9 @@ def parse_plan(
     if len(raw_stages) > MAX_STAGES:
         out.append(Problem("stages", f"has {len(raw_stages)} stages, more than {MAX_STAGES}"))
     else:
-        stages = _stages(raw_stages, out)
+        stages = _stages(raw_stages, flag, candidate, catalogue, out)
+        if stages and stages[-1].shadow is not None:
+            out.append(Problem("stages", "a shadow stage needs a live stage after it"))
     guardrails: list[Guardrail] = []
     raw_guardrails = fields.get("guardrails", [])
     if len(raw_guardrails) > MAX_GUARDRAILS:

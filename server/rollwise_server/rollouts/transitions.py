@@ -290,6 +290,9 @@ def _transition(store: Store, env: str, key: str, asked: _Asked) -> RolloutRecor
         raise Invalid(f"unknown rollout action {action!r}")
     if evidence is not None:
         state["evidence"] = dict(evidence)
+    details["to_status"] = state.get("status")  # the review reads how each step left it
+    if action == "start":  # the plan this run follows, for its review (the plan may change)
+        details["plan"] = dict(record.plan)
     flag_change = None
     if share is not None:
         flag_change = {"body": with_share(flag_body, plan, share), "expected_version": flag_version}
@@ -322,7 +325,7 @@ def _end_unparsed(
     return store.put_rollout(
         env, key, record.plan, state, expected_version=record.version, actor=actor,
         action=f"rollout.{action}", reason=reason,
-        details={"from_status": record.state.get("status"), "share": 0.0},
+        details={"from_status": record.state.get("status"), "to_status": ended, "share": 0.0},
         flag_change=flag_change, stamp=stamp,
     )  # fmt: skip
 

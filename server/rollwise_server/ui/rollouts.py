@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from rollwise_server.api.common import threaded
 from rollwise_server.auth import same_person
 from rollwise_server.errors import NotFound, TooManyStreams
+from rollwise_server.rollouts import review, review_document
 from rollwise_server.storage.base import AuditQuery, RolloutRecord
 from rollwise_server.times import utc_moment
 from rollwise_server.ui import charts, sessions, words
@@ -110,9 +111,13 @@ async def _context(console: Console, env: str, key: str) -> dict[str, Any]:
         for e in this_run
     ]
     state = dict(record.state)
+    runs = [run.summary() for run in reversed(await threaded(review.runs, store, env, key))]
     evidence = state.get("evidence") if isinstance(state.get("evidence"), Mapping) else None
     series = _series(decisions, evidence)
     findings = list((evidence or {}).get("findings") or [])
+    shadowed = (evidence or {}).get("shadow")
+    if isinstance(shadowed, Mapping):  # a shadow stage's paired scores: their own forests
+        findings += list(shadowed.get("findings") or [])
     by_metric: dict[str, list[dict[str, Any]]] = {}
     for finding in findings:
         by_metric.setdefault(str(finding.get("metric")), []).append(finding)
@@ -200,6 +205,7 @@ async def _context(console: Console, env: str, key: str) -> dict[str, Any]:
         "buttons": buttons,
         "blocked": blocked,
         "srm": srm,
+        "runs": runs,
         "plan_json": json.dumps(plan, indent=1, ensure_ascii=False),
     }
 
@@ -290,3 +296,37 @@ async def _changes(request: Any, store: Any, env: str, key: str) -> AsyncIterato
         await asyncio.sleep(LIVE_POLL_SECONDS)
         if await request.is_disconnected() or await sessions.current(request, touch=False) is None:
             return
+
+
+@endpoint
+async def review_page(console: Console) -> Response:
+    """A rollout run's post-deployment review, with the form for its lessons learned."""
+    params = console.request.path_params
+    env, key, run = params["env"], params["key"], params["run"]
+    environment = console.environment(env)
+    found = await threaded(review.review, console.store, env, key, run)
+    context = review_document.context(found)
+    return console.page("rollout_review.html", env=env, environment=environment, key=key,
+                        **context)  # fmt: skip
+
+
+@endpoint
+async def save_lessons(console: Console) -> Response:
+    """Save the lessons learned through the API (its permission and its audit entry)."""
+    params = console.request.path_params
+    env, key, run = params["env"], params["key"], params["run"]
+    environment = console.environment(env)
+    body: dict[str, Any] = {"text": console.form.get("text")}
+    reason = console.form.get("reason").strip()
+    if reason:
+        body["reason"] = reason
+    answer = await console.api(
+        "PUT", f"/api/v1/envs/{env}/flags/{key}/rollouts/{run}/lessons", body
+    )
+    if answer.ok:
+        return RedirectResponse(f"/ui/envs/{env}/flags/{key}/rollouts/{run}/review?saved=1", 303)
+    found = await threaded(review.review, console.store, env, key, run)
+    return console.page(
+        "rollout_review.html", answer.status, env=env, environment=environment, key=key,
+        refused=f"lessons: {answer.detail}", **review_document.context(found),
+    )  # fmt: skip

@@ -84,7 +84,10 @@ def stage(plan: Mapping[str, Any], rollout_state: Mapping[str, Any]) -> str:
     stages = plan.get("stages") or []
     number = rollout_state.get("stage")
     if status in ("running", "paused", "awaiting_approval", "errored") and isinstance(number, int):
-        share = stages[number - 1].get("share") if 0 < number <= len(stages) else None
+        current = stages[number - 1] if 0 < number <= len(stages) else {}
+        share = current.get("share")
         at = f" at {100 * share:.4g}%" if isinstance(share, int | float) else ""
+        if current.get("shadow") is not None:
+            at = " in shadow"  # the candidate serves no one
         return f"stage {number}/{len(stages)}{at}, {status.replace('_', ' ')}"
     return status.replace("_", " ")
