@@ -49,7 +49,7 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_the_notebooks_are_there() -> None:
     names = {path.name for path in NOTEBOOKS}
-    assert {"01-cohort-comparison.ipynb", "02-fairness.ipynb"} <= names
+    assert {"01-cohort-comparison.ipynb", "02-fairness.ipynb", "03-shadow-and-decay.ipynb"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)

@@ -24,6 +24,14 @@ if TYPE_CHECKING:  # the lazy names, for type checkers (kept in step with _HOMES
         selection_parity,
     )
     from rollwise.analysis.fixed_horizon import correct, sample_size_binary, sample_size_mean
+    from rollwise.analysis.monitoring import (
+        Cusum,
+        DecaySimulation,
+        cusum_threshold,
+        decay_score,
+        mix_score,
+        simulate_decay,
+    )
     from rollwise.analysis.paired import PairedStats, compare_paired
     from rollwise.analysis.plots import plot_confidence_sequence, plot_forest
     from rollwise.analysis.reduce import cohort_sort_key
@@ -41,6 +49,8 @@ __all__ = [
     "AlwaysValid",
     "CohortEffects",
     "Comparison",
+    "Cusum",
+    "DecaySimulation",
     "MetricSpec",
     "MonitorLook",
     "PairedStats",
@@ -60,13 +70,17 @@ __all__ = [
     "compare",
     "compare_paired",
     "correct",
+    "cusum_threshold",
+    "decay_score",
     "gap_change",
+    "mix_score",
     "parity_change",
     "plot_confidence_sequence",
     "plot_forest",
     "sample_size_binary",
     "sample_size_mean",
     "selection_parity",
+    "simulate_decay",
     "srm_chi2",
     "verdict",
     "verdict_reason",
@@ -105,6 +119,12 @@ _HOMES = {
     "SRMCheck": "report",
     "plot_confidence_sequence": "plots",
     "plot_forest": "plots",
+    "Cusum": "monitoring",
+    "DecaySimulation": "monitoring",
+    "cusum_threshold": "monitoring",
+    "decay_score": "monitoring",
+    "mix_score": "monitoring",
+    "simulate_decay": "monitoring",
 }
 
 

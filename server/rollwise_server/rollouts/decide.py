@@ -175,7 +175,8 @@ def _shadow_failure(stage: Stage, shadow: ShadowEvidence | None, elapsed: float)
         return None
     for finding in shadow.findings:
         if finding.verdict == "harm":
-            return f"score {finding.metric} ({finding.scope}) shows harm: {finding.reason}"
+            why = finding.reason.removeprefix("harm: ")
+            return f"score {finding.metric} ({finding.scope}) shows harm: {why}"
     criteria = stage.shadow
     if criteria is None or shadow.paired_units < max(stage.min_units, 1):
         return None
