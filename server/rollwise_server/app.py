@@ -19,7 +19,17 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rollwise_server.access import AccessLogMiddleware
-from rollwise_server.api import admin, flags, health, history, resources, results, rollouts, sdk
+from rollwise_server.api import (
+    admin,
+    flags,
+    health,
+    history,
+    monitors,
+    resources,
+    results,
+    rollouts,
+    sdk,
+)
 from rollwise_server.api import webhooks as webhooks_api
 from rollwise_server.api.common import threaded
 from rollwise_server.auth import TokenAuth
@@ -79,6 +89,15 @@ ROUTES: list[Route] = [
     Route(f"{ENV}/flags/{{key}}/rollout", rollouts.get_rollout, methods=["GET"]),
     Route(f"{ENV}/flags/{{key}}/rollout", rollouts.put_rollout, methods=["PUT"]),
     Route(f"{ENV}/flags/{{key}}/rollout/{{action}}", rollouts.rollout_action, methods=["POST"]),
+    Route(f"{ENV}/flags/{{key}}/monitors", monitors.list_monitors, methods=["GET"]),
+    Route(f"{ENV}/flags/{{key}}/monitors/{{name}}", monitors.get_monitor, methods=["GET"]),
+    Route(f"{ENV}/flags/{{key}}/monitors/{{name}}", monitors.put_monitor, methods=["PUT"]),
+    Route(f"{ENV}/flags/{{key}}/monitors/{{name}}", monitors.delete_monitor, methods=["DELETE"]),
+    Route(
+        f"{ENV}/flags/{{key}}/monitors/{{name}}/acknowledge",
+        monitors.acknowledge,
+        methods=["POST"],
+    ),
     Route(f"{ENV}/flags/{{key}}/rollouts", rollouts.list_runs, methods=["GET"]),
     Route(f"{ENV}/flags/{{key}}/rollouts/{{run}}/review", rollouts.get_review, methods=["GET"]),
     Route(f"{ENV}/flags/{{key}}/rollouts/{{run}}/lessons", rollouts.put_lessons, methods=["PUT"]),

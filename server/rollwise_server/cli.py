@@ -33,6 +33,7 @@ from rollwise_server.api_client import (
     strip_meta,
 )
 from rollwise_server.cli_db import db
+from rollwise_server.cli_monitors import monitors
 from rollwise_server.cli_options import env_option, json_option, reason_option
 from rollwise_server.cli_output import echo, echo_json, fields, note, table, ts, visible
 from rollwise_server.cli_profile import Profile, profile_path
@@ -1454,6 +1455,7 @@ def webhooks_secret(as_json: bool) -> None:
 
 
 main.add_command(rollouts)
+main.add_command(monitors)
 main.add_command(db)
 main.add_command(results)
 

@@ -445,6 +445,18 @@ _BODY_EXAMPLES: dict[str, Json] = {
         "reason": "fraud-2025-11 for small EU payments",
     },
     "rolloutAction": {"reason": "the plan is reviewed"},
+    "putMonitor": {
+        "variant": "v2",
+        "baseline": {
+            "kind": "window",
+            "since": "2026-11-18T00:00:00Z",
+            "until": "2026-11-25T00:00:00Z",
+        },
+        "metrics": [{"metric": "fraud_caught", "cohorts": ["country"]}],
+        "drift": ["country"],
+        "interval": "10m",
+        "reason": "watch v2 after its rollout",
+    },
     "putLessons": {"text": "The NL cohort needed its own threshold.", "reason": "review meeting"},
     "ingestExposures": {
         "events": [
@@ -762,14 +774,15 @@ def _admin_paths() -> Json:
             "query",
             "resource_type",
             {"type": "string"},
-            "flag, segment, metric, rollout, token or environment.",
+            "flag, segment, metric, rollout, monitor, token or environment.",
         ),
         _parameter("query", "resource_key", {"type": "string"}, "Only this resource key."),
         _parameter(
             "query",
             "flag",
             {"type": "string"},
-            "Only this flag: its own entries and those of its rollout (instead of the two above).",
+            "Only this flag: its own entries and those of its rollout and monitors (instead of "
+            "the two above).",
         ),
         _parameter("query", "segment", {"type": "string"}, "Only this segment."),
         _parameter("query", "metric", {"type": "string"}, "Only this metric."),
@@ -1205,6 +1218,62 @@ def _rollout_paths() -> Json:
     }  # fmt: skip
 
 
+def _monitor_paths() -> Json:
+    key = _path("key", _ref("key"), "The flag key.", "fraud-model")
+    name = _path("name", _ref("key"), "The monitor's name.", "fraud-health")
+    base = "/api/v1/envs/{env}/flags/{key}/monitors"
+    monitor = _ref("Monitor")
+    return {
+        base: {
+            "parameters": [_ENV, key],
+            "get": _operation(
+                "listMonitors", "monitors", "The flag's monitors",
+                {"200": _json(_ref("MonitorList"), "The monitors."), **_errors(401, 403, 404)},
+                permission="read",
+            ),
+        },
+        f"{base}/{{name}}": {
+            "parameters": [_ENV, key, name],
+            "get": _operation(
+                "getMonitor", "monitors", "A monitor: spec, status, streams and alerts",
+                {"200": _json(monitor, "The monitor.", _ETAG), **_errors(401, 403, 404)},
+                permission="read",
+            ),
+            "put": _operation(
+                "putMonitor", "monitors", "Create or replace a monitor",
+                {
+                    "200": _json(monitor, "The monitor as stored.", _ETAG),
+                    **_errors(
+                        400, 401, 403, 404, 409, 413, 422,
+                        e422="Every problem of the spec, by path (checked against the flag, "
+                        "the metric catalogue and the flag's rollout plan).",
+                    ),
+                },
+                permission="write", parameters=[_IF_MATCH, _REASON],
+                body=_ref("MonitorSpec"),
+                description="Checked by the controller every interval (docs/monitors.md); a "
+                "changed spec starts its detectors afresh.",
+            ),
+            "delete": _operation(
+                "deleteMonitor", "monitors", "Delete a monitor",
+                {"204": {"description": "Deleted (audited)."}, **_errors(401, 403, 404)},
+                permission="write", parameters=[_REASON],
+            ),
+        },
+        f"{base}/{{name}}/acknowledge": {
+            "parameters": [_ENV, key, name],
+            "post": _operation(
+                "acknowledgeMonitor", "monitors", "Acknowledge a monitor's alert",
+                {"200": _json(monitor, "The monitor, ok again."),
+                 **_errors(400, 401, 403, 404, 413)},
+                permission="write", body=_ref("VersionedWrite"), body_required=False,
+                description="Its status is ok again; the alerts stay in its state and the audit "
+                "log.",
+            ),
+        },
+    }  # fmt: skip
+
+
 def _review_paths() -> Json:
     key = _path("key", _ref("key"), "The flag key.", "fraud-model")
     run = _path("run", {"type": "integer", "minimum": 1}, "The run's id (GET …/rollouts).")
@@ -1279,6 +1348,7 @@ def openapi_document() -> dict[str, Any]:
         **_resource_paths("flag", "Flag", "fraud-model"),
         **_flag_action_paths(),
         **_review_paths(),
+        **_monitor_paths(),
         **_resource_paths("segment", "Segment", "eu"),
         **_resource_paths("metric", "Metric", "fraud_caught"),
         **_sdk_paths(),
@@ -1321,6 +1391,7 @@ def openapi_document() -> dict[str, Any]:
             {"name": "webhooks", "description": "Webhook deliveries and their state (admin)."},
             {"name": "sdk", "description": "For SDKs: rules, change stream, events."},
             {"name": "rollouts", "description": "Staged rollouts with guardrails."},
+            {"name": "monitors", "description": "Decay and drift monitors after a rollout."},
             {"name": "results", "description": "Per-cohort sufficient statistics for analysis."},
         ],
         "paths": paths,

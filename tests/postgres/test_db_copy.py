@@ -26,7 +26,8 @@ from tests.server.test_predictions import prediction
 from tests.server.test_results import PATH, create_flag, post_events
 
 TABLES = ("environments", "resources", "resource_versions", "audit", "tokens", "rollouts",
-          "webhook_outbox", "console_sessions", "exposures", "outcomes", "predictions")  # fmt: skip
+          "webhook_outbox", "console_sessions", "monitors", "exposures", "outcomes",
+          "predictions")  # fmt: skip
 
 
 def copy(source: str, target: str) -> Any:
@@ -73,6 +74,11 @@ def test_a_sqlite_installation_moves_to_postgresql_whole(tmp_path: Path) -> None
                                 "cohorts": ["country"]}]}  # fmt: skip
         response = admin.put(f"{flag_url}/rollout", json={**plan, "reason": "move"})
         assert response.status_code in (200, 201), response.text
+        monitor = {"variant": "v2", "drift": ["country"],
+                   "baseline": {"kind": "window", "since": "2026-11-01T00:00:00Z",
+                                "until": "2026-11-08T00:00:00Z"}}  # fmt: skip
+        response = admin.put(f"{flag_url}/monitors/mix", json=monitor)
+        assert response.status_code == 200, response.text
         before = snapshot(source)
         admin_token = source.admin_token
     (tmp_path / "b").mkdir()
@@ -85,6 +91,16 @@ def test_a_sqlite_installation_moves_to_postgresql_whole(tmp_path: Path) -> None
     assert counts["exposures"][0] == len(exposures)
     assert counts["outcomes"][0] == len(outcomes)
     assert counts["predictions"] == (7, 7)
+    assert counts["monitors"] == (1, 1)
+    analyzed = (
+        connect(postgresql)
+        .execute(  # the planner's statistics, before any reduction
+            "SELECT relname FROM pg_stat_user_tables"
+            " WHERE schemaname = current_schema() AND last_analyze IS NOT NULL"
+        )
+        .fetchall()
+    )
+    assert {"exposures_default", "outcomes_default"} <= {r[0] for r in analyzed}, analyzed
     with live_server(tmp_path / "b", db=postgresql) as moved:
         moved.admin_token = admin_token  # the old secret works in the new database
         after = snapshot(moved)

@@ -204,8 +204,9 @@ async def list_audit(request: Request) -> Response:
     resource_type = params.get("resource_type")
     resource_key = params.get("resource_key")
     resource_types: tuple[str, ...] | None = None
-    if "flag" in params:  # the flag's own changes and those of its rollout
-        resource_type, resource_key, resource_types = None, params["flag"], ("flag", "rollout")
+    if "flag" in params:  # the flag's own changes and those of its rollout and monitors
+        resource_type, resource_key = None, params["flag"]
+        resource_types = ("flag", "rollout", "monitor")
     if "segment" in params:
         resource_type, resource_key = "segment", params["segment"]
     if "metric" in params:

@@ -35,6 +35,7 @@ from rollwise_server.models.metrics import (
     MetricWrite,
     UndefinedMetric,
 )
+from rollwise_server.models.monitors import Monitor, MonitorBaseline, MonitorList, MonitorSpec
 from rollwise_server.models.problems import Problem, ProblemItem, RolloutRef
 from rollwise_server.models.results import Results
 from rollwise_server.models.rollouts import (
@@ -80,6 +81,10 @@ __all__ = [
     "MetricEntry",
     "MetricList",
     "MetricWrite",
+    "Monitor",
+    "MonitorBaseline",
+    "MonitorList",
+    "MonitorSpec",
     "Outcome",
     "OutcomeEvents",
     "Prediction",
@@ -126,6 +131,8 @@ MODELS = (
     LessonsWrite,
     MetricList,
     MetricWrite,
+    MonitorList,
+    MonitorSpec,
     OutcomeEvents,
     PredictionEvents,
     Problem,

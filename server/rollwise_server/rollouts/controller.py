@@ -26,14 +26,16 @@ from typing import Any
 import attrs
 
 from rollwise_server.errors import Conflict, StorageFull
-from rollwise_server.rollouts import transitions
+from rollwise_server.monitoring.check import check as monitor_check
+from rollwise_server.monitoring.spec import parse_monitor
+from rollwise_server.rollouts import ownership, transitions
 from rollwise_server.rollouts.decide import Decision, decide
 from rollwise_server.rollouts.evidence import gather, iso
 from rollwise_server.rollouts.pairing import shadow_evidence
 from rollwise_server.rollouts.plan import RolloutPlan
 from rollwise_server.rollouts.tally import Snapshot
 from rollwise_server.rollouts.weights import SCALE, candidate_share
-from rollwise_server.storage.base import ACTIVE_ROLLOUT, RolloutRecord, Store
+from rollwise_server.storage.base import ACTIVE_ROLLOUT, MonitorRecord, RolloutRecord, Store
 from rollwise_server.webhooks import Webhooks
 
 __all__ = ["Controller"]
@@ -116,6 +118,14 @@ class Controller:
             self.publish(env, await asyncio.to_thread(self.store.revision, env))
         for record in await asyncio.to_thread(self._recently_rolled_back):
             await asyncio.to_thread(self._verify_rollback, record)
+        for monitor in await asyncio.to_thread(self.store.monitors):
+            try:  # each monitor in its own error boundary, as each rollout
+                await asyncio.to_thread(self._check_monitor, monitor)
+            except StorageFull:
+                raise
+            except Exception:
+                logger.exception("rollwise: checking monitor %s of %s/%s failed", monitor.name,
+                                 monitor.env, monitor.flag)  # fmt: skip
         self.rounds += 1
         self.last_round_seconds = time.perf_counter() - started
         self.last_round_at = time.time()
@@ -173,6 +183,52 @@ class Controller:
             return decision
         finally:
             self.store.release_rollout(record.env, record.flag, self.owner)
+
+    def _check_monitor(self, record: MonitorRecord) -> None:
+        """One check of a monitor if it is due; its alerts audited, sent as ``monitor.retrain``
+        webhooks, and with ``action: rollback`` the flag's rollout rule put on its control."""
+        flag, _, _ = transitions.flag_of(self.store, record.env, record.flag)
+        spec, problems = parse_monitor(record.spec, flag, None)
+        if spec is None:
+            raise ValueError(f"the stored spec no longer parses: {problems}")
+        checked = monitor_check(self.store, record, spec, self.clock())
+        if checked is None or not self.store.put_monitor_state(
+            record.env, record.flag, record.name, checked.state, expected_version=record.version
+        ):
+            return  # not due, or a person changed the monitor meanwhile: the next round
+        for alert in checked.alerts:
+            text = alert.text(record.env, record.flag, record.name)
+            evidence = f"/api/v1/envs/{record.env}/flags/{record.flag}/monitors/{record.name}"
+            self.store.append_audit(
+                actor="controller", action="monitor.alert", env=record.env,
+                resource_type="monitor", resource_key=record.flag, version=record.version,
+                reason=text, details={"monitor": record.name, "alert": alert.to_json()},
+            )  # fmt: skip
+            logger.warning("%s", text)
+            self.webhooks.notify("monitor.retrain", text, {
+                "env": record.env, "flag": record.flag, "monitor": record.name,
+                **alert.to_json(), "evidence": evidence,
+            })  # fmt: skip
+        if checked.alerts and spec.action == "rollback":
+            self._monitor_rollback(record, checked.alerts[0])
+
+    def _monitor_rollback(self, record: MonitorRecord, alert: Any) -> None:
+        """Serve the rollout plan's control on its rule again (the previous version)."""
+        rollout = self.store.get_rollout(record.env, record.flag)
+        if rollout is None:
+            return
+        flag = self.store.get_resource(record.env, "flag", record.flag)
+        change = ownership.control_change(flag.body, flag.version, rollout.plan)
+        if change is None:
+            return
+        self.store.write_resource(
+            record.env, "flag", record.flag, change["body"], expected_version=flag.version,
+            action="monitor.rollback", actor="controller",
+            reason=f"monitor {record.name}: {alert.stream} fired; serving "
+            f"{rollout.plan.get('control')} again",
+            details={"monitor": record.name, "stream": alert.stream},
+        )  # fmt: skip
+        self.publish(record.env, self.store.revision(record.env))
 
     def _errored(self, record: RolloutRecord, exc: Exception) -> None:
         """Put a rollout that could not be evaluated on the control, ``errored``, and say so."""

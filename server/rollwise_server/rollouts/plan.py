@@ -26,7 +26,16 @@ from rollwise_server.models.decoding import in_field_order, problems_of, valid_f
 from rollwise_server.models.rollouts import MAX_GUARDRAILS, MAX_STAGES, MAX_VALUES
 from rollwise_server.times import utc_moment
 
-__all__ = ["Guardrail", "RolloutPlan", "ScoreCheck", "ShadowCriteria", "Stage", "parse_plan"]
+__all__ = [
+    "Guardrail",
+    "RolloutPlan",
+    "ScoreCheck",
+    "ShadowCriteria",
+    "Stage",
+    "duration_field",
+    "parse_guardrail",
+    "parse_plan",
+]
 
 
 DEFAULT_TOP = 10
@@ -244,7 +253,7 @@ def _edges(edges: tuple[float, ...]) -> bool:
     return all(a < b for a, b in itertools.pairwise(edges))
 
 
-def _duration(
+def duration_field(
     value: float | str, name: str, path: str, out: list[Problem], *, positive: bool = False
 ) -> float:
     """``value`` in the one duration grammar (``rollwise.durations``: seconds, or text such as
@@ -275,7 +284,7 @@ def _stages(
             out.append(Problem(f"{path}share", "must grow from stage to stage"))
         share = raw.share or 0.0
         previous = max(previous, share)
-        duration = _duration(raw.min_duration, "min_duration", f"{path}min_duration", out)
+        duration = duration_field(raw.min_duration, "min_duration", f"{path}min_duration", out)
         parsed.append(Stage(share, duration, raw.min_units, raw.approval, criteria))
     return parsed
 
@@ -358,7 +367,7 @@ def _shadow(
                           s.latency_p99_ms, s.max_error_rate, tuple(checks))  # fmt: skip
 
 
-def _guardrail(
+def parse_guardrail(
     raw: models.Guardrail, path: str, flag: Flag, catalogue: Mapping[str, Metric] | None,
     out: list[Problem],
 ) -> Guardrail:  # fmt: skip
@@ -512,7 +521,7 @@ def parse_plan(
         out.append(Problem("guardrails", message))
     else:
         guardrails = [
-            _guardrail(raw, f"guardrails[{i}].", flag, catalogue, out)
+            parse_guardrail(raw, f"guardrails[{i}].", flag, catalogue, out)
             for i, raw in enumerate(raw_guardrails)
         ]
     deadline = None
@@ -525,12 +534,12 @@ def parse_plan(
             out.append(Problem("deadline", "must be an RFC 3339 date-time or null"))
     window = delay = 0.0
     if "attribution_window" in fields:
-        window = _duration(
+        window = duration_field(
             fields["attribution_window"], "attribution_window", "attribution_window", out,
             positive=True,
         )  # fmt: skip
     if "outcome_delay" in fields:
-        delay = _duration(fields["outcome_delay"], "outcome_delay", "outcome_delay", out)
+        delay = duration_field(fields["outcome_delay"], "outcome_delay", "outcome_delay", out)
     if out or body is None:
         return None, in_field_order(models.RolloutPlan, out)
     plan = RolloutPlan(

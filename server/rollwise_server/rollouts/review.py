@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from rollwise_server.errors import NotFound
-from rollwise_server.storage.base import AuditEntry, AuditQuery, Store
+from rollwise_server.storage.base import AuditEntry, AuditQuery, MonitorRecord, Store
 
 __all__ = ["LESSONS", "Review", "Run", "lessons_of", "review", "runs"]
 
@@ -146,6 +146,18 @@ class Review:
     """Newest first: the first is the current text."""
     latest: bool = True
     """The flag's latest run (the only one whose post-rollback verification is kept)."""
+    monitors: Sequence[MonitorRecord] = ()
+    """The flag's monitors now (their alerts since the run started are its findings)."""
+
+    def monitor_findings(self) -> list[dict[str, Any]]:
+        """Each monitor with its status and the alerts raised since the run started."""
+        start = self.run.start.ts
+        return [
+            {"name": m.name, "variant": m.spec.get("variant"), "status": m.state.get("status"),
+             "checks": m.state.get("checks", 0),
+             "alerts": [a for a in m.state.get("alerts") or [] if str(a.get("at", "")) >= start]}
+            for m in self.monitors
+        ]  # fmt: skip
 
     @property
     def decisions(self) -> list[AuditEntry]:
@@ -168,7 +180,7 @@ class Review:
             "timeline": [_entry_json(e) for e in self.run.entries],
             "approvals": [_entry_json(e) for e in self.approvals],
             "post_rollback": None if self.post_rollback is None else dict(self.post_rollback),
-            "monitors": [],
+            "monitors": self.monitor_findings(),
             "lessons": None if not self.lessons else _lessons_json(self.lessons[0]),
             "lessons_edits": len(self.lessons),
         }  # fmt: skip
@@ -200,4 +212,5 @@ def review(store: Store, env: str, key: str, run_id: int | None) -> Review:
         found = record.state.get("post_rollback")
         post = found if isinstance(found, Mapping) else None
     return Review(env, key, run, plan, isinstance(recorded, Mapping), post,
-                  lessons_of(store, env, key, run.id), latest.id == run.id)  # fmt: skip
+                  lessons_of(store, env, key, run.id), latest.id == run.id,
+                  store.monitors(env, key))  # fmt: skip

@@ -111,6 +111,23 @@ def _post_rollback(review: Review) -> str:
     )
 
 
+def monitor_lines(review: Review) -> list[str]:
+    """The flag's monitors and what they found since the run started (Markdown)."""
+    found = review.monitor_findings()
+    if not found:
+        return ["None attached to this flag."]
+    rows = []
+    for m in found:
+        alerts = "; ".join(
+            f"{a.get('at')} {a.get('stream')}"
+            + ("" if a.get("effect") is None else f" effect {a['effect']:+.4g}")
+            for a in m["alerts"]
+        )  # fmt: skip
+        rows.append([m["name"], m["variant"], m["status"], m["checks"], alerts or "none"])
+    return _table(["Monitor", "Variant", "Status", "Checks", "Alerts since the run started"],
+                  rows)  # fmt: skip
+
+
 def _decision_title(entry: AuditEntry) -> str:
     return f"{entry.ts}: {entry.action.removeprefix('rollout.')} by {entry.actor}"
 
@@ -171,8 +188,9 @@ def markdown(review: Review) -> str:
         out += _table(["When", "By", "Stage", "Reason"], rows)
     else:
         out += ["None given in this run."]
-    out += ["", "## After the rollback", "", _post_rollback(review), "", "## Monitors", "",
-            "None attached to this flag.", "", "## Lessons learned", ""]  # fmt: skip
+    out += ["", "## After the rollback", "", _post_rollback(review), "", "## Monitors", ""]
+    out += monitor_lines(review)
+    out += ["", "## Lessons learned", ""]
     if review.lessons:
         current = review.lessons[0]
         out += [str(current.details.get("text", "")), "",
@@ -230,6 +248,7 @@ def context(review: Review) -> dict[str, Any]:
         "ended": _ended(review), "post_rollback": _post_rollback(review),
         "decisions": decisions, "forest": forest, "timelines": timelines, "share": _share,
         "lessons": review.lessons[0] if review.lessons else None,
+        "monitors": review.monitor_findings(),
     }  # fmt: skip
 
 

@@ -37,7 +37,7 @@ ACTIVE = ("running", "awaiting_approval")
 ENDED = ("draft", "completed", "rolled_back", "aborted")
 
 
-def _flag(store: Store, env: str, key: str) -> tuple[Flag, Mapping[str, Any], int]:
+def flag_of(store: Store, env: str, key: str) -> tuple[Flag, Mapping[str, Any], int]:
     resource = store.get_resource(env, "flag", key)
     if resource.archived:
         raise Conflict(f"flag {key!r} is archived")
@@ -63,7 +63,7 @@ def load(store: Store, env: str, key: str) -> tuple[RolloutRecord, RolloutPlan, 
     record = store.get_rollout(env, key)
     if record is None:
         raise NotFound(f"flag {key!r} has no rollout plan in {env!r}")
-    flag, _, _ = _flag(store, env, key)
+    flag, _, _ = flag_of(store, env, key)
     plan, problems = parse_plan(record.plan, flag)
     if plan is None:
         raise Invalid.from_problems(problems, prefix="plan")
@@ -77,7 +77,7 @@ def put_plan(
     """Store a new plan (checked against the flag and the metric catalogue) as a draft.
 
     Refused (409) while a rollout is active: its plan is frozen until it ends."""
-    flag, _, _ = _flag(store, env, key)
+    flag, _, _ = flag_of(store, env, key)
     current = store.get_rollout(env, key)
     version = 0 if current is None else current.version
     if expected is not None and expected != version:
@@ -213,7 +213,7 @@ def _transition(store: Store, env: str, key: str, asked: _Asked) -> RolloutRecor
         raise _moved(key, action, now_at)
     state = dict(record.state)
     status = state.get("status")
-    _, flag_body, flag_version = _flag(store, env, key)
+    _, flag_body, flag_version = flag_of(store, env, key)
     share: float | None = None
     details: dict[str, Any] = {"from_status": status, "stage": state.get("stage")}
     if evidence is not None:
@@ -223,7 +223,7 @@ def _transition(store: Store, env: str, key: str, asked: _Asked) -> RolloutRecor
             raise Conflict(f"cannot start a rollout that is {status}")
         if flag_body.get("enabled", True) is False:
             raise Conflict(f"flag {key!r} is off (killed): turn it on before starting a rollout")
-        _, problems = parse_plan(record.plan, _flag(store, env, key)[0], catalogue(store, env))
+        _, problems = parse_plan(record.plan, flag_of(store, env, key)[0], catalogue(store, env))
         if problems:  # the catalogue or the flag changed since the plan was put
             raise Invalid.from_problems(problems, prefix="plan")
         state = {

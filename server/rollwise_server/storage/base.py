@@ -28,6 +28,7 @@ __all__ = [
     "EventRow",
     "IngestCounts",
     "Kind",
+    "MonitorRecord",
     "Resource",
     "ResourceVersion",
     "RolloutRecord",
@@ -159,6 +160,19 @@ class SessionRecord:
     created: float
     last_seen: float
     token: TokenRecord
+
+
+@attrs.frozen
+class MonitorRecord:
+    """A flag's monitor: its spec and the controller's state (both JSON), with a version."""
+
+    env: str
+    flag: str
+    name: str
+    version: int
+    spec: Mapping[str, Any]
+    state: Mapping[str, Any]
+    updated_at: str
 
 
 @attrs.frozen
@@ -350,6 +364,18 @@ class Store(Protocol):
         self, env: str, flag: str, state: Mapping[str, Any], *, expected_version: int
     ) -> bool: ...
     def seen_metrics(self, env: str) -> list[tuple[str, int, str]]: ...
+
+    # monitors
+    def monitors(self, env: str | None = None, flag: str | None = None) -> list[MonitorRecord]: ...
+    def get_monitor(self, env: str, flag: str, name: str) -> MonitorRecord | None: ...
+    def put_monitor(
+        self, env: str, flag: str, name: str, spec: Mapping[str, Any] | None,
+        state: Mapping[str, Any], *, expected_version: int | None, actor: Actor | str,
+        action: str, reason: str | None, details: Mapping[str, Any] | None = None,
+    ) -> MonitorRecord | None: ...  # fmt: skip
+    def put_monitor_state(
+        self, env: str, flag: str, name: str, state: Mapping[str, Any], *, expected_version: int
+    ) -> bool: ...
     def reader(self) -> Any: ...
     def watch(self, publish: Callable[[str, int], None]) -> None: ...
     def maintain(self, retention: float) -> dict[str, list[str]]: ...

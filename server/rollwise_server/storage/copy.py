@@ -39,6 +39,7 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
                         "state", "attempts", "created", "created_at", "next_attempt",
                         "last_attempt_at", "last_status", "last_error", "finished_at")),
     ("console_sessions", ("id_hash", "token_id", "csrf", "created", "last_seen")),
+    ("monitors", ("env", "flag", "name", "version", "spec", "state", "updated_at")),
     ("exposures", (*EXPOSURE_COLUMNS, "seq")),
     ("outcomes", (*OUTCOME_COLUMNS, "seq")),
     ("predictions", (*PREDICTION_COLUMNS, "seq")),
@@ -120,6 +121,11 @@ def copy_database(
                 progress(table, done)
         for table, column in _COUNTERS.items():
             target.counter_follows(writer, table, column)
+    if target.dialect == "postgresql":  # statistics now, not at autovacuum's next pass: until
+        # then the planner joins outcomes by nested loops and a reduction takes seconds
+        with target.transaction() as writer:
+            for table in ("exposures", "outcomes", "predictions"):
+                writer.execute(f"ANALYZE {table}")
     copied = []
     conn = target.reader()
     for table, _ in TABLES:

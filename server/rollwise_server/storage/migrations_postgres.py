@@ -242,6 +242,19 @@ def _nothing(conn: Any) -> None:
     stays that of SQLite."""
 
 
+_M009 = f"""
+CREATE TABLE monitors (
+    env {T} NOT NULL,
+    flag {T} NOT NULL,
+    name {T} NOT NULL,
+    version bigint NOT NULL,
+    spec {T} NOT NULL,
+    state {T} NOT NULL,
+    updated_at {T} NOT NULL,
+    PRIMARY KEY (env, flag, name)
+);
+"""
+
 MIGRATIONS: list[tuple[str, Callable[[Any], None]]] = [
     ("m001_initial", _script(_M001)),
     ("m002_rollouts", _script(_M002)),
@@ -251,6 +264,7 @@ MIGRATIONS: list[tuple[str, Callable[[Any], None]]] = [
     ("m006_webhook_outbox", _script(_M006)),
     ("m007_console_sessions", _script(_M007)),
     ("m008_predictions", _script(_M008)),
+    ("m009_monitors", _script(_M009)),
 ]
 
 

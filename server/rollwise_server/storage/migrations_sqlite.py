@@ -365,3 +365,21 @@ def m008_predictions(db: Database) -> None:
 
 def _dumps(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@migrations()
+def m009_monitors(db: Database) -> None:
+    """Monitors of flags after their rollouts (``monitoring/``): the spec a person put, and the
+    state the controller keeps between checks (each stream's CUSUM, the alert)."""
+    db.execute(
+        """CREATE TABLE monitors (
+            env TEXT NOT NULL,
+            flag TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            spec TEXT NOT NULL,
+            state TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (env, flag, name)
+        )"""
+    )

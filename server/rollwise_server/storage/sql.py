@@ -37,6 +37,7 @@ from rollwise_server.storage.base import (
     EventRow,
     IngestCounts,
     Kind,
+    MonitorRecord,
     Resource,
     ResourceVersion,
     RolloutRecord,
@@ -926,6 +927,85 @@ class SqlStore(SqlOutbox, SqlSessions):
                 "UPDATE rollouts SET state = ?, updated_at = ?"
                 " WHERE env = ? AND flag = ? AND version = ?",
                 (_dumps(state), now_iso(), env, flag, expected_version),
+            )
+            return bool(cursor.rowcount == 1)
+
+    # --- monitors ---
+
+    _MONITOR = "SELECT env, flag, name, version, spec, state, updated_at FROM monitors"
+
+    @staticmethod
+    def _monitor(row: Sequence[Any]) -> MonitorRecord:
+        return MonitorRecord(row[0], row[1], row[2], int(row[3]), json.loads(row[4]),
+                             json.loads(row[5]), row[6])  # fmt: skip
+
+    def monitors(self, env: str | None = None, flag: str | None = None) -> list[MonitorRecord]:
+        clauses, params = [], []
+        for column, value in (("env", env), ("flag", flag)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._reader().execute(f"{self._MONITOR}{where} ORDER BY env, flag, name", params)
+        return [self._monitor(r) for r in rows]
+
+    def get_monitor(self, env: str, flag: str, name: str) -> MonitorRecord | None:
+        row = (
+            self._reader()
+            .execute(f"{self._MONITOR} WHERE env = ? AND flag = ? AND name = ?", (env, flag, name))
+            .fetchone()
+        )
+        return None if row is None else self._monitor(row)
+
+    def put_monitor(
+        self, env: str, flag: str, name: str, spec: Mapping[str, Any] | None,
+        state: Mapping[str, Any], *, expected_version: int | None, actor: Actor | str,
+        action: str, reason: str | None, details: Mapping[str, Any] | None = None,
+    ) -> MonitorRecord | None:  # fmt: skip
+        """Create, replace (``expected_version``: the version read; ``None``: whatever is
+        there) or delete (``spec=None``) a monitor, audited in the same transaction."""
+        with self.transaction() as conn:
+            self._require_env(conn, env, lock=True)
+            row = conn.execute(
+                "SELECT version FROM monitors WHERE env = ? AND flag = ? AND name = ?",
+                (env, flag, name),
+            ).fetchone()
+            current = 0 if row is None else int(row[0])
+            if expected_version is not None and current != expected_version:
+                raise VersionConflict(
+                    f"monitor {name!r} of {flag!r} is at version {current}, not "
+                    f"{expected_version}",
+                    current_version=current,
+                )  # fmt: skip
+            version = current + 1
+            ts = now_iso()
+            if spec is None:
+                conn.execute("DELETE FROM monitors WHERE env = ? AND flag = ? AND name = ?",
+                             (env, flag, name))  # fmt: skip
+            else:
+                conn.execute(
+                    "INSERT INTO monitors (env, flag, name, version, spec, state, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (env, flag, name) DO UPDATE SET"
+                    " version = excluded.version, spec = excluded.spec, state = excluded.state,"
+                    " updated_at = excluded.updated_at",
+                    (env, flag, name, version, _dumps(spec), _dumps(state), ts),
+                )
+            self._audit(conn, actor, action, env, "monitor", flag, version, reason,
+                        {"monitor": name, **(details or {})})  # fmt: skip
+        if spec is None:
+            return None
+        return MonitorRecord(env, flag, name, version, dict(spec), dict(state), ts)
+
+    def put_monitor_state(
+        self, env: str, flag: str, name: str, state: Mapping[str, Any], *, expected_version: int
+    ) -> bool:
+        """The controller's state after a check: no new version, no audit; only if the monitor
+        is still at ``expected_version`` (a person's change meanwhile wins)."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE monitors SET state = ?, updated_at = ?"
+                " WHERE env = ? AND flag = ? AND name = ? AND version = ?",
+                (_dumps(state), now_iso(), env, flag, name, expected_version),
             )
             return bool(cursor.rowcount == 1)
 

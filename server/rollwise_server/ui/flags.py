@@ -120,6 +120,7 @@ async def flag_page(console: Console) -> Response:
     store = console.store
     flag = await threaded(store.get_resource, env, "flag", key)
     rollout = await threaded(store.get_rollout, env, key)
+    monitors = await threaded(store.monitors, env, key)
     body = dict(flag.body)
     rules = [
         {
@@ -147,6 +148,14 @@ async def flag_page(console: Console) -> Response:
         },
         history=await history_of(console, env, "flag", key),
         others=others,
+        monitors=[
+            {
+                "name": m.name,
+                "status": m.state.get("status", "ok"),
+                "last": (m.state.get("alerts") or [None])[-1],
+            }
+            for m in monitors
+        ],
     )
 
 

@@ -1,0 +1,281 @@
+"""Monitors end to end: a real server, events sent as an SDK sends them (with the historical
+times of a simulated day), the controller's checks at those times, and what people see: the
+alert in the API, the audit log, a signed ``monitor.retrain`` webhook, the CLI; an
+acknowledgement; the rollback action; and every bad spec named by its field."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from typing import Any
+
+import pytest
+from standardwebhooks import Webhook
+
+from rollwise_server.rollouts.controller import Controller
+from rollwise_server.rollouts.evidence import iso
+from rollwise_server.storage import open_store
+from rollwise_server.testing import LiveServer, postgresql_under_test
+from rollwise_server.webhooks import Webhooks
+from tests.rollouts.test_controller import SECRET, Receiver, hooked  # noqa: F401 - a fixture
+from tests.server.conftest import EU_SEGMENT, define_metrics, example_flag
+from tests.server.console_client import ConsoleClient
+from tests.server.test_cli import run
+
+T0 = 1_795_000_000.0  # 2026-11-18: the baseline hour starts here
+HOUR, CHECK = 3600.0, 600.0
+BASE = "/api/v1/envs/production/flags/fraud-model"
+SPEC: dict[str, Any] = {
+    "variant": "v2",
+    "baseline": {"kind": "window", "since": iso(T0), "until": iso(T0 + HOUR)},
+    "metrics": [{"metric": "fraud_caught", "cohorts": ["country"],
+                 "values": {"country": ["DE", "FR", "NL"]}}],
+    "drift": ["country"],
+    "interval": "10m",
+    "outcome_delay": 0,
+    "attribution_window": "1h",
+}  # fmt: skip
+
+
+def _setup(server: LiveServer) -> Any:
+    admin = server.session()
+    env = f"{server.url}/api/v1/envs/production"
+    admin.post(f"{env}/segments", json=EU_SEGMENT).raise_for_status()
+    admin.post(f"{env}/flags", json=example_flag()).raise_for_status()
+    define_metrics(server)
+    return admin
+
+
+def _traffic(server: LiveServer, since: float, units: int, rates: dict[str, float],
+             seed: int, mix: dict[str, float] | None = None) -> None:  # fmt: skip
+    """``units`` exposures of v2 spread over ten minutes from ``since``, and their outcomes on
+    fraud_caught (1 with the country's rate), posted as an SDK posts them."""
+    rng = random.Random(seed)  # noqa: S311 - simulated traffic
+    countries = mix or {"DE": 0.4, "FR": 0.4, "NL": 0.2}
+    exposures, outcomes = [], []
+    for i in range(units):
+        ts = since + CHECK * i / units
+        country = rng.choices(list(countries), list(countries.values()))[0]
+        unit = f"u{seed}-{i}"
+        exposures.append({
+            "id": str(uuid.uuid4()), "ts": iso(ts), "flag": "fraud-model", "flag_version": 1,
+            "variant": "v2", "rule": "eu-small", "unit_type": "user_id", "unit": unit,
+            "attrs": {"country": country, "amount": 50},
+        })  # fmt: skip
+        outcomes.append({
+            "id": str(uuid.uuid4()), "ts": iso(ts + 1), "metric": "fraud_caught",
+            "unit_type": "user_id", "unit": unit, "value": float(rng.random() < rates[country]),
+        })  # fmt: skip
+    sdk = server.session(server.token("sdk", env="production"))
+    for path, events in (("exposures", exposures), ("events", outcomes)):
+        for start in range(0, len(events), 1000):
+            answer = sdk.post(f"{server.url}/api/v1/sdk/{path}",
+                              json={"events": events[start : start + 1000]})  # fmt: skip
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["rejected"] == 0, answer.text
+    if postgresql_under_test():  # what autovacuum does within a minute of a load in production:
+        # without statistics the planner joins the outcomes by nested loops (20 s a reduction)
+        store = open_store(server.db)
+        try:
+            with store.transaction() as conn:
+                conn.execute("ANALYZE exposures")
+                conn.execute("ANALYZE outcomes")
+        finally:
+            store.close()
+
+
+def _check(server: LiveServer, now: float) -> None:
+    store = open_store(server.db)
+    try:
+        webhooks = Webhooks(store, server.settings.webhook_urls)
+        asyncio.run(Controller(store, webhooks, lambda e, r: None, 1.0, clock=lambda: now).round())
+    finally:
+        store.close()
+
+
+def _baseline(server: LiveServer) -> None:
+    for k in range(6):  # an hour of healthy traffic: 0.5 everywhere
+        _traffic(server, T0 + k * CHECK, 1500, {"DE": 0.5, "FR": 0.5, "NL": 0.5}, seed=100 + k)
+
+
+def test_a_decay_in_one_country_alerts_audits_and_sends_a_signed_retrain(
+    hooked: LiveServer,  # noqa: F811
+) -> None:
+    server = hooked
+    admin = _setup(server)
+    _baseline(server)
+    put = admin.put(f"{server.url}{BASE}/monitors/fraud-health",
+                    json={**SPEC, "reason": "after the v2 rollout"})  # fmt: skip
+    assert put.status_code == 200, put.text
+    assert put.json()["state"] == {"status": "ok", "checks": 0}
+    start = T0 + 2 * HOUR
+    fired_at = None
+    for k in range(12):
+        rates = {"DE": 0.5, "FR": 0.5, "NL": 0.5 if k < 4 else 0.25}  # NL decays from check 4
+        _traffic(server, start + k * CHECK, 1500, rates, seed=k)
+        _check(server, start + (k + 1) * CHECK)
+        state = admin.get(f"{server.url}{BASE}/monitors/fraud-health").json()["state"]
+        assert state["checks"] == k + 1
+        if state["status"] == "alerting":
+            fired_at = k
+            break
+    assert fired_at is not None, state
+    assert fired_at >= 4  # not before the decay
+    (alert,) = state["alerts"]
+    assert alert["stream"] == "fraud_caught country=NL"
+    assert alert["kind"] == "decay"
+    assert alert["effect"] == pytest.approx(-0.25, abs=0.1)
+    low, high = alert["interval"]
+    assert low < alert["effect"] < high < 0
+    assert alert["window"] == [iso(start + fired_at * CHECK), iso(start + (fired_at + 1) * CHECK)]
+    assert alert["baseline"] == {"variant": "v2", "since": iso(T0), "until": iso(T0 + HOUR)}
+    healthy = ("fraud_caught country=DE", "fraud_caught country=FR", "drift country")
+    assert all(state["streams"][k]["statistic"] < state["threshold"] for k in healthy)
+    audit = admin.get(f"{server.url}/api/v1/audit", params={"flag": "fraud-model"}).json()
+    actions = [e["action"] for e in audit["entries"]]
+    assert actions[:2] == ["monitor.alert", "monitor.put"]
+    assert audit["entries"][0]["details"]["alert"]["stream"] == "fraud_caught country=NL"
+    assert Receiver.arrived.wait(20)
+    body, headers = next((b, h) for b, h in Receiver.received if b"monitor.retrain" in b)
+    signed = Webhook(SECRET).verify(body, {k.lower(): v for k, v in headers.items()})
+    assert signed["type"] == "monitor.retrain"
+    assert (signed["flag"], signed["monitor"], signed["cohort"]) == (
+        "fraud-model", "fraud-health", "country=NL",
+    )  # fmt: skip
+    assert signed["evidence"] == f"{BASE}/monitors/fraud-health"
+    assert signed["metric"] == "fraud_caught"
+    assert signed["interval"] == alert["interval"]
+    page = (
+        ConsoleClient(server, server.admin_token).get("/ui/envs/production/flags/fraud-model").text
+    )
+    assert "Monitor fraud-health is alerting: fraud_caught country=NL" in page
+    assert 'data-monitor="fraud-health"' in page
+    status = run(server, "monitors", "status", "fraud-model", "fraud-health")
+    assert status.exit_code == 0, status.output
+    assert "alerting" in status.output
+    assert "fraud_caught country=NL" in status.output
+    ack = admin.post(f"{server.url}{BASE}/monitors/fraud-health/acknowledge",
+                     json={"reason": "retraining started"})  # fmt: skip
+    assert ack.status_code == 200, ack.text
+    assert ack.json()["state"]["status"] == "ok"
+    assert len(ack.json()["state"]["alerts"]) == 1  # the history stays
+    entry = admin.get(f"{server.url}/api/v1/audit", params={"flag": "fraud-model"}).json()
+    assert entry["entries"][0]["action"] == "monitor.acknowledge"
+    assert entry["entries"][0]["reason"] == "retraining started"
+
+
+def test_nothing_changes_nothing_fires(server: LiveServer) -> None:
+    admin = _setup(server)
+    _baseline(server)
+    admin.put(f"{server.url}{BASE}/monitors/quiet", json=SPEC).raise_for_status()
+    start = T0 + 2 * HOUR
+    for k in range(8):
+        _traffic(server, start + k * CHECK, 1500, {"DE": 0.5, "FR": 0.5, "NL": 0.5}, seed=50 + k)
+        _check(server, start + (k + 1) * CHECK)
+    state = admin.get(f"{server.url}{BASE}/monitors/quiet").json()["state"]
+    assert (state["status"], state["checks"], state["alerts"]) == ("ok", 8, [])
+    assert {"fraud_caught", "fraud_caught country=DE", "fraud_caught country=FR",
+            "fraud_caught country=NL", "drift country"} <= set(state["streams"])  # fmt: skip
+    _check(server, start + 8 * CHECK + 60)  # not due: less than an interval since the last
+    assert admin.get(f"{server.url}{BASE}/monitors/quiet").json()["state"]["checks"] == 8
+
+
+def test_a_drift_of_the_traffic_mix_is_seen(server: LiveServer) -> None:
+    admin = _setup(server)
+    _baseline(server)
+    spec = {**SPEC, "metrics": []}
+    admin.put(f"{server.url}{BASE}/monitors/mix", json=spec).raise_for_status()
+    start = T0 + 2 * HOUR
+    for k in range(6):
+        mix = {"DE": 0.2, "FR": 0.2, "NL": 0.6}  # a new market floods in
+        _traffic(server, start + k * CHECK, 1500, {"DE": 0.5, "FR": 0.5, "NL": 0.5},
+                 seed=70 + k, mix=mix)  # fmt: skip
+        _check(server, start + (k + 1) * CHECK)
+    state = admin.get(f"{server.url}{BASE}/monitors/mix").json()["state"]
+    assert state["status"] == "alerting"
+    assert state["alerts"][0]["stream"] == "drift country"
+    assert state["alerts"][0]["kind"] == "drift"
+
+
+def test_the_rollback_action_serves_the_control_again(server: LiveServer) -> None:
+    admin = _setup(server)
+    url = f"{server.url}{BASE}/rollout"
+    plan = {"control": "v1", "candidate": "v2", "rule": "eu-small", "stages": [{"share": 1.0}]}
+    admin.put(url, json=plan).raise_for_status()
+    admin.post(f"{url}/start").raise_for_status()
+    admin.post(f"{url}/advance").raise_for_status()
+    assert admin.get(url).json()["state"]["status"] == "completed"
+    _baseline(server)
+    spec = {**SPEC, "action": "rollback", "drift": []}
+    admin.put(f"{server.url}{BASE}/monitors/guard", json=spec).raise_for_status()
+    start = T0 + 2 * HOUR
+    for k in range(8):
+        _traffic(server, start + k * CHECK, 1500, {"DE": 0.2, "FR": 0.2, "NL": 0.2}, seed=90 + k)
+        _check(server, start + (k + 1) * CHECK)
+        flag = admin.get(f"{server.url}{BASE}").json()
+        split = {a["variant"]: a["weight"] for a in flag["rules"][1]["serve"]["split"]}
+        if split["v1"] == 10000:
+            break
+    assert split == {"v2": 0, "v1": 10000}
+    history = admin.get(f"{server.url}{BASE}/history").json()["versions"]
+    assert history[-1]["action"] == "monitor.rollback"
+    assert history[-1]["actor"] == "controller"
+    review = admin.get(f"{server.url}{BASE}/rollouts")
+    (only,) = review.json()["runs"]
+    text = admin.get(f"{server.url}{BASE}/rollouts/{only['id']}/review").text
+    assert "| guard | v2 | alerting |" in text  # the review names the monitor attached
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "words"),
+    [
+        ({"metrics": [{"metric": "fraud_cuaght"}]}, "metrics[0].metric", "unknown metric"),
+        ({"metrics": [{"metric": "fraud_caught", "tolerance": 0.01}]}, "metrics[0].tolerance",
+         "must be <= 0"),
+        ({"drift": ["colour"]}, "drift[0]", "not a cohort attribute"),
+        ({"variant": "v9"}, "variant", "must be a variant"),
+        ({"baseline": {"kind": "window", "since": iso(T0)}}, "baseline.until", "RFC 3339"),
+        ({"baseline": {"kind": "holdout", "variant": "v2"}}, "baseline.variant", "another"),
+        ({"baseline": {"kind": "rollout"}}, "baseline.kind", "rollout plan"),
+        ({"action": "rollback"}, "action", "rollout plan"),
+        ({"interval": "soon"}, "interval", "duration"),
+        ({"horizon": "5m"}, "horizon", "at least one interval"),
+        ({"alpha": 0.9}, "alpha", "(0.0, 0.5]"),
+        ({"metrics": [], "drift": []}, "metrics", "at least one"),
+        ({"unknown": 1}, "unknown", ""),
+    ],
+)  # fmt: skip
+def test_a_bad_spec_names_its_field(
+    server: LiveServer, change: dict[str, Any], path: str, words: str
+) -> None:
+    admin = _setup(server)
+    answer = admin.put(f"{server.url}{BASE}/monitors/m", json={**SPEC, **change})
+    assert answer.status_code == 422, answer.text
+    problems = {p["path"]: p["message"] for p in answer.json()["problems"]}
+    assert path in problems, problems
+    assert words in problems[path]
+    assert admin.get(f"{server.url}{BASE}/monitors").json()["monitors"] == []  # nothing kept
+
+
+def test_roles_names_and_deletion(server: LiveServer) -> None:
+    admin = _setup(server)
+    viewer = server.session(server.token("viewer"))
+    url = f"{server.url}{BASE}/monitors/m"
+    assert viewer.put(url, json=SPEC).status_code == 403
+    assert admin.put(f"{server.url}{BASE}/monitors/bad%20name", json=SPEC).status_code == 404
+    assert admin.get(f"{server.url}/api/v1/envs/production/flags/nope/monitors").status_code == 404
+    admin.put(url, json=SPEC).raise_for_status()
+    assert viewer.get(url).json()["spec"]["variant"] == "v2"
+    assert viewer.delete(url).status_code == 403
+    assert admin.delete(url, params={"reason": "replaced"}).status_code == 204
+    assert admin.get(url).status_code == 404
+    audit = admin.get(f"{server.url}/api/v1/audit", params={"resource_type": "monitor"}).json()
+    assert [e["action"] for e in audit["entries"]] == ["monitor.delete", "monitor.put"]
+    assert audit["entries"][0]["details"] == {"monitor": "m"}
+    listed = run(server, "monitors", "list", "fraud-model")
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(run(server, "monitors", "list", "fraud-model", "--json").output) == {
+        "monitors": []
+    }
