@@ -49,19 +49,20 @@ def _setup(server: LiveServer) -> Any:
 
 
 def _traffic(server: LiveServer, since: float, units: int, rates: dict[str, float],
-             seed: int, mix: dict[str, float] | None = None) -> None:  # fmt: skip
-    """``units`` exposures of v2 spread over ten minutes from ``since``, and their outcomes on
-    fraud_caught (1 with the country's rate), posted as an SDK posts them."""
+             seed: int, mix: dict[str, float] | None = None, variant: str = "v2",
+             span: float = CHECK) -> None:  # fmt: skip
+    """``units`` exposures of ``variant`` spread over ``span`` (ten minutes) from ``since``, and
+    their outcomes on fraud_caught (1 with the country's rate), posted as an SDK posts them."""
     rng = random.Random(seed)  # noqa: S311 - simulated traffic
     countries = mix or {"DE": 0.4, "FR": 0.4, "NL": 0.2}
     exposures, outcomes = [], []
     for i in range(units):
-        ts = since + CHECK * i / units
+        ts = since + span * i / units
         country = rng.choices(list(countries), list(countries.values()))[0]
-        unit = f"u{seed}-{i}"
+        unit = f"u{seed}-{variant}-{i}"
         exposures.append({
             "id": str(uuid.uuid4()), "ts": iso(ts), "flag": "fraud-model", "flag_version": 1,
-            "variant": "v2", "rule": "eu-small", "unit_type": "user_id", "unit": unit,
+            "variant": variant, "rule": "eu-small", "unit_type": "user_id", "unit": unit,
             "attrs": {"country": country, "amount": 50},
         })  # fmt: skip
         outcomes.append({
@@ -279,3 +280,100 @@ def test_roles_names_and_deletion(server: LiveServer) -> None:
     assert json.loads(run(server, "monitors", "list", "fraud-model", "--json").output) == {
         "monitors": []
     }
+
+
+def test_a_holdout_baseline_follows_the_season(server: LiveServer) -> None:
+    """Both variants fall together (a holiday lull): no alarm against the holdout's trailing
+    window (20 minutes: the lag of a trailing window is its length, docs/monitors.md); then
+    v2 alone falls: an alarm."""
+    admin = _setup(server)
+    spec = {**SPEC, "baseline": {"kind": "holdout", "variant": "v1", "window": "20m"},
+            "drift": []}  # fmt: skip
+    admin.put(f"{server.url}{BASE}/monitors/holdout", json=spec).raise_for_status()
+    start = T0 + 2 * HOUR
+    for k in range(2):  # the holdout's trailing window before the first batch
+        _traffic(server, start - (2 - k) * CHECK, 800, dict.fromkeys(COUNTRIES, 0.5),
+                 seed=300 + k, variant="v1")  # fmt: skip
+    for k in range(14):
+        season = 0.35 if k >= 2 else 0.5  # both variants fall from check 2
+        own = season - (0.15 if k >= 8 else 0.0)  # and v2 alone from check 8
+        _traffic(server, start + k * CHECK, 800, dict.fromkeys(COUNTRIES, season),
+                 seed=400 + k, variant="v1")  # fmt: skip
+        _traffic(server, start + k * CHECK, 1500, dict.fromkeys(COUNTRIES, own), seed=500 + k)
+        _check(server, start + (k + 1) * CHECK)
+        state = admin.get(f"{server.url}{BASE}/monitors/holdout").json()["state"]
+        if state["status"] == "alerting":
+            break
+    assert state["status"] == "alerting", state
+    assert state["checks"] >= 9  # not while both fell together
+    assert state["alerts"][0]["baseline"]["variant"] == "v1"
+
+
+def test_a_rollout_baseline_reads_the_variant_during_its_rollout(server: LiveServer) -> None:
+    admin = _setup(server)
+    url = f"{server.url}{BASE}/rollout"
+    plan = {"control": "v1", "candidate": "v2", "rule": "eu-small", "stages": [{"share": 1.0}]}
+    admin.put(url, json=plan).raise_for_status()
+    admin.post(f"{url}/start").raise_for_status()
+    admin.post(f"{url}/advance").raise_for_status()
+    (run_,) = admin.get(f"{server.url}{BASE}/rollouts").json()["runs"]
+    began, ended = (_epoch(run_[k]) for k in ("started_at", "ended_at"))
+    _traffic(server, began, 3000, dict.fromkeys(COUNTRIES, 0.5), seed=600,
+             span=max(ended - began, 0.01) * 0.99)  # the rollout's own evidence  # fmt: skip
+    spec = {**SPEC, "baseline": {"kind": "rollout"}, "drift": []}
+    admin.put(f"{server.url}{BASE}/monitors/since-rollout", json=spec).raise_for_status()
+    start = ended + HOUR
+    for k in range(8):
+        _traffic(server, start + k * CHECK, 1500, dict.fromkeys(COUNTRIES, 0.3), seed=700 + k)
+        _check(server, start + (k + 1) * CHECK)
+        state = admin.get(f"{server.url}{BASE}/monitors/since-rollout").json()["state"]
+        if state["status"] == "alerting":
+            break
+    assert state["status"] == "alerting", state
+    baseline = state["alerts"][0]["baseline"]
+    assert (baseline["since"], baseline["until"]) == (iso(began), iso(ended))
+    assert state["alerts"][0]["baseline_mean"] == pytest.approx(0.5, abs=0.05)
+
+
+def _epoch(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+COUNTRIES = ("DE", "FR", "NL")
+
+
+def _predictions(server: LiveServer, since: float, count: int, mean: float, seed: int) -> None:
+    """``count`` served (live) scores of v2 around ``mean`` over ten minutes from ``since``,
+    posted as an SDK posts a shadow run's predictions."""
+    rng = random.Random(seed)  # noqa: S311 - simulated scores
+    events = [
+        {"id": str(uuid.uuid4()), "ts": iso(since + CHECK * i / count), "flag": "fraud-model",
+         "flag_version": 1, "variant": "v2", "role": "live", "run": str(uuid.uuid4()),
+         "unit_type": "user_id", "unit": f"p{seed}-{i}", "label": None,
+         "score": min(max(rng.gauss(mean, 0.1), 0.0), 1.0), "latency_ms": 2.0, "status": "ok",
+         "attrs": {"country": "DE"}}
+        for i in range(count)
+    ]  # fmt: skip
+    sdk = server.session(server.token("sdk", env="production"))
+    answer = sdk.post(f"{server.url}/api/v1/sdk/predictions", json={"events": events})
+    assert answer.json()["accepted"] == count, answer.text
+
+
+def test_a_drift_of_the_predictions_is_seen(server: LiveServer) -> None:
+    admin = _setup(server)
+    for k in range(6):
+        _predictions(server, T0 + k * CHECK, 500, 0.30, seed=800 + k)
+    spec = {**SPEC, "metrics": [], "drift": [], "drift_predictions": True}
+    admin.put(f"{server.url}{BASE}/monitors/scores", json=spec).raise_for_status()
+    start = T0 + 2 * HOUR
+    for k in range(8):
+        _predictions(server, start + k * CHECK, 500, 0.30 if k < 3 else 0.36, seed=900 + k)
+        _check(server, start + (k + 1) * CHECK)
+        state = admin.get(f"{server.url}{BASE}/monitors/scores").json()["state"]
+        if state["status"] == "alerting":
+            break
+    assert state["status"] == "alerting", state
+    assert state["checks"] >= 4  # not before the scores moved
+    assert state["alerts"][0]["stream"] == "drift predictions"

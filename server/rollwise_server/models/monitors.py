@@ -62,6 +62,11 @@ class MonitorSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         dict[str, Annotated[list[Finite], Meta(min_length=1, max_length=64)]],
         Meta(description="Bin edges of numeric drift attributes."),
     ] = {}
+    drift_predictions: Annotated[
+        bool,
+        Meta(description="Watch the distribution of the variant's predictions (shadow runs' "
+             "live predictions: labels, or scores in the baseline's deciles) for drift."),
+    ] = False  # fmt: skip
     interval: Annotated[Duration, Meta(description="Time between checks (default 10m).")] = "10m"
     horizon: Annotated[
         Duration, Meta(description="The period the false-alarm rate is stated for (30d).")

@@ -10,6 +10,7 @@ statistics live in the monitor's state between checks (``docs/monitors.md``).
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping
 from statistics import NormalDist
@@ -201,6 +202,12 @@ def check(store: Store, record: MonitorRecord, spec: MonitorSpec, now: float) ->
         units = int(sum(counts[1].values()))
         step(f"drift {dim}", mix_score(*counts) if units else None, kind="drift", cohort=dim,
              units=units)  # fmt: skip
+    if spec.drift_predictions:
+        base_answers = _predictions(store, record, base_variant, *base_window)
+        answers = _predictions(store, record, spec.variant, *window)
+        counts = _prediction_counts(base_answers, answers)
+        step("drift predictions", mix_score(*counts) if answers else None, kind="drift",
+             cohort="predictions", units=len(answers))  # fmt: skip
     history = [*(state.get("alerts") or []), *(a.to_json() for a in alerts)][-MAX_ALERTS:]
     state.update(
         streams=streams, batch_until=batch_until, last_check_at=now, threshold=threshold,
@@ -218,3 +225,44 @@ def _label(cohort: str | None) -> str:
 def sum_stats(result: ReductionResult, variant: str) -> SufficientStats:
     """A variant's statistics over every cohort of an overall reduction."""
     return result.overall().get(variant, result.stats(variant))
+
+
+def _predictions(
+    store: Store, record: MonitorRecord, variant: str, since: str, until: str
+) -> list[tuple[str | None, float | None]]:
+    """The variant's served (``live``) answers in the window: ``(label, score)``."""
+    rows = (
+        store.reader()
+        .execute(
+            "SELECT label, score FROM predictions WHERE env = ? AND flag = ? AND variant = ?"
+            " AND role = 'live' AND status = 'ok' AND ts >= ? AND ts < ?",
+            (record.env, record.flag, variant, since, until),
+        )
+        .fetchall()
+    )
+    return [(r[0], None if r[1] is None else float(r[1])) for r in rows]
+
+
+def _prediction_counts(
+    base: list[tuple[str | None, float | None]], batch: list[tuple[str | None, float | None]]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Both sides' answers as counts over categories: each label, and scores in the deciles of
+    the baseline's scores (``score<q1``, ..., ``score>=q9``)."""
+    scores = sorted(s for _, s in base if s is not None)
+    edges = [scores[len(scores) * i // 10] for i in range(1, 10)] if len(scores) >= 10 else []
+
+    def category(label: str | None, score: float | None) -> str:
+        if label is not None:
+            return f"label {label}"
+        if score is None:
+            return "no answer"
+        return f"score decile {bisect.bisect_right(edges, score)}"
+
+    def count(answers: list[tuple[str | None, float | None]]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for label, score in answers:
+            name = category(label, score)
+            out[name] = out.get(name, 0.0) + 1.0
+        return out
+
+    return count(base), count(batch)

@@ -34,6 +34,7 @@ class MonitorSpec:
     metrics: tuple[Guardrail, ...]
     drift: tuple[str, ...]
     drift_bands: Mapping[str, tuple[float, ...]]
+    drift_predictions: bool
     interval: float
     horizon: float
     alpha: float
@@ -70,6 +71,7 @@ class MonitorSpec:
             "variant": self.variant, "baseline": baseline,
             "metrics": [g.to_json() for g in self.metrics], "drift": list(self.drift),
             "drift_bands": {k: list(v) for k, v in self.drift_bands.items()},
+            "drift_predictions": self.drift_predictions,
             "interval": self.interval, "horizon": self.horizon, "alpha": self.alpha,
             "persistence": self.persistence, "outcome_delay": self.outcome_delay,
             "attribution_window": self.attribution_window, "action": self.action,
@@ -106,7 +108,7 @@ def parse_monitor(
                                "attributes"))  # fmt: skip
         elif not all(a < b for a, b in itertools.pairwise(edges)):
             out.append(Problem(f"drift_bands.{name}", "must be strictly increasing"))
-    if fresh and not metrics and not fields.get("drift"):
+    if fresh and not metrics and not fields.get("drift") and not fields.get("drift_predictions"):
         out.append(Problem("metrics", "a monitor watches at least one metric or drift attribute"))
     baseline = fields.get("baseline")
     since = until = None
@@ -151,7 +153,8 @@ def parse_monitor(
     return MonitorSpec(
         variant=body.variant, baseline=kind, since=since, until=until, holdout=holdout,
         holdout_window=holdout_window, metrics=tuple(metrics), drift=tuple(body.drift),
-        drift_bands=drift_bands, interval=seconds["interval"], horizon=seconds["horizon"],
+        drift_bands=drift_bands, drift_predictions=body.drift_predictions,
+        interval=seconds["interval"], horizon=seconds["horizon"],
         alpha=body.alpha, persistence=body.persistence, outcome_delay=seconds["outcome_delay"],
         attribution_window=seconds["attribution_window"], action=body.action,
     ), []  # fmt: skip
