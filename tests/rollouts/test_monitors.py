@@ -377,3 +377,47 @@ def test_a_drift_of_the_predictions_is_seen(server: LiveServer) -> None:
     assert state["status"] == "alerting", state
     assert state["checks"] >= 4  # not before the scores moved
     assert state["alerts"][0]["stream"] == "drift predictions"
+
+
+def test_a_monitor_waits_for_the_rollout_unless_told_to_watch_always(server: LiveServer) -> None:
+    admin = _setup(server)
+    url = f"{server.url}{BASE}/rollout"
+    plan = {"control": "v1", "candidate": "v2", "rule": "eu-small",
+            "stages": [{"share": 0.5}, {"share": 1.0}]}  # fmt: skip
+    admin.put(url, json=plan).raise_for_status()
+    admin.post(f"{url}/start").raise_for_status()
+    _baseline(server)
+    admin.put(f"{server.url}{BASE}/monitors/later", json=SPEC).raise_for_status()
+    admin.put(f"{server.url}{BASE}/monitors/now", json={**SPEC, "watch": "always"})
+    start = T0 + 2 * HOUR
+    _traffic(server, start, 1500, dict.fromkeys(COUNTRIES, 0.5), seed=1000)
+    _check(server, start + CHECK)
+    later = admin.get(f"{server.url}{BASE}/monitors/later").json()["state"]
+    now = admin.get(f"{server.url}{BASE}/monitors/now").json()["state"]
+    assert later["note"] == "waits for the flag's rollout to end (it is running)"
+    assert later["checks"] == 0
+    assert now["checks"] == 1
+    admin.post(f"{url}/advance").raise_for_status()
+    admin.post(f"{url}/advance").raise_for_status()  # completed
+    _traffic(server, start + CHECK, 1500, dict.fromkeys(COUNTRIES, 0.5), seed=1001)
+    _check(server, start + 2 * CHECK)
+    later = admin.get(f"{server.url}{BASE}/monitors/later").json()["state"]
+    assert later["checks"] == 1
+    assert "note" not in later
+    assert later["streams"]["fraud_caught"]["units"] == 1500  # the batch after the rollout
+
+
+def test_a_plan_can_complete_with_a_holdout_on_the_control(server: LiveServer) -> None:
+    """docs/monitors.md: a last stage below 1 keeps that holdout for a monitor's baseline."""
+    admin = _setup(server)
+    url = f"{server.url}{BASE}/rollout"
+    plan = {"control": "v1", "candidate": "v2", "rule": "eu-small", "stages": [{"share": 0.98}]}
+    admin.put(url, json=plan).raise_for_status()
+    admin.post(f"{url}/start").raise_for_status()
+    admin.post(f"{url}/advance").raise_for_status()
+    assert admin.get(url).json()["state"]["status"] == "completed"
+    flag = admin.get(f"{server.url}{BASE}").json()
+    split = {a["variant"]: a["weight"] for a in flag["rules"][1]["serve"]["split"]}
+    assert split == {"v2": 9800, "v1": 200}
+    holdout = {**SPEC, "baseline": {"kind": "holdout", "variant": "v1"}}
+    assert admin.put(f"{server.url}{BASE}/monitors/h", json=holdout).status_code == 200

@@ -62,6 +62,14 @@ class MonitorSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         dict[str, Annotated[list[Finite], Meta(min_length=1, max_length=64)]],
         Meta(description="Bin edges of numeric drift attributes."),
     ] = {}
+    watch: Annotated[
+        Literal["after_rollout", "always"],
+        Meta(
+            description="after_rollout (the default): no check while the flag's rollout is "
+            "active; always: check from now on.",
+            extra={"problem": "must be after_rollout or always"},
+        ),
+    ] = "after_rollout"
     drift_predictions: Annotated[
         bool,
         Meta(description="Watch the distribution of the variant's predictions (shadow runs' "

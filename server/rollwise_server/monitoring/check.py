@@ -25,7 +25,7 @@ from rollwise_server.monitoring.spec import MonitorSpec
 from rollwise_server.rollouts.evidence import buckets, iso
 from rollwise_server.rollouts.plan import Guardrail
 from rollwise_server.rollouts.review import runs
-from rollwise_server.storage.base import MonitorRecord, Store
+from rollwise_server.storage.base import ACTIVE_ROLLOUT, MonitorRecord, Store
 
 __all__ = ["Alert", "Checked", "check"]
 
@@ -130,6 +130,13 @@ def check(store: Store, record: MonitorRecord, spec: MonitorSpec, now: float) ->
     batch_since = float(state.get("batch_until", batch_until - spec.interval))
     if batch_until - batch_since < spec.interval:
         return None
+    if spec.watch == "after_rollout":
+        rollout = store.get_rollout(record.env, record.flag)
+        status = None if rollout is None else rollout.state.get("status")
+        if status in ACTIVE_ROLLOUT:  # its guardrails watch it now; the monitor takes over after
+            state.update(last_check_at=now, batch_until=batch_until,
+                         note=f"waits for the flag's rollout to end (it is {status})")  # fmt: skip
+            return Checked(state, ())
     found = _baseline(store, record, spec, batch_since)
     if found is None:
         state.update(last_check_at=now, note="no baseline yet: the flag's rollout has not "

@@ -35,6 +35,7 @@ class MonitorSpec:
     drift: tuple[str, ...]
     drift_bands: Mapping[str, tuple[float, ...]]
     drift_predictions: bool
+    watch: Literal["after_rollout", "always"]
     interval: float
     horizon: float
     alpha: float
@@ -71,7 +72,7 @@ class MonitorSpec:
             "variant": self.variant, "baseline": baseline,
             "metrics": [g.to_json() for g in self.metrics], "drift": list(self.drift),
             "drift_bands": {k: list(v) for k, v in self.drift_bands.items()},
-            "drift_predictions": self.drift_predictions,
+            "drift_predictions": self.drift_predictions, "watch": self.watch,
             "interval": self.interval, "horizon": self.horizon, "alpha": self.alpha,
             "persistence": self.persistence, "outcome_delay": self.outcome_delay,
             "attribution_window": self.attribution_window, "action": self.action,
@@ -153,7 +154,7 @@ def parse_monitor(
     return MonitorSpec(
         variant=body.variant, baseline=kind, since=since, until=until, holdout=holdout,
         holdout_window=holdout_window, metrics=tuple(metrics), drift=tuple(body.drift),
-        drift_bands=drift_bands, drift_predictions=body.drift_predictions,
+        drift_bands=drift_bands, drift_predictions=body.drift_predictions, watch=body.watch,
         interval=seconds["interval"], horizon=seconds["horizon"],
         alpha=body.alpha, persistence=body.persistence, outcome_delay=seconds["outcome_delay"],
         attribution_window=seconds["attribution_window"], action=body.action,
