@@ -165,6 +165,29 @@ def test_the_rollout_page_shows_the_controllers_rollback_live(
     screenshot(page, "rollout")
 
 
+def test_a_rollouts_review_is_read_and_its_lessons_written(server: LiveServer, page: Page) -> None:
+    admin = server.session()
+    base = f"{server.url}/api/v1/envs/production/flags/fraud-review"
+    flag = {**example_flag(), "key": "fraud-review", "reason": "setup"}
+    admin.post(f"{server.url}/api/v1/envs/production/flags", json=flag).raise_for_status()
+    admin.put(f"{base}/rollout", json={**PLAN, "reason": "ramp v2"}).raise_for_status()
+    admin.post(f"{base}/rollout/start", json={"reason": "go"}).raise_for_status()
+    admin.post(f"{base}/rollout/rollback", json={"reason": "NL complaints"}).raise_for_status()
+    sign_in(page, server, path="/ui/envs/production/flags/fraud-review/rollout")
+    page.get_by_role("link", name=re.compile(r"^Run \d+$")).first.click()
+    expect(page.locator("main h1")).to_contain_text("Post-deployment review: fraud-review")
+    expect(page.locator("[data-outcome]")).to_have_text("rolled back")
+    expect(page.get_by_role("cell", name="NL complaints").first).to_be_visible()
+    page.get_by_label("Lessons learned (Markdown; every edit is kept in the audit log)").fill(
+        "Watch NL from the first stage."
+    )
+    page.get_by_role("button", name="Save the lessons").click()
+    expect(page.get_by_role("status")).to_have_text("Lessons saved.")
+    expect(page.locator("[data-lessons]")).to_have_text("Watch NL from the first stage.")
+    assert_accessible(page)
+    screenshot(page, "review")
+
+
 def test_a_viewer_sees_no_edit_controls_and_a_forged_post_is_refused(
     server: LiveServer, page: Page
 ) -> None:
