@@ -140,6 +140,25 @@ def test_mix_scores_are_standard_normal_without_drift_and_large_with_it() -> Non
     assert drift is not None
     assert drift > 5
     assert mix_score(baseline, {"DE": 0.0}) is None  # an empty batch
+    assert mix_score({}, {"DE": 10.0, "FR": 10.0}) is None  # an empty baseline
     new_value = mix_score(baseline, {**{c: 2000 * s for c, s in COUNTRIES.items()}, "US": 300})
     assert new_value is not None
     assert new_value > 5
+
+
+def test_a_small_baseline_is_no_drift() -> None:
+    """The baseline's own noise counts (a small holdout's mix is not exact): 300 units against
+    2,000 from the same mix stay standard normal."""
+    rng = np.random.default_rng(7)
+    shares = np.array(list(COUNTRIES.values()))
+    values = np.array([
+        mix_score(dict(zip(COUNTRIES, rng.multinomial(300, shares), strict=True)),
+                  dict(zip(COUNTRIES, rng.multinomial(2000, shares), strict=True)))
+        for _ in range(3000)
+    ], dtype=float)  # fmt: skip
+    assert abs(values.mean()) < 0.1
+    assert 0.9 < values.std() < 1.1
+    h = cusum_threshold(200)
+    first, _ = first_alarms((values[i * 200 : (i + 1) * 200, None] for i in range(15)),
+                            threshold=h)  # fmt: skip
+    assert (first >= 0).sum() <= 1  # 200 monitors, 15 checks: no false alarm to speak of

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
+from rollwise_server.errors import VersionConflict
 from rollwise_server.rollouts.controller import Controller
 from rollwise_server.rollouts.evidence import iso
 from rollwise_server.storage import open_store
@@ -35,8 +36,10 @@ SPEC: dict[str, Any] = {
     "drift": ["country"],
     "interval": "10m",
     "outcome_delay": 0,
-    "attribution_window": "1h",
+    "attribution_window": "5m",
 }  # fmt: skip
+LAG = 300.0
+"""A batch is read once its attribution window (5 minutes) has passed."""
 
 
 def _setup(server: LiveServer) -> Any:
@@ -116,7 +119,7 @@ def test_a_decay_in_one_country_alerts_audits_and_sends_a_signed_retrain(
     for k in range(12):
         rates = {"DE": 0.5, "FR": 0.5, "NL": 0.5 if k < 4 else 0.25}  # NL decays from check 4
         _traffic(server, start + k * CHECK, 1500, rates, seed=k)
-        _check(server, start + (k + 1) * CHECK)
+        _check(server, start + (k + 1) * CHECK + LAG)
         state = admin.get(f"{server.url}{BASE}/monitors/fraud-health").json()["state"]
         assert state["checks"] == k + 1
         if state["status"] == "alerting":
@@ -174,12 +177,12 @@ def test_nothing_changes_nothing_fires(server: LiveServer) -> None:
     start = T0 + 2 * HOUR
     for k in range(8):
         _traffic(server, start + k * CHECK, 1500, {"DE": 0.5, "FR": 0.5, "NL": 0.5}, seed=50 + k)
-        _check(server, start + (k + 1) * CHECK)
+        _check(server, start + (k + 1) * CHECK + LAG)
     state = admin.get(f"{server.url}{BASE}/monitors/quiet").json()["state"]
     assert (state["status"], state["checks"], state["alerts"]) == ("ok", 8, [])
     assert {"fraud_caught", "fraud_caught country=DE", "fraud_caught country=FR",
             "fraud_caught country=NL", "drift country"} <= set(state["streams"])  # fmt: skip
-    _check(server, start + 8 * CHECK + 60)  # not due: less than an interval since the last
+    _check(server, start + 8 * CHECK + LAG + 60)  # not due: less than an interval since the last
     assert admin.get(f"{server.url}{BASE}/monitors/quiet").json()["state"]["checks"] == 8
 
 
@@ -193,7 +196,7 @@ def test_a_drift_of_the_traffic_mix_is_seen(server: LiveServer) -> None:
         mix = {"DE": 0.2, "FR": 0.2, "NL": 0.6}  # a new market floods in
         _traffic(server, start + k * CHECK, 1500, {"DE": 0.5, "FR": 0.5, "NL": 0.5},
                  seed=70 + k, mix=mix)  # fmt: skip
-        _check(server, start + (k + 1) * CHECK)
+        _check(server, start + (k + 1) * CHECK + LAG)
     state = admin.get(f"{server.url}{BASE}/monitors/mix").json()["state"]
     assert state["status"] == "alerting"
     assert state["alerts"][0]["stream"] == "drift country"
@@ -214,7 +217,7 @@ def test_the_rollback_action_serves_the_control_again(server: LiveServer) -> Non
     start = T0 + 2 * HOUR
     for k in range(8):
         _traffic(server, start + k * CHECK, 1500, {"DE": 0.2, "FR": 0.2, "NL": 0.2}, seed=90 + k)
-        _check(server, start + (k + 1) * CHECK)
+        _check(server, start + (k + 1) * CHECK + LAG)
         flag = admin.get(f"{server.url}{BASE}").json()
         split = {a["variant"]: a["weight"] for a in flag["rules"][1]["serve"]["split"]}
         if split["v1"] == 10000:
@@ -300,7 +303,7 @@ def test_a_holdout_baseline_follows_the_season(server: LiveServer) -> None:
         _traffic(server, start + k * CHECK, 800, dict.fromkeys(COUNTRIES, season),
                  seed=400 + k, variant="v1")  # fmt: skip
         _traffic(server, start + k * CHECK, 1500, dict.fromkeys(COUNTRIES, own), seed=500 + k)
-        _check(server, start + (k + 1) * CHECK)
+        _check(server, start + (k + 1) * CHECK + LAG)
         state = admin.get(f"{server.url}{BASE}/monitors/holdout").json()["state"]
         if state["status"] == "alerting":
             break
@@ -325,7 +328,7 @@ def test_a_rollout_baseline_reads_the_variant_during_its_rollout(server: LiveSer
     start = ended + HOUR
     for k in range(8):
         _traffic(server, start + k * CHECK, 1500, dict.fromkeys(COUNTRIES, 0.3), seed=700 + k)
-        _check(server, start + (k + 1) * CHECK)
+        _check(server, start + (k + 1) * CHECK + LAG)
         state = admin.get(f"{server.url}{BASE}/monitors/since-rollout").json()["state"]
         if state["status"] == "alerting":
             break
@@ -370,7 +373,7 @@ def test_a_drift_of_the_predictions_is_seen(server: LiveServer) -> None:
     start = T0 + 2 * HOUR
     for k in range(8):
         _predictions(server, start + k * CHECK, 500, 0.30 if k < 3 else 0.36, seed=900 + k)
-        _check(server, start + (k + 1) * CHECK)
+        _check(server, start + (k + 1) * CHECK + LAG)
         state = admin.get(f"{server.url}{BASE}/monitors/scores").json()["state"]
         if state["status"] == "alerting":
             break
@@ -391,7 +394,7 @@ def test_a_monitor_waits_for_the_rollout_unless_told_to_watch_always(server: Liv
     admin.put(f"{server.url}{BASE}/monitors/now", json={**SPEC, "watch": "always"})
     start = T0 + 2 * HOUR
     _traffic(server, start, 1500, dict.fromkeys(COUNTRIES, 0.5), seed=1000)
-    _check(server, start + CHECK)
+    _check(server, start + CHECK + LAG)
     later = admin.get(f"{server.url}{BASE}/monitors/later").json()["state"]
     now = admin.get(f"{server.url}{BASE}/monitors/now").json()["state"]
     assert later["note"] == "waits for the flag's rollout to end (it is running)"
@@ -400,7 +403,7 @@ def test_a_monitor_waits_for_the_rollout_unless_told_to_watch_always(server: Liv
     admin.post(f"{url}/advance").raise_for_status()
     admin.post(f"{url}/advance").raise_for_status()  # completed
     _traffic(server, start + CHECK, 1500, dict.fromkeys(COUNTRIES, 0.5), seed=1001)
-    _check(server, start + 2 * CHECK)
+    _check(server, start + 2 * CHECK + LAG)
     later = admin.get(f"{server.url}{BASE}/monitors/later").json()["state"]
     assert later["checks"] == 1
     assert "note" not in later
@@ -421,3 +424,63 @@ def test_a_plan_can_complete_with_a_holdout_on_the_control(server: LiveServer) -
     assert split == {"v2": 9800, "v1": 200}
     holdout = {**SPEC, "baseline": {"kind": "holdout", "variant": "v1"}}
     assert admin.put(f"{server.url}{BASE}/monitors/h", json=holdout).status_code == 200
+
+
+def test_the_rollback_action_during_a_rollout_rolls_the_rollout_back(server: LiveServer) -> None:
+    """With ``watch: always`` the monitor may fire while the rollout runs: the rollout itself is
+    rolled back (an edit of its managed rule would be refused)."""
+    admin = _setup(server)
+    url = f"{server.url}{BASE}/rollout"
+    plan = {"control": "v1", "candidate": "v2", "rule": "eu-small",
+            "stages": [{"share": 0.5}, {"share": 1.0}]}  # fmt: skip
+    admin.put(url, json=plan).raise_for_status()
+    admin.post(f"{url}/start").raise_for_status()
+    _baseline(server)
+    spec = {**SPEC, "action": "rollback", "drift": [], "watch": "always"}
+    admin.put(f"{server.url}{BASE}/monitors/guard", json=spec).raise_for_status()
+    start = T0 + 2 * HOUR
+    for k in range(8):
+        _traffic(server, start + k * CHECK, 1500, dict.fromkeys(COUNTRIES, 0.2), seed=1100 + k)
+        _check(server, start + (k + 1) * CHECK + LAG)
+        state = admin.get(url).json()["state"]
+        if state["status"] != "running":
+            break
+    assert state["status"] == "rolled_back", state
+    assert state["end_reason"].startswith("monitor guard: fraud_caught")
+    flag = admin.get(f"{server.url}{BASE}").json()
+    split = {a["variant"]: a["weight"] for a in flag["rules"][1]["serve"]["split"]}
+    assert split == {"v2": 0, "v1": 10000}
+
+
+def test_a_check_and_a_persons_write_never_overwrite_each_other(server: LiveServer) -> None:
+    """A person's acknowledgement read the state before a check wrote it: it must not put the
+    old state back (the batch would be counted twice); a check that read a monitor deleted and
+    made again since must not write onto the new one."""
+    admin = _setup(server)
+    admin.put(f"{server.url}{BASE}/monitors/m", json=SPEC).raise_for_status()
+    store = open_store(server.db)
+    try:
+        read = store.get_monitor("production", "fraud-model", "m")
+        assert read is not None
+        checked = {**read.state, "checks": 1, "batch_until": 1.0}
+        assert store.put_monitor_state("production", "fraud-model", "m", checked,
+                                       expected_version=read.version,
+                                       expected_updated_at=read.updated_at)  # fmt: skip
+        with pytest.raises(VersionConflict):  # the person's write, from the older reading
+            store.put_monitor("production", "fraud-model", "m", read.spec,
+                              {**read.state, "status": "ok"}, expected_version=read.version,
+                              actor="erin", action="monitor.acknowledge", reason=None,
+                              expected_updated_at=read.updated_at)  # fmt: skip
+        ack = admin.post(f"{server.url}{BASE}/monitors/m/acknowledge")  # reads afresh: fine
+        assert ack.json()["state"]["checks"] == 1
+        stale = store.get_monitor("production", "fraud-model", "m")
+        assert stale is not None
+        admin.delete(f"{server.url}{BASE}/monitors/m").raise_for_status()
+        admin.put(f"{server.url}{BASE}/monitors/m", json=SPEC).raise_for_status()
+        assert not store.put_monitor_state("production", "fraud-model", "m", checked,
+                                           expected_version=1,
+                                           expected_updated_at=stale.updated_at)  # fmt: skip
+        fresh = admin.get(f"{server.url}{BASE}/monitors/m").json()["state"]
+        assert fresh == {"status": "ok", "checks": 0}
+    finally:
+        store.close()

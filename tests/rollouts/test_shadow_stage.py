@@ -25,7 +25,7 @@ import rollwise
 from rollwise.rules import Shadow
 from rollwise_server.rollouts.controller import Controller
 from rollwise_server.rollouts.decide import Evidence, GuardrailFinding, ShadowEvidence, decide
-from rollwise_server.rollouts.pairing import percentile, score_of
+from rollwise_server.rollouts.pairing import percentile, score_findings, score_of
 from rollwise_server.rollouts.plan import ScoreCheck, parse_plan
 from rollwise_server.storage import open_store
 from rollwise_server.testing import LiveServer, postgresql_under_test
@@ -221,6 +221,12 @@ def test_the_shadow_policy() -> None:
     action, reason = reading(attrs.evolve(good, errors=15, timeouts=5))
     assert action == "rollback"
     assert "2.00% of its runs (15 errors, 5 timeouts)" in reason
+    broken = attrs.evolve(good, paired_units=0, errors=1000, findings=())  # pairs with nothing
+    assert reading(broken) == (
+        "rollback", "shadow stage failed: the candidate failed 100.00% of its runs (1000 "
+        "errors, 0 timeouts), more than 1.00%",
+    )  # fmt: skip
+    assert reading(attrs.evolve(broken, runs=10, errors=10))[0] == "none"  # too few runs yet
     unsure = attrs.evolve(good, findings=(_finding("overall", "no harm shown yet"),))
     action, reason = reading(unsure)
     assert action == "none"
@@ -414,3 +420,26 @@ def _iso(ts: float) -> str:
     from rollwise_server.rollouts.evidence import iso
 
     return iso(ts)
+
+
+def test_a_constant_difference_is_judged_not_waved_through() -> None:
+    """No variance in the differences: every unit differs by the same amount, known exactly."""
+    check = ScoreCheck("is_fraud", "match", tolerance=0.02)
+    worse = score_findings(check, [({}, 1.0, 0.0)] * 500, 0.05, 5000.0, 100)
+    assert (worse[0].verdict, worse[0].effect) == ("harm", -1.0)
+    alike = score_findings(check, [({}, 1.0, 1.0)] * 500, 0.05, 5000.0, 100)
+    assert alike[0].verdict == "non-inferior"
+    better = score_findings(check, [({}, 0.0, 1.0)] * 500, 0.05, 5000.0, 100)
+    assert better[0].verdict == "improvement"
+    errors = ScoreCheck("eta", "absolute_error", "mean", tolerance=0.1)
+    slightly = score_findings(errors, [({}, 0.5, 0.55)] * 500, 0.05, 5000.0, 100)
+    assert slightly[0].verdict == "non-inferior"  # worse by 0.05, within 0.1
+    few = score_findings(check, [({}, 1.0, 0.0)] * 50, 0.05, 5000.0, 100)
+    assert few[0].verdict == "insufficient data"
+
+
+def test_boolean_cohorts_are_named_as_json_names_them() -> None:
+    check = ScoreCheck("is_fraud", "match", cohorts=("premium",), values={"premium": ("true",)})
+    pairs = [({"premium": True}, 1.0, 0.0)] * 300 + [({"premium": False}, 1.0, 1.0)] * 300
+    scopes = {f.scope for f in score_findings(check, pairs, 0.05, 5000.0, 100)}
+    assert "premium=true" in scopes

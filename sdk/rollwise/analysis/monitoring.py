@@ -7,8 +7,9 @@ score ``z`` under no change (positive: towards harm):
 - **decay** (``decay_score``): the batch's mean of a metric against the baseline's, divided by
   the standard error of the difference (both samples' variance);
 - **drift** (``mix_score``): the batch's counts over categories (the traffic mix by a cohort
-  attribute, or predicted labels or score bins) against the baseline's shares: Pearson's
-  chi-square, made a standard normal score by the Wilson–Hilferty cube-root transform.
+  attribute, or predicted labels or score bins) against the baseline's: Pearson's chi-square
+  test of homogeneity, made a standard normal score by the Wilson–Hilferty cube-root
+  transform.
 
 Each score feeds a one-sided **CUSUM** (Page 1954, *Continuous inspection schemes*,
 Biometrika 41): ``S = max(0, S + min(z, cap) − k)``, which signals when ``S`` exceeds ``h``. It
@@ -122,22 +123,27 @@ def decay_score(
     return score
 
 
-def mix_score(
-    baseline: Mapping[str, float], batch: Mapping[str, float], *, smoothing: float = 0.5
-) -> float | None:
-    """How far the batch's counts over categories are from the baseline's shares, as a
-    standard normal score (0 expected under no drift). Categories unseen in the baseline get
-    ``smoothing`` pseudo-counts, so a new category counts as drift rather than dividing by
-    zero. ``None`` with fewer than 2 categories or an empty side."""
-    names = sorted(set(baseline) | set(batch))
-    total_base = sum(baseline.get(c, 0.0) + smoothing for c in names)
+def mix_score(baseline: Mapping[str, float], batch: Mapping[str, float]) -> float | None:
+    """How far the batch's counts over categories are from the baseline's, as a standard normal
+    score (0 expected under no drift): Pearson's chi-square test of homogeneity of the two
+    samples (the baseline's own sampling noise counted, so a small baseline is no drift), made
+    normal by the Wilson–Hilferty transform. A category the baseline never saw counts as
+    drift. ``None`` with fewer than 2 categories or an empty side."""
+    names = [c for c in sorted({*baseline, *batch}) if baseline.get(c, 0.0) + batch.get(c, 0.0)]
+    base_total = sum(baseline.get(c, 0.0) for c in names)
     total = sum(batch.get(c, 0.0) for c in names)
-    if len(names) < 2 or total <= 0 or total_base <= 0:
+    if len(names) < 2 or base_total <= 0 or total <= 0:
         return None
+    both = base_total + total
     chi2 = 0.0
     for name in names:
-        expected = total * (baseline.get(name, 0.0) + smoothing) / total_base
-        chi2 += (batch.get(name, 0.0) - expected) ** 2 / expected
+        seen = baseline.get(name, 0.0) + batch.get(name, 0.0)
+        for side, observed in (
+            (base_total, baseline.get(name, 0.0)),
+            (total, batch.get(name, 0.0)),
+        ):
+            expected = side * seen / both
+            chi2 += (observed - expected) ** 2 / expected
     df = len(names) - 1
     # Wilson–Hilferty: (X/df)^(1/3) is nearly normal with mean 1 − 2/(9df), var 2/(9df)
     spread = 2.0 / (9.0 * df)

@@ -17,12 +17,15 @@ from rollwise_server.api.common import (
     state,
     threaded,
 )
-from rollwise_server.errors import Invalid, NotFound
+from rollwise_server.errors import Conflict, Invalid, NotFound, VersionConflict
 from rollwise_server.monitoring.spec import parse_monitor
 from rollwise_server.rollouts import transitions
 from rollwise_server.storage.base import MonitorRecord, Store
 
 __all__ = ["acknowledge", "delete_monitor", "get_monitor", "list_monitors", "put_monitor"]
+
+RETRIES = 5
+"""Attempts at a person's write that a controller's check keeps overtaking."""
 
 
 def render(record: MonitorRecord) -> dict[str, Any]:
@@ -74,14 +77,23 @@ def _put(
     )
     if spec is None:
         raise Invalid.from_problems(problems)
-    current = store.get_monitor(env, key, name)
-    kept = dict(current.state) if current is not None and current.spec == spec.to_json() else {}
-    record = store.put_monitor(
-        env, key, name, spec.to_json(), kept or {"status": "ok", "checks": 0},
-        expected_version=expected, actor=actor, action="monitor.put", reason=reason,
-    )  # fmt: skip
-    assert record is not None  # noqa: S101 - a spec was given
-    return record
+    for _ in range(RETRIES):
+        current = store.get_monitor(env, key, name)
+        same = current is not None and current.spec == spec.to_json()
+        try:  # the same spec keeps the detectors' state, as the last check left it
+            record = store.put_monitor(
+                env, key, name, spec.to_json(),
+                dict(current.state) if same and current else {"status": "ok", "checks": 0},
+                expected_version=expected, actor=actor, action="monitor.put", reason=reason,
+                expected_updated_at=current.updated_at if same and current else None,
+            )  # fmt: skip
+        except VersionConflict:
+            if expected is not None and (current is None or current.version != expected):
+                raise
+            continue  # a check wrote the state meanwhile: read it again
+        assert record is not None  # noqa: S101 - a spec was given
+        return record
+    raise Conflict(f"monitor {name!r} kept being checked; try again")
 
 
 async def put_monitor(request: Request) -> Response:
@@ -101,15 +113,20 @@ async def put_monitor(request: Request) -> Response:
 def _acknowledge(
     store: Store, env: str, key: str, name: str, actor: Any, reason: str | None
 ) -> MonitorRecord:
-    record = _existing(store, env, key, name)
-    state_now = {**record.state, "status": "ok"}
-    updated = store.put_monitor(
-        env, key, name, record.spec, state_now, expected_version=record.version, actor=actor,
-        action="monitor.acknowledge", reason=reason,
-        details={"alerts": len(record.state.get("alerts") or [])},
-    )  # fmt: skip
-    assert updated is not None  # noqa: S101 - a spec was given
-    return updated
+    for _ in range(RETRIES):
+        record = _existing(store, env, key, name)
+        try:  # only the status changes: the state a check left is kept, never overwritten
+            updated = store.put_monitor(
+                env, key, name, record.spec, {**record.state, "status": "ok"},
+                expected_version=record.version, actor=actor, action="monitor.acknowledge",
+                reason=reason, details={"alerts": len(record.state.get("alerts") or [])},
+                expected_updated_at=record.updated_at,
+            )  # fmt: skip
+        except VersionConflict:
+            continue
+        assert updated is not None  # noqa: S101 - a spec was given
+        return updated
+    raise Conflict(f"monitor {name!r} kept being checked; try again")
 
 
 async def acknowledge(request: Request) -> Response:

@@ -90,11 +90,15 @@ class MonitorSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
              extra={"problem": "must be an integer from 1 to 20"}),
     ] = 2  # fmt: skip
     outcome_delay: Annotated[
-        Duration, Meta(description="A batch ends this long before the check (default 60s).")
-    ] = "60s"
+        Duration,
+        Meta(description="Time for outcomes to reach the server (default 60s): a batch is read "
+             "attribution_window + outcome_delay after its end."),
+    ] = "60s"  # fmt: skip
     attribution_window: Annotated[
-        Duration, Meta(description="Outcomes count this long after a unit's exposure (1d).")
-    ] = "1d"
+        Duration,
+        Meta(description="Outcomes count this long after a unit's exposure (default 10m), on "
+             "both sides."),
+    ] = "10m"  # fmt: skip
     action: Annotated[
         Literal["notify", "rollback"],
         Meta(

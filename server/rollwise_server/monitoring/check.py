@@ -126,7 +126,9 @@ def _interval(effect: float, var: float, n_base: int, n: int, level: float) -> t
 def check(store: Store, record: MonitorRecord, spec: MonitorSpec, now: float) -> Checked | None:
     """The check due at ``now``, or ``None`` when no interval has passed since the last batch."""
     state = dict(record.state)
-    batch_until = now - spec.outcome_delay
+    # a batch is read once its last units' outcomes are in: their attribution window (the
+    # baseline's units get the same window, so both sides are read alike) and the delay after
+    batch_until = now - spec.attribution_window - spec.outcome_delay
     batch_since = float(state.get("batch_until", batch_until - spec.interval))
     if batch_until - batch_since < spec.interval:
         return None

@@ -193,8 +193,9 @@ class Controller:
             raise ValueError(f"the stored spec no longer parses: {problems}")
         checked = monitor_check(self.store, record, spec, self.clock())
         if checked is None or not self.store.put_monitor_state(
-            record.env, record.flag, record.name, checked.state, expected_version=record.version
-        ):
+            record.env, record.flag, record.name, checked.state, expected_version=record.version,
+            expected_updated_at=record.updated_at,
+        ):  # fmt: skip
             return  # not due, or a person changed the monitor meanwhile: the next round
         for alert in checked.alerts:
             text = alert.text(record.env, record.flag, record.name)
@@ -210,24 +211,44 @@ class Controller:
                 **alert.to_json(), "evidence": evidence,
             })  # fmt: skip
         if checked.alerts and spec.action == "rollback":
-            self._monitor_rollback(record, checked.alerts[0])
+            self._monitor_rollback(record, spec.variant, checked.alerts[0])
 
-    def _monitor_rollback(self, record: MonitorRecord, alert: Any) -> None:
-        """Serve the rollout plan's control on its rule again (the previous version)."""
+    def _monitor_rollback(self, record: MonitorRecord, variant: str, alert: Any) -> None:
+        """Serve the rollout plan's control on its rule again (the previous version): a rollback
+        of the rollout while it is active, else a flag version with the control's weights.
+        Only while the flag's plan still has the watched variant as its candidate: a plan put
+        since for another candidate names no rule of this variant."""
         rollout = self.store.get_rollout(record.env, record.flag)
-        if rollout is None:
+        control = None if rollout is None else rollout.plan.get("control")
+        reason = f"monitor {record.name}: {alert.stream} fired; serving the control {control!r}"
+        if rollout is None or rollout.plan.get("candidate") != variant:
+            logger.warning("rollwise: monitor %s of %s/%s fired, but the flag's rollout plan no "
+                           "longer has %r as its candidate: no rollback", record.name,
+                           record.env, record.flag, variant)  # fmt: skip
             return
-        flag = self.store.get_resource(record.env, "flag", record.flag)
-        change = ownership.control_change(flag.body, flag.version, rollout.plan)
-        if change is None:
+        try:
+            if rollout.state.get("status") in ACTIVE_ROLLOUT:
+                transitions.transition(
+                    self.store, record.env, record.flag, "rollback", actor="controller",
+                    reason=reason, expected=rollout.version,
+                )  # fmt: skip
+            else:
+                flag = self.store.get_resource(record.env, "flag", record.flag)
+                change = ownership.control_change(flag.body, flag.version, rollout.plan)
+                if change is None:
+                    return
+                self.store.write_resource(
+                    record.env, "flag", record.flag, change["body"],
+                    expected_version=flag.version, action="monitor.rollback",
+                    actor="controller", reason=reason,
+                    details={"monitor": record.name, "stream": alert.stream},
+                )  # fmt: skip
+        except Conflict:  # changed meanwhile: the alert stands, a person decides
+            logger.warning(
+                "rollwise: monitor %s of %s/%s: the rollback was not applied (the flag changed "
+                "meanwhile)", record.name, record.env, record.flag,
+            )  # fmt: skip
             return
-        self.store.write_resource(
-            record.env, "flag", record.flag, change["body"], expected_version=flag.version,
-            action="monitor.rollback", actor="controller",
-            reason=f"monitor {record.name}: {alert.stream} fired; serving "
-            f"{rollout.plan.get('control')} again",
-            details={"monitor": record.name, "stream": alert.stream},
-        )  # fmt: skip
         self.publish(record.env, self.store.revision(record.env))
 
     def _errored(self, record: RolloutRecord, exc: Exception) -> None:

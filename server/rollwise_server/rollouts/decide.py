@@ -168,9 +168,10 @@ def decide(plan: RolloutPlan, state: Mapping[str, Any], evidence: Evidence) -> D
 
 def _shadow_failure(stage: Stage, shadow: ShadowEvidence | None, elapsed: float) -> str | None:
     """Why the shadow stage fails, or ``None``: a paired score shows harm (always-valid, at any
-    look); once the stage has its paired units, a criterion missed (agreement, correlation,
-    mean absolute difference, latency p99, error rate). Units are never met by waiting for a
-    criterion that is already missed on enough data, so the rollout ends here."""
+    look); once the stage has ``min_units`` runs of the candidate, an error rate above the
+    bound; once it has as many paired units, a criterion missed (agreement, correlation, mean
+    absolute difference, latency p99). A criterion already missed on enough data is not met
+    by waiting, so the rollout ends here."""
     if shadow is None:
         return None
     for finding in shadow.findings:
@@ -178,15 +179,17 @@ def _shadow_failure(stage: Stage, shadow: ShadowEvidence | None, elapsed: float)
             why = finding.reason.removeprefix("harm: ")
             return f"score {finding.metric} ({finding.scope}) shows harm: {why}"
     criteria = stage.shadow
-    if criteria is None or shadow.paired_units < max(stage.min_units, 1):
+    if criteria is None or elapsed < stage.min_duration:
         return None
-    if elapsed < stage.min_duration:
-        return None
-    if shadow.error_rate > criteria.max_error_rate:
+    enough = max(stage.min_units, 1)
+    if shadow.runs >= enough and shadow.error_rate > criteria.max_error_rate:  # runs, not pairs:
+        # a candidate that fails every run pairs with nothing
         return (
             f"the candidate failed {shadow.error_rate:.2%} of its runs ({shadow.errors} "
             f"errors, {shadow.timeouts} timeouts), more than {criteria.max_error_rate:.2%}"
         )
+    if shadow.paired_units < enough:
+        return None
     if criteria.agreement is not None and (shadow.agreement or 0.0) < criteria.agreement:
         shown = "no labels" if shadow.agreement is None else f"{shadow.agreement:.2%}"
         return f"agreement {shown}, below {criteria.agreement:.2%}"

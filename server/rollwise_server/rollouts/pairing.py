@@ -26,7 +26,7 @@ from rollwise_server.rollouts.evidence import bucket_of, finite, iso
 from rollwise_server.rollouts.plan import RolloutPlan, ScoreCheck, ShadowCriteria
 from rollwise_server.storage.base import Store
 
-__all__ = ["percentile", "score_of", "shadow_evidence"]
+__all__ = ["percentile", "score_findings", "score_of", "shadow_evidence"]
 
 _TRUE = frozenset({"true", "1", "yes"})
 
@@ -75,6 +75,8 @@ def _cohort(check: ScoreCheck, dim: str, attributes: Mapping[str, Any]) -> str |
             return None
         edges = check.bands[dim]
         return band_label(edges, bisect.bisect_right(edges, float(value)))
+    if isinstance(value, bool):  # JSON's spelling, as the reductions and declared values have it
+        return "true" if value else "false"
     return None if value is None else str(value)
 
 
@@ -130,7 +132,7 @@ def _truths(
     return {key: sum(v) / len(v) for key, v in values.items()}
 
 
-def _findings(
+def score_findings(
     check: ScoreCheck, pairs: Iterable[tuple[Mapping[str, Any], float, float]], alpha: float,
     tuning: float, min_units: int,
 ) -> list[GuardrailFinding]:  # fmt: skip
@@ -157,20 +159,38 @@ def _findings(
     for scope, values, level in scopes:
         stats = PairedStats.from_values([v[0] for v in values], [v[1] for v in values])
         result = compare_paired(stats, alpha=level, tuning=tuning)
-        reading = verdict(result, harm_direction=check.harm, tolerance=check.tolerance)
+        reading: str = verdict(result, harm_direction=check.harm, tolerance=check.tolerance)
         why = verdict_reason(result, harm_direction=check.harm, tolerance=check.tolerance)
+        effect, low, high = result.effect, result.ci_low, result.ci_high
         if result.insufficient and stats.n >= min_units and stats.difference_variance == 0:
-            reading, why = "non-inferior", "non-inferior: the two models scored every unit alike"
+            reading, why = _constant(stats, check)
+            effect = low = high = stats.difference  # known exactly: the same on every unit
         elif stats.n < min_units:
             reading = "insufficient data"
             why = f"insufficient data: {stats.n} paired units, fewer than min_units_for_harm"
         out.append(GuardrailFinding(
-            metric=name, scope=scope, effect=finite(result.effect), ci_low=finite(result.ci_low),
-            ci_high=finite(result.ci_high), p_value=result.p_value, verdict=reading,
+            metric=name, scope=scope, effect=finite(effect), ci_low=finite(low),
+            ci_high=finite(high), p_value=result.p_value, verdict=reading,
             n_control=stats.n, n_candidate=stats.n, alpha=level, tolerance=check.tolerance,
             reason=why,
         ))  # fmt: skip
     return out
+
+
+def _constant(stats: PairedStats, check: ScoreCheck) -> tuple[str, str]:
+    """The reading of a difference that is the same on every unit (no variance, so no
+    interval): it is known exactly, and judged against the tolerance as it is."""
+    if stats.abs_total == 0:
+        return "non-inferior", "non-inferior: the two models scored every unit alike"
+    effect = stats.difference  # shadow - live, the same on every unit
+    worse = -effect if check.harm == "decrease" else effect
+    if worse > check.tolerance:
+        return "harm", (f"harm: the candidate scored {effect:+.4g} on every unit, beyond the "
+                        f"tolerance {check.tolerance:g}")  # fmt: skip
+    if worse < 0:
+        return "improvement", f"improvement: the candidate scored {effect:+.4g} on every unit"
+    return "non-inferior", (f"non-inferior: the candidate scored {effect:+.4g} on every unit, "
+                            "within the tolerance")  # fmt: skip
 
 
 def shadow_evidence(
@@ -232,7 +252,7 @@ def shadow_evidence(
             b = score_of(check, shadow[2], shadow[3], truths[unit])
             if a is not None and b is not None:
                 pairs.append((attributes, a, b))
-        findings += _findings(check, pairs, alpha, plan.tuning, plan.min_units_for_harm)
+        findings += score_findings(check, pairs, alpha, plan.tuning, plan.min_units_for_harm)
     findings.sort(key=lambda f: (f.verdict != "harm", f.p_value))
     return ShadowEvidence(
         runs=started, paired_units=len(first), errors=errors, timeouts=timeouts,

@@ -372,10 +372,12 @@ class Store(Protocol):
         self, env: str, flag: str, name: str, spec: Mapping[str, Any] | None,
         state: Mapping[str, Any], *, expected_version: int | None, actor: Actor | str,
         action: str, reason: str | None, details: Mapping[str, Any] | None = None,
+        expected_updated_at: str | None = None,
     ) -> MonitorRecord | None: ...  # fmt: skip
     def put_monitor_state(
-        self, env: str, flag: str, name: str, state: Mapping[str, Any], *, expected_version: int
-    ) -> bool: ...
+        self, env: str, flag: str, name: str, state: Mapping[str, Any], *, expected_version: int,
+        expected_updated_at: str,
+    ) -> bool: ...  # fmt: skip
     def reader(self) -> Any: ...
     def watch(self, publish: Callable[[str, int], None]) -> None: ...
     def maintain(self, retention: float) -> dict[str, list[str]]: ...

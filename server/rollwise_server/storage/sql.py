@@ -961,16 +961,22 @@ class SqlStore(SqlOutbox, SqlSessions):
         self, env: str, flag: str, name: str, spec: Mapping[str, Any] | None,
         state: Mapping[str, Any], *, expected_version: int | None, actor: Actor | str,
         action: str, reason: str | None, details: Mapping[str, Any] | None = None,
+        expected_updated_at: str | None = None,
     ) -> MonitorRecord | None:  # fmt: skip
         """Create, replace (``expected_version``: the version read; ``None``: whatever is
-        there) or delete (``spec=None``) a monitor, audited in the same transaction."""
+        there) or delete (``spec=None``) a monitor, audited in the same transaction.
+        ``expected_updated_at``: the state read must still be there (a check since would be
+        overwritten: ``VersionConflict``)."""
         with self.transaction() as conn:
             self._require_env(conn, env, lock=True)
             row = conn.execute(
-                "SELECT version FROM monitors WHERE env = ? AND flag = ? AND name = ?",
+                "SELECT version, updated_at FROM monitors WHERE env = ? AND flag = ? AND name = ?",
                 (env, flag, name),
             ).fetchone()
             current = 0 if row is None else int(row[0])
+            if expected_updated_at is not None and (row is None or row[1] != expected_updated_at):
+                raise VersionConflict(f"monitor {name!r} of {flag!r} was checked meanwhile",
+                                      current_version=current)  # fmt: skip
             if expected_version is not None and current != expected_version:
                 raise VersionConflict(
                     f"monitor {name!r} of {flag!r} is at version {current}, not "
@@ -997,16 +1003,19 @@ class SqlStore(SqlOutbox, SqlSessions):
         return MonitorRecord(env, flag, name, version, dict(spec), dict(state), ts)
 
     def put_monitor_state(
-        self, env: str, flag: str, name: str, state: Mapping[str, Any], *, expected_version: int
-    ) -> bool:
+        self, env: str, flag: str, name: str, state: Mapping[str, Any], *, expected_version: int,
+        expected_updated_at: str,
+    ) -> bool:  # fmt: skip
         """The controller's state after a check: no new version, no audit; only if the monitor
-        is still at ``expected_version`` (a person's change meanwhile wins)."""
+        is still the one read (``expected_version`` and ``expected_updated_at``: a person's
+        change, another check, or a monitor deleted and made again meanwhile wins)."""
         with self.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE monitors SET state = ?, updated_at = ?"
-                " WHERE env = ? AND flag = ? AND name = ? AND version = ?",
-                (_dumps(state), now_iso(), env, flag, name, expected_version),
-            )
+                " WHERE env = ? AND flag = ? AND name = ? AND version = ? AND updated_at = ?",
+                (_dumps(state), now_iso(), env, flag, name, expected_version,
+                 expected_updated_at),
+            )  # fmt: skip
             return bool(cursor.rowcount == 1)
 
     def seen_metrics(self, env: str) -> list[tuple[str, int, str]]:
