@@ -5,6 +5,7 @@ Application code evaluates flags in-process with ``Client``; see ``docs/sdk.md``
 
 from rollwise._version import __version__
 from rollwise.assignment import Assignment, ErrorCode, Reason
+from rollwise.changes import FlagChange
 from rollwise.client import Client, RulesSource
 from rollwise.config import ClientConfig
 from rollwise.errors import (
@@ -49,6 +50,7 @@ __all__ = [
     "EventsDroppedWarning",
     "Exposure",
     "Flag",
+    "FlagChange",
     "Outcome",
     "Problem",
     "Reason",

@@ -13,7 +13,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -22,6 +22,7 @@ import attrs
 
 from rollwise._types import Evaluator
 from rollwise.assignment import Assignment, ErrorCode, Reason
+from rollwise.changes import ChangeListener, FlagChanges, changes_between
 from rollwise.compiler import CompiledRules, compile_rules
 from rollwise.config import ClientConfig
 from rollwise.errors import ConfigurationError
@@ -204,6 +205,7 @@ class Client:
         self._closed = False
         self._predictions = PredictionLog(queue=False)
         self._shadow_pool = ShadowPool()
+        self._changes = FlagChanges()
 
     def _install(self, document: RulesDocument) -> CompiledRules:
         """Compile ``document`` and swap it in atomically; log its warnings once."""
@@ -211,9 +213,11 @@ class Client:
         compiled = compile_rules(document, clock=self._clock, recorder=recorder)
         for message in compiled.warnings:
             self._report_once(message, message)
-        self._store.swap(compiled)
+        old = self._store.swap(compiled)
         self._evaluators = compiled.fast
         self._variants = compiled.fast_variant
+        # in use now: the listeners' thread hears of the changes (the caller never waits)
+        self._changes.publish(changes_between(None if old is None else old.document, document))
         return compiled
 
     def _report_once(self, key: str, message: str, *args: Any, exc: bool = False) -> None:
@@ -354,6 +358,20 @@ class Client:
         """The keys of every flag in the rules in use."""
         return sorted(self._evaluators)
 
+    def on_change(
+        self, listener: ChangeListener, flags: Iterable[str] | None = None
+    ) -> ChangeListener:
+        """Call ``listener(change)`` (a ``FlagChange``: key, old and new version and flag) for
+        each flag that changes from now on (only those in ``flags``, if given), once the new
+        rules are in use. Listeners run in order on a thread of their own: a slow one delays
+        the others, never sync or evaluation; one that raises is logged and counted
+        (``stats()["change_listener_errors"]``). Returns ``listener``, so it decorates too."""
+        self._changes.add(listener, flags)
+        return listener
+
+    def remove_change_listener(self, listener: ChangeListener) -> None:
+        self._changes.remove(listener)
+
     def add_exposure_listener(self, listener: ExposureListener) -> None:
         """Call ``listener(exposure)`` for every new exposure from now on."""
         self._exposures.add_listener(listener)
@@ -466,6 +484,9 @@ class Client:
             "shadow_timeouts": self._shadow_pool.timeouts,
             "shadow_dropped": self._shadow_pool.dropped,
             "predictions_recorded": self._predictions.recorded,
+            "change_listener_calls": self._changes.delivered,
+            "change_listener_errors": self._changes.errors,
+            "change_listener_dropped": self._changes.dropped,
         }
         online = self._online
         if online is not None:
@@ -503,6 +524,7 @@ class Client:
         self._shadow_pool.close(5.0 if online is None else online.config.close_timeout)
         if online is not None:
             online.close()
+        self._changes.close(5.0 if online is None else online.config.close_timeout)
 
     def __enter__(self) -> Self:
         return self
