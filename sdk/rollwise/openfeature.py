@@ -11,6 +11,11 @@ Application code asks OpenFeature's client; the provider asks a ``rollwise.Clien
 - On any error OpenFeature returns the caller's default (its rule, not rollwise's
   ``off_variant``), with ``reason=ERROR`` and no ``variant``.
 - ``client.track(name, context, details)`` records a rollwise outcome for the context's unit.
+- ``initialize`` waits until the client is ready (``ready_timeout``), so
+  ``api.set_provider_and_wait`` returns with rules in use; events follow the client:
+  ``PROVIDER_CONFIGURATION_CHANGED`` with the changed flag keys (``client.on_change``),
+  ``PROVIDER_STALE`` when the link to the server is lost (the rules in use stay), ``PROVIDER_READY``
+  when it is back, ``PROVIDER_ERROR`` when the server refuses the SDK key.
 
 Nothing here raises into the application. ``import rollwise`` does not import this module, and
 importing it without openfeature-sdk installed raises an ``ImportError`` naming the extra.
@@ -19,12 +24,15 @@ importing it without openfeature-sdk installed raises an ``ImportError`` naming 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 try:
     from openfeature.evaluation_context import EvaluationContext
+    from openfeature.event import ProviderEventDetails
     from openfeature.exception import ErrorCode as OFErrorCode
+    from openfeature.exception import ProviderFatalError, ProviderNotReadyError
     from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType
     from openfeature.flag_evaluation import Reason as OFReason
     from openfeature.provider import AbstractProvider, Metadata
@@ -37,6 +45,7 @@ except ImportError as error:  # pragma: no cover - tested in a subprocess
 
 from rollwise._freeze import thaw
 from rollwise.assignment import Assignment, ErrorCode, Reason
+from rollwise.changes import FlagChange
 from rollwise.client import Client
 
 __all__ = ["RollwiseProvider"]
@@ -94,12 +103,20 @@ class RollwiseProvider(AbstractProvider):
         *,
         unit_attribute: str = "user_id",
         close_client_on_shutdown: bool = False,
+        ready_timeout: float = 10.0,
+        watch_interval: float = 0.25,
     ) -> None:
         super().__init__()
         self._client = client
         self._unit_attribute = unit_attribute
         self._close_client_on_shutdown = close_client_on_shutdown
+        self._ready_timeout = ready_timeout
+        self._watch_interval = watch_interval
         self._metadata = Metadata(name="rollwise")
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._emitted = "not_ready"
+        """The state OpenFeature last heard: not_ready, ready, stale or error."""
 
     @property
     def client(self) -> Client:
@@ -109,8 +126,79 @@ class RollwiseProvider(AbstractProvider):
     def get_metadata(self) -> Metadata:
         return self._metadata
 
+    def initialize(self, evaluation_context: EvaluationContext) -> None:
+        """Wait until the client has its rules from the server (``ready_timeout``), then follow
+        it: OpenFeature hears of changes, a lost link and its return as provider events.
+
+        Raises ``ProviderNotReadyError`` when the client has no rules at all within the
+        timeout (no server, no disk cache, no bootstrap: every flag would serve its default),
+        and ``ProviderFatalError`` when the server refuses the SDK key; the client keeps trying
+        and the provider emits ``PROVIDER_READY`` once it has rules."""
+        self._client.on_change(self._changed)
+        ready = self._client.wait_until_ready(self._ready_timeout)
+        status = self._client.status()
+        self._start_watching()
+        if status.connection == "unauthorized":
+            self._emitted = "error"
+            raise ProviderFatalError("the rollwise server refused the SDK key")
+        if not ready and status.revision is None and status.connection != "offline":
+            self._emitted = "error"
+            raise ProviderNotReadyError(
+                f"the rollwise client has no rules after {self._ready_timeout:g} s (no answer "
+                "from the server, no disk cache, no bootstrap document); it keeps trying"
+            )
+        self._emitted = "ready"  # OpenFeature emits PROVIDER_READY when this returns
+
+    def _changed(self, change: FlagChange) -> None:
+        self.emit_provider_configuration_changed(ProviderEventDetails(
+            flags_changed=[change.key], metadata={"revision": change.revision},
+        ))  # fmt: skip
+
+    def _state(self) -> str:
+        status = self._client.status()
+        if status.connection == "unauthorized":
+            return "error"
+        if status.revision is None:
+            return "not_ready"
+        if status.connection in ("streaming", "polling", "offline"):
+            return "ready"
+        return "stale"  # disconnected, or reconnecting: the rules in use may be out of date
+
+    def _start_watching(self) -> None:
+        if self._watcher is None or not self._watcher.is_alive():
+            self._stop.clear()
+            self._watcher = threading.Thread(
+                target=self._watch, name="rollwise-openfeature-events", daemon=True
+            )
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        """Turn the client's state into provider events, on each change of it."""
+        while not self._stop.wait(self._watch_interval):
+            try:
+                state = self._state()
+                if state == self._emitted or state == "not_ready":
+                    continue
+                self._emitted = state
+                if state == "ready":
+                    self.emit_provider_ready(ProviderEventDetails())
+                elif state == "stale":
+                    self.emit_provider_stale(ProviderEventDetails(
+                        message="the link to the rollwise server is lost; serving the rules "
+                        "in use",
+                    ))  # fmt: skip
+                else:
+                    self.emit_provider_error(ProviderEventDetails(
+                        message="the rollwise server refused the SDK key",
+                        error_code=OFErrorCode.PROVIDER_FATAL,
+                    ))  # fmt: skip
+            except Exception:
+                logger.exception("rollwise: the OpenFeature provider's event watch failed")
+
     def shutdown(self) -> None:
-        """Close the rollwise client (flushing its events) if the provider owns it."""
+        """Stop following the client; close it (flushing its events) if the provider owns it."""
+        self._stop.set()
+        self._client.remove_change_listener(self._changed)
         if not self._close_client_on_shutdown:
             return
         try:

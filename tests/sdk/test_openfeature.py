@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from openfeature import api
 from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
+from openfeature.event import EventDetails, ProviderEvent
 from openfeature.exception import ErrorCode as OFErrorCode
+from openfeature.exception import ProviderNotReadyError
 from openfeature.flag_evaluation import FlagEvaluationDetails
 from openfeature.flag_evaluation import Reason as OFReason
 from openfeature.hook import Hook, HookContext, HookHints
@@ -287,15 +290,18 @@ def test_an_unknown_flag_is_flag_not_found() -> None:
 
 
 def test_an_online_client_without_rules_is_provider_not_ready() -> None:
+    """``set_provider_and_wait`` waits (``ready_timeout``), then says the provider is not ready
+    rather than pretend: OpenFeature's status is ERROR and evaluations serve the defaults."""
     with rollwise.Client(
         "http://127.0.0.1:9", "rw_nothing", cache_dir=None, connect_timeout=0.2
     ) as offline_server:
-        client = use(RollwiseProvider(offline_server))
-        assert api.get_client().get_provider_status() == ProviderStatus.READY
+        with pytest.raises(ProviderNotReadyError, match=r"no rules after 0\.5 s"):
+            api.set_provider_and_wait(RollwiseProvider(offline_server, ready_timeout=0.5))
+        client = api.get_client()
+        assert client.get_provider_status() == ProviderStatus.ERROR
         details = client.get_string_details("fraud-model", "v1", QA)
     assert (details.value, details.reason) == ("v1", OFReason.ERROR)
     assert details.error_code == OFErrorCode.PROVIDER_NOT_READY
-    assert "has no rules yet" in (details.error_message or "")
 
 
 def test_the_provider_never_raises(caplog: pytest.LogCaptureFixture) -> None:
@@ -540,3 +546,88 @@ def test_without_openfeature_the_import_error_names_the_extra() -> None:
         "rollwise.openfeature needs the openfeature-sdk package: "
         "pip install 'rollwise[openfeature]'"
     ), result.stderr
+
+
+# --- the provider's lifecycle with a real server ---
+
+
+def test_set_provider_and_wait_waits_for_the_rules(server: LiveServer, tmp_path: Path) -> None:
+    """Before: the first evaluation right after ``set_provider_and_wait`` was PROVIDER_NOT_READY
+    (initialize returned at once). Now it waits for the client's first answer."""
+    rollwise_client = rollwise.Client(server.url, server.token("sdk", env="production"),
+                                      cache_dir=tmp_path / "cache")  # fmt: skip
+    try:
+        api.set_provider_and_wait(RollwiseProvider(rollwise_client))  # no wait_until_ready
+        details = api.get_client().get_string_details("fraud-model", "v1", QA)
+        assert (details.value, details.reason) == ("v2", OFReason.TARGETING_MATCH)
+        assert api.get_client().get_provider_status() == ProviderStatus.READY
+    finally:
+        api.shutdown()
+        rollwise_client.close()
+
+
+def test_provider_events_follow_the_client(tmp_path: Path) -> None:
+    """READY, then CONFIGURATION_CHANGED naming the flag an admin changed, STALE when the server
+    dies (the rules in use stay), READY when it answers again: a server process, killed and
+    started again on its port and database."""
+    import threading
+
+    from rollwise_server.testing import ServerProcess
+    from tests.server.conftest import EU_SEGMENT, example_flag
+
+    events: list[tuple[ProviderEvent, list[str] | None]] = []
+    seen = threading.Condition()
+
+    def record(kind: ProviderEvent) -> Any:
+        def handler(details: EventDetails) -> None:
+            with seen:
+                events.append((kind, details.flags_changed))
+                seen.notify_all()
+
+        return handler
+
+    def wait_for(kind: ProviderEvent) -> list[str] | None:
+        with seen:
+            assert seen.wait_for(lambda: any(k == kind for k, _ in events), timeout=30), events
+            found = next(flags for k, flags in events if k == kind)
+            events.clear()
+            return found
+
+    handlers = {kind: record(kind) for kind in (
+        ProviderEvent.PROVIDER_READY, ProviderEvent.PROVIDER_CONFIGURATION_CHANGED,
+        ProviderEvent.PROVIDER_STALE,
+    )}  # fmt: skip
+    for kind, handler in handlers.items():
+        api.add_handler(kind, handler)
+    server = ServerProcess(tmp_path)
+    server.start()
+    try:
+        admin = requests.Session()
+        admin.headers["Authorization"] = f"Bearer {server.admin_token}"
+        base = f"{server.url}/api/v1/envs/production"
+        admin.post(f"{base}/segments", json=EU_SEGMENT).raise_for_status()
+        admin.post(f"{base}/flags", json=example_flag()).raise_for_status()
+        token = admin.post(f"{server.url}/api/v1/tokens",
+                           json={"role": "sdk", "name": "app", "env": "production"})  # fmt: skip
+        rollwise_client = rollwise.Client(
+            server.url, token.json()["token"], cache_dir=tmp_path / "cache", connect_timeout=0.5
+        )
+        provider = RollwiseProvider(rollwise_client, close_client_on_shutdown=True)
+        api.set_provider_and_wait(provider)
+        wait_for(ProviderEvent.PROVIDER_READY)
+        flag = admin.get(f"{base}/flags/fraud-model").json()
+        edit = {**{k: flag[k] for k in example_flag() if k != "key"},
+                "description": "recalibrated", "version": flag["version"]}  # fmt: skip
+        admin.put(f"{base}/flags/fraud-model", json=edit).raise_for_status()
+        assert wait_for(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED) == ["fraud-model"]
+        server.kill()
+        wait_for(ProviderEvent.PROVIDER_STALE)
+        details = api.get_client().get_string_details("fraud-model", "v1", QA)
+        assert details.value == "v2"  # the rules in use stay
+        server.start()
+        wait_for(ProviderEvent.PROVIDER_READY)
+    finally:
+        for kind, handler in handlers.items():
+            api.remove_handler(kind, handler)
+        api.shutdown()
+        server.stop()
