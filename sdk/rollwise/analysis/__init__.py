@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers (kept in step with _HOMES
         mix_score,
         simulate_decay,
     )
+    from rollwise.analysis.multiarm import MultiArmComparison, compare_arms, holm
     from rollwise.analysis.paired import PairedStats, compare_paired
     from rollwise.analysis.plots import plot_confidence_sequence, plot_forest
     from rollwise.analysis.reduce import cohort_sort_key
@@ -53,6 +54,7 @@ __all__ = [
     "DecaySimulation",
     "MetricSpec",
     "MonitorLook",
+    "MultiArmComparison",
     "PairedStats",
     "Report",
     "ReportRow",
@@ -68,11 +70,13 @@ __all__ = [
     "cohort_effects",
     "cohort_sort_key",
     "compare",
+    "compare_arms",
     "compare_paired",
     "correct",
     "cusum_threshold",
     "decay_score",
     "gap_change",
+    "holm",
     "mix_score",
     "parity_change",
     "plot_confidence_sequence",
@@ -125,6 +129,9 @@ _HOMES = {
     "decay_score": "monitoring",
     "mix_score": "monitoring",
     "simulate_decay": "monitoring",
+    "MultiArmComparison": "multiarm",
+    "compare_arms": "multiarm",
+    "holm": "multiarm",
 }
 
 
