@@ -445,6 +445,8 @@ _BODY_EXAMPLES: dict[str, Json] = {
         "reason": "fraud-2025-11 for small EU payments",
     },
     "rolloutAction": {"reason": "the plan is reviewed"},
+    "ofrepEvaluateFlag": {"context": {"targetingKey": "user-42", "country": "DE"}},
+    "ofrepEvaluateFlags": {"context": {"targetingKey": "user-42", "country": "DE"}},
     "putMonitor": {
         "variant": "v2",
         "baseline": {
@@ -1274,6 +1276,43 @@ def _monitor_paths() -> Json:
     }  # fmt: skip
 
 
+def _ofrep_paths() -> Json:
+    """OFREP (docs/ofrep.md): the protocol's own answers for 400 and 404 (not problems)."""
+    key = _path("key", {"type": "string"}, "The flag key.", "fraud-model")
+    failure = _ref("OfrepFailure")
+    protocol = {
+        "400": _json(failure, "The context is not an object (INVALID_CONTEXT)."),
+        **_errors(401, 403, 413),
+    }
+    single = _operation(
+        "ofrepEvaluateFlag", "ofrep", "Evaluate one flag (OFREP)",
+        {
+            "200": _json(_ref("OfrepSuccess"), "The variant served: value and variant are its "
+                         "key."),
+            "404": _json(failure, "No such flag (FLAG_NOT_FOUND)."), **protocol,
+        },
+        permission="sdk", body=_ref("OfrepRequest"),
+        description="The SDK's evaluation for the posted context (targetingKey is user_id); a "
+        "split assignment is an exposure, stored as an SDK's. Authorization: Bearer or "
+        "X-API-Key with an SDK key.",
+    )  # fmt: skip
+    bulk = _operation(
+        "ofrepEvaluateFlags", "ofrep", "Evaluate every flag (OFREP)",
+        {
+            "200": _json(_ref("OfrepBulk"), "Every flag of the environment.", _ETAG),
+            "304": {"description": "Unchanged: no flag changed for this context."}, **protocol,
+        },
+        permission="sdk", body=_ref("OfrepRequest"),
+        description="The ETag changes with any flag of the environment and with the context.",
+        parameters=[_parameter("header", "If-None-Match", {"type": "string"},
+                               "The ETag of an earlier answer: 304 when nothing changed.")],
+    )  # fmt: skip
+    return {
+        "/ofrep/v1/evaluate/flags": {"post": bulk},
+        "/ofrep/v1/evaluate/flags/{key}": {"parameters": [key], "post": single},
+    }
+
+
 def _review_paths() -> Json:
     key = _path("key", _ref("key"), "The flag key.", "fraud-model")
     run = _path("run", {"type": "integer", "minimum": 1}, "The run's id (GET …/rollouts).")
@@ -1349,6 +1388,7 @@ def openapi_document() -> dict[str, Any]:
         **_flag_action_paths(),
         **_review_paths(),
         **_monitor_paths(),
+        **_ofrep_paths(),
         **_resource_paths("segment", "Segment", "eu"),
         **_resource_paths("metric", "Metric", "fraud_caught"),
         **_sdk_paths(),
@@ -1392,6 +1432,7 @@ def openapi_document() -> dict[str, Any]:
             {"name": "sdk", "description": "For SDKs: rules, change stream, events."},
             {"name": "rollouts", "description": "Staged rollouts with guardrails."},
             {"name": "monitors", "description": "Decay and drift monitors after a rollout."},
+            {"name": "ofrep", "description": "OpenFeature Remote Evaluation Protocol."},
             {"name": "results", "description": "Per-cohort sufficient statistics for analysis."},
         ],
         "paths": paths,

@@ -30,13 +30,13 @@ from rollwise_server.errors import BadRequest, TooManyStreams
 from rollwise_server.ingest import EventKind
 from rollwise_server.notify import Subscription
 
-__all__ = ["ingest_events", "ingest_exposures", "rules", "stream"]
+__all__ = ["current_document", "ingest_events", "ingest_exposures", "rules", "stream"]
 
 STREAM_RETRY_AFTER = 60
 """Seconds a client refused a stream is asked to wait (it polls the rules meanwhile)."""
 
 
-async def _document(request: Request, env: str) -> RenderedDocument:
+async def current_document(request: Request, env: str) -> RenderedDocument:
     """The environment's current document, rendered at most once per revision (single flight)."""
     server = state(request)
     revision = server.broadcaster.revisions.get(env)
@@ -60,7 +60,7 @@ async def rules(request: Request) -> Response:
     if revision is not None and etag_matches(request.headers.get("if-none-match"), revision):
         headers = {"ETag": f'"{revision}"', "Vary": "Accept-Encoding", "Cache-Control": "no-cache"}
         return Response(status_code=304, headers=headers)
-    document = await _document(request, env)
+    document = await current_document(request, env)
     headers = {"ETag": document.etag, "Vary": "Accept-Encoding", "Cache-Control": "no-cache"}
     if etag_matches(request.headers.get("if-none-match"), document.revision):
         return Response(status_code=304, headers=headers)
@@ -113,7 +113,7 @@ async def stream(request: Request) -> Response:
 
     async def events() -> AsyncIterator[bytes]:
         with subscription:
-            document = await _document(request, env)
+            document = await current_document(request, env)
             if last_seen is None or last_seen != document.revision:
                 yield _event(document)
             seen = document.revision
@@ -124,7 +124,7 @@ async def stream(request: Request) -> Response:
                     return  # the token was revoked or expired: the stream ends
                 if revision is None or revision <= seen:
                     continue
-                document = await _document(request, env)
+                document = await current_document(request, env)
                 if document.revision > seen:
                     seen = document.revision
                     yield _event(document)

@@ -36,6 +36,7 @@ from rollwise_server.models.metrics import (
     UndefinedMetric,
 )
 from rollwise_server.models.monitors import Monitor, MonitorBaseline, MonitorList, MonitorSpec
+from rollwise_server.models.ofrep import OfrepBulk, OfrepFailure, OfrepRequest, OfrepSuccess
 from rollwise_server.models.problems import Problem, ProblemItem, RolloutRef
 from rollwise_server.models.results import Results
 from rollwise_server.models.rollouts import (
@@ -85,6 +86,10 @@ __all__ = [
     "MonitorBaseline",
     "MonitorList",
     "MonitorSpec",
+    "OfrepBulk",
+    "OfrepFailure",
+    "OfrepRequest",
+    "OfrepSuccess",
     "Outcome",
     "OutcomeEvents",
     "Prediction",
@@ -133,6 +138,10 @@ MODELS = (
     MetricWrite,
     MonitorList,
     MonitorSpec,
+    OfrepBulk,
+    OfrepFailure,
+    OfrepRequest,
+    OfrepSuccess,
     OutcomeEvents,
     PredictionEvents,
     Problem,
