@@ -19,7 +19,7 @@ from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import EventDetails, ProviderEvent
 from openfeature.exception import ErrorCode as OFErrorCode
-from openfeature.exception import ProviderNotReadyError
+from openfeature.exception import ProviderFatalError, ProviderNotReadyError
 from openfeature.flag_evaluation import FlagEvaluationDetails
 from openfeature.flag_evaluation import Reason as OFReason
 from openfeature.hook import Hook, HookContext, HookHints
@@ -631,3 +631,44 @@ def test_provider_events_follow_the_client(tmp_path: Path) -> None:
             api.remove_handler(kind, handler)
         api.shutdown()
         server.stop()
+
+
+# --- the OpenFeature specification's provider requirements (docs/sdk.md lists them) ---
+
+
+def test_requirements_2_2_6_and_2_3_2_no_error_on_success() -> None:
+    details = use(RollwiseProvider(example_client())).get_string_details("fraud-model", "v1", QA)
+    assert details.error_code is None
+    assert details.error_message is None
+    assert details.variant == "v2"  # 2.2.4
+    assert details.reason == OFReason.TARGETING_MATCH  # 2.2.5
+    assert all(isinstance(v, str | int | float | bool) for v in details.flag_metadata.values())
+
+
+def test_requirements_2_5_2_and_2_5_3_shutdown_is_idempotent_and_can_start_again() -> None:
+    rollwise_client = example_client()
+    provider = RollwiseProvider(rollwise_client)
+    api.set_provider_and_wait(provider)
+    provider.shutdown()
+    provider.shutdown()  # idempotent: nothing raises, nothing twice
+    assert rollwise_client.status().connection == "offline"  # not owned: left open
+    api.set_provider_and_wait(provider)  # initialized again after its shutdown
+    assert api.get_client().get_string_value("fraud-model", "v1", QA) == "v2"
+
+
+def test_requirement_2_4_2_1_initialize_fails_when_not_ready() -> None:
+    """No rules within the timeout: initialize terminates abnormally."""
+    with rollwise.Client("http://127.0.0.1:9", "rw_x", cache_dir=None,
+                         connect_timeout=0.2) as unreachable:  # fmt: skip
+        provider = RollwiseProvider(unreachable, ready_timeout=0.2)
+        with pytest.raises(ProviderNotReadyError):
+            provider.initialize(EvaluationContext())
+        provider.shutdown()
+
+
+def test_a_refused_key_is_a_fatal_provider_error(server: LiveServer) -> None:
+    with rollwise.Client(server.url, "rw_not_a_key", cache_dir=None) as refused:
+        provider = RollwiseProvider(refused, ready_timeout=5)
+        with pytest.raises(ProviderFatalError, match="refused the SDK key"):
+            provider.initialize(EvaluationContext())
+        provider.shutdown()
