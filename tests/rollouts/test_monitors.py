@@ -484,3 +484,26 @@ def test_a_check_and_a_persons_write_never_overwrite_each_other(server: LiveServ
         assert fresh == {"status": "ok", "checks": 0}
     finally:
         store.close()
+
+
+def test_every_stream_shares_the_false_alarm_budget(server: LiveServer) -> None:
+    """The threshold divides alpha over every stream the checks run: fraud_caught overall and
+    in DE, FR, NL and (other) (5), the country mix (1), the predictions (1)."""
+    admin = _setup(server)
+    spec = {**SPEC, "drift_predictions": True}
+    admin.put(f"{server.url}{BASE}/monitors/all", json=spec).raise_for_status()
+    from rollwise.analysis.monitoring import cusum_threshold
+    from rollwise_server.monitoring.spec import parse_monitor
+    from rollwise_server.rollouts import transitions
+
+    store = open_store(server.db)
+    try:
+        record = store.get_monitor("production", "fraud-model", "all")
+        flag, _, _ = transitions.flag_of(store, "production", "fraud-model")
+    finally:
+        store.close()
+    assert record is not None
+    parsed, _ = parse_monitor(record.spec, flag, None)
+    assert parsed is not None
+    assert parsed.streams == 7
+    assert parsed.threshold == cusum_threshold(parsed.checks, alpha=0.05, streams=7)

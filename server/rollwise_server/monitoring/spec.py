@@ -52,8 +52,9 @@ class MonitorSpec:
     @property
     def streams(self) -> int:
         """Detectors watched together (fixed by the spec): each metric overall and in each
-        cohort of its fixed families, and each drift attribute."""
-        return sum(1 + sum(g.family(d) for d in g.cohorts) for g in self.metrics) + len(self.drift)
+        cohort of its fixed families, each drift attribute, and the predictions if watched."""
+        metrics = sum(1 + sum(g.family(d) for d in g.cohorts) for g in self.metrics)
+        return metrics + len(self.drift) + int(self.drift_predictions)
 
     @property
     def threshold(self) -> float:
