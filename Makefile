@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-dev
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,server,analysis,openfeature,postgresql,otel]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,server,analysis,openfeature,aio,postgresql,otel]'
 	touch $(STAMP)
 
 demo: $(STAMP)

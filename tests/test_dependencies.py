@@ -2,9 +2,10 @@
 is declared in the extra that installs it, and every declared dependency is imported.
 
 Where each file belongs: ``sdk/rollwise/analysis/`` to the ``analysis`` extra,
-``sdk/rollwise/openfeature.py`` to ``openfeature``, ``server/`` to ``server``, the rest of
-``sdk/rollwise`` to the base dependencies, which every extra has too. Module names are mapped to
-distributions by the installed metadata (``re2`` is ``google-re2``), not by a table of ours.
+``sdk/rollwise/openfeature.py`` to ``openfeature``, ``sdk/rollwise/aio/`` to ``aio``,
+``server/`` to ``server``, the rest of ``sdk/rollwise`` to the base dependencies, which every
+extra has too. Module names are mapped to distributions by the installed metadata (``re2`` is
+``google-re2``), not by a table of ours.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 FIRST_PARTY = {"rollwise", "rollwise_server"}
-RUNTIME = ("base", "analysis", "server", "openfeature", "postgresql", "otel")
+RUNTIME = ("base", "analysis", "server", "openfeature", "aio", "postgresql", "otel")
 # Imported inside ``try: ... except ImportError`` and declared by no extra but ``postgresql``,
 # on purpose: the code says what to install when it is missing. Each entry must still be such
 # an import.
@@ -55,6 +56,8 @@ def extra_of(path: Path) -> str:
         return "analysis"
     if parts == ("sdk", "rollwise", "openfeature.py"):
         return "openfeature"
+    if parts[:3] == ("sdk", "rollwise", "aio"):
+        return "aio"
     if parts == ("server", "rollwise_server", "storage", "postgres.py"):
         return "postgresql"
     if parts == ("server", "rollwise_server", "otel.py"):
@@ -133,7 +136,7 @@ def used_by_extra() -> dict[str, dict[str, set[str]]]:
 
 
 def test_every_runtime_dependency_has_one_floor() -> None:
-    pins = floors.floors(PYPROJECT, ["analysis", "server", "openfeature", "postgresql", "otel"])
+    pins = floors.floors(PYPROJECT, [extra for extra in RUNTIME if extra != "base"])
     assert set(pins) == set().union(*(declared(extra) for extra in RUNTIME))
     with pytest.raises(ValueError, match="needs exactly one '>=' floor"):
         floors.floor("requests<3")

@@ -13,6 +13,7 @@ import rollwise
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PUBLIC_MODULES = [
     "rollwise",
+    "rollwise.aio",
     "rollwise.assignment",
     "rollwise.bucketing",
     "rollwise.client",

@@ -3,6 +3,7 @@
 Application code evaluates flags in-process with ``Client``; see ``docs/sdk.md``.
 """
 
+from rollwise._freeze import thaw
 from rollwise._version import __version__
 from rollwise.assignment import Assignment, ErrorCode, Reason
 from rollwise.changes import FlagChange
@@ -27,6 +28,7 @@ from rollwise.events import Exposure, Outcome
 from rollwise.rules import (
     Condition,
     Flag,
+    FlagType,
     Rule,
     RulesDocument,
     Schedule,
@@ -51,6 +53,7 @@ __all__ = [
     "Exposure",
     "Flag",
     "FlagChange",
+    "FlagType",
     "Outcome",
     "Problem",
     "Reason",
@@ -73,4 +76,5 @@ __all__ = [
     "UnsupportedSchemaError",
     "Variant",
     "__version__",
+    "thaw",
 ]

@@ -8,6 +8,7 @@ that is wrong in one round trip. Nothing here evaluates; that is ``compiler.py``
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -20,6 +21,7 @@ from rollwise.rules import (
     SCHEMA_VERSION,
     Condition,
     Flag,
+    FlagType,
     Rule,
     RulesDocument,
     Schedule,
@@ -45,10 +47,16 @@ KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 
 MAX_WEIGHT_TOTAL = 2**32
 
+MAX_SAFE_INTEGER = 2**53 - 1
+"""An integer flag's values lie within ±this: every language's JSON reads them exactly."""
+
+_TYPE_NAMES = frozenset(t.value for t in FlagType)
+_TYPES = ", ".join(t.value for t in FlagType)
+
 _DOCUMENT_KEYS = {"schema_version", "environment", "revision", "segments", "flags"}
 _FLAG_KEYS = {
     "key", "version", "enabled", "salt", "variants", "off_variant", "default_variant",
-    "cohort_attributes", "schedule", "rules", "description", "shadow",
+    "cohort_attributes", "schedule", "rules", "description", "shadow", "type",
 }  # fmt: skip
 _RULE_KEYS = {"id", "conditions", "serve"}
 _SERVE_KEYS = {"variant", "split", "bucket_by"}
@@ -474,6 +482,7 @@ def _flag(
     salt = _text(obj.get("salt", key or ""), _join(path, "salt"), out)
     description = _description(obj, path, out)
 
+    kind = _flag_type(obj.get("type", "string"), _join(path, "type"), out)
     variants: dict[str, Variant] = {}
     raw_variants = _object(obj.get("variants"), _join(path, "variants"), out)
     if raw_variants is not None and not _count(
@@ -491,9 +500,12 @@ def _flag(
             if vobj is None:
                 continue
             if strict:
-                _unknown_keys(vobj, {"payload"}, vpath, out)
+                _unknown_keys(vobj, {"payload", "value"}, vpath, out)
+            value = _value(kind, vobj, name, _join(vpath, "value"), out)
             if _payload_within_limits(vobj.get("payload"), _join(vpath, "payload"), out):
-                variants[name] = Variant(name, vobj.get("payload"))
+                # a bad value is reported above; the variant still exists for the references
+                variants[name] = Variant(name, vobj.get("payload"), None if value is _INVALID
+                                         else value)  # fmt: skip
     for field in ("off_variant", "default_variant"):
         named = obj.get(field)
         if not isinstance(named, str):
@@ -562,7 +574,67 @@ def _flag(
         schedule=schedule,
         description=description or "",
         shadow=shadow,
+        type=kind or FlagType.STRING,
     )
+
+
+def _flag_type(value: Any, path: str, out: Problems) -> FlagType | None:
+    if isinstance(value, str) and value in _TYPE_NAMES:
+        return FlagType(value)
+    out.append(Problem(path, f"must be one of {_TYPES}, not {_shown(value)}"))
+    return None
+
+
+_INVALID = object()
+"""A variant's value that did not validate (``None`` is no marker: JSON has null)."""
+
+
+def _value(
+    kind: FlagType | None, variant: Mapping[str, Any], key: str, path: str, out: Problems
+) -> Any:
+    """A variant's ``value`` checked against the flag's type: required unless the flag is a
+    string flag (whose variant's value is then its key)."""
+    if kind is None:  # the type itself is the problem, already reported
+        return _INVALID
+    if "value" not in variant:
+        if kind is FlagType.STRING:
+            return key
+        out.append(Problem(path, f"is required: the flag's type is {kind.value}"))
+        return _INVALID
+    value = variant["value"]
+    if kind is FlagType.BOOLEAN:
+        ok = isinstance(value, bool)
+    elif kind is FlagType.INTEGER:
+        ok = type(value) is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+        if type(value) is int and not ok:
+            out.append(Problem(path, "must be an integer within ±(2**53 - 1)"))
+            return _INVALID
+    elif kind is FlagType.FLOAT:
+        ok = type(value) in (int, float)
+        if ok:
+            try:
+                value = float(value)  # an integer too large for a float overflows here
+            except OverflowError:
+                ok = False
+            ok = ok and math.isfinite(value)
+    elif kind is FlagType.JSON:
+        ok = isinstance(value, Mapping | list)
+    else:
+        ok = isinstance(value, str) and value != ""
+    if not ok:
+        noun = {
+            FlagType.STRING: "a non-empty string",
+            FlagType.BOOLEAN: "true or false",
+            FlagType.INTEGER: "an integer",
+            FlagType.FLOAT: "a finite number",
+            FlagType.JSON: "a JSON object or array",
+        }[kind]
+        out.append(Problem(path, f"must be {noun} (the flag's type is {kind.value}), "
+                                 f"not {_shown(value)}"))  # fmt: skip
+        return _INVALID
+    if not _payload_within_limits(value, path, out):
+        return _INVALID
+    return value
 
 
 def _read_shadow(
@@ -638,7 +710,7 @@ def parse_document(data: Any, *, strict: bool = False) -> RulesDocument:
             f"schema_version {_shown(schema_version)} is newer than this SDK supports "
             f"({SCHEMA_VERSION}); upgrade rollwise"
         )
-    _integer(schema_version, "schema_version", out, SCHEMA_VERSION)
+    _integer(schema_version, "schema_version", out, 1)
     if strict:
         _unknown_keys(obj, _DOCUMENT_KEYS, "", out)
     environment = _key(obj.get("environment"), "environment", out, "environment key")
@@ -675,5 +747,4 @@ def parse_document(data: Any, *, strict: bool = False) -> RulesDocument:
         revision=revision,
         flags=flags,
         segments=segments,
-        schema_version=SCHEMA_VERSION,
     )

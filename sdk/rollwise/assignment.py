@@ -34,6 +34,8 @@ class ErrorCode(enum.StrEnum):
     INVALID_CONTEXT = "INVALID_CONTEXT"
     PROVIDER_NOT_READY = "PROVIDER_NOT_READY"
     PARSE_ERROR = "PARSE_ERROR"
+    TYPE_MISMATCH = "TYPE_MISMATCH"
+    """A typed accessor asked for another type than the flag's: the caller's default."""
     GENERAL = "GENERAL"
 
 
@@ -52,6 +54,10 @@ class Assignment:
     rule: str | None = None
     payload: Any = None
     error_code: ErrorCode | None = None
+    value: Any = attrs.field(default=attrs.Factory(lambda self: self.variant, takes_self=True))
+    """The variant's typed value (``Variant.value``; unless given, ``variant``, as a string
+    flag's); the caller's default when a typed accessor could not evaluate (an unknown flag, a
+    type mismatch, no rules yet)."""
 
     @property
     def is_error(self) -> bool:

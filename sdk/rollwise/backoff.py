@@ -16,6 +16,10 @@ from rollwise.errors import ConfigurationError
 
 __all__ = ["Backoff", "backoff_delay"]
 
+_RANDOM = random.Random()  # noqa: S311 - jitter and sampling, not secrets
+"""The retry jitter's own generator: it never moves the global ``random`` state, which
+applications (and Hypothesis, in the tests) own."""
+
 
 def _check(base: float, cap: float) -> None:
     if not (math.isfinite(base) and base >= 0):
@@ -37,7 +41,7 @@ def backoff_delay(
     *,
     base: float = 0.5,
     cap: float = 30.0,
-    rng: Callable[[], float] = random.random,
+    rng: Callable[[], float] = _RANDOM.random,
 ) -> float:
     """Seconds to wait before retry ``attempt`` (0 is the first retry), with full jitter.
 
@@ -62,7 +66,7 @@ class Backoff:
         *,
         base: float = 0.5,
         cap: float = 30.0,
-        rng: Callable[[], float] = random.random,
+        rng: Callable[[], float] = _RANDOM.random,
     ) -> None:
         _check(base, cap)
         self._base = base

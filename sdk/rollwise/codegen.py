@@ -29,7 +29,22 @@ from rollwise.rules import Condition, Flag, Rule, Segment, SegmentRef
 
 __all__ = ["FastFunctions", "generate"]
 
-FastFunctions = tuple[Callable[[Mapping[str, Any]], Assignment], Callable[[Mapping[str, Any]], Any]]
+FastFunctions = tuple[
+    Callable[[Mapping[str, Any]], Assignment],
+    Callable[[Mapping[str, Any]], Any],
+    Callable[[Mapping[str, Any]], Any],
+]
+Projection = Callable[[Assignment], Any] | None
+"""What a generated function returns of each pre-built result: all of it (``None``), or a part."""
+
+
+def _variant(assignment: Assignment) -> Any:
+    return assignment.variant
+
+
+def _value(assignment: Assignment) -> Any:
+    return assignment.value
+
 
 _ORDERING = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 
@@ -130,12 +145,12 @@ def _function(
     disabled: Assignment,
     clock: Clock,
     record: Recorder | None,
-    variant_only: bool,
+    project: Projection,
 ) -> Callable[[Mapping[str, Any]], Any]:
     src = _Source()
 
     def result(assignment: Assignment) -> str:
-        return src.const(assignment.variant if variant_only else assignment)
+        return src.const(assignment if project is None else project(assignment))
 
     src.emit(0, "def evaluate(ctx):")
     if not flag.enabled:
@@ -176,7 +191,7 @@ def _function(
                 src.emit(
                     depth + 1, f"{src.const(record)}({src.const(arms)}[i], {bucket_by}, u, ctx)"
                 )
-            values = tuple(a.variant for a in arms) if variant_only else arms
+            values = arms if project is None else tuple(project(a) for a in arms)
             src.emit(depth + 1, f"return {src.const(values)}[i]")
         src.emit(1, f"return {result(default)}")
     code = compile("\n".join(src.lines), f"<rollwise flag {flag.key!r}>", "exec")
@@ -193,10 +208,14 @@ def generate(
     clock: Clock,
     record: Recorder | None,
 ) -> FastFunctions:
-    """The fast ``(context) -> Assignment`` and ``(context) -> variant`` functions of a flag.
+    """The fast ``(context) -> Assignment``, ``(context) -> variant`` and ``(context) -> value``
+    functions of a flag (the last is the second when every value is its variant's key).
 
     ``rules`` are the rules that compiled (unknown operators already dropped), each with its
     pre-built results (one per split arm, or the single fixed result) and split boundaries.
     """
     args = (flag, rules, segments, default, disabled, clock, record)
-    return _function(*args, variant_only=False), _function(*args, variant_only=True)
+    variant = _function(*args, project=_variant)
+    keys = all(v.value == k and isinstance(v.value, str) for k, v in flag.variants.items())
+    value = variant if keys else _function(*args, project=_value)
+    return _function(*args, project=None), variant, value

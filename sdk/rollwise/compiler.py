@@ -24,7 +24,7 @@ from rollwise.assignment import Assignment, ErrorCode, Reason
 from rollwise.bucketing import boundaries
 from rollwise.context import as_string
 from rollwise.operators import OPERATORS, Predicate, UnknownOperatorError, condition_predicate
-from rollwise.rules import Condition, Flag, Rule, RulesDocument, Segment, SegmentRef
+from rollwise.rules import Condition, Flag, FlagType, Rule, RulesDocument, Segment, SegmentRef
 
 __all__ = [
     "CompiledFlag",
@@ -51,6 +51,9 @@ class CompiledFlag:
     """The generated flat function (``codegen.py``); may raise, then ``evaluate`` decides."""
     fast_variant: Callable[[Mapping[str, Any]], str | None]
     """Like ``fast`` but returns only the variant key."""
+    fast_value: Callable[[Mapping[str, Any]], Any]
+    """Like ``fast`` but returns only the variant's value (``fast_variant`` itself when every
+    value is its variant's key)."""
     error: Assignment
     invalid_context: Assignment
 
@@ -63,6 +66,9 @@ class CompiledRules:
     flags: Mapping[str, CompiledFlag]
     fast: Mapping[str, Evaluator]
     fast_variant: Mapping[str, Callable[[Mapping[str, Any]], str | None]]
+    fast_value: Mapping[FlagType, Mapping[str, Callable[[Mapping[str, Any]], Any]]]
+    """Per flag type, the value functions of the flags of that type only: a typed accessor's
+    one lookup also checks the type (a flag of another type is not there)."""
     warnings: tuple[str, ...] = ()
 
 
@@ -167,6 +173,7 @@ def _compile_rule(
             flag_version=flag.version,
             rule=rule.id,
             payload=flag.variants[variant].payload,
+            value=flag.variants[variant].value,
         )
 
     if serve.split is None:
@@ -215,6 +222,7 @@ def _compile_flag(
             flag_version=flag.version,
             payload=flag.variants[variant].payload,
             error_code=code,
+            value=flag.variants[variant].value,
         )
 
     record = recorder(flag) if recorder is not None else None
@@ -229,12 +237,15 @@ def _compile_flag(
         plans.append(plan)
     default = fixed(flag.default_variant, Reason.DEFAULT)
     disabled = fixed(flag.off_variant, Reason.DISABLED)
-    fast, fast_variant = codegen.generate(flag, plans, segments, default, disabled, clock, record)
+    fast, fast_variant, fast_value = codegen.generate(
+        flag, plans, segments, default, disabled, clock, record
+    )
     return CompiledFlag(
         flag=flag,
         evaluate=_evaluator(tuple(rule_fns), default, disabled, flag, clock),
         fast=fast,
         fast_variant=fast_variant,
+        fast_value=fast_value,
         error=fixed(flag.off_variant, Reason.ERROR, ErrorCode.GENERAL),
         invalid_context=fixed(flag.off_variant, Reason.ERROR, ErrorCode.INVALID_CONTEXT),
     )
@@ -290,18 +301,20 @@ class _CompiledFlags(Mapping[str, CompiledFlag]):
         return len(self._flags)
 
 
+Fn = Callable[[Mapping[str, Any]], Any]
+
+
 def _first_call(
-    key: str,
-    flags: _CompiledFlags,
-    fast: dict[str, Evaluator],
-    fast_variant: dict[str, Callable[[Mapping[str, Any]], str | None]],
-) -> tuple[Evaluator, Callable[[Mapping[str, Any]], str | None]]:
+    key: str, flags: _CompiledFlags, fast: dict[str, Evaluator], fast_variant: dict[str, Fn],
+    fast_value: dict[str, Fn],
+) -> tuple[Evaluator, Fn, Fn]:  # fmt: skip
     """Stand-ins for a flag's fast functions: the first call compiles the flag and puts its
     real functions in their place (a plain dict item swap, safe beside readers)."""
 
     def install() -> CompiledFlag:
         compiled = flags[key]
         fast[key], fast_variant[key] = compiled.fast, compiled.fast_variant
+        fast_value[key] = compiled.fast_value
         return compiled
 
     def evaluate(ctx: Mapping[str, Any]) -> Assignment:
@@ -310,7 +323,10 @@ def _first_call(
     def variant(ctx: Mapping[str, Any]) -> str | None:
         return install().fast_variant(ctx)
 
-    return evaluate, variant
+    def value(ctx: Mapping[str, Any]) -> Any:
+        return install().fast_value(ctx)
+
+    return evaluate, variant, value
 
 
 def compile_rules(
@@ -327,13 +343,18 @@ def compile_rules(
 
     flags = _CompiledFlags(build, document.flags)
     fast: dict[str, Evaluator] = {}
-    fast_variant: dict[str, Callable[[Mapping[str, Any]], str | None]] = {}
-    for key in document.flags:
-        fast[key], fast_variant[key] = _first_call(key, flags, fast, fast_variant)
+    fast_variant: dict[str, Fn] = {}
+    fast_value: dict[FlagType, dict[str, Fn]] = {kind: {} for kind in FlagType}
+    for key, flag in document.flags.items():
+        values = fast_value[flag.type]
+        fast[key], fast_variant[key], values[key] = _first_call(
+            key, flags, fast, fast_variant, values
+        )
     return CompiledRules(
         document=document,
         flags=flags,
         fast=fast,
         fast_variant=fast_variant,
+        fast_value=fast_value,
         warnings=tuple(_unknown_operators(document)),
     )

@@ -19,21 +19,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollwise.config import ClientConfig
-from rollwise.errors import SpoolError
-from rollwise.exposures import ExposureLog
+from rollwise.errors import ConfigurationError, SpoolError
+from rollwise.evaluation import Evaluation
+from rollwise.exposures import ExposureListener, ExposureLog
 from rollwise.rules import RulesDocument
-from rollwise.sender import EventSender, OutcomeQueue
+from rollwise.sender import EventDelivery, EventSender, OutcomeQueue
 from rollwise.shadow import PredictionLog, ShadowPool
 from rollwise.snapshot import load_snapshot, save_snapshot, snapshot_path
 from rollwise.spool import Spool
 from rollwise.status import RulesOrigin
-from rollwise.sync import RulesSync
+from rollwise.sync import RulesFollower, RulesSync
 from rollwise.transport import RequestsTransport, Transport
 
 if TYPE_CHECKING:
-    from rollwise.client import Client
+    import asyncio
 
-__all__ = ["Online"]
+__all__ = ["Online", "OnlineState", "setup_online"]
 
 logger = logging.getLogger("rollwise")
 
@@ -49,28 +50,58 @@ def _fingerprint(config: ClientConfig) -> str:
     return hashlib.sha256(f"{config.url}\n{config.sdk_key}".encode()).hexdigest()[:16]
 
 
-class Online:
-    """Threads and files of one online client."""
+def setup_online(
+    client: Evaluation, config: ClientConfig, on_exposure: ExposureListener | None
+) -> ExposureLog:
+    """Set up ``client``'s evaluation for an online client of ``config``: exposures queued for
+    the sender, predictions and the shadow pool sized by the options; its exposure log."""
+    if on_exposure is not None and not callable(on_exposure):
+        raise ConfigurationError("on_exposure: must be callable")
+    exposures = ExposureLog(
+        queue=config.send_events,
+        dedup_size=config.dedup_size,
+        dedup_ttl=config.dedup_ttl,
+        max_queue=config.max_queue,
+    )
+    client._setup(exposures, time.time)
+    client._predictions = PredictionLog(queue=config.send_events, max_queue=config.max_queue)
+    client._shadow_pool = ShadowPool(
+        workers=config.shadow_workers,
+        max_pending=config.shadow_max_pending,
+        timeout=config.shadow_timeout,
+    )
+    if on_exposure is not None:
+        exposures.add_listener(on_exposure)
+    return exposures
+
+
+class OnlineState:
+    """What an online client keeps besides its threads or tasks: the queues, where its rules
+    came from, the disk cache and the spool. ``Online`` adds the threads, ``rollwise.aio`` the
+    asyncio tasks."""
+
+    sync: RulesFollower
+    """Follows the rules (a thread's ``RulesSync``, or an asyncio task)."""
+    sender: EventDelivery
+    """Delivers the events (a thread's ``EventSender``, or an asyncio task)."""
+    spool: Spool | None
+    ready: threading.Event | asyncio.Event
+    """Set once the server has answered."""
 
     def __init__(
         self,
-        client: Client,
+        client: Evaluation,
         config: ClientConfig,
         exposures: ExposureLog,
-        transport_factory: Callable[[ClientConfig], Transport] | None,
         predictions: PredictionLog | None = None,
-        shadow_pool: ShadowPool | None = None,
     ) -> None:
         self.config = config
         self.predictions = (
             PredictionLog(queue=config.send_events) if predictions is None else predictions
         )
-        self.shadow_pool = shadow_pool
         self._client = weakref.ref(client)
-        self._transport_factory = transport_factory or RequestsTransport
         self.exposures = exposures
         self.outcomes = OutcomeQueue(config.max_queue)
-        self.ready = threading.Event()
         self.origin: RulesOrigin | None = None
         self.received_at: float | None = None
         self.closed = False
@@ -78,29 +109,6 @@ class Online:
             snapshot_path(config.cache_dir, config.url, config.sdk_key)
             if config.cache_dir
             else None
-        )
-        self._build(spool_suffix="")
-        self._atexit = _weak_method(self, "flush_at_exit")
-        atexit.register(self._atexit)
-        os.register_at_fork(after_in_child=_weak_method(self, "after_fork"))
-
-    # --- set-up, also after a fork ---
-
-    def _build(self, spool_suffix: str) -> None:
-        config = self.config
-        self.transport = self._transport_factory(config)
-        self.spool = self._open_spool(spool_suffix)
-        self.sender = EventSender(
-            config, self.transport, self.exposures, self.outcomes, self.spool, self.predictions
-        )
-        client = self._client()
-        self.sync = RulesSync(
-            config,
-            self.transport,
-            self.install_from_server,
-            lambda: None if client is None else client._store.revision,
-            self.ready,
-            self.serving,
         )
 
     def _open_spool(self, suffix: str) -> Spool | None:
@@ -113,10 +121,24 @@ class Online:
             logger.error("rollwise: %s; events cannot be kept while the server is away", exc)
             return None
 
-    def start(self) -> None:
-        if self.config.send_events:
-            self.sender.start()
-        self.sync.start()
+    def serve_first(self, bootstrap: RulesDocument | None) -> None:
+        """Install what the client serves until the server answers: the disk cache, or the
+        ``bootstrap`` document when it is newer (or there is no cache); else nothing."""
+        client = self._client()
+        if client is None:
+            return
+        cached = self.load_cache()
+        if cached is not None and (bootstrap is None or cached.revision > bootstrap.revision):
+            client._install(cached)
+            self.origin = "disk_cache"
+        elif bootstrap is not None:
+            client._install(bootstrap)
+            self.origin = "bootstrap"
+            self.received_at = time.time()
+
+    def current_revision(self) -> int | None:
+        client = self._client()
+        return None if client is None else client._store.revision
 
     def load_cache(self) -> RulesDocument | None:
         """The last good rules from the disk cache, if any (corrupt or foreign: ignored)."""
@@ -131,8 +153,7 @@ class Online:
 
     def rules_in_use(self) -> str | None:
         """``"rules revision 4 from the disk cache"``, or ``None`` while there are no rules."""
-        client = self._client()
-        revision = None if client is None else client._store.revision
+        revision = self.current_revision()
         if revision is None:
             return None
         return f"rules revision {revision} {_ORIGINS.get(self.origin or '', '')}".rstrip()
@@ -159,6 +180,58 @@ class Online:
             except OSError as exc:
                 logger.warning("rollwise: could not save the rules cache: %s", exc)
         return True
+
+
+class Online(OnlineState):
+    """Threads and files of one online client."""
+
+    sync: RulesSync
+    sender: EventSender
+    ready: threading.Event
+    answered: threading.Event
+
+    def __init__(
+        self,
+        client: Evaluation,
+        config: ClientConfig,
+        exposures: ExposureLog,
+        transport_factory: Callable[[ClientConfig], Transport] | None,
+        predictions: PredictionLog | None = None,
+        shadow_pool: ShadowPool | None = None,
+    ) -> None:
+        super().__init__(client, config, exposures, predictions)
+        self.shadow_pool = shadow_pool
+        self._transport_factory = transport_factory or RequestsTransport
+        self.ready = threading.Event()
+        self.answered = threading.Event()
+        self._build(spool_suffix="")
+        self._atexit = _weak_method(self, "flush_at_exit")
+        atexit.register(self._atexit)
+        os.register_at_fork(after_in_child=_weak_method(self, "after_fork"))
+
+    # --- set-up, also after a fork ---
+
+    def _build(self, spool_suffix: str) -> None:
+        config = self.config
+        self.transport = self._transport_factory(config)
+        self.spool = self._open_spool(spool_suffix)
+        self.sender = EventSender(
+            config, self.transport, self.exposures, self.outcomes, self.spool, self.predictions
+        )
+        self.sync = RulesSync(
+            config,
+            self.transport,
+            self.install_from_server,
+            self.current_revision,
+            self.ready,
+            self.serving,
+            self.answered,
+        )
+
+    def start(self) -> None:
+        if self.config.send_events:
+            self.sender.start()
+        self.sync.start()
 
     # --- lifecycle ---
 

@@ -3,9 +3,11 @@
 Application code asks OpenFeature's client; the provider asks a ``rollwise.Client`` and maps the
 ``Assignment`` to OpenFeature's vocabulary:
 
-- ``get_string_*`` is the variant key (the model version), ``get_object_*`` the variant's
-  payload as plain dicts and lists; boolean, integer and float flags do not exist in rollwise
-  and resolve to the default with ``TYPE_MISMATCH``.
+- Each ``get_<type>_*`` reads flags of its type (``docs/spec/rules.md``, Flag types):
+  ``get_string_*`` a string flag's value (the variant key, the model version, unless the
+  variant gives a value), ``get_boolean_*``, ``get_integer_*``, ``get_float_*`` their flags'
+  values, ``get_object_*`` a json flag's value, or a string flag's payload, as plain dicts and
+  lists; a flag of another type resolves to the default with ``TYPE_MISMATCH``.
 - ``reason``, ``error_code`` and ``variant`` come from the ``Assignment``; ``flag_metadata``
   holds ``flag_version`` and ``rule`` when they are known.
 - On any error OpenFeature returns the caller's default (its rule, not rollwise's
@@ -47,6 +49,7 @@ from rollwise._freeze import thaw
 from rollwise.assignment import Assignment, ErrorCode, Reason
 from rollwise.changes import FlagChange
 from rollwise.client import Client
+from rollwise.rules import FlagType
 
 __all__ = ["RollwiseProvider"]
 
@@ -69,6 +72,7 @@ _ERROR_CODES: Mapping[ErrorCode, OFErrorCode] = {
     ErrorCode.INVALID_CONTEXT: OFErrorCode.INVALID_CONTEXT,
     ErrorCode.PROVIDER_NOT_READY: OFErrorCode.PROVIDER_NOT_READY,
     ErrorCode.PARSE_ERROR: OFErrorCode.PARSE_ERROR,
+    ErrorCode.TYPE_MISMATCH: OFErrorCode.TYPE_MISMATCH,
     ErrorCode.GENERAL: OFErrorCode.GENERAL,
 }
 
@@ -80,12 +84,13 @@ _ERROR_MESSAGES: Mapping[OFErrorCode, str] = {
         "disk cache or bootstrap document)"
     ),
     OFErrorCode.PARSE_ERROR: "rollwise could not parse the rules of flag {flag!r}",
+    OFErrorCode.TYPE_MISMATCH: "flag {flag!r} is of another type than the one asked for",
     OFErrorCode.GENERAL: "evaluating flag {flag!r} failed; see the 'rollwise' log",
 }
 
-_NOT_A_STRING = (
-    "rollwise flags serve string variants: read flag {flag!r} with get_string_value() for the "
-    "variant key or get_object_value() for its payload, not as a {kind}"
+_WRONG_TYPE = (
+    "rollwise flag {flag!r} is of type {kind}, not {asked}: read it with the accessor of its "
+    "type (docs/spec/rules.md, Flag types)"
 )
 
 
@@ -214,21 +219,37 @@ class RollwiseProvider(AbstractProvider):
         default_value: str,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[str]:
-        """The variant key (the model version) that ``flag_key`` serves to the context."""
-        try:
-            assignment = self._evaluate(flag_key, evaluation_context)
-            if assignment.is_error:
-                return self._error(flag_key, default_value, assignment)
-            if assignment.variant is None:  # not served by the client; guarded all the same
-                return self._error(flag_key, default_value, assignment, OFErrorCode.GENERAL)
-            return FlagResolutionDetails(
-                value=assignment.variant,
-                reason=_REASONS.get(assignment.reason, OFReason.UNKNOWN),
-                variant=assignment.variant,
-                flag_metadata=_flag_metadata(assignment),
-            )
-        except Exception:  # noqa: BLE001 - resolution never raises; logged in _failed
-            return self._failed(flag_key, default_value)
+        """The value of string flag ``flag_key`` for the context: its variant's key (the model
+        version) unless the variant gives another ``value``."""
+        return self._resolve(flag_key, default_value, evaluation_context, FlagType.STRING)
+
+    def resolve_boolean_details(
+        self,
+        flag_key: str,
+        default_value: bool,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[bool]:
+        """The value of boolean flag ``flag_key``; another type is ``TYPE_MISMATCH``."""
+        return self._resolve(flag_key, default_value, evaluation_context, FlagType.BOOLEAN)
+
+    def resolve_integer_details(
+        self,
+        flag_key: str,
+        default_value: int,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[int]:
+        """The value of integer flag ``flag_key``; another type is ``TYPE_MISMATCH``."""
+        return self._resolve(flag_key, default_value, evaluation_context, FlagType.INTEGER)
+
+    def resolve_float_details(
+        self,
+        flag_key: str,
+        default_value: float,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[float]:
+        """The value of float flag ``flag_key``; another type (an integer flag too) is
+        ``TYPE_MISMATCH``."""
+        return self._resolve(flag_key, default_value, evaluation_context, FlagType.FLOAT)
 
     def resolve_object_details(
         self,
@@ -236,8 +257,12 @@ class RollwiseProvider(AbstractProvider):
         default_value: ObjectValue,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[ObjectValue]:
-        """The payload of the variant served, as a fresh dict or list the caller may change."""
+        """The value of json flag ``flag_key`` as a fresh dict or list the caller may change;
+        for a string flag, its variant's payload (an object or array, else ``TYPE_MISMATCH``)."""
         try:
+            kind = self._type_of(flag_key)
+            if kind is not FlagType.STRING:
+                return self._resolve(flag_key, default_value, evaluation_context, FlagType.JSON)
             assignment = self._evaluate(flag_key, evaluation_context)
             if assignment.is_error:
                 return self._error(flag_key, default_value, assignment)
@@ -263,32 +288,47 @@ class RollwiseProvider(AbstractProvider):
         except Exception:  # noqa: BLE001 - resolution never raises; logged in _failed
             return self._failed(flag_key, default_value)
 
-    def resolve_boolean_details(
-        self,
-        flag_key: str,
-        default_value: bool,
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[bool]:
-        """Not supported: the default with ``TYPE_MISMATCH`` (the flag is not evaluated)."""
-        return _mismatch(flag_key, default_value, "boolean")
+    def _type_of(self, flag_key: str) -> FlagType | None:
+        """The type of the flag in the rules in use (``None``: no such flag, or no rules)."""
+        rules = self._client.rules
+        flag = None if rules is None else rules.flags.get(flag_key)
+        return None if flag is None else flag.type
 
-    def resolve_integer_details(
+    def _resolve(
         self,
         flag_key: str,
-        default_value: int,
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[int]:
-        """Not supported: the default with ``TYPE_MISMATCH`` (the flag is not evaluated)."""
-        return _mismatch(flag_key, default_value, "integer")
-
-    def resolve_float_details(
-        self,
-        flag_key: str,
-        default_value: float,
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[float]:
-        """Not supported: the default with ``TYPE_MISMATCH`` (the flag is not evaluated)."""
-        return _mismatch(flag_key, default_value, "float")
+        default_value: Any,
+        evaluation_context: EvaluationContext | None,
+        flag_type: FlagType,
+    ) -> FlagResolutionDetails[Any]:
+        try:
+            assignment = self._client.evaluate_value(
+                flag_key, self._context(evaluation_context), default_value, flag_type
+            )
+            if assignment.error_code is ErrorCode.TYPE_MISMATCH:
+                kind = self._type_of(flag_key)
+                return FlagResolutionDetails(
+                    value=default_value,
+                    reason=OFReason.ERROR,
+                    error_code=OFErrorCode.TYPE_MISMATCH,
+                    error_message=_WRONG_TYPE.format(
+                        flag=flag_key, kind=kind and kind.value, asked=flag_type.value
+                    ),
+                    flag_metadata=_flag_metadata(assignment),
+                )
+            if assignment.is_error:
+                return self._error(flag_key, default_value, assignment)
+            value = assignment.value
+            if value is None and flag_type is FlagType.STRING:  # an Assignment built by hand
+                value = assignment.variant
+            return FlagResolutionDetails(
+                value=thaw(value) if flag_type is FlagType.JSON else value,
+                reason=_REASONS.get(assignment.reason, OFReason.UNKNOWN),
+                variant=assignment.variant,
+                flag_metadata=_flag_metadata(assignment),
+            )
+        except Exception:  # noqa: BLE001 - resolution never raises; logged in _failed
+            return self._failed(flag_key, default_value)
 
     # --- events ---
 
@@ -372,12 +412,3 @@ def _flag_metadata(assignment: Assignment) -> dict[str, str | int]:
     if assignment.rule is not None:
         metadata["rule"] = assignment.rule
     return metadata
-
-
-def _mismatch(flag_key: str, default_value: T, kind: str) -> FlagResolutionDetails[T]:
-    return FlagResolutionDetails(
-        value=default_value,
-        reason=OFReason.ERROR,
-        error_code=OFErrorCode.TYPE_MISMATCH,
-        error_message=_NOT_A_STRING.format(flag=flag_key, kind=kind),
-    )

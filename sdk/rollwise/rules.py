@@ -7,6 +7,7 @@ JSON path) and turned back into JSON with ``to_json``.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 from collections.abc import Collection, Iterable, Mapping
@@ -22,6 +23,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Condition",
     "Flag",
+    "FlagType",
     "Rule",
     "RulesDocument",
     "Schedule",
@@ -31,10 +33,25 @@ __all__ = [
     "Shadow",
     "SplitArm",
     "Variant",
+    "schema_version_of",
 ]
 
-SCHEMA_VERSION = 1
-"""The newest ``schema_version`` this SDK understands."""
+SCHEMA_VERSION = 2
+"""The newest ``schema_version`` this SDK understands (1: string flags only; 2: typed flags)."""
+
+
+class FlagType(enum.StrEnum):
+    """What a flag's variants' ``value`` is: the type a typed accessor asks for."""
+
+    STRING = "string"
+    """The variant's value is a string: its key unless the variant says otherwise."""
+    BOOLEAN = "boolean"
+    INTEGER = "integer"
+    """A JSON integer within ±(2**53 - 1), which every language reads exactly."""
+    FLOAT = "float"
+    """A finite JSON number (an integer such as ``1`` reads as ``1.0``)."""
+    JSON = "json"
+    """A JSON object or array, given to the application as a read-only view."""
 
 
 def _strings(items: Iterable[str]) -> tuple[str, ...]:
@@ -152,13 +169,22 @@ class Rule:
 
 @attrs.frozen
 class Variant:
-    """A model version that a flag can serve, with an optional read-only JSON payload."""
+    """A model version that a flag can serve: its typed ``value`` (of the flag's ``type``; a
+    string flag's is the key unless given) and an optional read-only JSON payload."""
 
     key: str
     payload: Any = attrs.field(default=None, converter=freeze)
+    value: Any = attrs.field(converter=freeze)
+
+    @value.default
+    def _key_as_value(self) -> Any:
+        return self.key
 
     def to_json(self) -> dict[str, Any]:
-        return {} if self.payload is None else {"payload": thaw(self.payload)}
+        out: dict[str, Any] = {} if self.payload is None else {"payload": thaw(self.payload)}
+        if not (isinstance(self.value, str) and self.value == self.key):  # the default: unsaid
+            out["value"] = thaw(self.value)
+        return out
 
 
 @attrs.frozen
@@ -226,6 +252,7 @@ class Flag:
     schedule: Schedule | None = None
     description: str = ""
     shadow: Shadow | None = None
+    type: FlagType = FlagType.STRING
 
     @classmethod
     def from_json(
@@ -257,7 +284,29 @@ class Flag:
             out["description"] = self.description
         if self.shadow is not None:  # absent when unset: documents without it keep their text
             out["shadow"] = self.shadow.to_json()
+        if self.type is not FlagType.STRING:  # likewise: string flags keep their text
+            out["type"] = self.type.value
         return out
+
+
+def schema_version_of(flags: Iterable[Flag | Mapping[str, Any]]) -> int:
+    """The ``schema_version`` a document of these flags (values, or their JSON) needs: 2 once
+    a flag is typed or a variant has a value other than its key (which a version-1 reader
+    would ignore, and so answer differently), else 1."""
+    for flag in flags:
+        if isinstance(flag, Flag):
+            if flag.type is not FlagType.STRING or any(
+                v.value != k for k, v in flag.variants.items()
+            ):
+                return 2
+            continue
+        variants = flag.get("variants")
+        if flag.get("type", "string") != FlagType.STRING or (
+            isinstance(variants, Mapping)
+            and any(isinstance(v, Mapping) and "value" in v for v in variants.values())
+        ):
+            return 2
+    return 1
 
 
 @attrs.frozen
@@ -268,7 +317,12 @@ class RulesDocument:
     revision: int
     flags: Mapping[str, Flag] = attrs.field(factory=dict, converter=_mapping)
     segments: Mapping[str, Segment] = attrs.field(factory=dict, converter=_mapping)
-    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def schema_version(self) -> int:
+        """The oldest schema that says all of it: 2 with a typed flag or a variant's value, else
+        1 (which SDKs older than typed flags read, so their rules keep updating until then)."""
+        return schema_version_of(self.flags.values())
 
     @classmethod
     def from_json(cls, data: Any, *, strict: bool = False) -> RulesDocument:

@@ -23,6 +23,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
+from rollwise._steps import Plan, drive
 from rollwise.backoff import Backoff
 from rollwise.config import ClientConfig
 from rollwise.errors import (
@@ -36,9 +39,17 @@ from rollwise.exposures import ExposureLog
 from rollwise.ids import event_id
 from rollwise.shadow import PredictionLog
 from rollwise.spool import Spool
-from rollwise.transport import EventKind, Transport
+from rollwise.transport import EventKind, SendResult, Transport
 
-__all__ = ["EventSender", "OutcomeQueue", "SenderStats"]
+__all__ = [
+    "EventDelivery",
+    "EventSender",
+    "OutcomeQueue",
+    "Pause",
+    "Send",
+    "SendStep",
+    "SenderStats",
+]
 
 logger = logging.getLogger("rollwise")
 
@@ -109,107 +120,82 @@ def _json(event: Any) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-class EventSender:
-    """The background delivery of one client's events."""
+@attrs.frozen
+class Send:
+    """Post one batch of a kind: a ``SendResult`` (or the transport's error)."""
+
+    kind: EventKind
+    bodies: list[str]
+
+
+@attrs.frozen
+class Pause:
+    """Sleep ``seconds`` before a quick retry."""
+
+    seconds: float
+
+
+SendStep = Send | Pause
+
+
+class EventDelivery:
+    """What to send, when to retry, spool and replay: one delivery round as a plan of
+    ``SendStep`` (``rollwise._steps``). ``EventSender`` performs it on a thread, ``rollwise.aio``
+    on an asyncio task."""
 
     def __init__(
         self,
         config: ClientConfig,
-        transport: Transport,
         exposures: ExposureLog,
         outcomes: OutcomeQueue,
         spool: Spool | None,
         predictions: PredictionLog | None = None,
     ) -> None:
         self._config = config
-        self._transport = transport
         self._exposures = exposures
         self._outcomes = outcomes
         self._predictions = PredictionLog(queue=False) if predictions is None else predictions
         self._spool = spool
         self.stats = SenderStats()
-        self._wake = threading.Event()
         self._stop = threading.Event()
-        self._idle = threading.Condition()
+        """Set when stopping (only ever read by the plan, never waited on)."""
         self._busy = False
-        self._thread: threading.Thread | None = None
         self._unreachable_until = 0.0
         self._backoff = Backoff(base=0.5, cap=config.max_backoff)
         self.dropped_unspoolable = 0
         self._behind = False
         self._away = False  # the server stopped taking events: logged once, until it is back
 
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="rollwise-event-sender", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float) -> bool:
-        """Stop the thread; ``True`` when it has finished (it may still be sending, else)."""
-        self._stop.set()
-        self._wake.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
+    def delivered(self) -> bool:
+        """Nothing queued, spooled or being sent."""
+        return self.pending() == 0 and not self._busy
 
     def pending(self) -> int:
         spooled = len(self._spool) if self._spool is not None else 0
         return len(self._exposures) + len(self._outcomes) + len(self._predictions) + spooled
 
-    def flush(self, timeout: float) -> bool:
-        """Deliver everything queued and spooled; ``True`` when nothing is left."""
-        deadline = time.monotonic() + timeout
-        self._unreachable_until = 0.0  # a flush tries the server now
-        while time.monotonic() < deadline:
-            if self.pending() == 0 and not self._busy:
-                return True
-            self._wake.set()
-            with self._idle:
-                self._idle.wait(min(0.05, max(0.0, deadline - time.monotonic())))
-        return self.pending() == 0 and not self._busy
-
-    # --- the loop ---
-
-    def _run(self) -> None:
-        while True:
-            stopping = self._stop.is_set()
-            self._wake.wait(self._config.flush_interval)
-            self._wake.clear()
-            self._busy = True
-            try:
-                self._cycle()
-            except Exception:  # the sender must survive anything
-                logger.exception("rollwise: the event sender failed; it carries on")
-            finally:
-                self._busy = False
-                with self._idle:
-                    self._idle.notify_all()
-            if stopping:
-                return
-
-    def _cycle(self) -> None:
+    def _cycle(self) -> Plan[SendStep, None]:
+        """One round: send (or spool) what is queued, then replay the spool."""
         backlog = len(self._exposures) + len(self._outcomes) + len(self._predictions)
         self._behind = backlog > self._config.max_queue // 2
-        self._drain()
-        self._replay()
+        yield from self._drain()
+        yield from self._replay()
         if self._config.spool_first:
-            self._drain()  # what queued during the last send waits on disk, not in memory
+            yield from self._drain()  # what queued during the last send waits on disk
 
-    def _drain(self) -> None:
+    def _drain(self) -> Plan[SendStep, None]:
         """Send or spool everything queued, batch by batch."""
         batch = self._config.batch_size
         while True:
             exposures = self._exposures.drain(batch)
             if exposures:
-                self._deliver("exposures", self._encode("exposures", exposures))
+                yield from self._deliver("exposures", self._encode("exposures", exposures))
             outcomes = self._outcomes.drain(batch)
             if outcomes:
-                self._deliver("outcomes", self._encode("outcomes", outcomes))
+                yield from self._deliver("outcomes", self._encode("outcomes", outcomes))
             predictions = self._predictions.drain(batch)
             if predictions:
-                self._deliver("predictions", self._encode("predictions", predictions))
+                yield from self._deliver("predictions", self._encode("predictions", predictions))
             if not exposures and not outcomes and not predictions:
                 break
 
@@ -229,7 +215,7 @@ class EventSender:
     def _reachable(self) -> bool:
         return time.monotonic() >= self._unreachable_until
 
-    def _deliver(self, kind: EventKind, bodies: list[str]) -> None:
+    def _deliver(self, kind: EventKind, bodies: list[str]) -> Plan[SendStep, None]:
         """Send now, or behind the spool when it holds anything or the server is away."""
         behind = self._behind  # sending cannot keep up: spill to disk rather than drop later
         first = self._config.spool_first
@@ -238,18 +224,20 @@ class EventSender:
         ):
             self._to_spool(kind, bodies)
             return
-        if not self._send(kind, bodies):
+        if not (yield from self._send(kind, bodies)):
             self._to_spool(kind, bodies)
 
-    def _send(self, kind: EventKind, bodies: list[str], retries: int = _IMMEDIATE_RETRIES) -> bool:
+    def _send(
+        self, kind: EventKind, bodies: list[str], retries: int = _IMMEDIATE_RETRIES
+    ) -> Plan[SendStep, bool]:
         """Post one batch with ``retries`` quick retries; ``False`` when the server stays away."""
         for attempt in range(retries + 1):
             try:
-                result = self._transport.send_events(kind, bodies)
+                result: SendResult = yield Send(kind, bodies)
             except (ServerUnavailableError, AuthenticationError) as exc:
                 self.stats.last_error = str(exc)
                 if attempt < retries and not self._stop.is_set():
-                    time.sleep(min(1.0, self._backoff.next()))
+                    yield Pause(min(1.0, self._backoff.next()))
                     continue
                 self._unreachable_until = time.monotonic() + self._backoff.next()
                 if self._away:
@@ -261,7 +249,9 @@ class EventSender:
             except TransportError as exc:
                 if getattr(exc, "status", None) == 413 and len(bodies) > 1:
                     half = len(bodies) // 2
-                    return self._send(kind, bodies[:half]) and self._send(kind, bodies[half:])
+                    return (yield from self._send(kind, bodies[:half])) and (
+                        yield from self._send(kind, bodies[half:])
+                    )
                 self.stats.last_error = str(exc)
                 self.stats.rejected[kind] += len(bodies)
                 logger.error("rollwise: the server refused %d %s: %s", len(bodies), kind, exc)
@@ -298,14 +288,14 @@ class EventSender:
             return
         self.stats.spooled += stored
 
-    def _replay(self) -> None:
+    def _replay(self) -> Plan[SendStep, None]:
         spool = self._spool
         if spool is None or not self._reachable():
             return
         first = self._config.spool_first
         while len(spool):
             if first:  # what queued during the last send goes to disk before the next one
-                self._drain()
+                yield from self._drain()
             rows = spool.peek(self._config.batch_size)
             if not rows:
                 return
@@ -315,7 +305,76 @@ class EventSender:
             # spooling first, a send is not retried at once: the batch is safe on disk, and a
             # send that cannot stall longer than its timeouts keeps the in-memory window short
             retries = 0 if first else _IMMEDIATE_RETRIES
-            if not self._send(kind, [body for _, _, body in same], retries):
+            if not (yield from self._send(kind, [body for _, _, body in same], retries)):
                 return
             spool.remove([seq for seq, _, _ in same])
             self.stats.replayed += len(same)
+
+
+class EventSender(EventDelivery):
+    """The background delivery of one client's events, on a thread of its own."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        transport: Transport,
+        exposures: ExposureLog,
+        outcomes: OutcomeQueue,
+        spool: Spool | None,
+        predictions: PredictionLog | None = None,
+    ) -> None:
+        super().__init__(config, exposures, outcomes, spool, predictions)
+        self._transport = transport
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="rollwise-event-sender", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop the thread; ``True`` when it has finished (it may still be sending, else)."""
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def flush(self, timeout: float) -> bool:
+        """Deliver everything queued and spooled; ``True`` when nothing is left."""
+        deadline = time.monotonic() + timeout
+        self._unreachable_until = 0.0  # a flush tries the server now
+        while time.monotonic() < deadline:
+            if self.delivered():
+                return True
+            self._wake.set()
+            with self._idle:
+                self._idle.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+        return self.delivered()
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stop.is_set()
+            self._wake.wait(self._config.flush_interval)
+            self._wake.clear()
+            self._busy = True
+            try:
+                drive(self._cycle(), self._perform)
+            except Exception:  # the sender must survive anything
+                logger.exception("rollwise: the event sender failed; it carries on")
+            finally:
+                self._busy = False
+                with self._idle:
+                    self._idle.notify_all()
+            if stopping:
+                return
+
+    def _perform(self, step: SendStep) -> SendResult | None:
+        if isinstance(step, Send):
+            return self._transport.send_events(step.kind, step.bodies)
+        time.sleep(step.seconds)
+        return None

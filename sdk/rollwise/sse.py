@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 
 import attrs
 
-__all__ = ["SSEEvent", "SSEParser", "iter_events", "iter_lines"]
+__all__ = ["LineSplitter", "SSEEvent", "SSEParser", "iter_events", "iter_lines"]
 
 _EOL = re.compile(r"\r\n|\r|\n")
 _BOM = "\ufeff"
@@ -129,30 +129,47 @@ def iter_lines(chunks: Iterable[bytes], *, max_line: int | None = None) -> Itera
     longer than ``max_line`` characters raises ``ValueError`` (a reader's bound on what a
     server can make it hold).
     """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    partial: list[str] = []
-    skip_lf = False
-    at_start = True
+    splitter = LineSplitter(max_line=max_line)
     for chunk in chunks:
-        text = decoder.decode(chunk)
+        yield from splitter.feed(chunk)
+
+
+class LineSplitter:
+    """``iter_lines`` one chunk at a time, for a reader that is handed chunks (an asyncio one):
+    ``feed(chunk)`` returns the lines that chunk completes."""
+
+    def __init__(self, *, max_line: int | None = None) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._partial: list[str] = []
+        self._skip_lf = False
+        self._at_start = True
+        self._max_line = max_line
+
+    def feed(self, chunk: bytes) -> list[str]:
+        text = self._decoder.decode(chunk)
         if not text:
-            continue
-        if at_start:
-            at_start = False
+            return []
+        if self._at_start:
+            self._at_start = False
             if text.startswith(_BOM):
                 text = text[1:]
-        if skip_lf:
-            skip_lf = False
+        if self._skip_lf:
+            self._skip_lf = False
             if text.startswith("\n"):
                 text = text[1:]
+        lines: list[str] = []
+        partial = self._partial
         start = 0
         for match in _EOL.finditer(text):
             partial.append(text[start : match.start()])
-            yield "".join(partial)
+            lines.append("".join(partial))
             partial.clear()
             start = match.end()
-            skip_lf = start == len(text) and match.group() == "\r"
+            self._skip_lf = start == len(text) and match.group() == "\r"
         if start < len(text):
             partial.append(text[start:])
-            if max_line is not None and sum(map(len, partial)) > max_line:
-                raise ValueError(f"a line of the event stream is longer than {max_line} characters")
+            if self._max_line is not None and sum(map(len, partial)) > self._max_line:
+                raise ValueError(
+                    f"a line of the event stream is longer than {self._max_line} characters"
+                )
+        return lines

@@ -1,5 +1,8 @@
 """``RulesSync``: the thread that keeps a client's rules fresh, and says truthfully how it goes.
 
+The logic is ``RulesFollower``'s plan of steps (``rollwise._steps``): ``RulesSync`` performs them
+on a thread with the blocking transport, ``rollwise.aio`` on an asyncio task with httpx.
+
 It fetches the document (``If-None-Match``), then follows the server-sent-events stream, each
 event carrying a new revision's document. When the stream ends or breaks it reconnects after the
 server's ``retry:`` time (0.5 s if it sent none), doubled on each consecutive failure up to
@@ -28,16 +31,35 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
+
+import attrs
 
 from rollwise._parse import load_json
+from rollwise._steps import Plan, drive
 from rollwise.config import ClientConfig
 from rollwise.errors import AuthenticationError, ConfigurationError, RollwiseError
 from rollwise.rules import RulesDocument
+from rollwise.sse import SSEEvent
 from rollwise.status import Connection
-from rollwise.transport import Stream, Transport
+from rollwise.transport import RulesResponse, Stream, Transport
 
-__all__ = ["RulesSync", "SyncState", "reconnect_delay"]
+__all__ = [
+    "EventReader",
+    "Fetch",
+    "Next",
+    "Open",
+    "RulesFollower",
+    "RulesSync",
+    "SyncState",
+    "SyncStep",
+    "Wait",
+    "reconnect_delay",
+]
+
+_RANDOM = random.Random()  # noqa: S311 - jitter and sampling, not secrets
+"""The reconnection jitter's own generator: it never moves the global ``random`` state, which
+applications (and Hypothesis, in the tests) own."""
 
 logger = logging.getLogger("rollwise")
 
@@ -56,7 +78,7 @@ def reconnect_delay(
     *,
     base: float,
     cap: float,
-    rng: Callable[[], float] = random.random,
+    rng: Callable[[], float] = _RANDOM.random,
 ) -> float:
     """Seconds to wait before reconnection ``attempt`` (0: the first since things worked).
 
@@ -84,8 +106,72 @@ class SyncState:
         """The reconnection time (seconds) the server asked for with ``retry:``, bounded."""
 
 
-class RulesSync:
-    """Fetch, stream, reconnect and poll; ``install(document)`` adopts a new document.
+@attrs.frozen
+class Fetch:
+    """Fetch the rules document (``If-None-Match: etag``): a ``RulesResponse``."""
+
+    etag: str | None
+
+
+@attrs.frozen
+class Open:
+    """Open the rules stream (``Last-Event-ID``): an ``EventReader``."""
+
+    last_event_id: str | None
+
+
+@attrs.frozen
+class Next:
+    """The reader's next event (``HEARTBEAT`` for a comment), or ``None`` at the stream's end."""
+
+    reader: EventReader
+
+
+@attrs.frozen
+class Wait:
+    """Wait ``seconds`` (less when stopping): whether the sync is stopping."""
+
+    seconds: float
+
+
+SyncStep = Fetch | Open | Next | Wait
+
+
+class EventReader(Protocol):
+    """An open rules stream as the plan sees it; ``close()`` never blocks."""
+
+    @property
+    def retry(self) -> int | None: ...
+    def close(self) -> None: ...
+
+
+class _Flag(Protocol):
+    def is_set(self) -> bool: ...
+    def set(self) -> None: ...
+
+
+class _Reader:
+    """A blocking ``Stream``, read one event a step."""
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+        self._events = iter(stream.events())
+
+    @property
+    def retry(self) -> int | None:
+        retry = getattr(self._stream, "retry", None)
+        return retry if isinstance(retry, int) else None
+
+    def next_event(self) -> SSEEvent | None:
+        return next(self._events, None)
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class RulesFollower:
+    """Fetch, stream, reconnect and poll, as a plan of ``SyncStep``; ``install(document)`` adopts
+    a new document. ``RulesSync`` performs the steps on a thread, ``rollwise.aio`` on a task.
 
     ``serving()`` says what the client serves meanwhile (for the log lines), for example
     ``"serving rules revision 4 from the disk cache"``.
@@ -94,87 +180,79 @@ class RulesSync:
     def __init__(
         self,
         config: ClientConfig,
-        transport: Transport,
+        transport: object,
         install: Callable[[RulesDocument], bool],
         current_revision: Callable[[], int | None],
-        ready: threading.Event,
+        ready: _Flag,
         serving: Callable[[], str],
+        answered: _Flag | None = None,
     ) -> None:
         self._config = config
-        self._transport = transport
+        self._endpoint = transport
         self._install = install
         self._current_revision = current_revision
         self._ready = ready
+        self._answered = answered
+        """Set by the server's first answer, rules or a refused key (``wait_until_ready``)."""
         self._serving = serving
         self.state = SyncState()
         self._stop = threading.Event()
-        self._stream: Stream | None = None
+        """Set when stopping (only ever read by the plan, never waited on)."""
+        self._stream: EventReader | None = None
         self._etag: str | None = None
-        self._thread: threading.Thread | None = None
         self._settled: Connection = "connecting"
         self._settled_at = time.monotonic()
         self._stream_error: str | None = None
         self._stream_failures = 0
         self._tracebacks: set[str] = set()
 
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="rollwise-rules-sync", daemon=True)
-        self._thread.start()
+    # --- the plan ---
 
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        stream = self._stream
-        if stream is not None:
-            stream.close()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-
-    # --- the loop ---
-
-    def _run(self) -> None:
+    def _plan(self) -> Plan[SyncStep, None]:
         attempt = 0
         while not self._stop.is_set():
             try:
-                self._loop()
-            except Exception as exc:  # noqa: BLE001 - the sync thread outlives any bug; logged
+                yield from self._loop()
+            except Exception as exc:  # noqa: BLE001 - the sync outlives any bug; logged
                 if self._stop.is_set():
-                    return  # closing: the transport was torn down under the thread
+                    return  # closing: the transport was torn down under the sync
                 self._unexpected("the rules sync", exc)
                 self._error(f"the rules sync failed: {exc!r}")
                 self._enter("disconnected", self.state.last_error)
-                self._stop.wait(self._delay(attempt))
+                yield Wait(self._delay(attempt))
                 attempt += 1
 
-    def _loop(self) -> None:
+    def _loop(self) -> Plan[SyncStep, None]:
         failures = 0  # consecutive failed attempts: they set the reconnection delay
         while not self._stop.is_set():
             try:
-                self._fetch()
+                yield from self._fetch()
             except AuthenticationError as exc:
                 self._error(str(exc))
                 self._enter("unauthorized", str(exc))
-                self._stop.wait(self._config.poll_interval)
+                if self._answered is not None:  # a refused key: waiting for rules is in vain
+                    self._answered.set()
+                yield Wait(self._config.poll_interval)
                 continue
             except RollwiseError as exc:
                 self._error(str(exc))
                 self._enter("disconnected", str(exc))
-                self._stop.wait(self._delay(failures))
+                yield Wait(self._delay(failures))
                 failures += 1
                 continue
             if self._config.streaming and self._stream_failures < _STREAM_FAILURES_BEFORE_POLLING:
-                if self._stream_once() >= _STREAM_WORKED:
+                if (yield from self._stream_once()) >= _STREAM_WORKED:
                     failures = self._stream_failures = 0
                 else:
                     self._stream_failures += 1
                 if self._stop.is_set():
                     break
-                self._stop.wait(self._delay(failures))
+                yield Wait(self._delay(failures))
                 failures += 1
             else:
                 failures = 0
                 self._enter("polling")
-                if self._stop.wait(self._config.poll_interval):
+                if (yield Wait(self._config.poll_interval)):
                     break
                 if self._stream_failures >= _STREAM_FAILURES_BEFORE_POLLING:
                     self._stream_failures -= 1  # try the stream again now and then
@@ -185,12 +263,12 @@ class RulesSync:
         logger.debug("rollwise: reconnecting to %s in %.2f s", self._server(), delay)
         return delay
 
-    def _stream_once(self) -> float:
+    def _stream_once(self) -> Plan[SyncStep, float]:
         """Follow the stream until it ends; how many seconds it lasted."""
         started = time.monotonic()
         self._stream_error = None
         try:
-            self._follow()
+            yield from self._follow()
             logger.debug("rollwise: the rules stream ended")
         except RollwiseError as exc:
             if not self._stop.is_set():
@@ -226,7 +304,7 @@ class RulesSync:
 
     def _server(self) -> str:
         """The server requests go to now (a replica of ``fallback_urls`` after a failover)."""
-        return str(getattr(self._transport, "url", self._config.url))
+        return str(getattr(self._endpoint, "url", self._config.url))
 
     def _enter(
         self, connection: Connection, detail: str | None = None, *, log: bool = True
@@ -267,17 +345,19 @@ class RulesSync:
 
     # --- fetching and streaming ---
 
-    def _fetch(self) -> None:
-        response = self._transport.fetch_rules(self._etag)
+    def _fetch(self) -> Plan[SyncStep, None]:
+        response: RulesResponse = yield Fetch(self._etag)
         self.state.last_sync = time.time()
         body = response.body
         if response.status == 200 and body is not None and self._adopt(body, "fetched"):
             self._etag = response.etag
         self._ready.set()
+        if self._answered is not None:
+            self._answered.set()
 
-    def _follow(self) -> None:
+    def _follow(self) -> Plan[SyncStep, None]:
         revision = self._current_revision()
-        stream = self._transport.open_stream(None if revision is None else str(revision))
+        stream: EventReader = yield Open(None if revision is None else str(revision))
         self._stream = stream
         try:
             if self._stop.is_set():
@@ -287,7 +367,7 @@ class RulesSync:
             opened = time.monotonic()
             probing = self._settled == "polling"
             self._enter("streaming", log=not probing)
-            for event in stream.events():
+            while (event := (yield Next(stream))) is not None:
                 if self._stop.is_set():
                     return
                 if probing and time.monotonic() - opened >= _STREAM_WORKED:
@@ -305,7 +385,7 @@ class RulesSync:
                 self._adopt(document, "streamed")
         finally:
             self._stream = None
-            self._remember_retry(getattr(stream, "retry", None))
+            self._remember_retry(stream.retry)
             stream.close()
 
     def _remember_retry(self, milliseconds: Any) -> None:
@@ -341,3 +421,46 @@ class RulesSync:
         self.state.rejected_revision = revision
         self._error(f"rejected rules revision {revision}: {reason}")
         logger.error("rollwise: %s; %s", self.state.last_error, self._serving())
+
+
+class RulesSync(RulesFollower):
+    """``RulesFollower`` on a thread of its own, with the blocking ``Transport``."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        transport: Transport,
+        install: Callable[[RulesDocument], bool],
+        current_revision: Callable[[], int | None],
+        ready: threading.Event,
+        serving: Callable[[], str],
+        answered: threading.Event | None = None,
+    ) -> None:
+        super().__init__(config, transport, install, current_revision, ready, serving, answered)
+        self._transport = transport
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="rollwise-rules-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        drive(self._plan(), self._perform)
+
+    def _perform(self, step: SyncStep) -> Any:
+        if isinstance(step, Fetch):
+            return self._transport.fetch_rules(step.etag)
+        if isinstance(step, Open):
+            return _Reader(self._transport.open_stream(step.last_event_id))
+        if isinstance(step, Next):
+            return cast(_Reader, step.reader).next_event()
+        return self._stop.wait(step.seconds)

@@ -11,29 +11,48 @@ from typing import Any
 
 from rollwise.client import Client, RulesSource
 from rollwise.events import Exposure
+from rollwise.rules import schema_version_of
 
 __all__ = ["capture_exposures", "flag_document", "static_client"]
 
 
+def _kind(answer: Any) -> str:
+    """The flag type of a fixed answer (``bool`` before ``int``: a bool is an int)."""
+    for kind, types in (("string", str), ("boolean", bool), ("integer", int), ("float", float),
+                        ("json", Mapping | list)):  # fmt: skip
+        if isinstance(answer, types):
+            return kind
+    raise TypeError(f"no flag type holds a {type(answer).__name__}: {answer!r}")
+
+
+def _static_flag(answer: Any) -> dict[str, Any]:
+    kind = _kind(answer)
+    variant = answer if kind == "string" else "static"
+    body: dict[str, Any] = {
+        "version": 1,
+        "variants": {variant: {} if kind == "string" else {"value": answer}},
+        "off_variant": variant,
+        "default_variant": variant,
+    }
+    if kind != "string":
+        body["type"] = kind
+    return body
+
+
 def flag_document(
-    variants: Mapping[str, str] | None = None, *, environment: str = "test", revision: int = 1
+    variants: Mapping[str, Any] | None = None, *, environment: str = "test", revision: int = 1
 ) -> dict[str, Any]:
-    """A rules document in which each flag always serves one variant.
+    """A rules document in which each flag always serves one answer.
 
     ``flag_document({"fraud-model": "v2"})`` is a document whose flag ``fraud-model`` serves
-    ``v2`` to everyone (its ``off_variant`` too), for tests that only need a fixed answer.
+    the variant ``v2`` to everyone (its ``off_variant`` too), for tests that only need a fixed
+    answer. A value that is not a string makes a typed flag serving it as its value (variant
+    ``static``): ``{"checks-enabled": False, "queue-size": 50, "threshold": 0.5, "config":
+    {"k": 1}}`` are a boolean, an integer, a float and a json flag.
     """
-    flags = {
-        key: {
-            "version": 1,
-            "variants": {variant: {}},
-            "off_variant": variant,
-            "default_variant": variant,
-        }
-        for key, variant in (variants or {}).items()
-    }
+    flags = {key: _static_flag(answer) for key, answer in (variants or {}).items()}
     return {
-        "schema_version": 1,
+        "schema_version": schema_version_of(flags.values()),
         "environment": environment,
         "revision": revision,
         "segments": {},
@@ -41,8 +60,9 @@ def flag_document(
     }
 
 
-def static_client(rules: RulesSource | Mapping[str, str]) -> Client:
-    """An offline client for tests: a rules document, or a ``{flag: variant}`` mapping."""
+def static_client(rules: RulesSource | Mapping[str, Any]) -> Client:
+    """An offline client for tests: a rules document, or a ``{flag: answer}`` mapping (a
+    variant key, or a typed value: ``flag_document``)."""
     if isinstance(rules, Mapping) and "flags" not in rules:
         return Client.offline(flag_document(rules))
     return Client.offline(rules)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 import re
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal, Protocol
 
 import attrs
@@ -32,17 +33,25 @@ from rollwise.errors import AuthenticationError, ServerUnavailableError, Transpo
 from rollwise.sse import SSEEvent, SSEParser, iter_lines
 
 __all__ = [
+    "EVENT_PATHS",
     "HEARTBEAT",
+    "MAX_STREAM_LINE",
+    "USER_AGENT",
     "EventKind",
+    "Failover",
     "RequestsTransport",
     "RulesResponse",
     "SendResult",
     "Stream",
     "Transport",
+    "batch_payload",
+    "http_error",
+    "send_result",
+    "stream_events",
 ]
 
 EventKind = Literal["exposures", "outcomes", "predictions"]
-_PATHS = {
+EVENT_PATHS = {
     "exposures": "/api/v1/sdk/exposures",
     "outcomes": "/api/v1/sdk/events",
     "predictions": "/api/v1/sdk/predictions",
@@ -124,19 +133,54 @@ def _bounded_body(response: requests.Response) -> bytes:
 
 
 def _error(response: requests.Response, what: str) -> TransportError:
-    detail = response.text[:300]
-    with contextlib.suppress(ValueError):
-        detail = str(response.json().get("detail", detail))
-    message = f"{what}: the server answered {response.status_code}: {detail}"
+    return http_error(response.status_code, response.text, what)
+
+
+def http_error(status: int, text: str, what: str) -> TransportError:
+    """The SDK's error for an HTTP answer other than 200 (and 304 for the rules), with its
+    ``status``: 401/403 refuse the key, 5xx and 429 mean "try again later", the rest refuse."""
+    detail = text[:300]
+    with contextlib.suppress(ValueError, AttributeError):
+        detail = str(json.loads(text).get("detail", detail))
+    message = f"{what}: the server answered {status}: {detail}"
     error: TransportError
-    if response.status_code in (401, 403):
+    if status in (401, 403):
         error = AuthenticationError(message)
-    elif response.status_code >= 500 or response.status_code == 429:  # try again later
+    elif status >= 500 or status == 429:  # try again later
         error = ServerUnavailableError(message)
     else:
         error = TransportError(message)
-    error.status = response.status_code  # type: ignore[attr-defined]
+    error.status = status  # type: ignore[attr-defined]
     return error
+
+
+def batch_payload(bodies: Sequence[str]) -> bytes:
+    """The gzip'd ``{"events": [...]}`` body of one batch of JSON events."""
+    return gzip.compress(('{"events":[' + ",".join(bodies) + "]}").encode(), 5)
+
+
+def send_result(kind: EventKind, answer: Any) -> SendResult:
+    """The ingest endpoint's parsed answer; an unreadable one means "try again later"."""
+    try:
+        return SendResult(
+            int(answer["accepted"]),
+            int(answer["duplicates"]),
+            int(answer["rejected"]),
+            tuple(answer.get("errors", ())),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ServerUnavailableError(f"sending {kind}: an unreadable answer: {exc}") from exc
+
+
+def stream_events(parser: SSEParser, lines: Iterable[str]) -> Iterator[SSEEvent]:
+    """The events that ``lines`` of a rules stream dispatch, and ``HEARTBEAT`` for a comment."""
+    for line in lines:
+        comments = parser.comments
+        event = parser.feed_line(line)
+        if event is not None:
+            yield event
+        elif parser.comments != comments:
+            yield HEARTBEAT
 
 
 MAX_STREAM_LINE = 2 * limits.MAX_DOCUMENT_BYTES
@@ -170,15 +214,10 @@ class _RequestsStream:
             )
 
     def events(self) -> Iterator[SSEEvent]:
-        parser = self._parser
         try:
-            for line in iter_lines(self._chunks(), max_line=MAX_STREAM_LINE):
-                comments = parser.comments
-                event = parser.feed_line(line)
-                if event is not None:
-                    yield event
-                elif parser.comments != comments:
-                    yield HEARTBEAT
+            yield from stream_events(
+                self._parser, iter_lines(self._chunks(), max_line=MAX_STREAM_LINE)
+            )
         except (
             requests.RequestException,
             urllib3.exceptions.HTTPError,
@@ -207,6 +246,35 @@ class _RequestsStream:
         self._response.close()
 
 
+class Failover:
+    """The server that requests go to: ``url`` first, then each of ``fallback_urls`` in turn
+    while the current one cannot be reached; it stays on the one that answers."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self._urls = (config.url, *config.fallback_urls)
+        self._current = 0
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return self._urls[self._current]
+
+    def pick(self) -> tuple[int, str]:
+        """The index and URL of the server for the next request."""
+        with self._lock:
+            return self._current, self._urls[self._current]
+
+    def failed(self, index: int) -> str:
+        """The server at ``index`` was unreachable: move on; ``"; next: <url>"``, or ``""``
+        when there is no other."""
+        if len(self._urls) == 1:
+            return ""
+        with self._lock:  # the next attempt goes to the next replica
+            if self._current == index:
+                self._current = (index + 1) % len(self._urls)
+            return f"; next: {self._urls[self._current]}"
+
+
 class RequestsTransport:
     """``Transport`` over one pooled ``requests.Session``."""
 
@@ -223,28 +291,19 @@ class RequestsTransport:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._timeout = (config.connect_timeout, config.read_timeout)
-        self._urls = (config.url, *config.fallback_urls)
-        self._current = 0
-        self._lock = threading.Lock()
+        self._servers = Failover(config)
 
     @property
     def url(self) -> str:
         """The server that requests go to now: ``url``, or the fallback that last answered."""
-        return self._urls[self._current]
+        return self._servers.url
 
     def _request(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
-        with self._lock:
-            index = self._current
-        url = self._urls[index]
+        index, url = self._servers.pick()
         try:
             return self._session.request(method, url + path, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            then = ""
-            if len(self._urls) > 1:  # the next attempt goes to the next replica
-                with self._lock:
-                    if self._current == index:
-                        self._current = (index + 1) % len(self._urls)
-                    then = f"; next: {self._urls[self._current]}"
+            then = self._servers.failed(index)
             raise ServerUnavailableError(
                 f"{what}: {url} is unreachable: {_cause(exc)}{then}"
             ) from exc
@@ -284,10 +343,10 @@ class RequestsTransport:
         return _RequestsStream(response, last_event_id)
 
     def send_events(self, kind: EventKind, bodies: Sequence[str]) -> SendResult:
-        payload = gzip.compress(('{"events":[' + ",".join(bodies) + "]}").encode(), 5)
+        payload = batch_payload(bodies)
         response = self._request(
             "POST",
-            _PATHS[kind],
+            EVENT_PATHS[kind],
             f"sending {kind}",
             data=payload,
             headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
@@ -296,15 +355,10 @@ class RequestsTransport:
         if response.status_code != 200:
             raise _error(response, f"sending {kind}")
         try:
-            result = response.json()
-            return SendResult(
-                int(result["accepted"]),
-                int(result["duplicates"]),
-                int(result["rejected"]),
-                tuple(result.get("errors", ())),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
+            answer = response.json()
+        except ValueError as exc:
             raise ServerUnavailableError(f"sending {kind}: an unreadable answer: {exc}") from exc
+        return send_result(kind, answer)
 
     def close(self) -> None:
         self._session.close()

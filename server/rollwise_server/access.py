@@ -28,6 +28,10 @@ from rollwise_server.routes import RouteTemplates
 
 __all__ = ["AccessLogMiddleware", "JsonFormatter", "request_id"]
 
+_RANDOM = random.Random()  # noqa: S311 - jitter and sampling, not secrets
+"""The access log sampler's own generator: it never moves the global ``random`` state, which
+applications (and Hypothesis, in the tests) own."""
+
 logger = logging.getLogger("rollwise.access")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 FIELDS = ("request_id", "method", "route", "status", "duration_ms", "actor")
@@ -48,7 +52,7 @@ class AccessLogMiddleware:
         app: ASGIApp,
         templates: RouteTemplates,
         sample: float,
-        chance: Callable[[], float] = random.random,
+        chance: Callable[[], float] = _RANDOM.random,
     ) -> None:
         self.app = app
         self.templates = templates

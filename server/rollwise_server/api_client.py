@@ -319,10 +319,11 @@ class ApiClient:
             "PUT", _path("envs", env, "flags", key, "rollout"), body=body, headers=headers
         )
 
-    def rollout_action(self, env: str, key: str, action: str, *, reason: str | None) -> Json:
-        return self.request(
-            "POST", _path("envs", env, "flags", key, "rollout", action), body={"reason": reason}
-        )
+    def rollout_action(
+        self, env: str, key: str, action: str, *, reason: str | None, winner: str | None = None
+    ) -> Json:
+        body = {"reason": reason, **({"winner": winner} if winner is not None else {})}
+        return self.request("POST", _path("envs", env, "flags", key, "rollout", action), body=body)
 
     def results(self, env: str, key: str, **params: str | int | None) -> Json:
         return self.request("GET", _path("envs", env, "flags", key, "results"), params=params)

@@ -25,6 +25,7 @@ import click
 from rollwise._version import __version__
 from rollwise.durations import DurationError, parse_duration
 from rollwise.errors import ConfigurationError, RollwiseError, TransportError
+from rollwise.rules import FlagType
 from rollwise_server.api_client import (
     ApiClient,
     ApiResponseError,
@@ -486,11 +487,13 @@ def _metric_rows(metrics: Iterable[Mapping[str, Any]], archived: bool) -> list[l
 
 def _show_flag(flag: Mapping[str, Any], env: str) -> None:
     variants = [
-        f"{name}  {json.dumps(v['payload'], ensure_ascii=False)}"
-        if isinstance(v, dict) and v.get("payload") is not None
-        else name
+        name
+        + ("" if not isinstance(v, dict) or "value" not in v else
+           f" = {json.dumps(v['value'], ensure_ascii=False)}")
+        + ("" if not isinstance(v, dict) or v.get("payload") is None else
+           f"  {json.dumps(v['payload'], ensure_ascii=False)}")
         for name, v in (flag.get("variants") or {}).items()
-    ]
+    ]  # fmt: skip
     schedule = flag.get("schedule")
     window = None
     if isinstance(schedule, dict):
@@ -503,6 +506,7 @@ def _show_flag(flag: Mapping[str, Any], env: str) -> None:
             ("enabled", flag.get("enabled")),
             ("archived", flag.get("archived")),
             ("description", flag.get("description")),
+            ("type", flag.get("type", "string")),
             ("variants", variants),
             ("off variant", flag.get("off_variant")),
             ("default", flag.get("default_variant")),
@@ -820,6 +824,15 @@ def _reason_hint(env: str) -> Iterator[None]:
     "--variants", required=True, callback=lambda ctx, param, value: _names(value),
     help="Its variants, comma-separated, e.g. v1,v2 (each serves its key; payloads: apply).",
 )  # fmt: skip
+@click.option(
+    "--type", "flag_type", type=click.Choice([t.value for t in FlagType]), default="string",
+    show_default=True, help="What its variants' values are; it cannot change later.",
+)  # fmt: skip
+@click.option(
+    "--value", "values", multiple=True, metavar="VARIANT=VALUE",
+    help="A variant's value (repeat per variant): JSON for boolean, integer, float and json "
+    "flags (on=true, size=50, cfg='{\"k\": 1}'), text for a string flag (its key otherwise).",
+)  # fmt: skip
 @click.option("--default", "default", default=None, help="Served when no rule matches (first).")
 @click.option("--off", "off", default=None, help="Served when it is disabled (the default).")
 @click.option("--description", default="", help="What it is for.")
@@ -828,17 +841,23 @@ def _reason_hint(env: str) -> Iterator[None]:
 @json_option
 @click.pass_obj
 def flags_create(
-    remote: Remote, key: str, variants: tuple[str, ...], default: str | None, off: str | None,
-    description: str, env: str, reason: str | None, as_json: bool,
+    remote: Remote, key: str, variants: tuple[str, ...], flag_type: str, values: tuple[str, ...],
+    default: str | None, off: str | None, description: str, env: str, reason: str | None,
+    as_json: bool,
 ) -> None:  # fmt: skip
     """Create a flag that serves its default variant to everyone.
 
     Rules, splits and payloads come after, with apply or set-weights; a flag that exists is
-    a conflict (exit 1), never overwritten.
+    a conflict (exit 1), never overwritten. A typed flag needs a --value for each variant.
     """
     default = default or variants[0]
-    body = {"key": key, "description": description, "variants": {v: {} for v in variants},
+    bodies: dict[str, dict[str, Any]] = {v: {} for v in variants}
+    for name, value in _values(values, flag_type, variants):
+        bodies[name]["value"] = value
+    body = {"key": key, "description": description, "variants": bodies,
             "default_variant": default, "off_variant": off or default}  # fmt: skip
+    if flag_type != FlagType.STRING:
+        body["type"] = flag_type
     data = remote.client().create_resource(env, "flag", body, reason=reason)
     if as_json:
         echo_json(data)
@@ -921,6 +940,32 @@ def _describe(difference: Difference, target_env: str) -> str:
         return f"{what}: same"
     before = strip_meta(difference.target)
     return f"{what}: " + "; ".join(_change(op, before) for op in difference.patch)
+
+
+def _values(
+    items: tuple[str, ...], flag_type: str, variants: tuple[str, ...]
+) -> Iterator[tuple[str, Any]]:
+    """``--value VARIANT=VALUE`` items, each VALUE read as the flag's type reads it (JSON text,
+    or plain text for a string flag); the server checks the type and names what is wrong."""
+    for item in items:
+        name, sign, text = item.partition("=")
+        name = name.strip()
+        if not sign or name not in variants:
+            raise click.BadParameter(
+                f"{item!r}: write VARIANT=VALUE for one of the variants {', '.join(variants)}",
+                param_hint="'--value'",
+            )
+        if flag_type == FlagType.STRING:
+            yield name, text
+            continue
+        try:
+            yield name, json.loads(text)
+        except ValueError:
+            raise click.BadParameter(
+                f"{item!r}: the value of a {flag_type} flag is JSON (true, 50, 0.5, "
+                "'{\"k\": 1}'), not " + repr(text),
+                param_hint="'--value'",
+            ) from None
 
 
 def _names(value: str) -> tuple[str, ...]:

@@ -30,7 +30,8 @@ ACTIONS = {
     "resume": "Unfreeze them (an errored rollout restarts on its stage's weights).",
     "advance": "Move to the next stage now (not past a stage that needs approval).",
     "approve": "Approve the stage that awaits approval (an approver; in a protected environment "
-    "another person than the rollout's starter and its plan's author).",
+    "another person than the rollout's starter and its plan's author). The last stage of a plan "
+    "with several candidates is approved with --winner.",
     "rollback": "Serve the control to everyone now (rolled_back).",
     "abort": "End the rollout (aborted) and serve the control.",
 }
@@ -71,11 +72,30 @@ def _shadow_line(shadow: Any) -> str | None:
     )
 
 
+def _candidates(plan: Mapping[str, Any]) -> str | None:
+    """The plan's candidate, or its candidates joined by commas."""
+    listed = plan.get("candidates")
+    if isinstance(listed, list) and listed:
+        return ",".join(str(c) for c in listed)
+    return plan.get("candidate")
+
+
+def _dropped(state: Mapping[str, Any]) -> str | None:
+    """The candidates dropped in this run, with the stage of each (``None``: none)."""
+    found = [
+        f"{d.get('candidate')} (stage {d.get('stage')}, by {d.get('by')})"
+        for d in state.get("dropped") or [] if isinstance(d, Mapping)
+    ]  # fmt: skip
+    return "; ".join(found) or None
+
+
 def _summary(key: str, env: str, data: Mapping[str, Any]) -> str:
     state, plan = data.get("state") or {}, data.get("plan") or {}
     text = f"rollout of {key} in {env}: {state.get('status')}, stage {_stage(plan, state)}"
     if state.get("end_reason"):
         text += f", {state['end_reason']}"
+    if state.get("winner"):
+        text += f", winner {state['winner']}"
     return text
 
 
@@ -131,7 +151,9 @@ def rollouts_status(remote: Any, key: str, env: str, as_json: bool) -> None:
         ("status", state.get("status")),
         ("stage", _stage(plan, state)),
         ("control", plan.get("control")),
-        ("candidate", plan.get("candidate")),
+        ("candidate", _candidates(plan)),
+        ("dropped", _dropped(state)),
+        ("winner", state.get("winner")),
         ("rule", plan.get("rule")),
         ("plan by", state.get("plan_by")),
         ("started by", state.get("started_by")),
@@ -191,7 +213,7 @@ def rollouts_list(remote: Any, env: str, as_json: bool) -> None:
         (
             [r["flag"], (r.get("state") or {}).get("status"),
              _stage(r.get("plan") or {}, r.get("state") or {}),
-             (r.get("plan") or {}).get("candidate"), ts(r.get("updated_at"))]
+             _candidates(r.get("plan") or {}), ts(r.get("updated_at"))]
             for r in found
         ),
     )  # fmt: skip
@@ -268,7 +290,7 @@ def rollouts_lessons(
          f"{data['edits']} so far)")  # fmt: skip
 
 
-def _action_command(action: str, help_text: str) -> None:
+def _action_command(action: str, help_text: str) -> Any:
     @rollouts.command(action, help=help_text)
     @click.argument("key")
     @env_option
@@ -279,16 +301,27 @@ def _action_command(action: str, help_text: str) -> None:
     )  # fmt: skip
     @json_option
     @click.pass_obj
-    def command(remote: Any, key: str, env: str, reason: str | None, as_json: bool) -> None:
-        data = remote.client().rollout_action(env, key, action, reason=reason)
+    def command(
+        remote: Any, key: str, env: str, reason: str | None, as_json: bool,
+        winner: str | None = None,
+    ) -> None:  # fmt: skip
+        data = remote.client().rollout_action(env, key, action, reason=reason, winner=winner)
         if as_json:
             echo_json(data)
             return
         echo(_summary(key, env, data))
 
+    return command
+
 
 for _action, _help in ACTIONS.items():
-    _action_command(_action, _help)
+    _command = _action_command(_action, _help)
+    if _action == "approve":
+        click.option(
+            "--winner", default=None,
+            help="The last stage of a plan with several candidates: the surviving candidate "
+            "that wins (the others are dropped).",
+        )(_command)  # fmt: skip
 
 
 # --- results ------------------------------------------------------------------------------------

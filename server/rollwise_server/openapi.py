@@ -1201,19 +1201,22 @@ def _rollout_paths() -> Json:
                         e409="A stale version, a transition the rollout's status does not "
                         "allow, or the flag archived or changed meanwhile.",
                         e422="No reason for a rollback or an abort, in a protected environment "
-                        "(problem path `reason`); or the stored plan is no longer valid for "
-                        "the flag.",
+                        "(problem path `reason`); a missing or wrong `winner` when approving "
+                        "the last stage of a plan with several candidates, or a `winner` "
+                        "elsewhere (problem path `winner`); or the stored plan is no longer "
+                        "valid for the flag.",
                     ),
                 },
                 permission="write",
                 description="start (at stage 1), pause, resume, advance, approve (the approver "
                 "permission; in a protected environment, another person than the one who "
-                "started the rollout and the one who wrote its plan), rollback (serve the "
+                "started the rollout and the one who wrote its plan; the last stage of a plan "
+                "with several candidates is approved with the `winner`), rollback (serve the "
                 "control to everyone; status rolled_back) or abort (the same; status aborted). "
                 "In a protected environment rollback and abort need a reason (422, problem "
                 "path `reason`).",
                 parameters=[_IF_MATCH, _REASON],
-                body=_ref("VersionedWrite"),
+                body=_ref("RolloutAction"),
                 body_required=False,
             ),
         },
@@ -1287,8 +1290,8 @@ def _ofrep_paths() -> Json:
     single = _operation(
         "ofrepEvaluateFlag", "ofrep", "Evaluate one flag (OFREP)",
         {
-            "200": _json(_ref("OfrepSuccess"), "The variant served: value and variant are its "
-                         "key."),
+            "200": _json(_ref("OfrepSuccess"), "The variant served: its key and its typed "
+                         "value."),
             "404": _json(failure, "No such flag (FLAG_NOT_FOUND)."), **protocol,
         },
         permission="sdk", body=_ref("OfrepRequest"),

@@ -111,6 +111,35 @@ def test_create_a_flag_with_a_country_rule_and_an_amount_range_served_within_a_s
         sdk.close()
 
 
+def test_a_typed_flag_is_made_in_the_console_and_read_by_its_accessor(
+    server: LiveServer, page: Page, tmp_path: Path
+) -> None:
+    sdk = rollwise.Client(server.url, server.token("sdk", env="staging"), cache_dir=tmp_path)
+    try:
+        assert sdk.wait_until_ready(10)
+        assert sdk.float_value("review-threshold", {}, -1.0) == -1.0  # no such flag yet
+        sign_in(page, server, path="/ui/envs/staging/flags/new")
+        page.get_by_label("Key", exact=True).fill("review-threshold")
+        page.get_by_label("Type of the variants' values").select_option("float")
+        page.get_by_label("Variant 1 key").fill("standard")
+        page.get_by_label("Variant 1 value").fill("0.5")
+        page.get_by_label("Variant 2 key").fill("strict")
+        page.get_by_label("Variant 2 value").fill("0.35")
+        page.get_by_label("Off variant (killed or outside the schedule)").fill("standard")
+        page.get_by_label("Default variant (no rule serves)").fill("strict")
+        page.get_by_role("button", name="Preview the change").click()
+        page.get_by_role("button", name="Create flag").click()
+        expect(page.get_by_text("Done: saved")).to_be_visible()
+        expect(page.locator('code[data-value="strict"]')).to_have_text("0.35")
+        deadline = time.monotonic() + 10
+        while sdk.float_value("review-threshold", {}, -1.0) != 0.35:
+            assert time.monotonic() < deadline, "the SDK did not receive the typed flag"
+            time.sleep(0.01)
+        assert _flag(server, "staging", "review-threshold")["type"] == "float"
+    finally:
+        sdk.close()
+
+
 def _traffic(server: LiveServer, tmp_path: Path, flag: str, harm: str) -> rollwise.Client:
     client = rollwise.Client(
         server.url, server.token("sdk", env="production"), cache_dir=tmp_path / "sdk",

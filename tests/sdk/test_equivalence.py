@@ -126,6 +126,19 @@ def conditions(draw: st.DrawFn) -> dict[str, Any]:
     return out
 
 
+TYPED_VALUES: dict[str, tuple[Any, Any, Any]] = {
+    # the values of v1, v2 and v3 per flag type (None: the string flag's default, the key)
+    "untyped": (None, None, None),
+    "string": ("model-a", None, "model-c"),
+    "boolean": (False, True, True),
+    "integer": (-1, 2**53 - 1, 3),
+    "float": (0.5, 1, 2.25),
+    "json": ({"v": 1}, [2, {"x": None}], {}),
+}
+ACCESSORS = {"untyped": "string_value", "string": "string_value", "boolean": "bool_value",
+             "integer": "int_value", "float": "float_value", "json": "json_value"}  # fmt: skip
+
+
 @st.composite
 def documents(draw: st.DrawFn) -> dict[str, Any]:
     segments = {
@@ -162,8 +175,15 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
     }
     if draw(st.booleans()):
         flag["schedule"] = {"start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}
+    kind = draw(st.sampled_from(sorted(TYPED_VALUES)))
+    if kind != "untyped":
+        if kind != "string":
+            flag["type"] = kind
+        for name, value in zip(("v1", "v2", "v3"), TYPED_VALUES[kind], strict=True):
+            if value is not None:
+                flag["variants"][name] = {**flag["variants"][name], "value": value}
     return {
-        "schema_version": 1,
+        "schema_version": 1 if kind == "untyped" else 2,
         "environment": "test",
         "revision": 1,
         "segments": segments,
@@ -193,6 +213,13 @@ def test_fast_path_agrees_with_reference(
         assert client.evaluate("f", ctx) is expected
         assert client.variant("f", ctx) == expected.variant
         assert client.evaluate("f", UserDict(ctx)) is expected
+        # the typed accessor of the flag's type: the served variant's value, on both paths
+        kind = flag.flag.type.value
+        accessor = getattr(client, ACCESSORS["untyped" if kind == "string" else kind])
+        assert expected.value == flag.flag.variants[str(expected.variant)].value
+        for value in (accessor("f", ctx, object()), accessor("f", UserDict(ctx), object())):
+            assert value == expected.value
+            assert type(value) is type(expected.value)  # True is no 1, nor 1 a 1.0
 
 
 @settings(max_examples=200, deadline=None)

@@ -17,6 +17,7 @@ FORBIDDEN = [
     "scipy",
     "matplotlib",
     "jinja2",
+    "httpx",
     "rollwise_server",
 ]
 

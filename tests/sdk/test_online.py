@@ -168,6 +168,10 @@ def test_bootstrap_serves_before_the_first_fetch(tmp_path: Path) -> None:
 
 def test_a_bad_sdk_key_is_reported(server: LiveServer, tmp_path: Path) -> None:
     with rollwise.Client(server.url, "rw_wrong", cache_dir=None) as client:
+        started = time.monotonic()
+        assert not client.wait_until_ready(60)  # the key was refused: no waiting in vain
+        assert time.monotonic() - started < 30
+        assert client.status().connection == "unauthorized"
         assert wait_for(lambda: client.status().last_error is not None, 5)
         assert "401" in (client.status().last_error or "")
         assert client.variant("fraud-model", QA, default="safe") == "safe"

@@ -73,6 +73,11 @@ class FixedClient(rollwise.Client):
         self.asked.append((flag_key, dict(context)))
         return self.assignment
 
+    def evaluate_value(
+        self, flag_key: str, context: Mapping[str, Any], default: Any, flag_type: Any, /
+    ) -> rollwise.Assignment:
+        return self.evaluate(flag_key, context)
+
     def track(
         self,
         metric: str,
@@ -276,6 +281,7 @@ def test_every_rollwise_error_code_is_mapped() -> None:
         "INVALID_CONTEXT",
         "PROVIDER_NOT_READY",
         "PARSE_ERROR",
+        "TYPE_MISMATCH",
         "GENERAL",
     }
 
@@ -373,26 +379,93 @@ def test_a_payload_that_is_not_an_object_is_a_type_mismatch(flag_key: str, found
     assert client.get_string_value(flag_key, "x") == "on"  # the variant key is still there
 
 
-# --- unsupported types ---
+# --- typed flags: every type through OpenFeature ---
+
+TYPED = Path(__file__).resolve().parents[2] / "docs" / "examples" / "typed-flags.json"
+ORDER = EvaluationContext("user-42", {"country": "NL", "amount": 2500})
 
 
 @pytest.mark.parametrize(
-    ("method", "default", "kind"),
-    [("get_boolean_details", True, "boolean"), ("get_integer_details", 5, "integer"),
-     ("get_float_details", 0.5, "float")],
+    ("method", "flag_key", "default", "value", "variant", "reason"),
+    [("get_boolean_details", "fraud-checks-enabled", False, True, "on", OFReason.DEFAULT),
+     ("get_integer_details", "review-queue-size", 1, 500, "large", OFReason.TARGETING_MATCH),
+     ("get_float_details", "fraud-threshold", 0.9, None, None, OFReason.SPLIT),
+     ("get_string_details", "model-name", "x", "fraud-2025-11", "v2", OFReason.DEFAULT),
+     ("get_object_details", "scoring-config", {}, None, "v2", OFReason.TARGETING_MATCH)],
 )  # fmt: skip
-def test_boolean_integer_and_float_are_type_mismatches(
-    method: str, default: Any, kind: str
+def test_each_type_resolves_to_its_value(
+    method: str, flag_key: str, default: Any, value: Any, variant: str | None, reason: str
 ) -> None:
-    rollwise_client = example_client()
-    details = getattr(use(RollwiseProvider(rollwise_client)), method)("fraud-model", default, QA)
+    rollwise_client = rollwise.Client.offline(TYPED)
+    details = getattr(use(RollwiseProvider(rollwise_client)), method)(flag_key, default, ORDER)
+    assert details.error_code is None
+    assert details.reason == reason
+    flag = rollwise_client.rules.flags[flag_key]  # type: ignore[union-attr]
+    expected = rollwise_client.evaluate(flag_key, {"user_id": "user-42", **ORDER.attributes})
+    assert details.variant == (variant or expected.variant)
+    assert details.value == (value if value is not None else rollwise.thaw(expected.value))
+    assert type(details.value) is type(rollwise.thaw(flag.variants[details.variant].value))
+    assert details.flag_metadata["flag_version"] == flag.version
+    if reason != OFReason.DEFAULT:
+        assert details.flag_metadata["rule"] == expected.rule
+
+
+def test_a_json_value_is_a_fresh_copy_the_caller_may_change() -> None:
+    client = use(RollwiseProvider(rollwise.Client.offline(TYPED)))
+    first = client.get_object_value("scoring-config", {}, ORDER)
+    assert first == {
+        "model": "fraud-2025-11", "features": ["amount", "country", "device"], "timeout_ms": 60,
+    }  # fmt: skip
+    first["features"].append("changed")  # type: ignore[index,union-attr]
+    assert client.get_object_value("scoring-config", {}, ORDER)["features"][-1] == "device"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("method", "flag_key", "default", "kind", "asked"),
+    [("get_boolean_details", "review-queue-size", True, "integer", "boolean"),
+     ("get_integer_details", "fraud-threshold", 5, "float", "integer"),
+     ("get_float_details", "review-queue-size", 0.5, "integer", "float"),
+     ("get_string_details", "fraud-checks-enabled", "on", "boolean", "string"),
+     ("get_object_details", "fraud-threshold", {"a": 1}, "float", "json"),
+     ("get_boolean_details", "fraud-model", False, "string", "boolean")],
+)  # fmt: skip
+def test_another_type_is_a_type_mismatch_and_evaluates_nothing(
+    method: str, flag_key: str, default: Any, kind: str, asked: str
+) -> None:
+    rules = json.loads(TYPED.read_text(encoding="utf-8"))
+    example = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    rules["flags"]["fraud-model"] = example["flags"]["fraud-model"]
+    rules["segments"] = example["segments"]
+    rollwise_client = rollwise.Client.offline(rules)
+    client = use(RollwiseProvider(rollwise_client))
+    with capture_exposures(rollwise_client) as exposures:
+        details = getattr(client, method)(flag_key, default, ORDER)
     assert details.value == default
     assert (details.reason, details.error_code) == (OFReason.ERROR, OFErrorCode.TYPE_MISMATCH)
     assert details.error_message == (
-        "rollwise flags serve string variants: read flag 'fraud-model' with get_string_value() "
-        f"for the variant key or get_object_value() for its payload, not as a {kind}"
+        f"rollwise flag {flag_key!r} is of type {kind}, not {asked}: read it with the "
+        "accessor of its type (docs/spec/rules.md, Flag types)"
     )
-    assert rollwise_client.evaluations == 0  # not evaluated: no exposure for an unused answer
+    assert details.variant is None
+    assert exposures == []  # not evaluated: no exposure for an answer the caller never uses
+
+
+def test_hooks_see_typed_values() -> None:
+    seen: list[tuple[str, Any]] = []
+
+    class Recorder(Hook):
+        def after(
+            self, hook_context: HookContext, details: FlagEvaluationDetails[Any], hints: HookHints
+        ) -> None:
+            seen.append((hook_context.flag_type.value, details.value))
+
+    client = use(RollwiseProvider(rollwise.Client.offline(TYPED)))
+    client.add_hooks([Recorder()])
+    client.get_boolean_value(
+        "fraud-checks-enabled", False, EvaluationContext("u", {"country": "GB"})
+    )
+    client.get_integer_value("review-queue-size", 1, ORDER)
+    assert seen == [("BOOLEAN", False), ("INTEGER", 500)]
 
 
 # --- the context ---

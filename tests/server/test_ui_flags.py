@@ -329,3 +329,58 @@ def test_a_shadow_is_set_kept_by_an_edit_and_refused_at_its_field(
     assert 'name="shadow_share"' in refused.text
     assert re.search(r'id="shadow_share"[^>]*aria-invalid="true"|aria-invalid="true"[^>]*'
                      r'id="shadow_share"', refused.text), refused.text[:2000]  # fmt: skip
+
+
+def test_a_typed_flag_is_made_in_the_console_and_its_type_stays(
+    server: LiveServer, console: ConsoleClient
+) -> None:
+    key = f"t-{uuid.uuid4().hex[:8]}"
+    form = {
+        "key": key, "description": "kill switch", "enabled": "on", "type": "boolean",
+        "variants-0-key": "on", "variants-0-value": "true", "variants-0-payload": "",
+        "variants-1-key": "off", "variants-1-value": "false", "variants-1-payload": "",
+        "off_variant": "off", "default_variant": "on", "cohort_attributes": "",
+        "schedule_start": "", "schedule_end": "",
+    }  # fmt: skip
+    # a value that is not JSON, and one of the wrong type: each shown at its own field
+    bad = console.post("/ui/envs/staging/flags/new",
+                       {**form, "variants-0-value": "yes", "action": "preview"})  # fmt: skip
+    assert bad.status_code == 422
+    assert re.search(r'id="variants-0-value"[^>]*aria-invalid="true"', bad.text)
+    assert "must be JSON for a boolean flag" in bad.text
+    wrong = console.post("/ui/envs/staging/flags/new",
+                         {**form, "variants-1-value": "0", "action": "preview"})  # fmt: skip
+    assert wrong.status_code == 422
+    assert re.search(r'id="variants-1-value"[^>]*aria-invalid="true"', wrong.text)
+    assert "must be true or false (the flag&#39;s type is boolean), not 0" in wrong.text
+
+    preview = console.post("/ui/envs/staging/flags/new", {**form, "action": "preview"})
+    assert preview.status_code == 200, preview.text
+    saved = console.post(
+        "/ui/envs/staging/flags/new",
+        {"action": "save", "key": key, "body": _hidden(preview.text, "body"), "reason": "new"},
+    )
+    assert saved.status_code == 303, saved.text
+    flag = _flag(server, key)
+    assert (flag["type"], flag["variants"]) == (
+        "boolean", {"off": {"value": False}, "on": {"value": True}},
+    )  # fmt: skip
+    page = console.get(f"/ui/envs/staging/flags/{key}").text
+    assert "<dt>Type</dt><dd>boolean</dd>" in page
+    assert '<code data-value="on">true</code>' in page
+
+    # the editor of a saved flag shows the type fixed and its values as JSON; an edit keeps it
+    editor = console.get(f"/ui/envs/staging/flags/{key}/edit").text
+    assert 'id="type-fixed"' in editor
+    assert '<select id="type"' not in editor
+    fields = dict(form_fields(editor, having="default_variant"))
+    assert (fields["type"], fields["variants-0-value"], fields["variants-1-value"]) == (
+        "boolean", "false", "true",
+    )  # fmt: skip
+    # a forged form that changes the type is refused by the server, at the type
+    forged = console.post(f"/ui/envs/staging/flags/{key}/edit",
+                          {**fields, "type": "integer", "variants-0-value": "0",
+                           "variants-1-value": "1", "action": "preview"})  # fmt: skip
+    assert forged.status_code in (409, 422), forged.text
+    assert "cannot change from boolean to integer" in forged.text
+    assert _flag(server, key)["version"] == 1

@@ -275,6 +275,19 @@ def _rename_flag(new_key: str) -> Change:
     return change
 
 
+def _typed(kind: str, first: Any, second: Any) -> Change:
+    """Flag ``f`` as a ``kind`` flag with these values of v1 and v2."""
+
+    def change(document: dict[str, Any]) -> None:
+        document["schema_version"] = 2
+        flag = document["flags"]["f"]
+        flag["type"] = kind
+        flag["variants"]["v1"]["value"] = first
+        flag["variants"]["v2"]["value"] = second
+
+    return change
+
+
 P = "flags.f.rules[0]"
 CP = f"{P}.conditions[0]"
 SPLIT = f"{P}.serve.split"
@@ -442,6 +455,29 @@ INVALID = [
         ["segments.eu.description"],
         id="segment-description-null",
     ),
+    # typed flags (schema_version 2): the type, and each variant's value against it
+    pytest.param(_set((*F, "type"), "bool"), ["flags.f.type"], id="type-unknown"),
+    pytest.param(_set((*F, "type"), None), ["flags.f.type"], id="type-null"),
+    pytest.param(
+        _set((*F, "type"), "boolean"),
+        ["flags.f.variants.v1.value", "flags.f.variants.v2.value"],
+        id="boolean-without-values",
+    ),
+    pytest.param(_typed("boolean", 1, False), ["flags.f.variants.v1.value"], id="boolean-value-1"),
+    pytest.param(
+        _typed("integer", 1.5, 2), ["flags.f.variants.v1.value"], id="integer-value-float"
+    ),
+    pytest.param(
+        _typed("integer", True, 2), ["flags.f.variants.v1.value"], id="integer-value-bool"
+    ),
+    pytest.param(
+        _typed("integer", 2**53, 2), ["flags.f.variants.v1.value"], id="integer-above-2**53"
+    ),
+    pytest.param(_typed("float", "0.5", 2), ["flags.f.variants.v1.value"], id="float-value-string"),
+    pytest.param(_typed("json", 3, {}), ["flags.f.variants.v1.value"], id="json-value-scalar"),
+    pytest.param(_typed("json", None, []), ["flags.f.variants.v1.value"], id="json-value-null"),
+    pytest.param(_typed("string", 7, "x"), ["flags.f.variants.v1.value"], id="string-value-7"),
+    pytest.param(_typed("string", "", "x"), ["flags.f.variants.v1.value"], id="string-value-empty"),
 ]
 
 

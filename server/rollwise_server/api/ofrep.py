@@ -7,7 +7,8 @@ every flag of the SDK token's environment (with an ETag), for a context posted a
 error codes and bucketing are those of every SDK. Split assignments are exposures, recorded as
 an SDK records them (deduplicated per unit) and stored through the same ingestion as
 ``POST /api/v1/sdk/exposures``. The context maps as in the Python provider: its attributes,
-with ``targetingKey`` as ``user_id`` (the default bucketing unit). See docs/ofrep.md.
+with ``targetingKey`` as ``user_id`` (the default bucketing unit). ``value`` is the variant's
+typed value (a string flag's: its key unless the variant gives one). See docs/ofrep.md.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import rollwise
+from rollwise import thaw
 from rollwise.assignment import Assignment, Reason
 from rollwise.events import Exposure
 from rollwise_server.api.common import authenticate, read_raw, state
@@ -115,7 +117,8 @@ def _result(key: str, assignment: Assignment) -> tuple[int, dict[str, Any]]:
     if assignment.rule is not None:
         metadata["rule"] = assignment.rule
     reason = assignment.reason.value if assignment.reason != Reason.STALE else "STALE"
-    return 200, {"key": key, "value": assignment.variant, "reason": reason,
+    value = assignment.variant if assignment.value is None else thaw(assignment.value)
+    return 200, {"key": key, "value": value, "reason": reason,
                  "variant": assignment.variant, "metadata": metadata}  # fmt: skip
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from rollwise.errors import Problem
 from rollwise_server.api.common import (
     authorize,
     expected_version,
@@ -17,7 +18,7 @@ from rollwise_server.api.common import (
     state,
     threaded,
 )
-from rollwise_server.errors import BadRequest, NotFound
+from rollwise_server.errors import BadRequest, Invalid, NotFound
 from rollwise_server.models import LessonsWrite, decode
 from rollwise_server.rollouts import review, review_document, transitions
 from rollwise_server.storage.base import RolloutRecord
@@ -83,9 +84,18 @@ async def rollout_action(request: Request) -> Response:
     body = await read_json(request, required=False)
     if action in NEEDS_REASON:
         await protected_reason(request, env, reason_of(request, body), NEEDS_REASON[action])
+    winner = body.get("winner")
+    if winner is not None and not isinstance(winner, str):
+        raise Invalid.from_problems([Problem("winner", "must be a candidate of the plan")])
+    if winner is not None and action != "approve":  # refused, never ignored
+        raise Invalid.from_problems([Problem(
+            "winner", "only an approval of the last stage of a plan with several candidates "
+            "names a winner",
+        )])  # fmt: skip
     record = await threaded(
         transitions.transition, state(request).store, env, key, action, actor=principal.actor,
         reason=reason_of(request, body), expected=expected_version(request, body, required=False),
+        winner=winner,
     )  # fmt: skip
     await _publish(request, env)
     if action == "abort":

@@ -18,9 +18,14 @@ class OfrepRequest(msgspec.Struct, frozen=True):
 
 class OfrepSuccess(msgspec.Struct, frozen=True):
     key: str
-    value: Annotated[str, Meta(description="The variant's key: rollwise variants are strings.")]
+    value: Annotated[
+        str | bool | int | float | dict[str, Any] | list[Any],
+        Meta(description="The variant's typed value (docs/spec/rules.md, Flag types): a string "
+             "flag's variant key unless the variant gives one, a boolean, a number, or a JSON "
+             "object or array."),
+    ]  # fmt: skip
+    variant: Annotated[str, Meta(description="The variant's key: the model version.")]
     reason: Annotated[str, Meta(description="TARGETING_MATCH, SPLIT, DEFAULT or DISABLED.")]
-    variant: str
     metadata: Annotated[dict[str, Any], Meta(description="flag_version and rule, when known.")] = {}
 
 

@@ -19,6 +19,7 @@ from rollwise_server.models.common import Key, Reason, Timestamp, Version
 from rollwise_server.models.metrics import MetricKind
 
 __all__ = [
+    "MAX_CANDIDATES",
     "MAX_GUARDRAILS",
     "MAX_SCORES",
     "MAX_STAGES",
@@ -28,6 +29,7 @@ __all__ = [
     "Lessons",
     "LessonsWrite",
     "Rollout",
+    "RolloutAction",
     "RolloutPlan",
     "RolloutRun",
     "RolloutRuns",
@@ -42,6 +44,13 @@ MAX_STAGES = 20
 """Stages of a plan: a ramp needs a handful; the bound keeps a plan (and each controller round
 over it) small."""
 MAX_GUARDRAILS = 20
+"""Guardrails of a plan: each is a family of tests the controller reduces every round."""
+MAX_CANDIDATES = 2
+"""Candidates of a plan. The managed split lays them out as ``[first, control, second]``: the
+first grows from the bottom of the hash space and the second from the top, so that raising
+their shares (and dropping either) moves no unit out of a candidate. A third would sit between
+two arms that both grow, and a ramp would move its units (a variant appears once per split,
+docs/spec/rules.md), so the bound is 2 (docs/decisions/0021-multi-candidate-rollouts.md)."""
 """Guardrails of a plan: each is a family of tests the controller reduces every round."""
 MAX_VALUES = 64
 """Declared values (and the top K) of one categorical cohort attribute."""
@@ -368,19 +377,41 @@ class Guardrail(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ] = None
 
 
-class RolloutPlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class RolloutPlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A rollout plan: stages that raise the candidate's share of one split rule of the flag,
     guardrails, the sample-ratio check and a deadline. Every problem is 422 with its path;
     unknown fields are 422. Read back, every default is filled in and durations are
     seconds."""
 
     control: Annotated[str, Meta(description="The known-good variant.")]
-    candidate: Annotated[str, Meta(description="The new variant (not the control).")]
+    candidate: Annotated[
+        str | None,
+        Meta(
+            description="The new variant (not the control). Exactly one of candidate and "
+            "candidates."
+        ),
+    ] = None
+    candidates: Annotated[
+        Annotated[
+            list[str],
+            Meta(
+                min_length=1,
+                max_length=MAX_CANDIDATES,
+                extra={"problem": f"must be a list of 1 to {MAX_CANDIDATES} variants"},
+            ),
+        ]
+        | None,
+        Meta(
+            description="Several new variants, each compared with the control (distinct, "
+            "none the control); the stage's share is divided equally between them. Exactly "
+            "one of candidate and candidates."
+        ),
+    ] = None
     rule: Annotated[
         str,
         Meta(
             description="The id of the flag's rule that the rollout drives: a split between "
-            "control and candidate only."
+            "the control and the candidates only."
         ),
     ]
     stages: Annotated[
@@ -459,6 +490,22 @@ class RolloutPlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ] = None
 
 
+class RolloutAction(msgspec.Struct, frozen=True):
+    """The optional body of a rollout action."""
+
+    version: Version | None = None
+    reason: Reason = None
+    winner: Annotated[
+        str | None,
+        Meta(
+            description="approve, at the last stage of a plan with several candidates: the "
+            "surviving candidate that wins (the others are dropped and the winner gets the "
+            "stage's whole share). It may be left out when one candidate survives.",
+            extra={"problem": "must be a candidate of the plan"},
+        ),
+    ] = None
+
+
 class Approval(msgspec.Struct, frozen=True):
     stage: Annotated[int, Meta(ge=1)]
     by: str
@@ -497,6 +544,20 @@ class RolloutState(msgspec.Struct, frozen=True, omit_defaults=True):
     evidence: Annotated[dict[str, Any], Meta(description="The latest evidence.")] | UnsetType = (
         UNSET
     )
+    dropped: (
+        Annotated[
+            list[dict[str, Any]],
+            Meta(
+                description="Candidates of a plan with several that were dropped this run: "
+                "candidate, stage, by, at, reason (their weight went back to the control)."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    winner: (
+        Annotated[str, Meta(description="The candidate chosen when the rollout completed.")]
+        | UnsetType
+    ) = UNSET
 
 
 class Rollout(msgspec.Struct, frozen=True):
@@ -530,6 +591,10 @@ class RolloutRun(msgspec.Struct, frozen=True):
     end_reason: str | None
     control: str | None
     candidate: str | None
+    candidates: (
+        Annotated[list[str], Meta(description="A plan with several candidates: all of them.")]
+        | UnsetType
+    ) = UNSET
 
 
 class RolloutRuns(msgspec.Struct, frozen=True):

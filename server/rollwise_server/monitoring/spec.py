@@ -18,6 +18,7 @@ from rollwise_server import models
 from rollwise_server.catalogue import Metric
 from rollwise_server.models.decoding import in_field_order, problems_of, valid_fields
 from rollwise_server.rollouts.plan import Guardrail, duration_field, parse_guardrail
+from rollwise_server.rollouts.weights import candidates_of
 from rollwise_server.times import utc_moment
 
 __all__ = ["MonitorSpec", "parse_monitor"]
@@ -138,7 +139,7 @@ def parse_monitor(
     if (
         fresh
         and needs_rollout
-        and (rollout_plan is None or rollout_plan.get("candidate") != variant)
+        and (rollout_plan is None or variant not in candidates_of(rollout_plan))
     ):
         where = "baseline.kind" if kind == "rollout" else "action"
         out.append(Problem(where, f"needs the flag's rollout plan with candidate {variant!r} "

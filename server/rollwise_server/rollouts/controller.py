@@ -34,7 +34,14 @@ from rollwise_server.rollouts.evidence import gather, iso
 from rollwise_server.rollouts.pairing import shadow_evidence
 from rollwise_server.rollouts.plan import RolloutPlan
 from rollwise_server.rollouts.tally import Snapshot
-from rollwise_server.rollouts.weights import SCALE, candidate_share
+from rollwise_server.rollouts.weights import (
+    SCALE,
+    arm_weights,
+    candidate_share,
+    candidates_of,
+    dropped_of,
+    served_weights,
+)
 from rollwise_server.storage.base import ACTIVE_ROLLOUT, MonitorRecord, RolloutRecord, Store
 from rollwise_server.webhooks import Webhooks
 
@@ -50,6 +57,7 @@ _TRANSITION = {
     "await_approval": "await",
     "rollback": "rollback",
     "pause": "pause",
+    "drop": "drop",
 }
 
 
@@ -171,6 +179,7 @@ class Controller:
                     self.store, record.env, record.flag, _TRANSITION[decision.action],
                     actor="controller", reason=decision.reason, evidence=evidence_json,
                     expected=current.version, now=None if self.clock is time.time else now,
+                    drop=decision.dropped,
                 )  # fmt: skip
             except Conflict:
                 logger.info("rollwise: rollout %s/%s changed while it was evaluated: %s not "
@@ -178,7 +187,7 @@ class Controller:
                 return None
             logger.info("rollwise: rollout %s/%s stage %s: %s (%s)", record.env, record.flag,
                         current.state.get("stage"), decision.action, decision.reason)  # fmt: skip
-            if decision.action in ("rollback", "pause", "await_approval", "complete"):
+            if decision.action in ("rollback", "pause", "await_approval", "complete", "drop"):
                 self._notify(record, decision, evidence_json)
             return decision
         finally:
@@ -221,7 +230,7 @@ class Controller:
         rollout = self.store.get_rollout(record.env, record.flag)
         control = None if rollout is None else rollout.plan.get("control")
         reason = f"monitor {record.name}: {alert.stream} fired; serving the control {control!r}"
-        if rollout is None or rollout.plan.get("candidate") != variant:
+        if rollout is None or variant not in candidates_of(rollout.plan):
             logger.warning("rollwise: monitor %s of %s/%s fired, but the flag's rollout plan no "
                            "longer has %r as its candidate: no rollback", record.name,
                            record.env, record.flag, variant)  # fmt: skip
@@ -278,13 +287,23 @@ class Controller:
             return False
         expected = plan.stages[int(current.state["stage"]) - 1].share
         flag = self.store.get_resource(current.env, "flag", current.flag)
-        served = candidate_share(flag.body, plan)
-        if served is not None and round(served * SCALE) == round(expected * SCALE):
-            return False  # compared as the weights ``with_share`` writes (0.00005 included)
-        reason = (
-            f"the served weights (candidate {served if served is None else f'{served:.2%}'}) "
-            f"differed from stage {current.state['stage']}'s {expected:.2%}: put back"
-        )
+        if plan.multi:
+            weights = arm_weights(plan, expected, dropped_of(current.state))
+            shown = served_weights(flag.body, plan)
+            if shown == weights:
+                return False
+            reason = (
+                f"the served weights ({shown}) differed from stage {current.state['stage']}'s "
+                f"{weights}: put back"
+            )
+        else:
+            served = candidate_share(flag.body, plan)
+            if served is not None and round(served * SCALE) == round(expected * SCALE):
+                return False  # compared as the weights ``with_share`` writes (0.00005 included)
+            reason = (
+                f"the served weights (candidate {served if served is None else f'{served:.2%}'}) "
+                f"differed from stage {current.state['stage']}'s {expected:.2%}: put back"
+            )
         transitions.transition(
             self.store, current.env, current.flag, "repair", actor="controller", reason=reason,
             expected=current.version, now=None if self.clock is time.time else self.clock(),
@@ -294,7 +313,7 @@ class Controller:
 
     def _notify(self, record: RolloutRecord, decision: Decision, evidence: dict[str, Any]) -> None:
         verb = {"rollback": "ROLLED BACK", "pause": "PAUSED", "await_approval": "awaits approval",
-                "complete": "completed"}[decision.action]  # fmt: skip
+                "complete": "completed", "drop": "DROPPED"}[decision.action]  # fmt: skip
         text = f"rollwise: rollout of {record.flag} in {record.env} {verb}: {decision.reason}"
         self.webhooks.notify(
             f"rollout.{decision.action}",
@@ -322,12 +341,14 @@ class Controller:
         state = record.state
         plan = record.plan
         since = iso(float(state["rolled_back_at"]))
+        candidates = candidates_of(plan)
+        marks = ", ".join("?" for _ in candidates)
         row = (
             self.store.reader()
             .execute(
-                "SELECT count(*), max(ts), max(received_at) FROM exposures"
-                " WHERE env = ? AND flag = ? AND variant = ? AND ts >= ?",
-                (record.env, record.flag, plan["candidate"], since),
+                "SELECT count(*), max(ts), max(received_at) FROM exposures"  # noqa: S608
+                f" WHERE env = ? AND flag = ? AND variant IN ({marks}) AND ts >= ?",
+                (record.env, record.flag, *candidates, since),
             )
             .fetchone()
         )

@@ -7,6 +7,11 @@ pauses; a stage whose exit criteria hold (duration, units per arm, no harm shown
 advances, waits for an approver, or completes the rollout. A shadow stage (the first, serving
 the candidate to no one) fails, which ends the rollout, when a paired score shows harm or a
 criterion is missed on enough paired units, and passes once each score is shown non-inferior.
+
+With several candidates each is compared with the control: a candidate shown to harm is
+dropped (``drop``: its weight goes back to the control) while the others go on, and when every
+surviving candidate harms the rollout breaches as a whole. Such a rollout never completes on
+its own: after its last stage it waits for an approver, who names the winner.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from rollwise_server.rollouts.plan import RolloutPlan, Stage
 
 __all__ = ["Action", "Decision", "Evidence", "GuardrailFinding", "ShadowEvidence", "decide"]
 
-Action = Literal["none", "advance", "await_approval", "complete", "rollback", "pause"]
+Action = Literal["none", "advance", "await_approval", "complete", "rollback", "pause", "drop"]
 
 
 @attrs.frozen
@@ -45,9 +50,14 @@ class GuardrailFinding:
     """The tolerance (or gap tolerance) this reading was judged against (a magnitude)."""
     reason: str = ""
     """The verdict in one line, with the interval and the tolerance it was read against."""
+    candidate: str | None = None
+    """With several candidates: the one this reading compares with the control."""
 
     def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        out = attrs.asdict(self)
+        if self.candidate is None:
+            del out["candidate"]
+        return out
 
 
 @attrs.frozen
@@ -92,15 +102,27 @@ class Evidence:
     now: float = 0.0
     shadow: ShadowEvidence | None = None
     """A shadow stage's reading (``None`` in a live stage)."""
+    units: Mapping[str, int] | None = None
+    """With several candidates: the units of each arm (``units_candidate`` is then the
+    smallest surviving candidate's)."""
+    surviving: Sequence[str] = ()
+    """With several candidates: those not dropped, which this look compared."""
+    correction: str | None = None
+    """With several candidates: how alpha was shared over them."""
 
     @property
     def harms(self) -> list[GuardrailFinding]:
         return [f for f in self.findings if f.verdict == "harm"]
 
     def to_json(self) -> dict[str, Any]:
+        multi = {} if self.units is None else {
+            "units": dict(self.units), "surviving": list(self.surviving),
+            "correction": self.correction,
+        }  # fmt: skip
         return {
             "units_control": self.units_control,
             "units_candidate": self.units_candidate,
+            **multi,
             "srm_p_value": self.srm_p_value,
             "findings": [f.to_json() for f in self.findings],
             **({"shadow": self.shadow.to_json()} if self.shadow is not None else {}),
@@ -111,6 +133,8 @@ class Evidence:
 class Decision:
     action: Action
     reason: str
+    dropped: tuple[str, ...] = ()
+    """``drop``: the candidates dropped (their weight back to the control)."""
 
 
 SRM_ALPHA = 0.001
@@ -122,7 +146,11 @@ def decide(plan: RolloutPlan, state: Mapping[str, Any], evidence: Evidence) -> D
         return Decision("none", f"the rollout is {state.get('status')}")
     breach = plan.on_breach
     harms = evidence.harms
-    if harms:
+    if plan.multi:
+        harmed = _harmed_candidates(plan, state, harms)
+        if harmed is not None:
+            return harmed
+    elif harms:
         worst = harms[0]
         return Decision(
             breach,
@@ -159,11 +187,47 @@ def decide(plan: RolloutPlan, state: Mapping[str, Any], evidence: Evidence) -> D
         return Decision(
             "none", f"stage {number} needs {stage.min_units} units per arm, has {fewest}"
         )
+    if plan.multi and number == len(plan.stages):  # a person names the winner
+        return Decision(
+            "await_approval",
+            f"the last stage met its exit criteria; an approver chooses the winner among "
+            f"{', '.join(_surviving(plan, state))}",
+        )
     if stage.approval:  # the last stage's too: its approval is what completes the rollout
         return Decision("await_approval", f"stage {number} met its exit criteria; approval needed")
     if number == len(plan.stages):
         return Decision("complete", "the last stage met its exit criteria")
     return Decision("advance", f"stage {number} met its exit criteria")
+
+
+def _surviving(plan: RolloutPlan, state: Mapping[str, Any]) -> list[str]:
+    gone = {d.get("candidate") for d in state.get("dropped") or [] if isinstance(d, Mapping)}
+    return [c for c in plan.candidates if c not in gone]
+
+
+def _harmed_candidates(
+    plan: RolloutPlan, state: Mapping[str, Any], harms: Sequence[GuardrailFinding]
+) -> Decision | None:
+    """Several candidates, some shown to harm: drop those (``on_breach: rollback``) while
+    others survive; the rollout breaches as a whole when none would be left (or pauses, with
+    ``on_breach: pause``)."""
+    surviving = _surviving(plan, state)
+    worst: dict[str, GuardrailFinding] = {}
+    for finding in harms:  # sorted by p-value: the first of each candidate is its worst
+        if finding.candidate in surviving and finding.candidate not in worst:
+            worst[finding.candidate] = finding
+    why = "; ".join(
+        f"candidate {c}: guardrail {f.metric} ({f.scope}) shows harm: effect {f.effect:+.4g}, "
+        f"always-valid interval [{f.ci_low:.4g}, {f.ci_high:.4g}]"
+        for c, f in worst.items()
+    )
+    if not worst:  # none, or only candidates dropped already
+        return None
+    if plan.on_breach == "pause":
+        return Decision("pause", why)
+    if set(worst) >= set(surviving):
+        return Decision("rollback", f"every remaining candidate harms: {why}")
+    return Decision("drop", f"dropped {', '.join(worst)}: {why}", tuple(worst))
 
 
 def _shadow_failure(stage: Stage, shadow: ShadowEvidence | None, elapsed: float) -> str | None:

@@ -5,7 +5,11 @@ the database, incrementally (``rollouts/tally.py``: the same SQL as ``rollwise.a
 over the units that changed since the last look), then compared with the always-valid tests
 of ``rollwise.analysis``. The family of tests is corrected with Bonferroni: alpha is split over
 the guardrails, and within a guardrail's cohort dimension over its cohorts (``cohort_effects``),
-so rolling back on any single reading keeps the false-rollback rate at most alpha.
+so rolling back on any single reading keeps the false-rollback rate at most alpha. With several
+candidates each is compared with the control, and alpha is first divided by their number (k,
+fixed by the plan: a dropped candidate's share is not handed on), so that the chance of
+dropping or rolling back any candidate that does no harm stays at most alpha. The sample ratio
+is tested over all arms of the split at once.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ from rollwise.analysis.srm import srm_log_bayes_factor
 from rollwise.analysis.suffstats import SufficientStats
 from rollwise_server.rollouts.decide import Evidence, GuardrailFinding
 from rollwise_server.rollouts.plan import DEFAULT_TOP, Guardrail, RolloutPlan
-from rollwise_server.rollouts.tally import Snapshot, crossing_slot, look
+from rollwise_server.rollouts.tally import Look, Snapshot, crossing_slot, look
+from rollwise_server.rollouts.weights import arm_weights, dropped_of
 from rollwise_server.storage.base import Store
 
 __all__ = [
     "OTHER",
+    "assess",
     "bucket_of",
     "buckets",
     "cohort_findings",
@@ -57,7 +63,7 @@ def finite(x: float) -> float:
 
 def _finding(
     metric: str, scope: str, result: Comparison, tolerance: float, harm: str, enough: bool,
-    family: int = 1,
+    family: int = 1, candidate: str | None = None,
 ) -> GuardrailFinding:  # fmt: skip
     """``enough``: each arm of the scope has ``min_units_for_harm`` units; without them the
     normal approximation behind the tests is not trusted and the reading is insufficient."""
@@ -74,7 +80,7 @@ def _finding(
         metric=metric, scope=scope, effect=finite(result.effect), ci_low=finite(result.ci_low),
         ci_high=finite(result.ci_high), p_value=result.p_value, verdict=reading,
         n_control=result.n_control, n_candidate=result.n_candidate, alpha=result.alpha,
-        family=family, tolerance=tolerance, reason=why,
+        family=family, tolerance=tolerance, reason=why, candidate=candidate,
     )  # fmt: skip
 
 
@@ -193,9 +199,15 @@ def crossing_findings(
     )  # fmt: skip
 
 
-def _arms(by: Any, plan: RolloutPlan) -> Cells:
+def _arms(by: Any, control: str, candidate: str) -> Cells:
     """Each cohort of a reduction: (control, candidate) statistics."""
-    return {c: (by.stats(plan.control, c), by.stats(plan.candidate, c)) for c in by.cohorts}
+    return {c: (by.stats(control, c), by.stats(candidate, c)) for c in by.cohorts}
+
+
+def _named(findings: list[GuardrailFinding], candidate: str | None) -> list[GuardrailFinding]:
+    if candidate is None:
+        return findings
+    return [attrs.evolve(f, candidate=candidate) for f in findings]
 
 
 def gather(
@@ -209,21 +221,58 @@ def gather(
         store, plan, env, flag, since, iso(now - plan.outcome_delay),
         min_version=int(state.get("stage_flag_version", 0)), snapshot=snapshot,
     )  # fmt: skip
+    return assess(shown, plan, state, now)
+
+
+def assess(
+    shown: Look, plan: RolloutPlan, state: Mapping[str, Any], now: float
+) -> tuple[Evidence, dict[str, Any]]:
+    """``gather``'s evidence from one look at the tally: every surviving candidate against
+    the control, and the sample ratio of the stage's split."""
     units = next(iter(shown.results.values())).units_by_variant()
-    units_control, units_candidate = units.get(plan.control, 0), units.get(plan.candidate, 0)
-    alpha = plan.alpha / max(len(plan.guardrails), 1)
+    dropped = dropped_of(state)
+    surviving = [c for c in plan.candidates if c not in dropped]
+    units_control = units.get(plan.control, 0)
+    units_candidate = min((units.get(c, 0) for c in surviving), default=0)
+    # Bonferroni: over the plan's candidates (k fixed by the plan), then its guardrails
+    alpha = plan.alpha / len(plan.candidates) / max(len(plan.guardrails), 1)
+    findings: list[GuardrailFinding] = []
+    for candidate in surviving:
+        named = candidate if plan.multi else None
+        findings += _named(_guardrail_findings(shown, plan, candidate, alpha), named)
+    findings.sort(key=lambda f: (f.verdict != "harm", f.p_value))
+    srm_p, keep = _srm(shown.version_units, plan, state)
+    evidence = Evidence(
+        units_control=units_control, units_candidate=units_candidate, findings=tuple(findings),
+        srm_p_value=srm_p, now=now,
+    )  # fmt: skip
+    if plan.multi:
+        evidence = attrs.evolve(
+            evidence, units={v: units.get(v, 0) for v in (plan.control, *plan.candidates)},
+            surviving=tuple(surviving),
+            correction=f"Bonferroni: alpha {plan.alpha:g} / {len(plan.candidates)} candidates, "
+            "then over guardrails, scopes and cohorts",
+        )  # fmt: skip
+    return evidence, keep
+
+
+def _guardrail_findings(
+    shown: Look, plan: RolloutPlan, candidate: str, alpha: float
+) -> list[GuardrailFinding]:
+    """Every guardrail's findings for ``candidate`` against the control, overall, by cohort
+    and by crossing, at ``alpha`` per guardrail."""
     findings: list[GuardrailFinding] = []
     for index, guardrail in enumerate(plan.guardrails):
         overall = shown.results[(index, None)]
         summed = overall.overall()
         control = summed.get(plan.control, overall.stats(plan.control))
-        candidate = summed.get(plan.candidate, overall.stats(plan.candidate))
+        treated = summed.get(candidate, overall.stats(candidate))
         dims = guardrail.cohorts
         share = alpha / (1 + len(dims) + len(guardrail.crossings))  # overall, dims, crossings
         result = compare(
-            control, candidate, alpha=share, relative=guardrail.relative, tuning=plan.tuning
+            control, treated, alpha=share, relative=guardrail.relative, tuning=plan.tuning
         )
-        enough = min(control.n, candidate.n) >= plan.min_units_for_harm
+        enough = min(control.n, treated.n) >= plan.min_units_for_harm
         findings.append(
             _finding(
                 guardrail.metric, "overall", result, guardrail.tolerance, guardrail.harm, enough
@@ -231,22 +280,16 @@ def gather(
         )
         tuning, least = plan.tuning, plan.min_units_for_harm
         for dim in dims:
-            cells = _arms(shown.results[(index, dim)], plan)
+            cells = _arms(shown.results[(index, dim)], plan.control, candidate)
             findings += cohort_findings(
                 guardrail, dim, cells, alpha=share, tuning=tuning, min_units=least
             )
         for crossing in guardrail.crossings:
-            cells = _arms(shown.results[(index, crossing_slot(crossing))], plan)
+            cells = _arms(shown.results[(index, crossing_slot(crossing))], plan.control, candidate)
             findings += crossing_findings(
                 guardrail, crossing, cells, alpha=share, tuning=tuning, min_units=least
             )
-    findings.sort(key=lambda f: (f.verdict != "harm", f.p_value))
-    srm_p, keep = _srm(shown.version_units, plan, state)
-    evidence = Evidence(
-        units_control=units_control, units_candidate=units_candidate, findings=tuple(findings),
-        srm_p_value=srm_p, now=now,
-    )  # fmt: skip
-    return evidence, keep
+    return findings
 
 
 def _srm(
@@ -255,6 +298,8 @@ def _srm(
     """The sequential SRM p-value of the current stage (running minimum kept in the state)."""
     stage = int(state.get("stage", 1))  # counted from 1
     share = plan.stages[stage - 1].share
+    if plan.multi:
+        return _srm_arms(version_units, plan, state, stage, share)
     if not plan.srm or share >= 1.0 or share <= 0.0:  # 0: a shadow stage splits nothing
         return 1.0, {}
     # only exposures made with this stage's weights: SDKs pick a new version up a little later
@@ -267,3 +312,31 @@ def _srm(
     if isinstance(previous, Mapping) and previous.get("stage") == stage:
         running = min(float(previous.get("p", 1.0)), p_now)
     return running, {"srm": {"stage": stage, "p": running, "counts": [candidate, control]}}
+
+
+def _srm_arms(
+    version_units: Mapping[int, Mapping[str, int]], plan: RolloutPlan, state: Mapping[str, Any],
+    stage: int, share: float,
+) -> tuple[float, dict[str, Any]]:  # fmt: skip
+    """The sequential SRM test over every arm of a split with several candidates, against
+    the weights of the flag version the stage (or its last drop) wrote: a chi-square-like
+    test of all arms at once, as ``compare_arms`` does (a dropped candidate's weight is 0, so
+    a unit served it under that version is itself a mismatch)."""
+    weights = arm_weights(plan, share, dropped_of(state))
+    if not plan.srm or share <= 0.0 or sum(1 for w in weights.values() if w > 0) < 2:
+        return 1.0, {}
+    version = int(state.get("stage_flag_version", 0))
+    counts = version_units.get(version, {})
+    arms = [plan.control, *plan.candidates]
+    observed = [counts.get(v, 0) for v in arms]
+    log_bf = srm_log_bayes_factor(observed, [weights[v] for v in arms])
+    p_now = 0.0 if log_bf == math.inf else (min(1.0, math.exp(-log_bf)) if log_bf > 0 else 1.0)
+    previous = state.get("srm")
+    running = p_now
+    if (
+        isinstance(previous, Mapping) and previous.get("stage") == stage
+        and previous.get("version") == version
+    ):  # fmt: skip
+        running = min(float(previous.get("p", 1.0)), p_now)
+    return running, {"srm": {"stage": stage, "version": version, "p": running,
+                             "counts": observed, "arms": arms}}  # fmt: skip

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from rollwise_server.errors import Conflict
-from rollwise_server.rollouts.weights import SCALE
+from rollwise_server.rollouts.weights import SCALE, candidates_of, layout
 
 __all__ = [
     "check_flag_edit",
@@ -63,17 +63,21 @@ def _serves(serve: Any, variant: str) -> bool:
 
 
 def serving_candidate(body: Mapping[str, Any], plan: Mapping[str, Any]) -> set[str]:
-    """Where the flag serves the candidate outside the managed rule: rule signatures (the
+    """Where the flag serves a candidate outside the managed rule: rule signatures (the
     rule's JSON) and ``default`` / ``off``."""
-    candidate, managed = str(plan["candidate"]), str(plan["rule"])
+    managed = str(plan["rule"])
     places: set[str] = set()
-    for rule in body.get("rules", []) or []:
-        managed_rule = isinstance(rule, Mapping) and rule.get("id") == managed
-        if isinstance(rule, Mapping) and not managed_rule and _serves(rule.get("serve"), candidate):
-            places.add(json.dumps(rule, sort_keys=True))
-    for field in ("default_variant", "off_variant"):
-        if body.get(field) == candidate:
-            places.add(field)
+    for candidate in candidates_of(plan):
+        for rule in body.get("rules", []) or []:
+            managed_rule = isinstance(rule, Mapping) and rule.get("id") == managed
+            if (
+                isinstance(rule, Mapping) and not managed_rule
+                and _serves(rule.get("serve"), candidate)
+            ):  # fmt: skip
+                places.add(json.dumps(rule, sort_keys=True))
+        for field in ("default_variant", "off_variant"):
+            if body.get(field) == candidate:
+                places.add(field)
     return places
 
 
@@ -98,10 +102,8 @@ def with_control_weights(body: Mapping[str, Any], plan: Mapping[str, Any]) -> di
     out = json.loads(json.dumps(body))
     for rule in out.get("rules", []):
         if rule.get("id") == plan["rule"] and isinstance(rule.get("serve"), dict):
-            rule["serve"]["split"] = [
-                {"variant": plan["candidate"], "weight": 0},
-                {"variant": plan["control"], "weight": SCALE},
-            ]
+            control = str(plan["control"])
+            rule["serve"]["split"] = layout(control, candidates_of(plan), {control: SCALE})
     return dict(out)
 
 
@@ -136,8 +138,8 @@ def check_flag_edit(
     managed = str(plan["rule"])
     if _rule(old, managed) != _rule(new, managed):
         raise _refuse(flag, env, f"its managed rule {managed!r} cannot change")
-    for role in ("control", "candidate"):
-        key = str(plan[role])
+    roles = [("control", str(plan["control"]))] + [("candidate", c) for c in candidates_of(plan)]
+    for role, key in roles:
         if _variant(old, key) != _variant(new, key):
             raise _refuse(flag, env, f"its {role} variant {key!r} cannot change")
     if old.get("variants") != new.get("variants"):  # a copy of the candidate is the candidate
@@ -146,9 +148,8 @@ def check_flag_edit(
         if old.get(field) != new.get(field):
             raise _refuse(flag, env, why)
     if not serving_candidate(new, plan) <= serving_candidate(old, plan):
-        raise _refuse(
-            flag, env, f"the candidate {plan['candidate']!r} cannot be served outside its rule"
-        )
+        named = " or ".join(repr(c) for c in candidates_of(plan))
+        raise _refuse(flag, env, f"the candidate {named} cannot be served outside its rule")
     if old.get("enabled", True) and new.get("enabled", True) is False:
         return "kill"
     return "keep"

@@ -1,15 +1,16 @@
 """The rollout plan: stages with exit criteria, guardrails, the SRM check, a deadline.
 
 A plan drives one split rule of a flag (``rule``) between a ``control`` and a ``candidate``
-variant. Each stage sets the candidate's share; the controller advances when a stage's exit
-criteria hold and rolls back (or pauses) on a breach. Plans are validated here, with errors
-that name the JSON path of each problem, before anything is stored.
+variant, or several ``candidates`` (each compared with the control; the stage's share divided
+equally between them, ``weights``). Each stage sets the candidates' share; the controller
+advances when a stage's exit criteria hold and rolls back (or pauses) on a breach. Plans are
+validated here, with errors that name the JSON path of each problem, before anything is stored.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -23,7 +24,12 @@ from rollwise.rules import Flag
 from rollwise_server import models
 from rollwise_server.catalogue import Metric, tolerance_sign_problem
 from rollwise_server.models.decoding import in_field_order, problems_of, valid_fields
-from rollwise_server.models.rollouts import MAX_GUARDRAILS, MAX_STAGES, MAX_VALUES
+from rollwise_server.models.rollouts import (
+    MAX_CANDIDATES,
+    MAX_GUARDRAILS,
+    MAX_STAGES,
+    MAX_VALUES,
+)
 from rollwise_server.times import utc_moment
 
 __all__ = [
@@ -208,10 +214,19 @@ class Guardrail:
         }  # fmt: skip
 
 
+def _first_only(self: RolloutPlan) -> tuple[str, ...]:
+    return (self.candidate,)
+
+
+def _names(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 @attrs.frozen
 class RolloutPlan:
     control: str
     candidate: str
+    """The (first) candidate."""
     rule: str
     stages: tuple[Stage, ...]
     guardrails: tuple[Guardrail, ...] = ()
@@ -227,11 +242,25 @@ class RolloutPlan:
     """A scope (overall, or one cohort) can show harm only with this many units in each arm:
     below it the normal approximation behind the tests is not to be trusted (a cohort arm of
     17 units without one conversion has no variance). GrowthBook waits for 150 by default."""
+    candidates: tuple[str, ...] = attrs.field(
+        default=attrs.Factory(_first_only, takes_self=True), converter=_names
+    )
+    """Every candidate, ``candidate`` first; one for a two-arm plan. Each gets the stage's
+    share divided by their number, and each is compared with the control."""
+
+    @property
+    def multi(self) -> bool:
+        """Several candidates: each compared with the control, dropped alone when it harms,
+        and the rollout completes only with a winner chosen by an approver."""
+        return len(self.candidates) > 1
 
     def to_json(self) -> dict[str, Any]:
+        named = (
+            {"candidates": list(self.candidates)} if self.multi else {"candidate": self.candidate}
+        )
         return {
             "control": self.control,
-            "candidate": self.candidate,
+            **named,
             "rule": self.rule,
             "stages": [s.to_json() for s in self.stages],
             "guardrails": [g.to_json() for g in self.guardrails],
@@ -490,22 +519,22 @@ def parse_plan(
     have changed since the plan was frozen."""
     body, out = problems_of(models.RolloutPlan, data)
     fields = msgspec.structs.asdict(body) if body else valid_fields(models.RolloutPlan, data)
-    control, candidate, rule_id = fields.get("control"), fields.get("candidate"), fields.get("rule")
-    for name in ("control", "candidate"):
-        if name in fields and fields[name] not in flag.variants:
-            out.append(Problem(name, f"must be a variant of flag {flag.key!r}"))
-    if control == candidate and control is not None:
-        out.append(Problem("candidate", "must differ from control"))
+    control, rule_id = fields.get("control"), fields.get("rule")
+    candidates, named = _candidates(fields, data, flag, out)
+    candidate = candidates[0] if candidates else fields.get("candidate")
+    if "control" in fields and control not in flag.variants:
+        out.append(Problem("control", f"must be a variant of flag {flag.key!r}"))
     if "rule" in fields:
         rule = next((r for r in flag.rules if r.id == rule_id), None)
         if rule is None:
             out.append(Problem("rule", f"must be the id of a rule of flag {flag.key!r}"))
         elif rule.serve.split is None:
             out.append(Problem("rule", f"rule {rule_id!r} must serve a split"))
-        elif {a.variant for a in rule.serve.split} - {control, candidate}:
-            out.append(
-                Problem("rule", f"rule {rule_id!r} must split between control and candidate only")
-            )
+        elif named and {a.variant for a in rule.serve.split} - {control, *named}:
+            between = "the control and the candidates" if len(named) > 1 else (
+                "control and candidate"
+            )  # fmt: skip
+            out.append(Problem("rule", f"rule {rule_id!r} must split between {between} only"))
     stages: list[Stage] = []
     raw_stages = fields.get("stages", [])
     if len(raw_stages) > MAX_STAGES:
@@ -514,6 +543,11 @@ def parse_plan(
         stages = _stages(raw_stages, flag, candidate, catalogue, out)
         if stages and stages[-1].shadow is not None:
             out.append(Problem("stages", "a shadow stage needs a live stage after it"))
+        if len(candidates) > 1 and stages and stages[0].shadow is not None:
+            out.append(Problem(
+                "stages[0].shadow", "a plan with several candidates has no shadow stage (a "
+                "flag shadows one variant): run each candidate's shadow stage on its own",
+            ))  # fmt: skip
     guardrails: list[Guardrail] = []
     raw_guardrails = fields.get("guardrails", [])
     if len(raw_guardrails) > MAX_GUARDRAILS:
@@ -543,13 +577,51 @@ def parse_plan(
     if out or body is None:
         return None, in_field_order(models.RolloutPlan, out)
     plan = RolloutPlan(
-        control=body.control, candidate=body.candidate, rule=body.rule, stages=tuple(stages),
+        control=body.control, candidate=candidates[0], candidates=candidates, rule=body.rule,
+        stages=tuple(stages),
         guardrails=tuple(guardrails), srm=body.srm, alpha=body.alpha, tuning=body.tuning,
         deadline=deadline, on_breach=body.on_breach, attribution_window=window,
         outcome_delay=delay, min_units_for_harm=body.min_units_for_harm,
     )  # fmt: skip
     problems = _statistics_refusals(plan, flag.key)
     return (None, problems) if problems else (plan, [])
+
+
+def _candidates(
+    fields: Mapping[str, Any], data: Any, flag: Flag, out: list[Problem]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The plan's candidates: ``candidate``, or the list ``candidates`` (exactly one of the
+    two), each a variant of the flag other than the control, none twice; and the names given
+    (to check the rule against, even when one of them is wrong)."""
+    given = data if isinstance(data, Mapping) else {}
+    single, listed = given.get("candidate"), given.get("candidates")
+    if single is not None and listed is not None:
+        out.append(Problem("candidates", "give candidate or candidates, not both"))
+        return (), ()
+    if single is None and listed is None:
+        out.append(Problem("candidate", "required: the candidate (or a list of candidates)"))
+        return (), ()
+    if single is not None:
+        if "candidate" not in fields:
+            return (), ()  # its type's problem is reported already
+        names, paths = [fields["candidate"]], ["candidate"]
+    else:
+        if "candidates" not in fields or len(fields["candidates"]) > MAX_CANDIDATES:
+            return (), ()  # not a list of 1 to MAX_CANDIDATES strings: reported already
+        names = list(fields["candidates"])
+        paths = [f"candidates[{i}]" for i in range(len(names))]
+    good = True
+    for i, (name, path) in enumerate(zip(names, paths, strict=True)):
+        if name not in flag.variants:
+            out.append(Problem(path, f"must be a variant of flag {flag.key!r}"))
+            good = False
+        elif name == fields.get("control"):
+            out.append(Problem(path, "must differ from control"))
+            good = False
+        elif name in names[:i]:
+            out.append(Problem(path, f"candidate {name!r} appears twice"))
+            good = False
+    return (tuple(names) if good else ()), tuple(names)
 
 
 def reduction_of(

@@ -63,6 +63,7 @@ class Run:
             "started_by": self.start.actor, "ended_at": None if end is None else end.ts,
             "end_reason": None if end is None else end.reason,
             "control": plan.get("control"), "candidate": plan.get("candidate"),
+            **({"candidates": plan["candidates"]} if plan.get("candidates") else {}),
         }  # fmt: skip
 
 

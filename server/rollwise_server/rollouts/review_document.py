@@ -69,7 +69,7 @@ def finding_rows(evidence: Mapping[str, Any]) -> list[list[Any]]:
     findings = [*((evidence.get("shadow") or {}).get("findings") or []),
                 *(evidence.get("findings") or [])]  # fmt: skip
     return [
-        [f.get("metric"), f.get("scope"), _number(f.get("effect")),
+        [f.get("metric"), charts.scope_of(f), _number(f.get("effect")),
          None if f.get("ci_low") is None else
          f"[{_number(f.get('ci_low'))}, {_number(f.get('ci_high'))}]",
          f"{f.get('n_control')} / {f.get('n_candidate')}", f.get("verdict")]
@@ -132,13 +132,19 @@ def _decision_title(entry: AuditEntry) -> str:
     return f"{entry.ts}: {entry.action.removeprefix('rollout.')} by {entry.actor}"
 
 
+def _candidates(plan: Mapping[str, Any]) -> str:
+    """The plan's candidate, or its candidates (a plan with several)."""
+    listed = plan.get("candidates")
+    return ", ".join(map(str, listed)) if isinstance(listed, list) else str(plan.get("candidate"))
+
+
 def markdown(review: Review) -> str:
     """The review as Markdown."""
     run, plan = review.run, review.plan
     out = [
         f"# Post-deployment review: {review.flag} in {review.env}, run {run.id}", "",
         *_table(["", ""], [
-            ["Candidate / control", f"{plan.get('candidate')} / {plan.get('control')}"],
+            ["Candidate / control", f"{_candidates(plan)} / {plan.get('control')}"],
             ["Rule", plan.get("rule")],
             ["Started", f"{run.start.ts} by {run.start.actor}"],
             ["Outcome", run.status.replace("_", " ")],
@@ -209,9 +215,9 @@ def _series(review: Review) -> list[tuple[tuple[str, str], list[dict[str, Any]]]
         findings = [*((evidence.get("shadow") or {}).get("findings") or []),
                     *(evidence.get("findings") or [])]  # fmt: skip
         for finding in findings:
-            key = (str(finding.get("metric")), str(finding.get("scope")))
+            key = (str(finding.get("metric")), charts.scope_of(finding))
             out.setdefault(key, []).append({**finding, "at": entry.ts})
-    return sorted(out.items(), key=lambda item: (item[0][1] != "overall", item[0]))
+    return sorted(out.items(), key=lambda item: (not item[0][1].endswith("overall"), item[0]))
 
 
 def context(review: Review) -> dict[str, Any]:

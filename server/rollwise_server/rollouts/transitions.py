@@ -9,6 +9,10 @@ is validated, versioned and audited the same way. Stages count from 1. States::
     running | paused | awaiting_approval | errored → aborted (a person's abort, or a kill)
     running | awaiting_approval → errored (the controller failed: on the control) → running
 
+With several candidates the controller's ``drop`` puts a harmful candidate's weight back on the
+control (the others go on), and the last stage completes only by an approval that names the
+``winner`` (the others are dropped, the winner gets the stage's whole share).
+
 While a rollout is active (running, paused, awaiting approval) its plan is frozen and it owns
 its flag (``ownership``). In a protected environment an approver must be another person than
 the one who started the rollout and the one who last changed its plan (owners compared).
@@ -17,18 +21,19 @@ the one who started the rollout and the one who last changed its plan (owners co
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from rollwise.errors import Problem
 from rollwise.rules import Flag
 from rollwise_server.auth import same_person
 from rollwise_server.catalogue import Metric, parse_metric
 from rollwise_server.errors import Conflict, Forbidden, Invalid, NotFound, VersionConflict
 from rollwise_server.rollouts import ownership
 from rollwise_server.rollouts.plan import RolloutPlan, parse_plan
-from rollwise_server.rollouts.weights import with_share
+from rollwise_server.rollouts.weights import dropped_of, with_share
 from rollwise_server.storage.base import ACTIVE_ROLLOUT, Actor, RolloutRecord, Store
 
 __all__ = ["catalogue", "load", "mark_errored", "put_plan", "transition"]
@@ -134,9 +139,13 @@ def transition(
     expected: int | None = None,
     evidence: Mapping[str, Any] | None = None,
     now: float | None = None,
+    winner: str | None = None,
+    drop: Sequence[str] = (),
 ) -> RolloutRecord:
     """Apply ``action`` (start, pause, resume, advance, approve, rollback, abort, complete,
-    await) to the rollout as it is, or as it was at version ``expected`` (else 409).
+    await, drop) to the rollout as it is, or as it was at version ``expected`` (else 409).
+    ``winner``: an approval of the last stage of a plan with several candidates names it;
+    ``drop``: the candidates the controller drops.
 
     Without ``expected`` (a person who named no version), a rollout or flag written between
     this reading and the write (the controller deciding, repairing weights) is read again and
@@ -148,7 +157,8 @@ def transition(
     position = _position(store, env, key) if expected is None and action in _STAGE_BOUND else None
     for attempt in range(1, _ATTEMPTS + 1):
         try:
-            asked = _Asked(action, actor, reason, expected, evidence, now, position)
+            asked = _Asked(action, actor, reason, expected, evidence, now, position, winner,
+                           tuple(drop))  # fmt: skip
             return _transition(store, env, key, asked)
         except VersionConflict:
             if expected is not None or attempt == _ATTEMPTS:
@@ -182,6 +192,8 @@ class _Asked:
     evidence: Mapping[str, Any] | None
     now: float | None
     position: tuple[Any, Any] | None
+    winner: str | None = None
+    drop: tuple[str, ...] = ()
 
 
 def _transition(store: Store, env: str, key: str, asked: _Asked) -> RolloutRecord:
@@ -249,16 +261,34 @@ def _transition(store: Store, env: str, key: str, asked: _Asked) -> RolloutRecor
             raise Conflict(f"cannot {action} a rollout that is {status}")
         number = int(state["stage"])
         stage = plan.stages[number - 1]
-        if action == "advance" and (status == "awaiting_approval" or stage.approval):
-            raise Conflict(f"stage {number} needs an approver's approval to advance")
+        choosing = plan.multi and number >= len(plan.stages)  # the winner is a person's choice
+        if action == "advance" and (status == "awaiting_approval" or stage.approval or choosing):
+            raise Conflict(f"stage {number} needs an approver's approval to advance" + (
+                ", naming the winner" if choosing else ""
+            ))  # fmt: skip
+        if asked.winner is not None and not (action == "approve" and choosing):
+            raise Invalid.from_problems([Problem(
+                "winner", "only an approval of the last stage of a plan with several "
+                "candidates names a winner",
+            )])  # fmt: skip
         if action == "approve":
-            if status != "awaiting_approval" and not stage.approval:
+            if status != "awaiting_approval" and not stage.approval and not choosing:
                 raise Conflict(f"stage {number} does not need approval")
+            winner = _winner(plan, state, asked.winner) if choosing else None
             _check_approver(store, env, state, who)
             state["approvals"] = [
                 *state.get("approvals", []),
                 {"stage": number, "by": who, "at": now},
             ]
+            if winner is not None:
+                state["dropped"] = [*state.get("dropped", []), *(
+                    {"candidate": c, "stage": number, "by": who, "at": now,
+                     "reason": f"not chosen: {winner} won"}
+                    for c in plan.candidates if c != winner and c not in dropped_of(state)
+                )]  # fmt: skip
+                state["winner"] = winner
+                share = stage.share  # the whole share to the winner
+                details["winner"] = winner
         if number >= len(plan.stages):
             state.update(status="completed", end_reason=reason)
             at("ended_at")
@@ -274,9 +304,29 @@ def _transition(store: Store, env: str, key: str, asked: _Asked) -> RolloutRecor
         if status != "running":
             raise Conflict(f"cannot wait for approval while {status}")
         state["status"] = "awaiting_approval"
+    elif action == "drop":  # the controller: candidates shown to harm, the others go on
+        if status != "running" or not plan.multi:
+            raise Conflict(f"cannot drop a candidate of a rollout that is {status}")
+        gone = dropped_of(state)
+        unknown = [c for c in asked.drop if c not in plan.candidates or c in gone]
+        left = [c for c in plan.candidates if c not in gone and c not in asked.drop]
+        if unknown or not asked.drop or not left:
+            alive = ", ".join(c for c in plan.candidates if c not in gone)
+            raise Conflict(f"cannot drop {', '.join(asked.drop) or 'nothing'}: the surviving "
+                           f"candidates are {alive}")  # fmt: skip
+        number = int(state["stage"])
+        state["dropped"] = [*state.get("dropped", []), *(
+            {"candidate": c, "stage": number, "by": who, "at": now, "reason": reason}
+            for c in asked.drop
+        )]  # fmt: skip
+        details["dropped"] = list(asked.drop)
+        share = plan.stages[number - 1].share
     elif action == "complete":
         if status not in ACTIVE:
             raise Conflict(f"cannot complete a rollout that is {status}")
+        if plan.multi:
+            raise Conflict("a rollout with several candidates completes when an approver "
+                           "names the winner")  # fmt: skip
         state.update(status="completed", end_reason=reason)
         at("ended_at")
     elif action in ("rollback", "abort"):
@@ -295,7 +345,9 @@ def _transition(store: Store, env: str, key: str, asked: _Asked) -> RolloutRecor
         details["plan"] = dict(record.plan)
     flag_change = None
     if share is not None:
-        flag_change = {"body": with_share(flag_body, plan, share), "expected_version": flag_version}
+        weights = with_share(flag_body, plan, share, dropped=dropped_of(state),
+                             winner=state.get("winner"))  # fmt: skip
+        flag_change = {"body": weights, "expected_version": flag_version}
         details["share"] = share
         details["to_stage"] = state.get("stage")
         state["stage_flag_version"] = flag_version + 1  # exposures of this stage carry it
@@ -306,6 +358,22 @@ def _transition(store: Store, env: str, key: str, asked: _Asked) -> RolloutRecor
         action=f"rollout.{action}", reason=reason, details=details, flag_change=flag_change,
         stamp=stamped if real_time else (),
     )  # fmt: skip
+
+
+def _winner(plan: RolloutPlan, state: Mapping[str, Any], named: str | None) -> str:
+    """The winner an approval of a multi-candidate plan's last stage names: a surviving
+    candidate (the only one may go unnamed); else 422 on ``winner``."""
+    surviving = [c for c in plan.candidates if c not in dropped_of(state)]
+    if named is None and len(surviving) == 1:
+        return surviving[0]
+    if named is None or named not in surviving:
+        choose = ", ".join(surviving)
+        message = (
+            f"name the winner among the surviving candidates: {choose}" if named is None
+            else f"{named!r} is not a surviving candidate (surviving: {choose})"
+        )  # fmt: skip
+        raise Invalid.from_problems([Problem("winner", message)])
+    return named
 
 
 def _end_unparsed(

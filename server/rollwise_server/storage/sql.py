@@ -27,6 +27,7 @@ import attrs
 
 from rollwise._parse import condition_cost
 from rollwise.analysis.reduce import Dialect
+from rollwise.rules import schema_version_of
 from rollwise_server.errors import Conflict, Invalid, NotFound, VersionConflict
 from rollwise_server.rollouts.ownership import check_flag_edit, with_control_weights
 from rollwise_server.storage.base import (
@@ -45,6 +46,7 @@ from rollwise_server.storage.base import (
     Validator,
 )
 from rollwise_server.storage.document_limits import check_document_limits
+from rollwise_server.storage.flag_type import check_flag_type
 from rollwise_server.storage.outbox_sql import SqlOutbox
 from rollwise_server.storage.sessions_sql import SqlSessions
 from rollwise_server.storage.writable import WriteState
@@ -372,6 +374,8 @@ class SqlStore(SqlOutbox, SqlSessions):
                 self._check_segment_not_managed(conn, env, key, json.loads(row[2]), body)
             if kind == "metric" and row is not None and not row[1] and not archived:
                 self._check_metric_frozen(conn, env, key, json.loads(row[2]), stored)
+            if kind == "flag" and row is not None and not row[1] and not archived:
+                check_flag_type(key, json.loads(row[2]), stored)
             if kind == "flag" and row is not None and not row[1]:
                 stored = self._rollout_owns(
                     conn, env, key, json.loads(row[2]), None if archived else stored, version,
@@ -601,7 +605,7 @@ class SqlStore(SqlOutbox, SqlSessions):
         for segment in segments.values():
             segment.pop("version", None)
         document = {
-            "schema_version": 1,
+            "schema_version": schema_version_of(flags.values()),
             "environment": env,
             "revision": revision,
             "segments": segments,

@@ -19,7 +19,7 @@ import attrs
 
 from rollwise.compiler import compile_rules
 from rollwise.errors import RollwiseError
-from rollwise.rules import RulesDocument
+from rollwise.rules import RulesDocument, schema_version_of
 from rollwise_server.api.common import threaded
 from rollwise_server.storage.base import Store
 
@@ -90,7 +90,7 @@ def _evaluator(env: str, key: str, body: Mapping[str, Any], segments: Mapping[st
     flag.setdefault("version", 1)
     document = RulesDocument.from_json(
         {
-            "schema_version": 1,
+            "schema_version": schema_version_of([flag]),
             "environment": env,
             "revision": 0,
             "segments": dict(segments),

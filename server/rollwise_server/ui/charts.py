@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 from markupsafe import Markup
 
-__all__ = ["forest_plot", "interval_timeline"]
+__all__ = ["forest_plot", "interval_timeline", "scope_of"]
 
 TEXT = "#1f2937"
 NEUTRAL = "#374151"
@@ -349,11 +349,22 @@ def _empty(kind: str, title: str, prefix: str, width: int) -> Markup:
 # --- the forest plot -----------------------------------------------------------------------
 
 
+def scope_of(finding: Mapping[str, Any]) -> str:
+    """A finding's scope, after its candidate's name when it has one (a plan with several
+    candidates): ``overall``, ``v3: country=NL``."""
+    scope = str(finding.get("scope", "") or "overall")
+    candidate = finding.get("candidate")
+    return f"{candidate}: {scope}" if candidate else scope
+
+
 def _label(finding: Mapping[str, Any], with_metric: bool) -> str:
-    """A row's label: its scope (``gap:country=NL`` reads ``gap country=NL``)."""
+    """A row's label: its scope (``gap:country=NL`` reads ``gap country=NL``), after its
+    candidate's name with several candidates."""
     scope = str(finding.get("scope", "") or "overall")
     if scope.startswith("gap:"):
         scope = "gap " + scope[4:]
+    if finding.get("candidate"):
+        scope = f"{finding['candidate']}: {scope}"
     return f"{finding.get('metric', '')}: {scope}" if with_metric else scope
 
 

@@ -99,7 +99,11 @@ def new_draft() -> Draft:
         "shadow_bucket_by": "user_id",
         "schedule_start": "",
         "schedule_end": "",
-        "variants": [{"key": "control", "payload": ""}, {"key": "candidate", "payload": ""}],
+        "type": "string",
+        "variants": [
+            {"key": "control", "payload": "", "value": ""},
+            {"key": "candidate", "payload": "", "value": ""},
+        ],
         "rules": [],
     }
 
@@ -163,17 +167,30 @@ def from_body(key: str, body: Mapping[str, Any]) -> Draft:
         "shadow_bucket_by": _text(shadow.get("bucket_by", "user_id")),
         "schedule_start": _local_time(schedule.get("start")),
         "schedule_end": _local_time(schedule.get("end")),
+        "type": _text(body.get("type", "string")),
         "variants": [
             {
                 "key": name,
                 "payload": ""
                 if (v or {}).get("payload") is None
                 else json.dumps(v["payload"], ensure_ascii=False, indent=1),
+                "value": _value_text(body.get("type", "string"), v or {}),
             }
             for name, v in (body.get("variants") or {}).items()
         ],
         "rules": rules,
     }
+
+
+def _value_text(flag_type: Any, variant: Mapping[str, Any]) -> str:
+    """A variant's value as its form field shows it: a string flag's as typed (empty: the
+    key), any other type's as JSON."""
+    if "value" not in variant:
+        return ""
+    value = variant["value"]
+    if flag_type == "string" and isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 ROWS = re.compile(
@@ -229,10 +246,12 @@ def from_form(form: Form) -> Draft:
         "shadow_bucket_by": form.get("shadow_bucket_by", "user_id").strip() or "user_id",
         "schedule_start": form.get("schedule_start").strip(),
         "schedule_end": form.get("schedule_end").strip(),
+        "type": form.get("type", "string").strip() or "string",
         "variants": [
             {
                 "key": form.get(f"variants-{i}-key").strip(),
                 "payload": form.get(f"variants-{i}-payload"),
+                "value": form.get(f"variants-{i}-value"),
             }
             for i in sorted(layout.variants)
         ],
@@ -284,7 +303,7 @@ def apply_action(draft: Draft, action: str) -> bool:
     rules = draft["rules"]
     try:
         if name == "add-variant":
-            draft["variants"].append({"key": "", "payload": ""})
+            draft["variants"].append({"key": "", "payload": "", "value": ""})
         elif name == "remove-variant":
             del draft["variants"][at[0]]
         elif name == "add-rule":
@@ -383,6 +402,20 @@ def to_body(draft: Draft) -> tuple[dict[str, Any], dict[str, str]]:
         if variant["key"] in variants:
             problems[f"variants-{i}-key"] = f"variant {variant['key']!r} is named twice"
         variants[variant["key"]] = {} if payload is None else {"payload": payload}
+        text = variant.get("value", "")
+        if draft["type"] == "string":
+            if text and text != variant["key"]:
+                variants[variant["key"]]["value"] = text
+        elif text.strip():  # empty: the server says the value is required
+            try:
+                variants[variant["key"]]["value"] = json.loads(text)
+            except json.JSONDecodeError as exc:
+                problems[f"variants-{i}-value"] = (
+                    f"must be JSON for a {draft['type']} flag (true, 50, 0.35, "
+                    f'{{"k": 1}}): {exc.msg}'
+                )
+            except RecursionError:
+                problems[f"variants-{i}-value"] = "nests too deeply"
     body: dict[str, Any] = {
         "description": draft["description"],
         "enabled": draft["enabled"],
@@ -390,6 +423,8 @@ def to_body(draft: Draft) -> tuple[dict[str, Any], dict[str, str]]:
         "off_variant": draft["off_variant"],
         "default_variant": draft["default_variant"],
     }
+    if draft["type"] != "string":
+        body["type"] = draft["type"]
     if draft["salt"].strip():
         body["salt"] = draft["salt"].strip()
     attributes = [a.strip() for a in draft["cohort_attributes"].split(",") if a.strip()]
@@ -464,7 +499,9 @@ def field_of(path: str, draft: Draft) -> str:
         key = name.removeprefix("variants-").split("-", 1)[0]
         for i, variant in enumerate(draft["variants"]):
             if variant["key"] == key:
-                return f"variants-{i}-payload" if name.endswith("payload") else f"variants-{i}-key"
+                return {"payload": f"variants-{i}-payload", "value": f"variants-{i}-value"}.get(
+                    name.rsplit("-", 1)[-1], f"variants-{i}-key"
+                )
         return ""
     if re.fullmatch(r"rules-\d+-conditions-\d+-values(-\d+)?", name):
         base = name.split("-values")[0]

@@ -19,6 +19,7 @@ from rollwise_server.api.common import threaded
 from rollwise_server.api.resources import validator
 from rollwise_server.errors import BadRequest, Invalid, NotFound
 from rollwise_server.storage.base import Resource
+from rollwise_server.storage.flag_type import check_flag_type
 from rollwise_server.ui import draft as drafts
 from rollwise_server.ui.blast import blast_radius
 from rollwise_server.ui.changes import changes
@@ -144,6 +145,8 @@ async def _preview(
         )
     try:
         canonical = validator("flag", key)({**body, "version": 1}, segments)
+        if current is not None and not current.archived:  # as the save would: say it now
+            check_flag_type(key, current.body, canonical)
     except Invalid as error:
         return _editor(
             console,

@@ -73,7 +73,8 @@ def default_draft(flag: dict[str, Any], metrics: list[str]) -> Draft:
     }
 
 
-SHOWN = frozenset({"control", "candidate", "rule", "outcome_delay", "alpha", "on_breach", "srm",
+SHOWN = frozenset({"control", "candidate", "candidates", "rule", "outcome_delay", "alpha",
+                   "on_breach", "srm",
                    "stages", "guardrails"})  # fmt: skip
 """The plan fields the editor shows; the others (deadline, attribution window, …) are carried
 through the form unchanged, so that saving a plan never drops what the form does not show."""
@@ -97,10 +98,13 @@ def _carried(text: str) -> dict[str, Any]:
 
 
 def from_plan(plan: dict[str, Any]) -> Draft:
+    listed = plan.get("candidates") if isinstance(plan.get("candidates"), list) else None
+    named = listed or [plan.get("candidate")]  # a plan with two candidates: the second below
     return {
         "extra": _hidden({k: v for k, v in plan.items() if k not in SHOWN}),
         "control": _text(plan.get("control")),
-        "candidate": _text(plan.get("candidate")),
+        "candidate": _text(named[0]),
+        "second": _text(named[1]) if len(named) > 1 else "",
         "rule": _text(plan.get("rule")),
         "outcome_delay": format_duration(float(plan.get("outcome_delay") or 0)),
         "alpha": _text(plan.get("alpha", 0.05)),
@@ -136,6 +140,7 @@ def from_form(form: Form) -> Draft:
         "extra": form.get("extra"),
         "control": form.get("control"),
         "candidate": form.get("candidate"),
+        "second": form.get("candidates-1"),
         "rule": form.get("rule"),
         "outcome_delay": form.get("outcome_delay").strip(),
         "alpha": form.get("alpha").strip(),
@@ -216,7 +221,11 @@ def to_plan(draft: Draft) -> tuple[dict[str, Any], dict[str, str]]:
     plan = {
         **_carried(draft.get("extra", "")),
         "control": draft["control"],
-        "candidate": draft["candidate"],
+        **(
+            {"candidates": [draft["candidate"], draft["second"]]}
+            if draft.get("second")
+            else {"candidate": draft["candidate"]}
+        ),
         "rule": draft["rule"],
         "alpha": alpha,
         "outcome_delay": draft["outcome_delay"] or 0,

@@ -69,7 +69,7 @@ def _series(
         if at is None:
             continue
         for finding in snapshot.get("findings") or []:
-            key = (str(finding.get("metric")), str(finding.get("scope")))
+            key = (str(finding.get("metric")), charts.scope_of(finding))
             out.setdefault(key, []).append({**finding, "at": at})
     return out
 
@@ -207,7 +207,18 @@ async def _context(console: Console, env: str, key: str) -> dict[str, Any]:
         "srm": srm,
         "runs": runs,
         "plan_json": json.dumps(plan, indent=1, ensure_ascii=False),
+        "winners": _winners(plan, state, stages),
     }
+
+
+def _winners(plan: Mapping[str, Any], state: Mapping[str, Any], stages: list[Any]) -> list[str]:
+    """The candidates an approval may name the winner among: a plan with several at its last
+    stage, those not dropped (empty otherwise)."""
+    listed = plan.get("candidates")
+    if not isinstance(listed, list) or len(listed) < 2 or state.get("stage") != len(stages):
+        return []
+    gone = {d.get("candidate") for d in state.get("dropped") or [] if isinstance(d, Mapping)}
+    return [str(c) for c in listed if c not in gone]
 
 
 @endpoint
@@ -230,6 +241,9 @@ async def rollout_action(console: Console) -> Response:
     reason = console.form.get("reason").strip()
     if reason:
         body["reason"] = reason
+    winner = console.form.get("winner").strip()
+    if action == "approve" and winner:
+        body["winner"] = winner
     version = console.form.get("version")
     answer = await console.api(
         "POST",

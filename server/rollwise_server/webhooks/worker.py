@@ -28,6 +28,10 @@ from rollwise_server.webhooks.signing import signed_headers
 
 __all__ = ["DeliveryWorker", "RetryPolicy", "describe_failure"]
 
+_RANDOM = random.Random()  # noqa: S311 - jitter and sampling, not secrets
+"""The retry jitter's own generator: it never moves the global ``random`` state, which
+applications (and Hypothesis, in the tests) own."""
+
 logger = logging.getLogger("rollwise.server")
 
 REQUEST_TIMEOUT = (5.0, 15.0)
@@ -53,7 +57,7 @@ class RetryPolicy:
     first_delay: float = 5.0
     cap: float = 3_600.0
 
-    def delay(self, attempts: int, rng: Callable[[], float] = random.random) -> float:
+    def delay(self, attempts: int, rng: Callable[[], float] = _RANDOM.random) -> float:
         """Seconds before the attempt after ``attempts`` failed ones (``attempts >= 1``)."""
         ceiling = min(self.cap, self.first_delay * 2.0 ** min(attempts - 1, 64))
         return ceiling * (0.5 + 0.5 * rng())
@@ -95,7 +99,7 @@ class DeliveryWorker:
         policy: RetryPolicy,
         *,
         clock: Callable[[], float] = time.time,
-        rng: Callable[[], float] = random.random,
+        rng: Callable[[], float] = _RANDOM.random,
     ) -> None:
         self.store = store
         self.endpoints = endpoints
