@@ -15,9 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import attrs
-
-from rollwise.config import ClientConfig
+from rollwise.config import ClientConfig, env_arguments
 from rollwise.errors import ConfigurationError
 from rollwise.exposures import ExposureListener, ExposureLog
 from rollwise.online import Online, setup_online
@@ -33,9 +31,6 @@ RulesSource = RulesDocument | Mapping[str, Any] | str | bytes | os.PathLike[str]
 """A rules document, its parsed JSON, its JSON text, or the path of a JSON file."""
 
 _MAX_REMEMBERED_KEYS = 1024
-
-
-_CONFIG_FIELDS = frozenset(a.name for a in attrs.fields(ClientConfig))
 
 
 def _looks_like_json(text: str) -> bool:
@@ -109,10 +104,8 @@ class Client(Reporting):
     @classmethod
     def from_env(cls, **options: Any) -> Client:
         """An online client configured by ``ROLLWISE_*`` variables (``ROLLWISE_URL``, ...)."""
-        config = ClientConfig.from_env(**{k: v for k, v in options.items() if k in _CONFIG_FIELDS})
-        extra = {k: v for k, v in options.items() if k not in _CONFIG_FIELDS}
-        fields = {f: getattr(config, f) for f in _CONFIG_FIELDS if f not in ("url", "sdk_key")}
-        return cls(config.url, config.sdk_key, **fields, **extra)
+        url, sdk_key, arguments = env_arguments(options)
+        return cls(url, sdk_key, **arguments)
 
     @classmethod
     def offline(

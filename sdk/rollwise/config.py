@@ -19,7 +19,7 @@ import attrs
 from rollwise.durations import parse_duration
 from rollwise.errors import ConfigurationError
 
-__all__ = ["ClientConfig", "default_cache_dir"]
+__all__ = ["ClientConfig", "default_cache_dir", "env_arguments"]
 
 
 def default_cache_dir() -> Path:
@@ -178,3 +178,14 @@ def _cast(field: attrs.Attribute[Any], raw: str) -> Any:
     except ValueError:
         raise ConfigurationError(f"{name}: must be a number, not {raw!r}") from None
     return raw
+
+
+def env_arguments(options: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """``(url, sdk_key, keyword arguments)`` of a client configured by ``ROLLWISE_*``
+    variables: ``options`` that are ``ClientConfig`` fields override the variables, the others
+    (``bootstrap``, ``on_exposure``...) pass through."""
+    names = {a.name for a in attrs.fields(ClientConfig)}
+    config = ClientConfig.from_env(**{k: v for k, v in options.items() if k in names})
+    fields = {f: getattr(config, f) for f in names if f not in ("url", "sdk_key")}
+    extra = {k: v for k, v in options.items() if k not in names}
+    return config.url, config.sdk_key, {**fields, **extra}

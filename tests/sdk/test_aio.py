@@ -315,3 +315,19 @@ def test_evaluation_is_the_sync_clients_code() -> None:
         inspect.iscoroutinefunction(getattr(AsyncClient, name))
         for name in ("variant", "evaluate", "shadow", "track", "status", "stats")
     )
+
+
+def test_from_env_reads_the_variables(
+    server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROLLWISE_URL", server.url)
+    monkeypatch.setenv("ROLLWISE_SDK_KEY", server.token("sdk", env="production"))
+    monkeypatch.setenv("ROLLWISE_STREAMING", "off")
+
+    async def main() -> None:
+        async with AsyncClient.from_env(cache_dir=tmp_path, poll_interval=0.1) as client:
+            assert await client.wait_until_ready(10)
+            assert client.status().connection == "polling"  # the variable, read
+            assert client.variant("fraud-model", QA) == "v2"
+
+    run(main)

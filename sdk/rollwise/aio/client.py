@@ -17,7 +17,7 @@ from typing import Any, Self
 from rollwise.aio.tasks import AsyncEventSender, AsyncRulesSync
 from rollwise.aio.transport import HttpxTransport
 from rollwise.client import RulesSource, load_document
-from rollwise.config import ClientConfig
+from rollwise.config import ClientConfig, env_arguments
 from rollwise.errors import RollwiseError
 from rollwise.evaluation import Evaluation
 from rollwise.exposures import ExposureListener, ExposureLog
@@ -110,6 +110,12 @@ class AsyncClient(Reporting):
         self._online = _AsyncOnline(self, config, exposures)
         self._online.serve_first(None if bootstrap is None else load_document(bootstrap))
         self._closing = asyncio.Lock()
+
+    @classmethod
+    def from_env(cls, **options: Any) -> AsyncClient:
+        """An asyncio client configured by ``ROLLWISE_*`` variables, as ``Client.from_env``."""
+        url, sdk_key, arguments = env_arguments(options)
+        return cls(url, sdk_key, **arguments)
 
     def _awaiting_server(self) -> str | None:
         online = self._online

@@ -22,7 +22,7 @@ from rollwise.analysis.monitoring import Cusum, decay_score, mix_score
 from rollwise.analysis.reduce import ReductionResult, ReductionSpec, reduce_spec
 from rollwise.analysis.suffstats import SufficientStats
 from rollwise_server.monitoring.spec import MonitorSpec
-from rollwise_server.rollouts.evidence import buckets, iso
+from rollwise_server.rollouts.evidence import buckets, epoch, iso
 from rollwise_server.rollouts.plan import Guardrail
 from rollwise_server.rollouts.review import runs
 from rollwise_server.storage.base import ACTIVE_ROLLOUT, MonitorRecord, Store
@@ -107,15 +107,9 @@ def _baseline(
     for run in reversed(runs(store, record.env, record.flag)):
         end = run.end
         if run.status == "completed" and end is not None:
-            start = _epoch(run.start.ts)
-            return spec.variant, start, _epoch(end.ts)
+            start = epoch(run.start.ts)
+            return spec.variant, start, epoch(end.ts)
     return None
-
-
-def _epoch(text: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _interval(effect: float, var: float, n_base: int, n: int, level: float) -> tuple[float, float]:

@@ -40,6 +40,7 @@ __all__ = [
     "cohort_findings",
     "crossing_buckets",
     "crossing_findings",
+    "epoch",
     "finite",
     "gather",
     "iso",
@@ -49,6 +50,11 @@ __all__ = [
 def iso(ts: float) -> str:
     """Epoch seconds as the stored event time format (RFC 3339 UTC, milliseconds)."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def epoch(text: str) -> float:
+    """A stored RFC 3339 time (``iso``'s, or an audit entry's) as epoch seconds."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 OTHER = "(other)"

@@ -15,14 +15,13 @@ import bisect
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from rollwise.analysis.compare import verdict, verdict_reason
 from rollwise.analysis.paired import PairedStats, compare_paired
 from rollwise.analysis.reduce import band_label
 from rollwise_server.rollouts.decide import GuardrailFinding, ShadowEvidence
-from rollwise_server.rollouts.evidence import bucket_of, finite, iso
+from rollwise_server.rollouts.evidence import bucket_of, epoch, finite, iso
 from rollwise_server.rollouts.plan import RolloutPlan, ScoreCheck, ShadowCriteria
 from rollwise_server.storage.base import Store
 
@@ -80,10 +79,6 @@ def _cohort(check: ScoreCheck, dim: str, attributes: Mapping[str, Any]) -> str |
     return None if value is None else str(value)
 
 
-def _ts(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
 def _runs(
     store: Store, env: str, flag: str, plan: RolloutPlan, since: str, until: str
 ) -> dict[str, dict[str, tuple[Any, ...]]]:
@@ -125,7 +120,7 @@ def _truths(
     for unit_type, unit, ts, value in rows:
         key = (unit_type, unit)
         start = first.get(key)
-        if start is not None and start <= _ts(ts) < start + window:
+        if start is not None and start <= epoch(ts) < start + window:
             values.setdefault(key, []).append(float(value))
     if kind == "binary":
         return {key: 1.0 if any(v > 0 for v in values.get(key, ())) else 0.0 for key in first}
@@ -226,7 +221,7 @@ def shadow_evidence(
         if live[3] is not None and shadow[3] is not None:
             scored.append((float(live[3]), float(shadow[3])))
         attributes = json.loads(live[6]) if isinstance(live[6], str) else dict(live[6] or {})
-        paired.append(((live[0], live[1]), _ts(live[7]), attributes, live, shadow))
+        paired.append(((live[0], live[1]), epoch(live[7]), attributes, live, shadow))
     first: dict[tuple[str, str], tuple[float, Mapping[str, Any], tuple[Any, ...], tuple[Any, ...]]]
     first = {}
     for unit, ts, attributes, live, shadow in paired:
