@@ -97,10 +97,6 @@ class Client(Reporting):
         online.serve_first(None if bootstrap is None else load_document(bootstrap))
         online.start()
 
-    def _awaiting_server(self) -> str | None:
-        online = self._online
-        return None if online is None or online.ready.is_set() else online.rules_in_use()
-
     @classmethod
     def from_env(cls, **options: Any) -> Client:
         """An online client configured by ``ROLLWISE_*`` variables (``ROLLWISE_URL``, ...)."""

@@ -105,7 +105,9 @@ class Evaluation:
         return compiled
 
     def _set_values(self, by_type: Mapping[FlagType, Mapping[str, ValueFn]]) -> None:
-        """One attribute per type, so that a typed accessor costs what ``variant()`` costs."""
+        """One attribute per type, so that a typed accessor costs what ``variant()`` costs
+        (``_by_type`` holds the same maps, for ``evaluate_value``)."""
+        self._by_type = {kind: by_type.get(kind, {}) for kind in FlagType}
         self._strings = by_type.get(FlagType.STRING, {})
         self._booleans = by_type.get(FlagType.BOOLEAN, {})
         self._integers = by_type.get(FlagType.INTEGER, {})
@@ -195,7 +197,7 @@ class Evaluation:
         ``default`` with ``reason=ERROR`` and the error code (``TYPE_MISMATCH`` when the flag is
         not a ``flag_type`` flag; nothing is then evaluated or exposed). Never raises."""
         try:
-            typed = flag_key in self._values_of(flag_type)
+            typed = flag_key in self._by_type[flag_type]
         except Exception:  # noqa: BLE001 - an unhashable key, an unknown type: the cold path
             typed = False
         if typed:
@@ -205,15 +207,6 @@ class Evaluation:
             # new rules came in between, with the key retyped: answer as for another type
         self.evaluations += 1
         return self._typed(flag_key, context, default, flag_type)
-
-    def _values_of(self, flag_type: FlagType) -> Mapping[str, ValueFn]:
-        return {
-            FlagType.STRING: self._strings,
-            FlagType.BOOLEAN: self._booleans,
-            FlagType.INTEGER: self._integers,
-            FlagType.FLOAT: self._floats,
-            FlagType.JSON: self._jsons,
-        }[flag_type]
 
     def _typed(self, flag_key: Any, context: Any, default: Any, flag_type: Any) -> Assignment:
         """The cold path of a typed accessor; never raises."""

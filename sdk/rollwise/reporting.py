@@ -25,6 +25,10 @@ class Reporting(Evaluation):
 
     _online: OnlineState | None
 
+    def _awaiting_server(self) -> str | None:
+        online = self._online
+        return None if online is None or online.ready.is_set() else online.rules_in_use()
+
     def track(
         self,
         metric: str,

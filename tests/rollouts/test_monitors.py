@@ -16,7 +16,7 @@ from standardwebhooks import Webhook
 
 from rollwise_server.errors import VersionConflict
 from rollwise_server.rollouts.controller import Controller
-from rollwise_server.rollouts.evidence import iso
+from rollwise_server.rollouts.evidence import epoch, iso
 from rollwise_server.storage import open_store
 from rollwise_server.testing import LiveServer, postgresql_under_test
 from rollwise_server.webhooks import Webhooks
@@ -97,6 +97,16 @@ def _check(server: LiveServer, now: float) -> None:
         asyncio.run(Controller(store, webhooks, lambda e, r: None, 1.0, clock=lambda: now).round())
     finally:
         store.close()
+
+
+def _one_stage_rollout(admin: Any, server: LiveServer, share: float) -> str:
+    """Run a rollout of v2 in one stage of ``share`` to its end; its URL."""
+    url = f"{server.url}{BASE}/rollout"
+    plan = {"control": "v1", "candidate": "v2", "rule": "eu-small", "stages": [{"share": share}]}
+    admin.put(url, json=plan).raise_for_status()
+    admin.post(f"{url}/start").raise_for_status()
+    admin.post(f"{url}/advance").raise_for_status()
+    return url
 
 
 def _baseline(server: LiveServer) -> None:
@@ -205,11 +215,7 @@ def test_a_drift_of_the_traffic_mix_is_seen(server: LiveServer) -> None:
 
 def test_the_rollback_action_serves_the_control_again(server: LiveServer) -> None:
     admin = _setup(server)
-    url = f"{server.url}{BASE}/rollout"
-    plan = {"control": "v1", "candidate": "v2", "rule": "eu-small", "stages": [{"share": 1.0}]}
-    admin.put(url, json=plan).raise_for_status()
-    admin.post(f"{url}/start").raise_for_status()
-    admin.post(f"{url}/advance").raise_for_status()
+    url = _one_stage_rollout(admin, server, 1.0)
     assert admin.get(url).json()["state"]["status"] == "completed"
     _baseline(server)
     spec = {**SPEC, "action": "rollback", "drift": []}
@@ -314,13 +320,9 @@ def test_a_holdout_baseline_follows_the_season(server: LiveServer) -> None:
 
 def test_a_rollout_baseline_reads_the_variant_during_its_rollout(server: LiveServer) -> None:
     admin = _setup(server)
-    url = f"{server.url}{BASE}/rollout"
-    plan = {"control": "v1", "candidate": "v2", "rule": "eu-small", "stages": [{"share": 1.0}]}
-    admin.put(url, json=plan).raise_for_status()
-    admin.post(f"{url}/start").raise_for_status()
-    admin.post(f"{url}/advance").raise_for_status()
+    _one_stage_rollout(admin, server, 1.0)
     (run_,) = admin.get(f"{server.url}{BASE}/rollouts").json()["runs"]
-    began, ended = (_epoch(run_[k]) for k in ("started_at", "ended_at"))
+    began, ended = (epoch(run_[k]) for k in ("started_at", "ended_at"))
     _traffic(server, began, 3000, dict.fromkeys(COUNTRIES, 0.5), seed=600,
              span=max(ended - began, 0.01) * 0.99)  # the rollout's own evidence  # fmt: skip
     spec = {**SPEC, "baseline": {"kind": "rollout"}, "drift": []}
@@ -336,12 +338,6 @@ def test_a_rollout_baseline_reads_the_variant_during_its_rollout(server: LiveSer
     baseline = state["alerts"][0]["baseline"]
     assert (baseline["since"], baseline["until"]) == (iso(began), iso(ended))
     assert state["alerts"][0]["baseline_mean"] == pytest.approx(0.5, abs=0.05)
-
-
-def _epoch(text: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 COUNTRIES = ("DE", "FR", "NL")
@@ -413,11 +409,7 @@ def test_a_monitor_waits_for_the_rollout_unless_told_to_watch_always(server: Liv
 def test_a_plan_can_complete_with_a_holdout_on_the_control(server: LiveServer) -> None:
     """docs/monitors.md: a last stage below 1 keeps that holdout for a monitor's baseline."""
     admin = _setup(server)
-    url = f"{server.url}{BASE}/rollout"
-    plan = {"control": "v1", "candidate": "v2", "rule": "eu-small", "stages": [{"share": 0.98}]}
-    admin.put(url, json=plan).raise_for_status()
-    admin.post(f"{url}/start").raise_for_status()
-    admin.post(f"{url}/advance").raise_for_status()
+    url = _one_stage_rollout(admin, server, 0.98)
     assert admin.get(url).json()["state"]["status"] == "completed"
     flag = admin.get(f"{server.url}{BASE}").json()
     split = {a["variant"]: a["weight"] for a in flag["rules"][1]["serve"]["split"]}

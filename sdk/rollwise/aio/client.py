@@ -117,10 +117,6 @@ class AsyncClient(Reporting):
         url, sdk_key, arguments = env_arguments(options)
         return cls(url, sdk_key, **arguments)
 
-    def _awaiting_server(self) -> str | None:
-        online = self._online
-        return None if online.ready.is_set() else online.rules_in_use()
-
     # --- lifecycle ---
 
     async def start(self) -> Self:
